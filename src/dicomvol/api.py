@@ -1,0 +1,236 @@
+"""The library's entry points: scan, read and convert.
+
+>>> import dicomvol
+>>> result = dicomvol.scan(["study/"])            # headers only, no pixels
+>>> vol = dicomvol.read_volume(result.plans[0])   # one Volume in memory
+>>> img = vol.to_nifti()                          # a nibabel.Nifti1Image
+>>> report = dicomvol.convert(["study/"], "out/") # NIfTI + sidecars + report
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from dicomvol.assemble import read_volume
+from dicomvol.discover import discover
+from dicomvol.errors import OutputExistsError, PixelDataError
+from dicomvol.index import header_of, index_files
+from dicomvol.naming import NameAllocator, render, template_fields
+from dicomvol.options import ConvertOptions
+from dicomvol.plan import ScanResult, SkippedFrame, VolumePlan, plan_index, plan_series
+from dicomvol.records import FileError
+from dicomvol.report import OutputRecord, RunReport, write_json_atomic
+from dicomvol.volume import Volume
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ProgressFn", "convert", "read_series", "read_volume", "scan"]
+
+#: progress(done, total, what) is called as work advances.
+ProgressFn = Callable[[int, int, str], None]
+#: How many times a series is re-planned after a file in it fails to decode.
+_MAX_REPLANS = 3
+
+PathLike = str | os.PathLike[str]
+
+
+def scan(paths: Iterable[PathLike], progress: ProgressFn | None = None) -> ScanResult:
+    """Find DICOM files, read their headers and plan volumes (no pixel data is read).
+
+    Parameters
+    ----------
+    paths : iterable of str or PathLike
+        Files and folders; folders are walked recursively.
+
+    Returns
+    -------
+    ScanResult
+        ``plans`` (one :class:`VolumePlan` per output volume), ``skipped``
+        frames with reasons, ``ignored`` non-image files and read ``errors``.
+    """
+    candidates = discover(paths)
+    total = len(candidates)
+    if progress is None:
+        index = index_files(candidates)
+    else:
+        from dicomvol.index import IndexResult, index_file
+
+        index = IndexResult()
+        for n, cand in enumerate(candidates, 1):
+            index.extend(index_file(cand))
+            progress(n, total, "reading headers")
+    return plan_index(index, n_files=total)
+
+
+def read_series(paths: Iterable[PathLike]) -> list[Volume]:
+    """Scan ``paths`` and read every planned volume into memory.
+
+    Returns
+    -------
+    list of Volume
+        Arrays indexed ``[i, j, k(, t)]`` with LPS affines (see :class:`Volume`).
+    """
+    return [read_volume(plan) for plan in scan(paths).plans]
+
+
+@dataclass(frozen=True)
+class _Job:
+    plan: VolumePlan
+    image: str
+    sidecar: str
+    options: ConvertOptions
+
+
+@dataclass(frozen=True)
+class _Done:
+    job: _Job
+    output: OutputRecord | None = None
+    failed_path: str | None = None
+    error: str | None = None
+    exists: bool = False
+
+
+def _run_job(job: _Job) -> _Done:
+    """Assemble and write one volume (runs in a worker process when jobs > 1)."""
+    image, sidecar = Path(job.image), Path(job.sidecar)
+    if not job.options.overwrite and (image.exists() or sidecar.exists()):
+        return _Done(job, exists=True)
+    try:
+        volume = read_volume(job.plan)
+        from dicomvol.nifti import write_nifti
+
+        write_nifti(volume, image, compress=job.options.compress)
+        write_json_atomic(sidecar, volume.sidecar())
+    except PixelDataError as exc:
+        return _Done(job, failed_path=exc.path, error=str(exc))
+    except Exception as exc:  # a bug or an I/O failure must cost this volume only
+        log.debug("volume %s failed", image.name, exc_info=True)
+        image.unlink(missing_ok=True)
+        return _Done(job, error=f"{image.name} not written: {type(exc).__name__}: {exc}")
+    plan = job.plan
+    return _Done(job, OutputRecord(
+        path=image.name, sidecar=sidecar.name, series_instance_uid=plan.series_instance_uid,
+        label=plan.label, shape=plan.shape, spacing=volume.spacing,
+        n_frames=len(plan.all_frames), warnings=plan.warnings, sheared=plan.sheared))
+
+
+def convert(
+    paths: Iterable[PathLike],
+    out_dir: PathLike,
+    options: ConvertOptions | None = None,
+    progress: ProgressFn | None = None,
+) -> RunReport:
+    """Convert every volume under ``paths`` into ``out_dir``.
+
+    Writes one image and one JSON sidecar per volume, atomically, and
+    ``dicomvol_report.json`` accounting for every input file and frame. A
+    file that cannot be read is reported in ``errors`` and the rest of its
+    series is planned again without it; nothing raises for bad input.
+
+    Raises
+    ------
+    UsageError
+        An input does not exist or the name template is malformed.
+    """
+    options = options or ConvertOptions()
+    template_fields(options.template)  # fail early on a bad template
+    paths = list(paths)
+    result = scan(paths, progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = RunReport(out_dir=str(out), skipped=list(result.skipped),
+                       errors=list(result.errors), ignored=list(result.ignored),
+                       n_files=result.n_files)
+    allocator = NameAllocator()
+    pending = [_job_for(plan, out, options, allocator) for plan in result.plans]
+    for _ in range(_MAX_REPLANS + 1):
+        failures = _execute(pending, options, report, progress)
+        if not failures:
+            break
+        pending = _replan(failures, out, options, allocator, report)
+    report.write()
+    return report
+
+
+def _job_for(plan: VolumePlan, out: Path, options: ConvertOptions,
+             allocator: NameAllocator) -> _Job:
+    stem = allocator.allocate(_stem(plan, options.template))
+    ext = ".nii.gz" if options.compress else ".nii"
+    return _Job(plan, str(out / f"{stem}{ext}"), str(out / f"{stem}.json"), options)
+
+
+def _stem(plan: VolumePlan, template: str) -> str:
+    values: dict[str, object] = {}
+    try:
+        ds = header_of(plan.first.path)
+        for name in template_fields(template):
+            values[name] = ds.get(name)
+    except Exception as exc:  # header was readable when indexed; never fail naming
+        log.warning("%s: cannot read header for naming: %s", plan.first.rel, exc)
+    return render(template, values) + plan.suffix
+
+
+def _execute(jobs: Sequence[_Job], options: ConvertOptions, report: RunReport,
+             progress: ProgressFn | None) -> list[_Done]:
+    failures: list[_Done] = []
+    total = len(jobs)
+
+    def collect(done: _Done, n: int) -> None:
+        if done.output is not None:
+            report.outputs.append(done.output)
+        elif done.exists:
+            reason = (f"output exists: {Path(done.job.image).name} "
+                      f"(use --overwrite to replace it)")
+            report.skipped.extend(_skips(done.job.plan, reason))
+        else:
+            failures.append(done)
+        if progress is not None:
+            progress(n, total, "writing volumes")
+
+    if options.jobs > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=min(options.jobs, len(jobs))) as pool:
+            futures: list[Future[_Done]] = [pool.submit(_run_job, job) for job in jobs]
+            for n, fut in enumerate(futures, 1):
+                collect(fut.result(), n)
+    else:
+        for n, job in enumerate(jobs, 1):
+            collect(_run_job(job), n)
+    return failures
+
+
+def _skips(plan: VolumePlan, reason: str) -> list[SkippedFrame]:
+    return [SkippedFrame(f.sop_instance_uid, f.frame, f.path, f.rel, reason)
+            for f in plan.all_frames]
+
+
+def _replan(failures: list[_Done], out: Path, options: ConvertOptions,
+            allocator: NameAllocator, report: RunReport) -> list[_Job]:
+    """Report each failing file and plan its series again without it."""
+    jobs: list[_Job] = []
+    for done in failures:
+        plan = done.job.plan
+        bad = done.failed_path
+        frames = plan.all_frames
+        if bad is None or all(f.path == bad for f in frames):
+            first = frames[0]
+            report.errors.append(FileError(bad or first.path, first.rel if bad is None else
+                                           next(f.rel for f in frames if f.path == bad),
+                                           done.error or "conversion failed"))
+            if bad is None:
+                report.skipped.extend(_skips(plan, f"volume failed: {done.error}"))
+            continue
+        rel = next(f.rel for f in frames if f.path == bad)
+        report.errors.append(FileError(bad, rel, done.error or "cannot decode"))
+        rest = [f for f in frames if f.path != bad]
+        plans, skipped, _ = plan_series(rest)
+        report.skipped.extend(skipped)
+        for new in plans:
+            new = replace(new, suffix=plan.suffix + new.suffix) if new.suffix else replace(
+                new, suffix=plan.suffix)
+            jobs.append(_job_for(new, out, options, allocator))
+    return jobs

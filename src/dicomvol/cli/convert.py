@@ -1,0 +1,80 @@
+"""``dicomvol convert INPUT... -o OUTDIR``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from dicomvol.options import DEFAULT_TEMPLATE
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("convert", help="convert DICOM files and folders to NIfTI volumes",
+                       description="Convert every volume found under the inputs. Writes "
+                       "NAME.nii.gz + NAME.json per volume and dicomvol_report.json.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM files or folders")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("-z", "--compress", choices=["y", "n"], default="y",
+                   help="gzip the NIfTI files: y (.nii.gz, default) or n (.nii)")
+    p.add_argument("-f", "--filename", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
+                   help="output name template of DICOM keywords in braces "
+                   f"(default {DEFAULT_TEMPLATE.replace('%', '%%')!r})")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="worker processes (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert and print a summary; exit 1 when any file or series failed."""
+    from dicomvol.api import convert
+    from dicomvol.cli.progress import Progress
+    from dicomvol.errors import UsageError
+    from dicomvol.options import ConvertOptions
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    options = ConvertOptions(compress=args.compress == "y", template=args.filename,
+                             overwrite=args.overwrite, jobs=args.jobs)
+    progress = Progress(enabled=False if args.quiet else None)
+    try:
+        report = convert(args.inputs, args.output, options, progress)
+    finally:
+        progress.close()
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    elif not args.quiet:
+        print_summary(report)
+    return 0 if report.ok else 1
+
+
+def print_summary(report: Any) -> None:
+    """Human summary on stdout: outputs with warnings, skips and errors grouped by reason."""
+    from collections import Counter
+
+    out = sys.stdout
+    for o in report.outputs:
+        shape = "x".join(str(s) for s in o.shape)
+        spacing = "x".join(f"{s:.3g}" for s in o.spacing)
+        out.write(f"wrote {o.path}  {shape}  {spacing} mm\n")
+        for w in o.warnings:
+            out.write(f"  warning: {w}\n")
+    reasons = Counter(s.reason for s in report.skipped)
+    for reason, n in reasons.most_common():
+        out.write(f"skipped {n} frame(s): {reason}\n")
+    ignored = Counter(i.reason for i in report.ignored)
+    for reason, n in ignored.most_common():
+        out.write(f"ignored {n} file(s): {reason}\n")
+    for e in report.errors:
+        out.write(f"error: {e.rel}: {e.error}\n")
+    out.write(f"{len(report.outputs)} volume(s) written to {report.out_dir}, "
+              f"{len(report.skipped)} frame(s) skipped, {len(report.ignored)} file(s) ignored, "
+              f"{len(report.errors)} error(s); report: "
+              f"{os.path.join(report.out_dir, 'dicomvol_report.json')}\n")

@@ -1,0 +1,129 @@
+"""``dicomvol inspect INPUT... [--json]``: what is there and what convert would do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from typing import Any
+
+#: IDC check columns shown when they fail.
+CHECK_NAMES = (
+    "single_orientation", "orthogonal_orientation", "unique_slice_positions",
+    "consistent_in_plane_row", "consistent_in_plane_col", "consistent_pixel_spacing",
+    "consistent_image_dimensions", "uniform_slice_spacing",
+)
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("inspect", help="list series and what convert would do (reads headers only)",
+                       description="One row per output volume: modality, description, files, "
+                       "matrix, spacing, orientation, IDC geometry checks and the action.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM files or folders")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Scan and print; exit 1 when files could not be read."""
+    from dicomvol.api import scan
+    from dicomvol.cli.progress import Progress
+
+    progress = Progress(enabled=False if args.quiet else None)
+    try:
+        result = scan(args.inputs, progress)
+    finally:
+        progress.close()
+    rows = describe(result)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print_table(rows)
+    return 1 if result.errors else 0
+
+
+def describe(result: Any) -> dict[str, Any]:
+    """Plans, skips, ignored files and errors as plain JSON-ready data."""
+    volumes = []
+    for plan in result.plans:
+        f = plan.first
+        ps = f.pixel_spacing or (0.0, 0.0)
+        files = len({fr.path for fr in plan.all_frames})
+        detail = plan.detail
+        if "split" in detail:
+            s = detail["split"]
+            action = f"write exact piece {s['piece']}/{s['pieces']}"
+        elif len(plan.shape) == 4:
+            action = f"write 4D ({plan.shape[3]} volumes by {detail.get('fourth_dimension')})"
+        else:
+            action = "write"
+        if plan.sheared:
+            action += " (sheared affine)"
+        volumes.append({
+            "SeriesInstanceUID": plan.series_instance_uid,
+            "SeriesNumber": f.series_number,
+            "Modality": f.modality,
+            "SeriesDescription": f.series_description,
+            "Label": plan.label,
+            "Files": files,
+            "Frames": len(plan.all_frames),
+            "Matrix": list(plan.shape),
+            "PixelSpacing": [ps[1], ps[0]],
+            "SliceSpacing": detail.get("slice_step_mm"),
+            "Orientation": detail.get("orientation"),
+            "Geometry": plan.geometry,
+            "GeometryDetail": detail,
+            "Action": action,
+            "Warnings": list(plan.warnings),
+        })
+    skipped: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in result.skipped:
+        skipped[s.reason][s.rel.split("/")[0] if "/" in s.rel else "."] += 1
+    return {
+        "volumes": volumes,
+        "skipped": [{"Reason": r, "Frames": sum(c.values())} for r, c in skipped.items()],
+        "ignored": [{"File": i.rel, "Reason": i.reason} for i in result.ignored],
+        "errors": [{"File": e.rel, "Error": e.error} for e in result.errors],
+        "series_checks": result.series_checks,
+    }
+
+
+def print_table(rows: dict[str, Any]) -> None:
+    """A fixed-width table, one row per volume, then skips, ignored files and errors."""
+    out = sys.stdout
+    header = ("#", "Mod", "Description", "Files", "Matrix", "Pixel mm", "Slice mm",
+              "Orientation", "IDC regular", "Action")
+    table = [header]
+    notes: list[str] = []
+    for v in rows["volumes"]:
+        checks = v["Geometry"]
+        failed = [c for c in CHECK_NAMES if checks.get(c) is False]
+        regular = "yes" if checks.get("regularly_spaced_3d_volume") else (
+            "no: " + ",".join(failed) if failed else "n/a")
+        desc = v["SeriesDescription"] + (f" [{v['Label']}]" if v["Label"] else "")
+        table.append((
+            str(v["SeriesNumber"] if v["SeriesNumber"] is not None else "-"),
+            v["Modality"], desc[:40], str(v["Files"]),
+            "x".join(str(s) for s in v["Matrix"]),
+            "x".join(f"{s:.3g}" for s in v["PixelSpacing"]),
+            f"{v['SliceSpacing']:.4g}" if v["SliceSpacing"] is not None else "-",
+            v["Orientation"] or "-", regular, v["Action"],
+        ))
+        notes.extend(f"  {v['SeriesNumber']}: {w}" for w in v["Warnings"])
+    widths = [max(len(r[c]) for r in table) for c in range(len(header))]
+    for r in table:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+                  + "\n")
+    if notes:
+        out.write("\nwarnings:\n" + "\n".join(notes) + "\n")
+    for s in rows["skipped"]:
+        out.write(f"skip {s['Frames']} frame(s): {s['Reason']}\n")
+    ignored = Counter(i["Reason"] for i in rows["ignored"])
+    for reason, n in ignored.most_common():
+        out.write(f"ignore {n} file(s): {reason}\n")
+    for e in rows["errors"]:
+        out.write(f"error: {e['File']}: {e['Error']}\n")

@@ -1,0 +1,75 @@
+"""``dicomvol`` entry point: parse arguments, dispatch, map errors to exit codes.
+
+Exit codes: 0 everything converted or deliberately skipped; 1 some files or
+series failed; 2 usage error (bad arguments, missing input, existing output
+folder conflicts). User errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its subcommands (no heavy imports here)."""
+    from dicomvol import __version__
+    from dicomvol.cli import convert, demo, inspect
+
+    parser = argparse.ArgumentParser(
+        prog="dicomvol",
+        description="Turn DICOM series into exact 3D/4D volumes (NIfTI), with a report "
+        "that accounts for every input file.",
+        epilog="Exit codes: 0 all converted or deliberately skipped, 1 some files or series "
+        "failed, 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"dicomvol {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (-v info, -vv debug) on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    convert.add_parser(sub)
+    inspect.add_parser(sub)
+    demo.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="dicomvol: %(levelname)s: %(message)s",
+                        stream=sys.stderr)
+    from dicomvol.errors import DicomvolError, UsageError
+
+    try:
+        return int(args.run(args))
+    except UsageError as exc:
+        print(f"dicomvol: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DicomvolError as exc:
+        print(f"dicomvol: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURES
+    except KeyboardInterrupt:
+        print("dicomvol: interrupted (outputs already written are complete)", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"dicomvol: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return EXIT_FAILURES
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

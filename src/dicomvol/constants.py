@@ -1,0 +1,33 @@
+"""Named tolerances and conventions, used by code and quoted in messages.
+
+The IDC ``volume_geometry_index`` checks use the tolerances of the project's
+output contract: 1 % relative slice spacing, 0.1 mm in plane, 0.01 on the
+length of the slice normal. Exactness of a written volume is judged in voxels.
+"""
+
+from __future__ import annotations
+
+#: Relative tolerance on each slice interval against the mean interval (IDC check).
+SLICE_SPACING_RELATIVE_TOLERANCE = 0.01
+#: Max spread (mm) of IPP projected on the row or the column direction (IDC check).
+IN_PLANE_TOLERANCE_MM = 0.1
+#: Max deviation of |row x column| from 1 (IDC orthogonality check).
+ORIENTATION_TOLERANCE = 0.01
+#: A written volume puts every source pixel within this many voxels of its position.
+EXACTNESS_TOLERANCE_VOXELS = 0.01
+#: Two slices whose normal projections differ by less than this (mm) share a position.
+SAME_POSITION_TOLERANCE_MM = 0.001
+#: ImageOrientationPatient components closer than this belong to one orientation.
+SAME_ORIENTATION_TOLERANCE = 1e-4
+#: PixelSpacing values closer than this (mm) are the same spacing.
+SAME_PIXEL_SPACING_TOLERANCE_MM = 1e-4
+#: A step vector more than this many degrees away from the slice normal is a shear.
+SHEAR_TOLERANCE_DEGREES = 0.01
+
+#: The patient coordinate system of every internal affine.
+PATIENT_FRAME = "LPS"
+#: Index order of every internal array.
+INDEX_ORDER = ("i: column (along row direction)", "j: row (along column direction)", "k: slice")
+
+#: Name of the run report written in every output folder.
+REPORT_NAME = "dicomvol_report.json"

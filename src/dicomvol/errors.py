@@ -1,0 +1,39 @@
+"""One exception root; each subclass also inherits the builtin it resembles."""
+
+from __future__ import annotations
+
+
+class DicomvolError(Exception):
+    """Root of every error dicomvol raises on purpose."""
+
+
+class NotDicomError(DicomvolError, ValueError):
+    """A file is not DICOM (no preamble and no parsable data set)."""
+
+
+class HeaderError(DicomvolError, ValueError):
+    """A DICOM header cannot be read or lacks a required attribute."""
+
+
+class PixelDataError(DicomvolError, ValueError):
+    """Pixel data is missing, truncated or cannot be decoded.
+
+    ``path`` names the file when known, so that a batch can report it and
+    convert the rest of its series.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class GeometryError(DicomvolError, ValueError):
+    """Slices do not form the grid an operation needs."""
+
+
+class OutputExistsError(DicomvolError, FileExistsError):
+    """An output file exists and overwriting was not requested."""
+
+
+class UsageError(DicomvolError, ValueError):
+    """The caller asked for something that cannot be done as asked."""

@@ -1,0 +1,103 @@
+"""NIfTI-1 writer: the only place where RAS appears.
+
+DICOM LPS becomes NIfTI RAS by ``diag(-1, -1, 1)``; the voxel axes are kept
+as they are (i = column, j = row, k = slice), so the array is written
+unchanged, in Fortran order, without a copy when it is already Fortran-ordered.
+The affine goes to the sform (code 1, scanner) and, unless sheared, to the
+qform as well. Units are mm (and s for 4D).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from dicomvol.volume import Volume
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nibabel as nib
+
+#: LPS -> RAS.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: gzip level for .nii.gz (dcm2niix's default is 6).
+GZIP_LEVEL = 6
+#: NIfTI-1 data offset (348-byte header + 4-byte extension flag).
+VOX_OFFSET = 352
+
+
+def ras_affine(volume: Volume) -> np.ndarray:
+    """The volume's affine in RAS, shape (4, 4)."""
+    return LPS_TO_RAS @ volume.affine
+
+
+def header_for(volume: Volume) -> nib.Nifti1Header:
+    """A NIfTI-1 header describing ``volume``: dtype, shape, affine, scaling, units."""
+    import nibabel as nib
+
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(volume.data.dtype)
+    hdr.set_data_shape(volume.data.shape)
+    affine = ras_affine(volume)
+    hdr.set_sform(affine, code=1)
+    if volume.sheared:
+        hdr.set_qform(None, code=0)
+        zooms = list(np.linalg.norm(volume.affine[:3, :3], axis=0))
+        hdr.set_zooms(tuple(zooms + [1.0] * (len(volume.data.shape) - 3)))
+    else:
+        hdr.set_qform(affine, code=1)
+        if volume.data.ndim == 4:
+            hdr.set_zooms((*hdr.get_zooms()[:3], 1.0))
+    hdr.set_xyzt_units("mm", "sec")
+    hdr["scl_slope"] = volume.scl_slope
+    hdr["scl_inter"] = volume.scl_inter
+    hdr["vox_offset"] = VOX_OFFSET
+    description = f"dicomvol {volume.metadata.get('Modality', '')}".strip()
+    hdr["descrip"] = description.encode()[:79]
+    return hdr
+
+
+def write_stream(volume: Volume, fp: BinaryIO) -> None:
+    """Write header and data of ``volume`` to an open binary stream."""
+    hdr = header_for(volume)
+    fp.write(hdr.binaryblock)
+    fp.write(b"\x00" * (VOX_OFFSET - len(hdr.binaryblock)))
+    data = volume.data
+    if not data.flags.f_contiguous:
+        data = np.asfortranarray(data)
+    if data.dtype.byteorder == ">":
+        data = data.astype(data.dtype.newbyteorder("<"), order="F")
+    fp.write(memoryview(data.T.reshape(-1) if data.ndim else data))  # F-order bytes
+
+
+def write_nifti(volume: Volume, path: str | os.PathLike[str], compress: bool | None = None) -> None:
+    """Write ``volume`` to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    if compress is None:
+        compress = path.name.endswith(".gz")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as raw:
+            if compress:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                   compresslevel=GZIP_LEVEL, mtime=0) as gz:
+                    write_stream(volume, gz)  # type: ignore[arg-type]
+            else:
+                write_stream(volume, raw)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def to_nifti(volume: Volume) -> nib.Nifti1Image:
+    """The volume as an in-memory ``nibabel.Nifti1Image`` with its scaling applied on read."""
+    import nibabel as nib
+
+    buf = io.BytesIO()
+    write_stream(volume, buf)
+    return nib.Nifti1Image.from_bytes(buf.getvalue())

@@ -1,0 +1,513 @@
+"""Plan volumes from frame records: group, split, sort, check, decide.
+
+Pure and pixel-free. A :class:`VolumePlan` holds paths and numbers only, so it
+pickles cheaply to worker processes. Every input frame ends in exactly one
+plan or one :class:`SkippedFrame`.
+
+Rules, in order:
+
+1. The same (SOPInstanceUID, frame) read twice is used once; the copy is skipped.
+2. Frames that are not part of a cross-sectional volume are skipped with a
+   reason: segmentations, secondary captures, microscopy and projection
+   images, localizers, colour images, frames without position/orientation.
+3. Frames are grouped by SeriesInstanceUID, then by grid: orientation,
+   Rows/Columns and PixelSpacing.
+4. Within a grid, frames sharing a slice position are split by the first
+   attribute that tells them apart (echo, temporal position, trigger time,
+   acquisition number, image type, acquisition time), recursively. Groups
+   split by a temporal attribute that land on identical grids become one 4D
+   volume; other splits become separate volumes.
+5. Slices are sorted by their position projected on the slice normal. The
+   affine comes from the first slice and the mean step; a group whose every
+   slice is exact under it is one volume. Otherwise it is split into maximal
+   exact regular runs (each its own volume, with a warning); a slice left on
+   its own is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dicomvol import geometry
+from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
+from dicomvol.index import IndexResult
+from dicomvol.records import FileError, FrameRecord, IgnoredFile
+
+log = logging.getLogger(__name__)
+
+#: SOP classes that hold pixel data but are never stacked into a volume.
+NON_VOLUME_SOP_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "segmentation (convert it with a SEG tool such as highdicom)",
+    "1.2.840.10008.5.1.4.1.1.66.7": "label map segmentation (convert it with a SEG tool)",
+    "1.2.840.10008.5.1.4.1.1.7": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.1": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.2": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.3": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.4": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.77.1.6": "whole-slide microscopy (tiled, not a patient-space volume)",
+    "1.2.840.10008.5.1.4.1.1.1": "computed radiography (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.1": "digital X-ray (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "digital X-ray (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.2": "mammography (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.2.1": "mammography (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.481.1": "RT image (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.481.2": "RT dose grid (not yet supported)",
+    "1.2.840.10008.5.1.4.1.1.30": "parametric map (not yet supported)",
+}
+
+#: Attributes that tell apart frames at one position, in the order they are tried.
+#: (name, accessor, is_temporal)
+SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
+    ("echo", lambda f: f.echo_number if f.echo_number is not None else f.echo_time, False),
+    ("temporal position", lambda f: f.temporal_position, True),
+    ("trigger time", lambda f: f.trigger_time, True),
+    ("acquisition number", lambda f: f.acquisition_number, True),
+    ("image type", lambda f: f.image_type, False),
+    ("acquisition time", lambda f: f.acquisition_time, True),
+)
+
+_SUFFIX = {"echo": "e", "temporal position": "t", "trigger time": "trig",
+           "acquisition number": "acq", "image type": "type", "acquisition time": "time"}
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFrame:
+    """An input image frame (or whole instance, frame None) that is in no output."""
+
+    sop_instance_uid: str
+    frame: int | None
+    path: str
+    rel: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's report entry."""
+        return {"SOPInstanceUID": self.sop_instance_uid, "Frame": self.frame,
+                "File": self.rel, "Reason": self.reason}
+
+
+@dataclass(frozen=True, eq=False)
+class VolumePlan:
+    """Everything needed to assemble and write one volume, without pixels.
+
+    Attributes
+    ----------
+    frames : tuple of tuple of FrameRecord
+        ``frames[t][k]``: slice k of volume t, k ascending along the slice step.
+    affine : ndarray of shape (4, 4)
+        Maps voxel (i, j, k, 1) to LPS mm.
+    shape : tuple of int
+        (X, Y, Z) or (X, Y, Z, T) with X = Columns, Y = Rows.
+    suffix : str
+        Appended to the output name to tell apart volumes of one series ("" for one).
+    """
+
+    series_instance_uid: str
+    frames: tuple[tuple[FrameRecord, ...], ...]
+    affine: np.ndarray
+    shape: tuple[int, ...]
+    suffix: str
+    label: str
+    geometry: dict[str, Any]
+    detail: dict[str, Any]
+    warnings: tuple[str, ...]
+    sheared: bool
+
+    @property
+    def first(self) -> FrameRecord:
+        """The first slice of the first volume."""
+        return self.frames[0][0]
+
+    @property
+    def all_frames(self) -> list[FrameRecord]:
+        """Frames in voxel order: k fastest, then t."""
+        return [f for vol in self.frames for f in vol]
+
+    @property
+    def modality(self) -> str:
+        """Modality of the source series."""
+        return self.first.modality
+
+
+@dataclass
+class ScanResult:
+    """Plans and the accounting of every file and frame that is in no plan."""
+
+    plans: list[VolumePlan] = field(default_factory=list)
+    skipped: list[SkippedFrame] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    series_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_files: int = 0
+
+    def frames_of_series(self, series_uid: str) -> list[VolumePlan]:
+        """Plans that come from one series."""
+        return [p for p in self.plans if p.series_instance_uid == series_uid]
+
+
+def plan_index(index: IndexResult, n_files: int = 0) -> ScanResult:
+    """Turn an index into volume plans and skipped frames."""
+    result = ScanResult(ignored=list(index.ignored), errors=list(index.errors), n_files=n_files)
+    frames, duplicates = _dedupe(index.frames)
+    result.skipped.extend(duplicates)
+    volume_frames: list[FrameRecord] = []
+    for frame in frames:
+        reason = non_volume_reason(frame)
+        if reason is None:
+            volume_frames.append(frame)
+        else:
+            result.skipped.append(_skip(frame, reason))
+    by_series: dict[str, list[FrameRecord]] = defaultdict(list)
+    for frame in volume_frames:
+        by_series[frame.series_instance_uid].append(frame)
+    for uid in sorted(by_series, key=lambda u: (_series_sort_key(by_series[u]), u)):
+        plans, skipped, checks = plan_series(by_series[uid])
+        result.plans.extend(plans)
+        result.skipped.extend(skipped)
+        result.series_checks[uid] = checks
+    result.skipped = _collapse_instances(result.skipped, index.frames)
+    return result
+
+
+def _series_sort_key(frames: Sequence[FrameRecord]) -> tuple[str, int]:
+    f = frames[0]
+    return (f.study_instance_uid, f.series_number if f.series_number is not None else 1 << 30)
+
+
+def _dedupe(frames: Iterable[FrameRecord]) -> tuple[list[FrameRecord], list[SkippedFrame]]:
+    kept: dict[tuple[str, int], FrameRecord] = {}
+    skipped = []
+    for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame)):
+        first = kept.get(frame.key)
+        if first is None:
+            kept[frame.key] = frame
+        else:
+            skipped.append(_skip(frame, f"duplicate: the same SOPInstanceUID was read from "
+                                        f"{first.rel}"))
+    return list(kept.values()), skipped
+
+
+def non_volume_reason(frame: FrameRecord) -> str | None:
+    """Why a frame can never be part of a volume, or None when it can."""
+    known = NON_VOLUME_SOP_CLASSES.get(frame.sop_class_uid)
+    if known:
+        return known
+    if "MOSAIC" in frame.image_type:
+        return ("Siemens MOSAIC (several slices tiled in one image): de-mosaicing is not "
+                "supported yet")
+    if "LOCALIZER" in frame.image_type:
+        return "localizer (scout) image, not part of a volume"
+    if frame.samples_per_pixel != 1:
+        return (f"colour image ({frame.photometric}, {frame.samples_per_pixel} samples per "
+                "pixel); dicomvol writes greyscale volumes")
+    missing = [name for name, value in (("ImagePositionPatient", frame.position),
+                                        ("ImageOrientationPatient", frame.orientation),
+                                        ("PixelSpacing", frame.pixel_spacing)) if value is None]
+    if missing:
+        return f"no {', '.join(missing)}: cannot be placed in patient space"
+    if float(np.linalg.norm(np.cross(*geometry.directions(frame.orientation or ())))) < 0.5:
+        return f"ImageOrientationPatient {frame.orientation} is degenerate"
+    return None
+
+
+def _skip(frame: FrameRecord, reason: str) -> SkippedFrame:
+    return SkippedFrame(frame.sop_instance_uid, frame.frame, frame.path, frame.rel, reason)
+
+
+def _collapse_instances(
+    skipped: list[SkippedFrame], all_frames: Sequence[FrameRecord]
+) -> list[SkippedFrame]:
+    """Report a multi-frame instance once (Frame None) when all its frames share a reason."""
+    n_frames: dict[tuple[str, str], int] = {}
+    for f in all_frames:
+        n_frames[(f.path, f.sop_instance_uid)] = f.number_of_frames
+    by_instance: dict[tuple[str, str], list[SkippedFrame]] = defaultdict(list)
+    for s in skipped:
+        by_instance[(s.path, s.sop_instance_uid)].append(s)
+    out = []
+    for key, items in by_instance.items():
+        total = n_frames.get(key, 1)
+        reasons = {s.reason for s in items}
+        if len(items) == total and len(reasons) == 1:
+            s = items[0]
+            out.append(SkippedFrame(s.sop_instance_uid, None if total > 1 else s.frame,
+                                    s.path, s.rel, s.reason))
+        else:
+            out.extend(items)
+    return out
+
+
+def plan_series(
+    frames: Sequence[FrameRecord],
+) -> tuple[list[VolumePlan], list[SkippedFrame], dict[str, Any]]:
+    """Plan the volumes of one series (frames that can join a volume)."""
+    checks = geometry.idc_checks([f for f in frames if f.number_of_frames == 1] or frames)
+    plans: list[VolumePlan] = []
+    skipped: list[SkippedFrame] = []
+    grids = _grid_groups(frames)
+    for g, grid in enumerate(grids):
+        prefix = f"_g{g + 1}" if len(grids) > 1 else ""
+        label = _grid_label(grid[0]) if len(grids) > 1 else ""
+        if len(grids) > 1:
+            note = (f"series holds {len(grids)} different grids (orientation, matrix or pixel "
+                    f"spacing); this is grid {g + 1}: {label}")
+        else:
+            note = ""
+        p, s = _plan_grid(grid, prefix, label, [note] if note else [], checks)
+        plans.extend(p)
+        skipped.extend(s)
+    return plans, skipped, checks
+
+
+def _grid_label(f: FrameRecord) -> str:
+    ps = f.pixel_spacing or (0.0, 0.0)
+    return (f"{geometry.describe_orientation(f.orientation or (1, 0, 0, 0, 1, 0))}, "
+            f"{f.columns}x{f.rows}, {ps[1]:g}x{ps[0]:g} mm")
+
+
+def _grid_groups(frames: Sequence[FrameRecord]) -> list[list[FrameRecord]]:
+    groups: list[list[FrameRecord]] = []
+    for frame in sorted(frames, key=lambda f: (f.instance_number or 0, f.rel, f.frame)):
+        for group in groups:
+            ref = group[0]
+            if (ref.rows == frame.rows and ref.columns == frame.columns
+                    and geometry.same_orientation(ref.orientation or (), frame.orientation or ())
+                    and geometry.same_spacing(ref.pixel_spacing or (), frame.pixel_spacing or ())):
+                group.append(frame)
+                break
+        else:
+            groups.append([frame])
+    return groups
+
+
+def _position_clusters(frames: Sequence[FrameRecord]) -> list[list[FrameRecord]]:
+    """Frames sorted along the normal, clustered by shared position."""
+    orientation = frames[0].orientation
+    assert orientation is not None
+    proj = geometry.projections(frames, orientation)
+    order = sorted(range(len(frames)),
+                   key=lambda i: (proj[i], frames[i].instance_number or 0, frames[i].rel))
+    clusters: list[list[FrameRecord]] = []
+    last = None
+    for i in order:
+        if last is not None and proj[i] - last < SAME_POSITION_TOLERANCE_MM:
+            clusters[-1].append(frames[i])
+        else:
+            clusters.append([frames[i]])
+        last = proj[i]
+    return clusters
+
+
+def _plan_grid(
+    frames: Sequence[FrameRecord], suffix: str, label: str, notes: list[str],
+    checks: dict[str, Any],
+) -> tuple[list[VolumePlan], list[SkippedFrame]]:
+    clusters = _position_clusters(frames)
+    if all(len(c) == 1 for c in clusters):
+        return _plan_stack([c[0] for c in clusters], suffix, label, notes, checks)
+    shared = [c for c in clusters if len(c) > 1]
+    for name, get, temporal in SPLIT_ATTRIBUTES:
+        if not any(len({_hashable(get(f)) for f in c}) > 1 for c in shared):
+            continue
+        values = sorted({_hashable(get(f)) for f in frames}, key=_sort_key)
+        parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
+        sub_plans: list[list[VolumePlan]] = []
+        skipped: list[SkippedFrame] = []
+        for n, (value, part) in enumerate(zip(values, parts, strict=True)):
+            sub_suffix = f"{suffix}_{_SUFFIX[name]}{n + 1}"
+            sub_label = _join(label, f"{name} {_value_text(value)}")
+            p, s = _plan_grid(part, sub_suffix, sub_label, notes, checks)
+            sub_plans.append(p)
+            skipped.extend(s)
+        if temporal:
+            merged = _merge_4d(sub_plans, name, suffix, label, notes)
+            if merged is not None:
+                return [merged], skipped
+        return [p for group in sub_plans for p in group], skipped
+    by_rank = _instance_order_split(clusters)
+    if by_rank is not None:
+        sub_plans, skipped = [], []
+        for n, part in enumerate(by_rank):
+            p, s = _plan_grid(part, f"{suffix}_t{n + 1}", _join(label, f"volume {n + 1}"),
+                              notes, checks)
+            sub_plans.append(p)
+            skipped.extend(s)
+        why = (f"{len(by_rank)} frames at each slice position with no attribute telling them "
+               "apart; volumes ordered by InstanceNumber")
+        merged = _merge_4d(sub_plans, "instance number", suffix, label, [*notes, why])
+        if merged is not None:
+            return [merged], skipped
+        return [p for group in sub_plans for p in group], skipped
+    n_shared = sum(len(c) for c in shared)
+    reason = (f"{n_shared} frames share {len(shared)} slice position(s) and no attribute "
+              f"({', '.join(a[0] for a in SPLIT_ATTRIBUTES)}) tells them apart")
+    return [], [_skip(f, reason) for f in frames]
+
+
+def _instance_order_split(
+    clusters: list[list[FrameRecord]],
+) -> list[list[FrameRecord]] | None:
+    """Volume t = the t-th frame by InstanceNumber at every position (GE stores 4D so).
+
+    Only when every position holds the same number of frames and InstanceNumbers are
+    distinct; otherwise None.
+    """
+    counts = {len(c) for c in clusters}
+    numbers = [f.instance_number for c in clusters for f in c]
+    if len(counts) != 1 or None in numbers or len(set(numbers)) != len(numbers):
+        return None
+    m = counts.pop()
+    ranked = [sorted(c, key=lambda f: f.instance_number or 0) for c in clusters]
+    return [[c[t] for c in ranked] for t in range(m)]
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, "")
+    if isinstance(value, (int, float)):
+        return (1, value)
+    return (2, str(value))
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "\\".join(str(v) for v in value)
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _join(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+def _plan_stack(
+    stack: Sequence[FrameRecord], suffix: str, label: str, notes: list[str],
+    checks: dict[str, Any],
+) -> tuple[list[VolumePlan], list[SkippedFrame]]:
+    """Plan slices at distinct positions, sorted along the normal."""
+    fallback = stack[0].spacing_between_slices or stack[0].slice_thickness
+    affine = geometry.affine_for(stack, fallback)
+    errors = geometry.voxel_errors(affine, stack)
+    orientation = stack[0].orientation
+    assert orientation is not None
+    proj = geometry.projections(stack, orientation)
+    base_detail = _stack_detail(proj, orientation)
+    if float(np.max(errors)) <= EXACTNESS_TOLERANCE_VOXELS:
+        warnings = list(notes)
+        if len(stack) == 1:
+            warnings.append(f"single slice: the slice axis uses "
+                            f"{'SpacingBetweenSlices/SliceThickness' if fallback else '1 mm'} "
+                            f"({float(np.linalg.norm(affine[:3, 2])):g} mm)")
+        plan = _make_plan([list(stack)], affine, suffix, label, warnings, checks,
+                          {**base_detail, "max_voxel_error": round(float(np.max(errors)), 6)})
+        return [plan], []
+    runs = geometry.exact_runs(stack)
+    gaps = geometry.gaps(proj)
+    why = _irregular_reason(base_detail, gaps, checks)
+    plans: list[VolumePlan] = []
+    skipped: list[SkippedFrame] = []
+    real_runs = [r for r in runs if r[1] - r[0] >= 2]
+    for n, (start, stop) in enumerate(real_runs):
+        part = list(stack[start:stop])
+        run_affine = geometry.affine_for(part)
+        run_err = geometry.voxel_errors(run_affine, part)
+        warnings = [*notes, f"{why}; written as exact piece {n + 1} of {len(real_runs)}: slices "
+                    f"{start + 1}-{stop} of {len(stack)} along the normal "
+                    f"({proj[start]:.2f} to {proj[stop - 1]:.2f} mm)"]
+        detail = {**base_detail, "gaps": gaps, "split": {"piece": n + 1, "pieces": len(real_runs),
+                  "first_slice": start + 1, "last_slice": stop, "of_slices": len(stack)},
+                  "max_voxel_error": round(float(np.max(run_err)), 6)}
+        run_suffix = f"{suffix}_part{n + 1}" if len(real_runs) > 1 else suffix
+        plans.append(_make_plan([part], run_affine, run_suffix, _join(label, f"part {n + 1}"),
+                                warnings, checks, detail))
+    for start, stop in runs:
+        if stop - start == 1:
+            f = stack[start]
+            skipped.append(_skip(f, f"{why}; this slice at {proj[start]:.2f} mm along the normal "
+                                    "has no neighbour at a regular step (an isolated slice)"))
+    return plans, skipped
+
+
+def _irregular_reason(detail: dict[str, Any], gaps: list[dict[str, float]],
+                      checks: dict[str, Any]) -> str:
+    if gaps:
+        missing = sum(int(g["missing_slices"]) for g in gaps)
+        where = ", ".join(f"{g['after_position_mm']:g} mm" for g in gaps)
+        return f"series is not one regular grid: {missing} slice(s) missing (gaps after {where})"
+    if not (checks.get("consistent_in_plane_row", True) and checks.get("consistent_in_plane_col",
+                                                                        True)):
+        return "series is not one regular grid: slice positions shift in plane (gantry tilt?)"
+    return (f"series is not one regular grid: slice spacing varies from "
+            f"{detail['min_spacing_mm']:g} to {detail['max_spacing_mm']:g} mm")
+
+
+def _stack_detail(proj: np.ndarray, orientation: Sequence[float]) -> dict[str, Any]:
+    steps = np.diff(proj)
+    detail: dict[str, Any] = {"orientation": geometry.describe_orientation(orientation)}
+    if len(steps):
+        detail.update(min_spacing_mm=round(float(np.min(steps)), 4),
+                      median_spacing_mm=round(float(np.median(steps)), 4),
+                      max_spacing_mm=round(float(np.max(steps)), 4))
+    return detail
+
+
+def _make_plan(
+    volumes: list[list[FrameRecord]], affine: np.ndarray, suffix: str, label: str,
+    warnings: list[str], checks: dict[str, Any], detail: dict[str, Any],
+) -> VolumePlan:
+    first = volumes[0][0]
+    sheared = geometry.is_sheared(affine)
+    detail = dict(detail)
+    detail["slice_step_mm"] = round(float(np.linalg.norm(affine[:3, 2])), 6)
+    detail["sheared"] = sheared
+    if sheared:
+        deg = geometry.shear_degrees(affine)
+        detail["shear_degrees"] = round(deg, 4)
+        warnings = [*warnings, f"sheared grid: the slice step is {deg:.2f}° from the slice normal "
+                    "(gantry tilt); the affine is exact but sheared, stored in the sform only"]
+    shape: tuple[int, ...] = (first.columns, first.rows, len(volumes[0]))
+    if len(volumes) > 1:
+        shape = (*shape, len(volumes))
+    return VolumePlan(
+        series_instance_uid=first.series_instance_uid,
+        frames=tuple(tuple(v) for v in volumes),
+        affine=affine,
+        shape=shape,
+        suffix=suffix,
+        label=label,
+        geometry=dict(checks),
+        detail=detail,
+        warnings=tuple(warnings),
+        sheared=sheared,
+    )
+
+
+def _merge_4d(
+    groups: list[list[VolumePlan]], name: str, suffix: str, label: str, notes: list[str]
+) -> VolumePlan | None:
+    """One 4D plan when every group is one 3D plan on the same grid."""
+    if len(groups) < 2 or any(len(g) != 1 for g in groups):
+        return None
+    plans = [g[0] for g in groups]
+    ref = plans[0]
+    for p in plans[1:]:
+        if p.shape != ref.shape or not np.allclose(p.affine, ref.affine, atol=1e-4):
+            return None
+        if any(geometry.voxel_errors(ref.affine, vol).max() > EXACTNESS_TOLERANCE_VOXELS
+               for vol in p.frames):
+            return None
+    volumes = [list(p.frames[0]) for p in plans]
+    detail = dict(ref.detail)
+    detail["fourth_dimension"] = name
+    return _make_plan(volumes, ref.affine, suffix, label,
+                      [*notes, f"4D: {len(volumes)} volumes ordered by {name}"],
+                      ref.geometry, detail)

@@ -1,0 +1,79 @@
+"""Pixel-free header records: one per image frame, small and picklable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Vec3 = tuple[float, float, float]
+Orientation = tuple[float, float, float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """What grouping, sorting and assembling need to know about one frame.
+
+    ``frame`` is 1-based (1 for single-frame objects). Geometry fields are
+    ``None`` when the source lacks them; such frames never join a volume.
+    """
+
+    path: str
+    rel: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    frame: int
+    number_of_frames: int
+    series_instance_uid: str
+    study_instance_uid: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    instance_number: int | None
+    image_type: tuple[str, ...]
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    transfer_syntax: str
+    orientation: Orientation | None
+    position: Vec3 | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    rescale_slope: float
+    rescale_intercept: float
+    echo_number: int | None
+    echo_time: float | None
+    acquisition_number: int | None
+    temporal_position: int | None
+    trigger_time: float | None
+    acquisition_time: str | None
+    #: Byte offset of the PixelData value for native (uncompressed) files, else None.
+    pixel_offset: int | None = None
+    gzipped: bool = False
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The frame's identity: (SOPInstanceUID, frame number)."""
+        return (self.sop_instance_uid, self.frame)
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredFile:
+    """A file that holds no image: not DICOM, DICOMDIR, or a non-image object."""
+
+    path: str
+    rel: str
+    reason: str
+    sop_instance_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """A file that could not be read, with what is wrong."""
+
+    path: str
+    rel: str
+    error: str

@@ -1,0 +1,104 @@
+"""The run report: every input file and frame accounted for."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dicomvol import __version__
+from dicomvol.constants import REPORT_NAME
+from dicomvol.plan import SkippedFrame
+from dicomvol.records import FileError, IgnoredFile
+
+
+@dataclass
+class OutputRecord:
+    """One image written, with what a reader of the report wants to know."""
+
+    path: str
+    sidecar: str
+    series_instance_uid: str
+    label: str
+    shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    n_frames: int
+    warnings: tuple[str, ...]
+    sheared: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for the report's ``volumes`` list."""
+        return {"Path": self.path, "Sidecar": self.sidecar,
+                "SeriesInstanceUID": self.series_instance_uid, "Label": self.label,
+                "Shape": list(self.shape), "Spacing": [round(s, 6) for s in self.spacing],
+                "Frames": self.n_frames, "Sheared": self.sheared,
+                "Warnings": list(self.warnings)}
+
+
+@dataclass
+class RunReport:
+    """What a conversion did. ``ok`` is False when any file or series failed."""
+
+    out_dir: str
+    outputs: list[OutputRecord] = field(default_factory=list)
+    skipped: list[SkippedFrame] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)
+    n_files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file or series failed (skips are deliberate, not failures)."""
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's report object, plus ``volumes``, ``ignored`` and ``summary``."""
+        return {
+            "dicomvol_version": __version__,
+            "outputs": [o.path for o in self.outputs],
+            "skipped": [s.to_json() for s in self.skipped],
+            "errors": [{"File": e.rel, "Error": e.error} for e in self.errors],
+            "ignored": [{"File": i.rel, "Reason": i.reason} for i in self.ignored],
+            "volumes": [o.to_json() for o in self.outputs],
+            "summary": {
+                "files": self.n_files,
+                "outputs": len(self.outputs),
+                "frames_written": sum(o.n_frames for o in self.outputs),
+                "frames_skipped": len(self.skipped),
+                "files_with_errors": len(self.errors),
+                "files_ignored": len(self.ignored),
+            },
+        }
+
+    def write(self) -> Path:
+        """Write ``dicomvol_report.json`` atomically into the output folder."""
+        path = Path(self.out_dir) / REPORT_NAME
+        write_json_atomic(path, self.to_json())
+        return path
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fp:
+            json.dump(obj, fp, indent=2, default=_json_default)
+            fp.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)

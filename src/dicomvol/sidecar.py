@@ -1,0 +1,62 @@
+"""The JSON sidecar: contract fields plus dcm2niix-named acquisition metadata."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dicomvol import __version__
+from dicomvol.errors import DicomvolError
+from dicomvol.plan import VolumePlan
+
+log = logging.getLogger(__name__)
+
+
+def source_instances(plan: VolumePlan) -> list[dict[str, Any]]:
+    """One entry per output slice in voxel order (k fastest, then t)."""
+    return [{"SOPInstanceUID": f.sop_instance_uid, "Frame": f.frame, "File": f.rel}
+            for f in plan.all_frames]
+
+
+def build_metadata(plan: VolumePlan, anonymize: bool = False) -> dict[str, Any]:
+    """Sidecar content for a plan, without ``SourceInstances``.
+
+    Acquisition keys come from the first slice's header under dcm2niix's BIDS
+    key names; the contract keys (``SeriesInstanceUID``, ``Resampled``,
+    ``Geometry``, ``Warnings``, ...) come from the plan.
+    """
+    from dicomvol.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
+    from dicomvol.index import header_of
+
+    first = plan.first
+    meta: dict[str, Any] = {}
+    try:
+        meta.update(bids_metadata(header_of(first.path)))
+    except (DicomvolError, OSError) as exc:  # the pixels were readable; keep going
+        log.warning("%s: header metadata unavailable: %s", first.rel, exc)
+    if anonymize:
+        for key in PATIENT_IDENTIFYING_KEYS:
+            meta.pop(key, None)
+    meta.update({
+        "SeriesInstanceUID": first.series_instance_uid,
+        "StudyInstanceUID": first.study_instance_uid,
+        "Modality": first.modality,
+        "SeriesNumber": first.series_number,
+        "SeriesDescription": first.series_description,
+    })
+    echo_times = sorted({f.echo_time for f in plan.all_frames if f.echo_time is not None})
+    if len(echo_times) == 1:
+        meta["EchoTime"] = round(echo_times[0] / 1000.0, 6)
+    meta.update({
+        "ImageOrientationPatientDICOM": list(first.orientation or ()),
+        "Resampled": False,
+        "Sheared": plan.sheared,
+        "Geometry": plan.geometry,
+        "GeometryDetail": plan.detail,
+        "Warnings": list(plan.warnings),
+        "ConversionSoftware": "dicomvol",
+        "ConversionSoftwareVersion": __version__,
+    })
+    if plan.label:
+        meta["VolumeLabel"] = plan.label
+    return meta
