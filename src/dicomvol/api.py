@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dicomvol.assemble import read_volume
 from dicomvol.discover import discover
-from dicomvol.errors import OutputExistsError, PixelDataError
+from dicomvol.errors import PixelDataError
 from dicomvol.index import header_of, index_files
 from dicomvol.naming import NameAllocator, render, template_fields
 from dicomvol.options import ConvertOptions

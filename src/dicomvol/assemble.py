@@ -110,12 +110,12 @@ def _assemble(plan: VolumePlan, mode: PixelMode) -> np.ndarray:
     slots: dict[str, list[tuple[FrameRecord, tuple[int, ...]]]] = {}
     for t, vol in enumerate(plan.frames):
         for k, frame in enumerate(vol):
-            index = (k, t) if len(plan.shape) == 4 else (k,)
+            index: tuple[int, ...] = (k, t) if len(plan.shape) == 4 else (k,)
             slots.setdefault(frame.path, []).append((frame, index))
     for path, items in slots.items():
         for frame, pixels in _decode(path, [f for f, _ in items]):
             index = next(ix for f, ix in items if f is frame)
-            target = data[(slice(None), slice(None), *index)]
+            target = data[(slice(None), slice(None), *index)]  # type: ignore[arg-type]
             _place(target, pixels, frame, mode)
     return data
 

@@ -46,7 +46,8 @@ class SliceGeometry:
     def of(cls, frame: FrameRecord) -> SliceGeometry:
         """The geometry of a frame that has position, orientation and spacing."""
         if frame.position is None or frame.orientation is None or frame.pixel_spacing is None:
-            raise ValueError("frame lacks ImagePositionPatient/ImageOrientationPatient/PixelSpacing")
+            raise ValueError("frame lacks ImagePositionPatient, ImageOrientationPatient or "
+                             "PixelSpacing")
         return cls(frame.position, frame.orientation, frame.pixel_spacing, frame.rows,
                    frame.columns)
 
@@ -294,7 +295,7 @@ def gaps(proj: FloatArray) -> list[dict[str, float]]:
         return []
     steps = np.diff(proj)
     median = float(np.median(steps))
-    found = []
+    found: list[dict[str, float]] = []
     if median <= 0:
         return found
     for idx, step in enumerate(steps):

@@ -277,9 +277,9 @@ def _int(value: Any) -> int | None:
     if value is None or value == "":
         return None
     try:
-        if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(
+        if isinstance(value, (list, tuple)) or (hasattr(value, "__getitem__") and not isinstance(
             value, (str, bytes)
-        ):
+        )):
             value = value[0]
         return int(float(value))
     except (TypeError, ValueError, IndexError):

@@ -32,7 +32,8 @@ VOX_OFFSET = 352
 
 def ras_affine(volume: Volume) -> np.ndarray:
     """The volume's affine in RAS, shape (4, 4)."""
-    return LPS_TO_RAS @ volume.affine
+    ras: np.ndarray = LPS_TO_RAS @ volume.affine
+    return ras
 
 
 def header_for(volume: Volume) -> nib.Nifti1Header:
@@ -71,7 +72,8 @@ def write_stream(volume: Volume, fp: BinaryIO) -> None:
         data = np.asfortranarray(data)
     if data.dtype.byteorder == ">":
         data = data.astype(data.dtype.newbyteorder("<"), order="F")
-    fp.write(memoryview(data.T.reshape(-1) if data.ndim else data))  # F-order bytes
+    flat = data.T.reshape(-1)  # a view: the F-order bytes as a C-order vector
+    fp.write(flat.data)
 
 
 def write_nifti(volume: Volume, path: str | os.PathLike[str], compress: bool | None = None) -> None:
