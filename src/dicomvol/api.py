@@ -9,19 +9,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dicomvol.assemble import read_volume
 from dicomvol.discover import discover
 from dicomvol.errors import PixelDataError
+from dicomvol.executors import run_dask, run_local
 from dicomvol.index import header_of, index_files
 from dicomvol.naming import NameAllocator, render, template_fields
-from dicomvol.options import ConvertOptions
+from dicomvol.options import ConvertOptions, PlanOptions
 from dicomvol.plan import ScanResult, SkippedFrame, VolumePlan, plan_index, plan_series
 from dicomvol.records import FileError
 from dicomvol.report import OutputRecord, RunReport, write_json_atomic
@@ -39,13 +41,22 @@ _MAX_REPLANS = 3
 PathLike = str | os.PathLike[str]
 
 
-def scan(paths: Iterable[PathLike], progress: ProgressFn | None = None) -> ScanResult:
+def scan(
+    paths: Iterable[PathLike],
+    progress: ProgressFn | None = None,
+    options: PlanOptions | None = None,
+) -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
     Parameters
     ----------
     paths : iterable of str or PathLike
         Files and folders; folders are walked recursively.
+    progress : callable, optional
+        ``progress(done, total, what)``, called as headers are read.
+    options : PlanOptions, optional
+        Policy for tilted and irregular series (default: resample, and for
+        tilt both the sheared stack and a resampled copy).
 
     Returns
     -------
@@ -64,10 +75,12 @@ def scan(paths: Iterable[PathLike], progress: ProgressFn | None = None) -> ScanR
         for n, cand in enumerate(candidates, 1):
             index.extend(index_file(cand))
             progress(n, total, "reading headers")
-    return plan_index(index, n_files=total)
+    return plan_index(index, n_files=total, options=options)
 
 
-def read_series(paths: Iterable[PathLike]) -> list[Volume]:
+def read_series(
+    paths: Iterable[PathLike], options: PlanOptions | None = None
+) -> list[Volume]:
     """Scan ``paths`` and read every planned volume into memory.
 
     Returns
@@ -75,7 +88,7 @@ def read_series(paths: Iterable[PathLike]) -> list[Volume]:
     list of Volume
         Arrays indexed ``[i, j, k(, t)]`` with LPS affines (see :class:`Volume`).
     """
-    return [read_volume(plan) for plan in scan(paths).plans]
+    return [read_volume(plan) for plan in scan(paths, options=options).plans]
 
 
 @dataclass(frozen=True)
@@ -95,28 +108,64 @@ class _Done:
     exists: bool = False
 
 
-def _run_job(job: _Job) -> _Done:
-    """Assemble and write one volume (runs in a worker process when jobs > 1)."""
+def plan_digest(plan: VolumePlan) -> str:
+    """A stable digest of what a plan reads and how (for ``--resume``)."""
+    h = hashlib.sha256()
+    for f in plan.all_frames:
+        h.update(f"{f.sop_instance_uid}|{f.frame}|{f.rel}\n".encode())
+    h.update(repr((plan.shape, plan.suffix, plan.resample)).encode())
+    return h.hexdigest()[:32]
+
+
+def _resumable(job: _Job, digest: str) -> bool:
+    """True when the job's outputs exist, are complete and come from the same sources."""
     image, sidecar = Path(job.image), Path(job.sidecar)
-    if not job.options.overwrite and (image.exists() or sidecar.exists()):
+    if not (image.is_file() and sidecar.is_file()):
+        return False
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(meta.get("DicomvolPlanDigest") == digest)
+
+
+def _record(job: _Job, spacing: tuple[float, ...], shape: tuple[int, ...],
+            status: str, resampled: bool) -> OutputRecord:
+    plan = job.plan
+    return OutputRecord(
+        path=Path(job.image).name, sidecar=Path(job.sidecar).name,
+        series_instance_uid=plan.series_instance_uid, label=plan.label, shape=shape,
+        spacing=spacing, n_frames=len(plan.all_frames), warnings=plan.warnings,
+        sheared=plan.sheared, resampled=resampled, geometry=plan.geometry, status=status)
+
+
+def _run_job(job: _Job) -> _Done:
+    """Assemble and write one volume (runs in a worker process or on a Dask worker)."""
+    image, sidecar = Path(job.image), Path(job.sidecar)
+    digest = plan_digest(job.plan)
+    if job.options.resume and _resumable(job, digest):
+        from dicomvol.output import read_grid
+
+        shape, spacing = read_grid(image)
+        return _Done(job, _record(job, spacing, shape, "resumed",
+                                  job.plan.resample is not None))
+    if not job.options.overwrite and not job.options.resume and (
+            image.exists() or sidecar.exists()):
         return _Done(job, exists=True)
     try:
         volume = read_volume(job.plan)
-        from dicomvol.nifti import write_nifti
+        from dicomvol.writers import write_volume
 
-        write_nifti(volume, image, compress=job.options.compress)
-        write_json_atomic(sidecar, volume.sidecar())
+        write_volume(volume, image, job.options.format, compress=job.options.compress)
+        write_json_atomic(sidecar, {**volume.sidecar(), "DicomvolPlanDigest": digest})
     except PixelDataError as exc:
         return _Done(job, failed_path=exc.path, error=str(exc))
     except Exception as exc:  # a bug or an I/O failure must cost this volume only
         log.debug("volume %s failed", image.name, exc_info=True)
         image.unlink(missing_ok=True)
         return _Done(job, error=f"{image.name} not written: {type(exc).__name__}: {exc}")
-    plan = job.plan
-    return _Done(job, OutputRecord(
-        path=image.name, sidecar=sidecar.name, series_instance_uid=plan.series_instance_uid,
-        label=plan.label, shape=plan.shape, spacing=volume.spacing,
-        n_frames=len(plan.all_frames), warnings=plan.warnings, sheared=plan.sheared))
+    return _Done(job, _record(job, volume.spacing, volume.shape, "written",
+                              volume.plan is not None and volume.plan.resample is not None))
 
 
 def convert(
@@ -128,21 +177,24 @@ def convert(
     """Convert every volume under ``paths`` into ``out_dir``.
 
     Writes one image and one JSON sidecar per volume, atomically, and
-    ``dicomvol_report.json`` accounting for every input file and frame. A
-    file that cannot be read is reported in ``errors`` and the rest of its
-    series is planned again without it; nothing raises for bad input.
+    ``dicomvol_report.json`` (plus ``dicomvol_report.parquet`` or ``.csv``)
+    accounting for every input file and frame. A file that cannot be read is
+    reported in ``errors`` and the rest of its series is planned again
+    without it; nothing raises for bad input.
 
     Raises
     ------
     UsageError
-        An input does not exist or the name template is malformed.
+        An input does not exist, the name template is malformed, or the
+        options cannot be honoured (e.g. Dask not installed).
     """
     options = options or ConvertOptions()
     template_fields(options.template)  # fail early on a bad template
     paths = list(paths)
-    result = scan(paths, progress)
+    result = scan(paths, progress, options.plan)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     report = RunReport(out_dir=str(out), skipped=list(result.skipped),
                        errors=list(result.errors), ignored=list(result.ignored),
                        n_files=result.n_files)
@@ -153,14 +205,26 @@ def convert(
         if not failures:
             break
         pending = _replan(failures, out, options, allocator, report)
+    report.outputs.sort(key=lambda o: o.path)
     report.write()
     return report
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete temporary files left by an interrupted run (``.NAME.PID.tmp``)."""
+    for tmp in out.glob(".*.tmp"):
+        try:
+            tmp.unlink()
+        except OSError:
+            log.warning("cannot remove stale temporary file %s", tmp)
+
+
 def _job_for(plan: VolumePlan, out: Path, options: ConvertOptions,
              allocator: NameAllocator) -> _Job:
+    from dicomvol.writers import extension
+
     stem = allocator.allocate(_stem(plan, options.template))
-    ext = ".nii.gz" if options.compress else ".nii"
+    ext = extension(options.format, options.compress)
     return _Job(plan, str(out / f"{stem}{ext}"), str(out / f"{stem}.json"), options)
 
 
@@ -179,27 +243,21 @@ def _execute(jobs: Sequence[_Job], options: ConvertOptions, report: RunReport,
              progress: ProgressFn | None) -> list[_Done]:
     failures: list[_Done] = []
     total = len(jobs)
-
-    def collect(done: _Done, n: int) -> None:
+    if options.dask:
+        results = run_dask(_run_job, jobs, options.dask, options.jobs)
+    else:
+        results = run_local(_run_job, jobs, options.jobs)
+    for n, done in enumerate(results, 1):
         if done.output is not None:
             report.outputs.append(done.output)
         elif done.exists:
             reason = (f"output exists: {Path(done.job.image).name} "
-                      f"(use --overwrite to replace it)")
+                      f"(use --overwrite to replace it, or --resume)")
             report.skipped.extend(_skips(done.job.plan, reason))
         else:
             failures.append(done)
         if progress is not None:
             progress(n, total, "writing volumes")
-
-    if options.jobs > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=min(options.jobs, len(jobs))) as pool:
-            futures: list[Future[_Done]] = [pool.submit(_run_job, job) for job in jobs]
-            for n, fut in enumerate(futures, 1):
-                collect(fut.result(), n)
-    else:
-        for n, job in enumerate(jobs, 1):
-            collect(_run_job(job), n)
     return failures
 
 
@@ -227,7 +285,7 @@ def _replan(failures: list[_Done], out: Path, options: ConvertOptions,
         rel = next(f.rel for f in frames if f.path == bad)
         report.errors.append(FileError(bad, rel, done.error or "cannot decode"))
         rest = [f for f in frames if f.path != bad]
-        plans, skipped, _ = plan_series(rest)
+        plans, skipped, _ = plan_series(rest, options.plan)
         report.skipped.extend(skipped)
         for new in plans:
             new = replace(new, suffix=plan.suffix + new.suffix) if new.suffix else replace(

@@ -84,6 +84,8 @@ def read_volume(plan: VolumePlan) -> Volume:
     PixelDataError
         A frame cannot be decoded; the message names the file.
     """
+    if plan.resample is not None:
+        return _read_resampled(plan)
     mode = pixel_mode(plan.all_frames)
     try:
         data = _assemble(plan, mode)
@@ -104,15 +106,57 @@ def read_volume(plan: VolumePlan) -> Volume:
     )
 
 
-def _assemble(plan: VolumePlan, mode: PixelMode) -> np.ndarray:
-    data = np.empty(plan.shape, dtype=mode.dtype, order="F")
-    # Decode file by file (a multi-frame file once), placing frames where the plan says.
+def _read_resampled(plan: VolumePlan) -> Volume:
+    """Decode the plan's slices as modality values and resample them onto a regular grid."""
+    from dicomvol.resample import resample_stack
+    from dicomvol.sidecar import build_metadata
+
+    spec = plan.resample
+    assert spec is not None
+    frames = plan.frames[0]
+    first = frames[0]
+    assert first.orientation is not None and first.pixel_spacing is not None
+    mode = PixelMode("float", np.dtype(np.float32), 1.0, 0.0)
+    stack = np.empty((first.columns, first.rows, len(frames)), dtype=np.float32, order="F")
+    for path, items in _by_file(plan).items():
+        for frame, pixels in _decode(path, [f for f, _ in items]):
+            index = next(ix for f, ix in items if f is frame)
+            _place(stack[:, :, index[0]], pixels, frame, mode)
+    result = resample_stack(
+        [stack[:, :, k].T for k in range(len(frames))],
+        [f.position for f in frames if f.position is not None],
+        first.orientation, first.pixel_spacing,
+        spacing=spec.spacing, order=spec.order, fill=spec.fill,
+    )
+    metadata = build_metadata(plan)
+    metadata.update({"Resampled": True, "ResampleReason": spec.reason,
+                     "Resampling": result.detail})
+    metadata["GeometryDetail"] = {**plan.detail, "output_shape": list(result.data.shape)}
+    used = [frames[k] for k in result.used]
+    return Volume(
+        data=np.asfortranarray(result.data, dtype=np.float32),
+        affine=result.affine,
+        metadata=metadata,
+        source_instances=tuple({"SOPInstanceUID": f.sop_instance_uid, "Frame": f.frame,
+                                "File": f.rel} for f in used),
+        plan=plan,
+    )
+
+
+def _by_file(plan: VolumePlan) -> dict[str, list[tuple[FrameRecord, tuple[int, ...]]]]:
+    """Frames grouped by file, each with its (k[, t]) index in the output."""
     slots: dict[str, list[tuple[FrameRecord, tuple[int, ...]]]] = {}
     for t, vol in enumerate(plan.frames):
         for k, frame in enumerate(vol):
-            index: tuple[int, ...] = (k, t) if len(plan.shape) == 4 else (k,)
+            index: tuple[int, ...] = (k, t) if len(plan.frames) > 1 else (k,)
             slots.setdefault(frame.path, []).append((frame, index))
-    for path, items in slots.items():
+    return slots
+
+
+def _assemble(plan: VolumePlan, mode: PixelMode) -> np.ndarray:
+    data = np.empty(plan.shape, dtype=mode.dtype, order="F")
+    # Decode file by file (a multi-frame file once), placing frames where the plan says.
+    for path, items in _by_file(plan).items():
         for frame, pixels in _decode(path, [f for f, _ in items]):
             index = next(ix for f, ix in items if f is frame)
             target = data[(slice(None), slice(None), *index)]  # type: ignore[arg-type]

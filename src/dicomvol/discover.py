@@ -33,7 +33,9 @@ class Candidate:
 def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Candidate]:
     """Walk files and folders recursively and list every regular file.
 
-    Hidden files and folders (starting with ``.``) are skipped. Symbolic links
+    An input that is a manifest (``.txt``, ``.csv``, ``.parquet``: see
+    :mod:`dicomvol.manifest`) stands for the paths it lists. Hidden files and
+    folders (starting with ``.``) are skipped. Symbolic links
     to files are followed; links to folders are not (no cycles). Each file is
     listed once even when inputs overlap.
 
@@ -42,12 +44,25 @@ def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Candidate]:
     UsageError
         If an input does not exist.
     """
+    from dicomvol.manifest import is_manifest, read_manifest
+
     seen: set[str] = set()
     found: list[Candidate] = []
+    roots: list[Path] = []
     for raw in inputs:
         root = Path(raw)
         if not root.exists():
             raise UsageError(f"input not found: {root}")
+        if is_manifest(root):
+            listed = read_manifest(root)
+            missing = [str(p) for p in listed if not p.exists()]
+            if missing:
+                raise UsageError(f"manifest {root} lists {len(missing)} missing path(s), "
+                                 f"e.g. {missing[0]}")
+            roots.extend(listed)
+        else:
+            roots.append(root)
+    for root in roots:
         for path, rel in _walk(root):
             real = os.path.realpath(path)
             if real in seen:

@@ -375,6 +375,7 @@ def frame_records(
         transfer_syntax=ts,
         pixel_offset=native_offset,
         gzipped=gzipped,
+        gantry_tilt=_float(ds.get("GantryDetectorTilt")),
     )
     shared = _first_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -403,6 +404,8 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
         echo_time=_float(ds.get("EchoTime")),
         acquisition_number=_int(ds.get("AcquisitionNumber")),
         temporal_position=_int(ds.get("TemporalPositionIdentifier")),
+        diffusion_b=_float(ds.get("DiffusionBValue")),
+        diffusion_direction=_position(ds.get("DiffusionGradientOrientation")),
         trigger_time=_float(ds.get("TriggerTime")),
         acquisition_time=_str(ds.get("AcquisitionTime")) or None,
     )
@@ -432,6 +435,14 @@ def _multi_frame_fields(
     src = transform if transform is not None else ds
     image_type = _strs(frame_type.get("FrameType")) if frame_type else ()
     temporal = _int(content.get("TemporalPositionIndex")) if content else None
+    stack_id = _str(content.get("StackID")) if content else ""
+    diffusion = _group(frame_fg, shared, "MRDiffusionSequence")
+    b_value = _float(diffusion.get("DiffusionBValue")) if diffusion else None
+    direction = None
+    if diffusion is not None:
+        grad = _first_item(diffusion, "DiffusionGradientDirectionSequence")
+        if grad is not None:
+            direction = _position(grad.get("DiffusionGradientOrientation"))
     acq_dt = _str(content.get("FrameAcquisitionDateTime")) if content else ""
     return dict(
         image_type=image_type or _strs(ds.get("ImageType")),
@@ -450,6 +461,9 @@ def _multi_frame_fields(
         temporal_position=temporal,
         trigger_time=None,
         acquisition_time=acq_dt[8:] if len(acq_dt) > 8 else None,
+        stack_id=stack_id or None,
+        diffusion_b=b_value,
+        diffusion_direction=direction,
     )
 
 

@@ -2,10 +2,48 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from dicomvol.errors import UsageError
 
 #: Default output name template; fields are DICOM keywords in braces.
 DEFAULT_TEMPLATE = "{PatientID}_{SeriesNumber}_{SeriesDescription}"
+
+TILT_CHOICES = ("shear", "resample", "both")
+IRREGULAR_CHOICES = ("resample", "split", "skip")
+INTERPOLATION_CHOICES = ("linear", "nearest")
+FORMAT_CHOICES = ("nifti", "nrrd", "mha")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How series that are not one regular grid are handled.
+
+    Parameters
+    ----------
+    tilt : {"shear", "resample", "both"}
+        Gantry tilt (slices stepping off the normal): write the exact sheared
+        stack (sform only, ``"Sheared": true``), an orthogonal resampled copy
+        (``"Resampled": true``), or both (default).
+    irregular : {"resample", "split", "skip"}
+        Variable spacing, missing slices or lateral shift: resample onto a
+        regular grid (default), split into the largest exact regular runs, or
+        skip the series with the reason.
+    interpolation : {"linear", "nearest"}
+        Interpolation used when resampling.
+    """
+
+    tilt: str = "both"
+    irregular: str = "resample"
+    interpolation: str = "linear"
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("tilt", self.tilt, TILT_CHOICES),
+                                     ("irregular", self.irregular, IRREGULAR_CHOICES),
+                                     ("interpolation", self.interpolation,
+                                      INTERPOLATION_CHOICES)):
+            if value not in choices:
+                raise UsageError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -25,9 +63,29 @@ class ConvertOptions:
         Replace existing outputs instead of refusing.
     jobs : int
         Worker processes for assembling and writing (1 = in this process).
+    plan : PlanOptions
+        Policy for tilted and irregular series.
+    format : {"nifti", "nrrd", "mha"}
+        Output image format.
+    resume : bool
+        Keep outputs whose sidecar records the same sources (a re-run after an
+        interruption converts only what is missing).
+    dask : str or None
+        Run jobs on a Dask cluster: a scheduler address or ``"local"``.
     """
 
     compress: bool = True
     template: str = DEFAULT_TEMPLATE
     overwrite: bool = False
     jobs: int = 1
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    format: str = "nifti"
+    resume: bool = False
+    dask: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMAT_CHOICES:
+            raise UsageError(f"format must be one of {', '.join(FORMAT_CHOICES)}; "
+                             f"got {self.format!r}")
+        if self.jobs < 1:
+            raise UsageError(f"jobs must be at least 1; got {self.jobs}")

@@ -35,8 +35,14 @@ from typing import Any
 import numpy as np
 
 from dicomvol import geometry
-from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
+from dicomvol.constants import (
+    EXACTNESS_TOLERANCE_VOXELS,
+    IN_PLANE_TOLERANCE_MM,
+    SAME_POSITION_TOLERANCE_MM,
+    SLICE_SPACING_RELATIVE_TOLERANCE,
+)
 from dicomvol.index import IndexResult
+from dicomvol.options import PlanOptions
 from dicomvol.records import FileError, FrameRecord, IgnoredFile
 
 log = logging.getLogger(__name__)
@@ -64,7 +70,9 @@ NON_VOLUME_SOP_CLASSES: dict[str, str] = {
 #: Attributes that tell apart frames at one position, in the order they are tried.
 #: (name, accessor, is_temporal)
 SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
+    ("stack", lambda f: f.stack_id, False),
     ("echo", lambda f: f.echo_number if f.echo_number is not None else f.echo_time, False),
+    ("diffusion", lambda f: (f.diffusion_b, f.diffusion_direction), True),
     ("temporal position", lambda f: f.temporal_position, True),
     ("trigger time", lambda f: f.trigger_time, True),
     ("acquisition number", lambda f: f.acquisition_number, True),
@@ -72,8 +80,9 @@ SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
     ("acquisition time", lambda f: f.acquisition_time, True),
 )
 
-_SUFFIX = {"echo": "e", "temporal position": "t", "trigger time": "trig",
-           "acquisition number": "acq", "image type": "type", "acquisition time": "time"}
+_SUFFIX = {"stack": "stack", "diffusion": "dwi", "echo": "e", "temporal position": "t",
+           "trigger time": "trig", "acquisition number": "acq", "image type": "type",
+           "acquisition time": "time"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,20 @@ class SkippedFrame:
         """The contract's report entry."""
         return {"SOPInstanceUID": self.sop_instance_uid, "Frame": self.frame,
                 "File": self.rel, "Reason": self.reason}
+
+
+#: Value outside the acquired field when resampling, by modality (air for CT).
+RESAMPLE_FILL: dict[str, float] = {"CT": -1024.0}
+
+
+@dataclass(frozen=True, slots=True)
+class ResampleSpec:
+    """How a plan's slices are resampled onto a regular orthogonal grid."""
+
+    reason: str
+    order: int  # 1 linear, 0 nearest
+    fill: float
+    spacing: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +141,7 @@ class VolumePlan:
     detail: dict[str, Any]
     warnings: tuple[str, ...]
     sheared: bool
+    resample: ResampleSpec | None = None
 
     @property
     def first(self) -> FrameRecord:
@@ -151,8 +175,11 @@ class ScanResult:
         return [p for p in self.plans if p.series_instance_uid == series_uid]
 
 
-def plan_index(index: IndexResult, n_files: int = 0) -> ScanResult:
+def plan_index(
+    index: IndexResult, n_files: int = 0, options: PlanOptions | None = None
+) -> ScanResult:
     """Turn an index into volume plans and skipped frames."""
+    options = options or PlanOptions()
     result = ScanResult(ignored=list(index.ignored), errors=list(index.errors), n_files=n_files)
     frames, duplicates = _dedupe(index.frames)
     result.skipped.extend(duplicates)
@@ -167,7 +194,7 @@ def plan_index(index: IndexResult, n_files: int = 0) -> ScanResult:
     for frame in volume_frames:
         by_series[frame.series_instance_uid].append(frame)
     for uid in sorted(by_series, key=lambda u: (_series_sort_key(by_series[u]), u)):
-        plans, skipped, checks = plan_series(by_series[uid])
+        plans, skipped, checks = plan_series(by_series[uid], options)
         result.plans.extend(plans)
         result.skipped.extend(skipped)
         result.series_checks[uid] = checks
@@ -244,9 +271,10 @@ def _collapse_instances(
 
 
 def plan_series(
-    frames: Sequence[FrameRecord],
+    frames: Sequence[FrameRecord], options: PlanOptions | None = None
 ) -> tuple[list[VolumePlan], list[SkippedFrame], dict[str, Any]]:
     """Plan the volumes of one series (frames that can join a volume)."""
+    options = options or PlanOptions()
     checks = geometry.idc_checks([f for f in frames if f.number_of_frames == 1] or frames)
     plans: list[VolumePlan] = []
     skipped: list[SkippedFrame] = []
@@ -259,7 +287,7 @@ def plan_series(
                     f"spacing); this is grid {g + 1}: {label}")
         else:
             note = ""
-        p, s = _plan_grid(grid, prefix, label, [note] if note else [], checks)
+        p, s = _plan_grid(grid, prefix, label, [note] if note else [], checks, options)
         plans.extend(p)
         skipped.extend(s)
     return plans, skipped, checks
@@ -306,11 +334,11 @@ def _position_clusters(frames: Sequence[FrameRecord]) -> list[list[FrameRecord]]
 
 def _plan_grid(
     frames: Sequence[FrameRecord], suffix: str, label: str, notes: list[str],
-    checks: dict[str, Any],
+    checks: dict[str, Any], options: PlanOptions,
 ) -> tuple[list[VolumePlan], list[SkippedFrame]]:
     clusters = _position_clusters(frames)
     if all(len(c) == 1 for c in clusters):
-        return _plan_stack([c[0] for c in clusters], suffix, label, notes, checks)
+        return _plan_stack([c[0] for c in clusters], suffix, label, notes, checks, options)
     shared = [c for c in clusters if len(c) > 1]
     for name, get, temporal in SPLIT_ATTRIBUTES:
         if not any(len({_hashable(get(f)) for f in c}) > 1 for c in shared):
@@ -322,7 +350,7 @@ def _plan_grid(
         for n, (value, part) in enumerate(zip(values, parts, strict=True)):
             sub_suffix = f"{suffix}_{_SUFFIX[name]}{n + 1}"
             sub_label = _join(label, f"{name} {_value_text(value)}")
-            p, s = _plan_grid(part, sub_suffix, sub_label, notes, checks)
+            p, s = _plan_grid(part, sub_suffix, sub_label, notes, checks, options)
             sub_plans.append(p)
             skipped.extend(s)
         if temporal:
@@ -335,7 +363,7 @@ def _plan_grid(
         sub_plans, skipped = [], []
         for n, part in enumerate(by_rank):
             p, s = _plan_grid(part, f"{suffix}_t{n + 1}", _join(label, f"volume {n + 1}"),
-                              notes, checks)
+                              notes, checks, options)
             sub_plans.append(p)
             skipped.extend(s)
         why = (f"{len(by_rank)} frames at each slice position with no attribute telling them "
@@ -391,7 +419,7 @@ def _join(*parts: str) -> str:
 
 def _plan_stack(
     stack: Sequence[FrameRecord], suffix: str, label: str, notes: list[str],
-    checks: dict[str, Any],
+    checks: dict[str, Any], options: PlanOptions,
 ) -> tuple[list[VolumePlan], list[SkippedFrame]]:
     """Plan slices at distinct positions, sorted along the normal."""
     fallback = stack[0].spacing_between_slices or stack[0].slice_thickness
@@ -400,19 +428,81 @@ def _plan_stack(
     orientation = stack[0].orientation
     assert orientation is not None
     proj = geometry.projections(stack, orientation)
-    base_detail = _stack_detail(proj, orientation)
+    base_detail = _stack_detail(stack, proj, orientation)
     if float(np.max(errors)) <= EXACTNESS_TOLERANCE_VOXELS:
         warnings = list(notes)
         if len(stack) == 1:
             warnings.append(f"single slice: the slice axis uses "
                             f"{'SpacingBetweenSlices/SliceThickness' if fallback else '1 mm'} "
                             f"({float(np.linalg.norm(affine[:3, 2])):g} mm)")
+        case = "gantry tilt" if geometry.is_sheared(affine) else (
+            "single slice" if len(stack) == 1 else "regular")
         plan = _make_plan([list(stack)], affine, suffix, label, warnings, checks,
-                          {**base_detail, "max_voxel_error": round(float(np.max(errors)), 6)})
-        return [plan], []
-    runs = geometry.exact_runs(stack)
+                          {**base_detail, "case": case,
+                           "max_voxel_error": round(float(np.max(errors)), 6)})
+        if not plan.sheared:
+            return [plan], []
+        deg = geometry.shear_degrees(affine)
+        why = (f"gantry tilt: slices step {deg:.2f}° off the slice normal"
+               + _tilt_tag(stack[0]))
+        plans = [plan] if options.tilt in ("shear", "both") else []
+        if options.tilt in ("resample", "both"):
+            rs_suffix = f"{suffix}_resampled" if plans else suffix
+            plans.append(_resample_plan(stack, rs_suffix, label, notes, checks, options, why,
+                                        base_detail))
+        return plans, []
     gaps = geometry.gaps(proj)
-    why = _irregular_reason(base_detail, gaps, checks)
+    case, why = _irregular_reason(base_detail, gaps, stack)
+    base_detail.update(case=case, gaps=gaps)
+    if options.irregular == "resample":
+        return [_resample_plan(stack, suffix, label, notes, checks, options, why,
+                               base_detail)], []
+    if options.irregular == "skip":
+        return [], [_skip(f, f"{why}; skipped as asked (--irregular skip)") for f in stack]
+    return _split_runs(stack, proj, suffix, label, notes, checks, why, base_detail)
+
+
+def _tilt_tag(frame: FrameRecord) -> str:
+    return "" if frame.gantry_tilt in (None, 0.0) else (
+        f"; GantryDetectorTilt {frame.gantry_tilt:g}°")
+
+
+def _resample_plan(
+    stack: Sequence[FrameRecord], suffix: str, label: str, notes: list[str],
+    checks: dict[str, Any], options: PlanOptions, why: str, detail: dict[str, Any],
+) -> VolumePlan:
+    """A plan to resample ``stack`` onto a regular orthogonal grid."""
+    from dicomvol.resample import choose_spacing
+
+    orientation = stack[0].orientation
+    assert orientation is not None
+    proj = geometry.projections(stack, orientation)
+    spacing, spacing_why = choose_spacing(list(proj))
+    first = stack[0]
+    fill = RESAMPLE_FILL.get(first.modality, 0.0)
+    spec = ResampleSpec(reason=why, order=1 if options.interpolation == "linear" else 0,
+                        fill=fill, spacing=spacing)
+    affine = geometry.affine_for([first])
+    affine[:3, 2] = geometry.slice_normal(orientation) * spacing
+    n_out = round((proj[-1] - proj[0]) / spacing) + 1
+    warnings = [*notes, f"{why}; resampled onto a regular grid of {spacing:g} mm "
+                f"({options.interpolation} interpolation, outside the acquired field "
+                f"{fill:g}) and marked Resampled"]
+    detail = {**detail, "resample": {"reason": why, "spacing_mm": spacing,
+                                     "spacing_choice": spacing_why,
+                                     "interpolation": options.interpolation, "fill": fill,
+                                     "output_slices": n_out}}
+    plan = _make_plan([list(stack)], affine, suffix, _join(label, "resampled"), warnings,
+                      checks, detail, resample=spec)
+    return plan
+
+
+def _split_runs(
+    stack: Sequence[FrameRecord], proj: np.ndarray, suffix: str, label: str, notes: list[str],
+    checks: dict[str, Any], why: str, base_detail: dict[str, Any],
+) -> tuple[list[VolumePlan], list[SkippedFrame]]:
+    """The largest exact regular runs, each its own volume; isolated slices skipped."""
+    runs = geometry.exact_runs(stack)
     plans: list[VolumePlan] = []
     skipped: list[SkippedFrame] = []
     real_runs = [r for r in runs if r[1] - r[0] >= 2]
@@ -423,7 +513,7 @@ def _plan_stack(
         warnings = [*notes, f"{why}; written as exact piece {n + 1} of {len(real_runs)}: slices "
                     f"{start + 1}-{stop} of {len(stack)} along the normal "
                     f"({proj[start]:.2f} to {proj[stop - 1]:.2f} mm)"]
-        detail = {**base_detail, "gaps": gaps, "split": {"piece": n + 1, "pieces": len(real_runs),
+        detail = {**base_detail, "split": {"piece": n + 1, "pieces": len(real_runs),
                   "first_slice": start + 1, "last_slice": stop, "of_slices": len(stack)},
                   "max_voxel_error": round(float(np.max(run_err)), 6)}
         run_suffix = f"{suffix}_part{n + 1}" if len(real_runs) > 1 else suffix
@@ -438,34 +528,55 @@ def _plan_stack(
 
 
 def _irregular_reason(detail: dict[str, Any], gaps: list[dict[str, float]],
-                      checks: dict[str, Any]) -> str:
+                      stack: Sequence[FrameRecord]) -> tuple[str, str]:
+    """(case, explanation) for a stack that is not one exact regular grid."""
+    tilted = detail.get("step_angle_degrees", 0.0) > 0.5 or any(
+        f.gantry_tilt not in (None, 0.0) for f in stack)
     if gaps:
         missing = sum(int(g["missing_slices"]) for g in gaps)
         where = ", ".join(f"{g['after_position_mm']:g} mm" for g in gaps)
-        return f"series is not one regular grid: {missing} slice(s) missing (gaps after {where})"
-    if not (checks.get("consistent_in_plane_row", True) and checks.get("consistent_in_plane_col",
-                                                                        True)):
-        return "series is not one regular grid: slice positions shift in plane (gantry tilt?)"
-    return (f"series is not one regular grid: slice spacing varies from "
-            f"{detail['min_spacing_mm']:g} to {detail['max_spacing_mm']:g} mm")
+        return "missing slices", (f"{missing} slice(s) missing (gap after {where} along the "
+                                  f"normal; regular step {detail['median_spacing_mm']:g} mm)")
+    spacing = (f"slice spacing varies from {detail['min_spacing_mm']:g} to "
+               f"{detail['max_spacing_mm']:g} mm (median {detail['median_spacing_mm']:g})")
+    if tilted:
+        return "gantry tilt with variable spacing", (
+            f"gantry tilt (slices step {detail['step_angle_degrees']:.2f}° off the normal"
+            f"{_tilt_tag(stack[0])}) and " + spacing)
+    if detail.get("in_plane_shift_mm", 0.0) >= IN_PLANE_TOLERANCE_MM and (
+            detail["max_spacing_mm"] - detail["min_spacing_mm"]
+            < SLICE_SPACING_RELATIVE_TOLERANCE * detail["median_spacing_mm"]):
+        return "lateral shift", (f"slice positions shift in plane by up to "
+                                 f"{detail['in_plane_shift_mm']:g} mm, not along a straight line")
+    return "variable spacing", spacing
 
 
-def _stack_detail(proj: np.ndarray, orientation: Sequence[float]) -> dict[str, Any]:
+def _stack_detail(stack: Sequence[FrameRecord], proj: np.ndarray,
+                  orientation: Sequence[float]) -> dict[str, Any]:
+    """Measured numbers of a stack: spacing range, in-plane shift, step angle."""
     steps = np.diff(proj)
-    detail: dict[str, Any] = {"orientation": geometry.describe_orientation(orientation)}
+    detail: dict[str, Any] = {"orientation": geometry.describe_orientation(orientation),
+                              "slices": len(stack)}
     if len(steps):
+        row, col = geometry.directions(orientation)
+        pos = np.array([f.position for f in stack], dtype=np.float64)
+        shift = max(float(np.ptp(pos @ row)), float(np.ptp(pos @ col)))
         detail.update(min_spacing_mm=round(float(np.min(steps)), 4),
                       median_spacing_mm=round(float(np.median(steps)), 4),
-                      max_spacing_mm=round(float(np.max(steps)), 4))
+                      max_spacing_mm=round(float(np.max(steps)), 4),
+                      in_plane_shift_mm=round(shift, 4),
+                      step_angle_degrees=round(geometry.shear_degrees(
+                          geometry.affine_for(stack)), 4))
     return detail
 
 
 def _make_plan(
     volumes: list[list[FrameRecord]], affine: np.ndarray, suffix: str, label: str,
     warnings: list[str], checks: dict[str, Any], detail: dict[str, Any],
+    resample: ResampleSpec | None = None,
 ) -> VolumePlan:
     first = volumes[0][0]
-    sheared = geometry.is_sheared(affine)
+    sheared = resample is None and geometry.is_sheared(affine)
     detail = dict(detail)
     detail["slice_step_mm"] = round(float(np.linalg.norm(affine[:3, 2])), 6)
     detail["sheared"] = sheared
@@ -474,7 +585,10 @@ def _make_plan(
         detail["shear_degrees"] = round(deg, 4)
         warnings = [*warnings, f"sheared grid: the slice step is {deg:.2f}° from the slice normal "
                     "(gantry tilt); the affine is exact but sheared, stored in the sform only"]
-    shape: tuple[int, ...] = (first.columns, first.rows, len(volumes[0]))
+    n_slices = len(volumes[0])
+    if resample is not None:
+        n_slices = int(detail["resample"]["output_slices"])
+    shape: tuple[int, ...] = (first.columns, first.rows, n_slices)
     if len(volumes) > 1:
         shape = (*shape, len(volumes))
     return VolumePlan(
@@ -488,6 +602,7 @@ def _make_plan(
         detail=detail,
         warnings=tuple(warnings),
         sheared=sheared,
+        resample=resample,
     )
 
 
@@ -495,7 +610,7 @@ def _merge_4d(
     groups: list[list[VolumePlan]], name: str, suffix: str, label: str, notes: list[str]
 ) -> VolumePlan | None:
     """One 4D plan when every group is one 3D plan on the same grid."""
-    if len(groups) < 2 or any(len(g) != 1 for g in groups):
+    if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None for g in groups):
         return None
     plans = [g[0] for g in groups]
     ref = plans[0]

@@ -50,6 +50,11 @@ class FrameRecord:
     temporal_position: int | None
     trigger_time: float | None
     acquisition_time: str | None
+    gantry_tilt: float | None = None
+    #: Enhanced multi-frame: StackID, diffusion b-value (s/mm2) and gradient (LPS).
+    stack_id: str | None = None
+    diffusion_b: float | None = None
+    diffusion_direction: Vec3 | None = None
     #: Byte offset of the PixelData value for native (uncompressed) files, else None.
     pixel_offset: int | None = None
     gzipped: bool = False

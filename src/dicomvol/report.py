@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from dataclasses import dataclass, field
@@ -27,14 +28,31 @@ class OutputRecord:
     n_frames: int
     warnings: tuple[str, ...]
     sheared: bool
+    resampled: bool = False
+    geometry: dict[str, Any] = field(default_factory=dict)
+    status: str = "written"
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for the report's ``volumes`` list."""
         return {"Path": self.path, "Sidecar": self.sidecar,
                 "SeriesInstanceUID": self.series_instance_uid, "Label": self.label,
                 "Shape": list(self.shape), "Spacing": [round(s, 6) for s in self.spacing],
-                "Frames": self.n_frames, "Sheared": self.sheared,
-                "Warnings": list(self.warnings)}
+                "Frames": self.n_frames, "Sheared": self.sheared, "Resampled": self.resampled,
+                "Status": self.status, "Warnings": list(self.warnings)}
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat row for the Parquet/CSV report (one per output)."""
+        row: dict[str, Any] = {
+            "series_instance_uid": self.series_instance_uid, "path": self.path,
+            "sidecar": self.sidecar, "label": self.label, "status": self.status,
+            "shape": "x".join(str(v) for v in self.shape),
+            "spacing_mm": "x".join(f"{v:.6g}" for v in self.spacing),
+            "frames": self.n_frames, "sheared": self.sheared, "resampled": self.resampled,
+            "warnings": " | ".join(self.warnings),
+        }
+        for key, value in self.geometry.items():
+            row[key] = value
+        return row
 
 
 @dataclass
@@ -73,9 +91,34 @@ class RunReport:
         }
 
     def write(self) -> Path:
-        """Write ``dicomvol_report.json`` atomically into the output folder."""
+        """Write ``dicomvol_report.json`` and the tabular report atomically."""
         path = Path(self.out_dir) / REPORT_NAME
         write_json_atomic(path, self.to_json())
+        self.write_table()
+        return path
+
+    def write_table(self) -> Path:
+        """One row per output: ``dicomvol_report.parquet`` (pyarrow) or ``.csv``."""
+        rows = [o.to_row() for o in self.outputs]
+        columns = list(dict.fromkeys(k for r in rows for k in r)) or ["path"]
+        base = Path(self.out_dir) / REPORT_NAME.replace(".json", "")
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            path = base.with_suffix(".csv")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "w", newline="", encoding="utf-8") as fp:
+                writer = csv.DictWriter(fp, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(tmp, path)
+            return path
+        path = base.with_suffix(".parquet")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        table = pa.table({c: [r.get(c) for r in rows] for c in columns})
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
         return path
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from dicomvol.executors import default_workers
 from dicomvol.options import DEFAULT_TEMPLATE
 
 
@@ -23,12 +24,41 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-f", "--filename", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                    help="output name template of DICOM keywords in braces "
                    f"(default {DEFAULT_TEMPLATE.replace('%', '%%')!r})")
+    p.add_argument("-e", "--format", choices=["nifti", "nrrd", "mha"], default="nifti",
+                   help="output format (default nifti)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+    p.add_argument("--resume", action="store_true",
+                   help="keep outputs whose sidecar shows the same sources; convert the rest")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run on a Dask cluster: scheduler address (tcp://host:8786) or 'local'")
+    add_policy_arguments(p)
+    p.add_argument("-j", "--jobs", type=int, default=default_workers(), metavar="N",
                    help="worker processes (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
     p.set_defaults(run=run)
+
+
+def add_policy_arguments(p: argparse.ArgumentParser) -> None:
+    """Options for tilted and irregular series (shared by convert and inspect)."""
+    from dicomvol.options import INTERPOLATION_CHOICES, IRREGULAR_CHOICES, TILT_CHOICES
+
+    p.add_argument("--tilt", choices=TILT_CHOICES, default="both",
+                   help="gantry tilt: exact sheared stack, resampled orthogonal copy, or both "
+                   "(default both)")
+    p.add_argument("--irregular", choices=IRREGULAR_CHOICES, default="resample",
+                   help="variable spacing / missing slices / lateral shift: resample onto a "
+                   "regular grid (default), split into exact regular pieces, or skip")
+    p.add_argument("--interpolation", choices=INTERPOLATION_CHOICES, default="linear",
+                   help="interpolation when resampling (default linear)")
+
+
+def plan_options(args: argparse.Namespace) -> Any:
+    """PlanOptions from parsed arguments."""
+    from dicomvol.options import PlanOptions
+
+    return PlanOptions(tilt=args.tilt, irregular=args.irregular,
+                       interpolation=args.interpolation)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
     options = ConvertOptions(compress=args.compress == "y", template=args.filename,
-                             overwrite=args.overwrite, jobs=args.jobs)
+                             overwrite=args.overwrite, jobs=args.jobs, plan=plan_options(args),
+                             format=args.format, resume=args.resume, dask=args.dask)
     progress = Progress(enabled=False if args.quiet else None)
     try:
         report = convert(args.inputs, args.output, options, progress)

@@ -24,17 +24,21 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM files or folders")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from dicomvol.cli.convert import add_policy_arguments
+
+    add_policy_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Scan and print; exit 1 when files could not be read."""
     from dicomvol.api import scan
+    from dicomvol.cli.convert import plan_options
     from dicomvol.cli.progress import Progress
 
     progress = Progress(enabled=False if args.quiet else None)
     try:
-        result = scan(args.inputs, progress)
+        result = scan(args.inputs, progress, plan_options(args))
     finally:
         progress.close()
     rows = describe(result)
@@ -54,7 +58,9 @@ def describe(result: Any) -> dict[str, Any]:
         ps = f.pixel_spacing or (0.0, 0.0)
         files = len({fr.path for fr in plan.all_frames})
         detail = plan.detail
-        if "split" in detail:
+        if plan.resample is not None:
+            action = f"resample to {plan.resample.spacing:g} mm ({plan.resample.reason})"
+        elif "split" in detail:
             s = detail["split"]
             action = f"write exact piece {s['piece']}/{s['pieces']}"
         elif len(plan.shape) == 4:
@@ -77,6 +83,7 @@ def describe(result: Any) -> dict[str, Any]:
             "Orientation": detail.get("orientation"),
             "Geometry": plan.geometry,
             "GeometryDetail": detail,
+            "Case": case_text(detail),
             "Action": action,
             "Warnings": list(plan.warnings),
         })
@@ -92,18 +99,41 @@ def describe(result: Any) -> dict[str, Any]:
     }
 
 
+def case_text(detail: dict[str, Any]) -> str:
+    """The geometry case with its measured numbers, e.g. 'gantry tilt 18.50°'."""
+    case = str(detail.get("case", "regular"))
+    if "tilt" in case and detail.get("step_angle_degrees") is not None:
+        case += f" {detail['step_angle_degrees']:.2f}°"
+    if "spacing" in case and "min_spacing_mm" in detail:
+        case += (f" {detail['min_spacing_mm']:g}/{detail['median_spacing_mm']:g}/"
+                 f"{detail['max_spacing_mm']:g} mm (min/median/max)")
+    if case == "missing slices":
+        gaps = detail.get("gaps", [])
+        case += ": " + ", ".join(f"{g['missing_slices']} after {g['after_position_mm']:g} mm"
+                                 for g in gaps)
+    if case == "lateral shift":
+        case += f" up to {detail.get('in_plane_shift_mm', 0):g} mm"
+    return case
+
+
 def print_table(rows: dict[str, Any]) -> None:
     """A fixed-width table, one row per volume, then skips, ignored files and errors."""
     out = sys.stdout
     header = ("#", "Mod", "Description", "Files", "Matrix", "Pixel mm", "Slice mm",
-              "Orientation", "IDC regular", "Action")
+              "Orientation", "IDC regular", "Case", "Action")
     table = [header]
     notes: list[str] = []
     for v in rows["volumes"]:
         checks = v["Geometry"]
         failed = [c for c in CHECK_NAMES if checks.get(c) is False]
-        regular = "yes" if checks.get("regularly_spaced_3d_volume") else (
-            "no: " + ",".join(failed) if failed else "n/a")
+        if checks.get("regularly_spaced_3d_volume"):
+            regular = "yes"
+        elif not failed:
+            regular = "n/a"
+        elif len(failed) <= 2:
+            regular = "no: " + ",".join(failed)
+        else:
+            regular = f"no ({len(failed)} checks fail)"
         desc = v["SeriesDescription"] + (f" [{v['Label']}]" if v["Label"] else "")
         table.append((
             str(v["SeriesNumber"] if v["SeriesNumber"] is not None else "-"),
@@ -111,7 +141,7 @@ def print_table(rows: dict[str, Any]) -> None:
             "x".join(str(s) for s in v["Matrix"]),
             "x".join(f"{s:.3g}" for s in v["PixelSpacing"]),
             f"{v['SliceSpacing']:.4g}" if v["SliceSpacing"] is not None else "-",
-            v["Orientation"] or "-", regular, v["Action"],
+            v["Orientation"] or "-", regular, v["Case"], v["Action"],
         ))
         notes.extend(f"  {v['SeriesNumber']}: {w}" for w in v["Warnings"])
     widths = [max(len(r[c]) for r in table) for c in range(len(header))]
