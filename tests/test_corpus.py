@@ -23,7 +23,7 @@ import pytest
 
 import dicomvol
 from dicomvol.options import ConvertOptions
-from exactness import check_exact
+from exactness import check_exact, check_resampled
 
 #: IDC's single-frame CT, MR and PET SOP classes.
 IDC_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
@@ -55,8 +55,11 @@ def test_every_corpus_set_lists_in_readme(corpus: Path) -> None:
 def test_outputs_are_exact(converted: dict[str, Any], name: str) -> None:
     src, dest, _ = converted[name]
     written = json.loads((dest / "dicomvol_report.json").read_text())
-    for rel in written["outputs"]:
-        check_exact(dest / rel, [src])
+    for volume in written["volumes"]:
+        if volume["Resampled"]:
+            check_resampled(dest / volume["Path"], [src])
+        else:
+            check_exact(dest / volume["Path"], [src])
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -66,9 +69,13 @@ def test_every_frame_accounted_for(converted: dict[str, Any], name: str) -> None
     in_outputs: set[tuple[str, int]] = set()
     for rel in written["outputs"]:
         side = json.loads((dest / rel.replace(".nii.gz", ".json")).read_text())
+        tiles_seen: set[tuple[str, int, int]] = set()
         for s in side["SourceInstances"]:
             key = (s["File"], s["Frame"])
-            assert key not in in_outputs, f"{key} written twice"
+            tile = (s["File"], s["Frame"], s.get("Tile", 0))
+            assert tile not in tiles_seen, f"{tile} written twice in {rel}"
+            tiles_seen.add(tile)
+            assert s.get("Tile") or key not in in_outputs, f"{key} written twice"
             in_outputs.add(key)
     skipped_frames = {(s["File"], s["Frame"]) for s in written["skipped"]}
     skipped_files = {s["File"] for s in written["skipped"] if s["Frame"] is None}

@@ -157,7 +157,12 @@ def _run_job(job: _Job) -> _Done:
         from dicomvol.writers import write_volume
 
         write_volume(volume, image, job.options.format, compress=job.options.compress)
-        write_json_atomic(sidecar, {**volume.sidecar(), "DicomvolPlanDigest": digest})
+        content = volume.sidecar()
+        if job.options.anonymize:
+            from dicomvol.sidecar import anonymized
+
+            content = anonymized(content)
+        write_json_atomic(sidecar, {**content, "DicomvolPlanDigest": digest})
     except PixelDataError as exc:
         return _Done(job, failed_path=exc.path, error=str(exc))
     except Exception as exc:  # a bug or an I/O failure must cost this volume only
@@ -189,7 +194,7 @@ def convert(
         options cannot be honoured (e.g. Dask not installed).
     """
     options = options or ConvertOptions()
-    template_fields(options.template)  # fail early on a bad template
+    _check_template(options)
     paths = list(paths)
     result = scan(paths, progress, options.plan)
     out = Path(out_dir)
@@ -208,6 +213,19 @@ def convert(
     report.outputs.sort(key=lambda o: o.path)
     report.write()
     return report
+
+
+def _check_template(options: ConvertOptions) -> None:
+    """Fail early on a bad template, or one that names the patient under --anonymize."""
+    fields = template_fields(options.template)
+    if options.anonymize:
+        from dicomvol.bids import PATIENT_IDENTIFYING_KEYS
+        from dicomvol.errors import UsageError
+
+        named = sorted(set(fields) & (PATIENT_IDENTIFYING_KEYS | {"PatientName"}))
+        if named:
+            raise UsageError(f"--anonymize: the name template uses {', '.join(named)}; "
+                             "choose a template without patient identifiers")
 
 
 def _remove_stale_temporaries(out: Path) -> None:

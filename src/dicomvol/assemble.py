@@ -137,8 +137,7 @@ def _read_resampled(plan: VolumePlan) -> Volume:
         data=np.asfortranarray(result.data, dtype=np.float32),
         affine=result.affine,
         metadata=metadata,
-        source_instances=tuple({"SOPInstanceUID": f.sop_instance_uid, "Frame": f.frame,
-                                "File": f.rel} for f in used),
+        source_instances=tuple(f.source() for f in used),
         plan=plan,
     )
 
@@ -196,7 +195,11 @@ def _decode(path: str, frames: list[FrameRecord]) -> list[tuple[FrameRecord, np.
     arr = np.asarray(arr)
     out = []
     for frame in frames:
-        if first.number_of_frames > 1:
+        if frame.tile is not None and frame.tiles_per_side:
+            row, col = divmod(frame.tile - 1, frame.tiles_per_side)
+            rows, cols = frame.rows, frame.columns
+            out.append((frame, arr[row * rows:(row + 1) * rows, col * cols:(col + 1) * cols]))
+        elif first.number_of_frames > 1:
             if arr.ndim < 3 or frame.frame > arr.shape[0]:
                 raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
                                      f"shape {arr.shape}", path)

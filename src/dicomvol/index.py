@@ -380,13 +380,32 @@ def frame_records(
     shared = _first_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if n_frames == 1 and per_frame is None and shared is None:
-        return [FrameRecord(frame=1, **common, **_single_frame_fields(ds))]
+        fields = _single_frame_fields(ds)
+        if "MOSAIC" in fields["image_type"]:
+            return _mosaic_records(ds, common, fields)
+        return [FrameRecord(frame=1, **common, **fields)]
     records = []
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
         fields = _multi_frame_fields(ds, shared, frame_fg)
         records.append(FrameRecord(frame=index + 1, **common, **fields))
     return records
+
+
+def _mosaic_records(
+    ds: Dataset, common: dict[str, Any], fields: dict[str, Any]
+) -> list[FrameRecord]:
+    """One record per slice of a Siemens MOSAIC, placed at the tile's own position."""
+    from dicomvol.mosaic import mosaic_info
+
+    info = mosaic_info(ds)  # HeaderError names what is missing
+    common = {**common, "rows": info.tile_rows, "columns": info.tile_columns,
+              "pixel_offset": None}
+    return [
+        FrameRecord(frame=1, **common, **{**fields, "position": position},
+                    tile=t + 1, tiles_per_side=info.tiles_per_side)
+        for t, position in enumerate(info.positions)
+    ]
 
 
 def _single_frame_fields(ds: Dataset) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from dicomvol.errors import UsageError
 
 #: Default output name template; fields are DICOM keywords in braces.
 DEFAULT_TEMPLATE = "{PatientID}_{SeriesNumber}_{SeriesDescription}"
+#: Default template under ``anonymize``: no patient identifiers in file names.
+ANONYMOUS_TEMPLATE = "{Modality}_{SeriesNumber}_{SeriesDescription}"
 
 TILT_CHOICES = ("shear", "resample", "both")
 IRREGULAR_CHOICES = ("resample", "split", "skip")
@@ -72,6 +74,10 @@ class ConvertOptions:
         interruption converts only what is missing).
     dask : str or None
         Run jobs on a Dask cluster: a scheduler address or ``"local"``.
+    anonymize : bool
+        Leave patient-identifying keys out of sidecars (UIDs stay: the contract
+        requires them). With the default template, names use
+        :data:`ANONYMOUS_TEMPLATE`.
     """
 
     compress: bool = True
@@ -82,8 +88,11 @@ class ConvertOptions:
     format: str = "nifti"
     resume: bool = False
     dask: str | None = None
+    anonymize: bool = False
 
     def __post_init__(self) -> None:
+        if self.anonymize and self.template == DEFAULT_TEMPLATE:
+            object.__setattr__(self, "template", ANONYMOUS_TEMPLATE)
         if self.format not in FORMAT_CHOICES:
             raise UsageError(f"format must be one of {', '.join(FORMAT_CHOICES)}; "
                              f"got {self.format!r}")

@@ -208,9 +208,9 @@ def _series_sort_key(frames: Sequence[FrameRecord]) -> tuple[str, int]:
 
 
 def _dedupe(frames: Iterable[FrameRecord]) -> tuple[list[FrameRecord], list[SkippedFrame]]:
-    kept: dict[tuple[str, int], FrameRecord] = {}
+    kept: dict[tuple[str, int, int], FrameRecord] = {}
     skipped = []
-    for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame)):
+    for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame, f.tile or 0)):
         first = kept.get(frame.key)
         if first is None:
             kept[frame.key] = frame
@@ -225,9 +225,6 @@ def non_volume_reason(frame: FrameRecord) -> str | None:
     known = NON_VOLUME_SOP_CLASSES.get(frame.sop_class_uid)
     if known:
         return known
-    if "MOSAIC" in frame.image_type:
-        return ("Siemens MOSAIC (several slices tiled in one image): de-mosaicing is not "
-                "supported yet")
     if "LOCALIZER" in frame.image_type:
         return "localizer (scout) image, not part of a volume"
     if frame.samples_per_pixel != 1:
@@ -250,21 +247,24 @@ def _skip(frame: FrameRecord, reason: str) -> SkippedFrame:
 def _collapse_instances(
     skipped: list[SkippedFrame], all_frames: Sequence[FrameRecord]
 ) -> list[SkippedFrame]:
-    """Report a multi-frame instance once (Frame None) when all its frames share a reason."""
+    """One entry per skipped frame (mosaic tiles folded into their frame); a multi-frame
+    instance whose frames all share one reason becomes one entry with Frame None."""
     n_frames: dict[tuple[str, str], int] = {}
     for f in all_frames:
         n_frames[(f.path, f.sop_instance_uid)] = f.number_of_frames
-    by_instance: dict[tuple[str, str], list[SkippedFrame]] = defaultdict(list)
+    by_instance: dict[tuple[str, str], dict[tuple[int | None, str], SkippedFrame]] = (
+        defaultdict(dict))
     for s in skipped:
-        by_instance[(s.path, s.sop_instance_uid)].append(s)
+        by_instance[(s.path, s.sop_instance_uid)].setdefault((s.frame, s.reason), s)
     out = []
-    for key, items in by_instance.items():
+    for key, entries in by_instance.items():
         total = n_frames.get(key, 1)
-        reasons = {s.reason for s in items}
-        if len(items) == total and len(reasons) == 1:
+        frames = {frame for frame, _ in entries}
+        reasons = {reason for _, reason in entries}
+        items = list(entries.values())
+        if total > 1 and len(frames) == total and len(reasons) == 1:
             s = items[0]
-            out.append(SkippedFrame(s.sop_instance_uid, None if total > 1 else s.frame,
-                                    s.path, s.rel, s.reason))
+            out.append(SkippedFrame(s.sop_instance_uid, None, s.path, s.rel, s.reason))
         else:
             out.extend(items)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 Vec3 = tuple[float, float, float]
 Orientation = tuple[float, float, float, float, float, float]
@@ -51,6 +52,9 @@ class FrameRecord:
     trigger_time: float | None
     acquisition_time: str | None
     gantry_tilt: float | None = None
+    #: Siemens MOSAIC: 1-based tile of this slice and the tile grid (tiles per side).
+    tile: int | None = None
+    tiles_per_side: int | None = None
     #: Enhanced multi-frame: StackID, diffusion b-value (s/mm2) and gradient (LPS).
     stack_id: str | None = None
     diffusion_b: float | None = None
@@ -60,9 +64,17 @@ class FrameRecord:
     gzipped: bool = False
 
     @property
-    def key(self) -> tuple[str, int]:
-        """The frame's identity: (SOPInstanceUID, frame number)."""
-        return (self.sop_instance_uid, self.frame)
+    def key(self) -> tuple[str, int, int]:
+        """The slice's identity: (SOPInstanceUID, frame number, mosaic tile or 0)."""
+        return (self.sop_instance_uid, self.frame, self.tile or 0)
+
+    def source(self) -> dict[str, Any]:
+        """The contract's ``SourceInstances`` entry (with ``Tile`` for mosaic slices)."""
+        entry: dict[str, Any] = {"SOPInstanceUID": self.sop_instance_uid, "Frame": self.frame,
+                                 "File": self.rel}
+        if self.tile is not None:
+            entry["Tile"] = self.tile
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,18 +14,35 @@ log = logging.getLogger(__name__)
 
 def source_instances(plan: VolumePlan) -> list[dict[str, Any]]:
     """One entry per output slice in voxel order (k fastest, then t)."""
-    return [{"SOPInstanceUID": f.sop_instance_uid, "Frame": f.frame, "File": f.rel}
-            for f in plan.all_frames]
+    return [f.source() for f in plan.all_frames]
 
 
-def build_metadata(plan: VolumePlan, anonymize: bool = False) -> dict[str, Any]:
+#: Keys the output contract requires in every sidecar (kept by ``--anonymize``).
+CONTRACT_KEYS = frozenset({"SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesNumber",
+                           "SeriesDescription", "SourceInstances", "Resampled", "Geometry",
+                           "Warnings"})
+
+
+def anonymized(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar without patient-identifying keys.
+
+    The contract's keys stay, UIDs included: they are pseudonymous and the
+    contract requires them. De-identify the DICOM first when UIDs must go.
+    """
+    from dicomvol.bids import PATIENT_IDENTIFYING_KEYS
+
+    drop = PATIENT_IDENTIFYING_KEYS - CONTRACT_KEYS
+    return {k: v for k, v in sidecar.items() if k not in drop}
+
+
+def build_metadata(plan: VolumePlan) -> dict[str, Any]:
     """Sidecar content for a plan, without ``SourceInstances``.
 
     Acquisition keys come from the first slice's header under dcm2niix's BIDS
     key names; the contract keys (``SeriesInstanceUID``, ``Resampled``,
     ``Geometry``, ``Warnings``, ...) come from the plan.
     """
-    from dicomvol.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
+    from dicomvol.bids import bids_metadata
     from dicomvol.index import header_of
 
     first = plan.first
@@ -34,9 +51,6 @@ def build_metadata(plan: VolumePlan, anonymize: bool = False) -> dict[str, Any]:
         meta.update(bids_metadata(header_of(first.path)))
     except (DicomvolError, OSError) as exc:  # the pixels were readable; keep going
         log.warning("%s: header metadata unavailable: %s", first.rel, exc)
-    if anonymize:
-        for key in PATIENT_IDENTIFYING_KEYS:
-            meta.pop(key, None)
     meta.update({
         "SeriesInstanceUID": first.series_instance_uid,
         "StudyInstanceUID": first.study_instance_uid,

@@ -29,6 +29,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--resume", action="store_true",
                    help="keep outputs whose sidecar shows the same sources; convert the rest")
+    p.add_argument("--anonymize", action="store_true",
+                   help="leave patient-identifying keys out of sidecars and file names")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="run on a Dask cluster: scheduler address (tcp://host:8786) or 'local'")
     add_policy_arguments(p)
@@ -74,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resume and --overwrite exclude each other")
     options = ConvertOptions(compress=args.compress == "y", template=args.filename,
                              overwrite=args.overwrite, jobs=args.jobs, plan=plan_options(args),
-                             format=args.format, resume=args.resume, dask=args.dask)
+                             format=args.format, resume=args.resume, dask=args.dask,
+                             anonymize=args.anonymize)
     progress = Progress(enabled=False if args.quiet else None)
     try:
         report = convert(args.inputs, args.output, options, progress)
