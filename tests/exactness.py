@@ -74,10 +74,8 @@ def tile_values(ds: Any, tile: int) -> np.ndarray:
         from nibabel.nicom import dicomwrappers
 
     wrapper = dicomwrappers.wrapper_from_data(ds)
-    data = np.asarray(wrapper.get_data(), dtype=np.float64)  # (cols?, rows?, slices), scaled
-    # nibabel returns [column?]: its get_data is (rows, columns, slices) transposed to
-    # (columns, rows) order per its docs; return (rows, columns) like pixel_array.
-    return data[:, :, tile - 1].T
+    data = np.asarray(wrapper.get_data(), dtype=np.float64)  # scaled, (rows, columns, tiles)
+    return data[:, :, tile - 1]
 
 
 def frame_values(ds: Any, frame: int) -> np.ndarray:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -140,18 +141,13 @@ def _record(job: _Job, spacing: tuple[float, ...], shape: tuple[int, ...],
 
 
 def _run_job(job: _Job) -> _Done:
-    """Assemble and write one volume (runs in a worker process or on a Dask worker)."""
-    image, sidecar = Path(job.image), Path(job.sidecar)
-    digest = plan_digest(job.plan)
-    if job.options.resume and _resumable(job, digest):
-        from dicomvol.output import read_grid
+    """Assemble and write one volume (runs in a worker process or on a Dask worker).
 
-        shape, spacing = read_grid(image)
-        return _Done(job, _record(job, spacing, shape, "resumed",
-                                  job.plan.resample is not None))
-    if not job.options.overwrite and not job.options.resume and (
-            image.exists() or sidecar.exists()):
-        return _Done(job, exists=True)
+    Always writes: whether to skip an existing output (or keep it under
+    ``--resume``) is decided by the client before submitting, so a task that a
+    cluster runs twice (after losing a worker) rewrites the same complete files.
+    """
+    image, sidecar = Path(job.image), Path(job.sidecar)
     try:
         volume = read_volume(job.plan)
         from dicomvol.writers import write_volume
@@ -162,7 +158,7 @@ def _run_job(job: _Job) -> _Done:
             from dicomvol.sidecar import anonymized
 
             content = anonymized(content)
-        write_json_atomic(sidecar, {**content, "DicomvolPlanDigest": digest})
+        write_json_atomic(sidecar, {**content, "DicomvolPlanDigest": plan_digest(job.plan)})
     except PixelDataError as exc:
         return _Done(job, failed_path=exc.path, error=str(exc))
     except Exception as exc:  # a bug or an I/O failure must cost this volume only
@@ -171,6 +167,20 @@ def _run_job(job: _Job) -> _Done:
         return _Done(job, error=f"{image.name} not written: {type(exc).__name__}: {exc}")
     return _Done(job, _record(job, volume.spacing, volume.shape, "written",
                               volume.plan is not None and volume.plan.resample is not None))
+
+
+def _triage(job: _Job) -> _Done | None:
+    """Decide in the client whether a job runs: None to run it, else its outcome."""
+    image, sidecar = Path(job.image), Path(job.sidecar)
+    if job.options.resume and _resumable(job, plan_digest(job.plan)):
+        from dicomvol.output import read_grid
+
+        shape, spacing = read_grid(image)
+        return _Done(job, _record(job, spacing, shape, "resumed", job.plan.resample is not None))
+    if not (job.options.overwrite or job.options.resume) and (
+            image.exists() or sidecar.exists()):
+        return _Done(job, exists=True)
+    return None
 
 
 def convert(
@@ -197,7 +207,7 @@ def convert(
     _check_template(options)
     paths = list(paths)
     result = scan(paths, progress, options.plan)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # workers elsewhere (Dask) need an absolute path
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     report = RunReport(out_dir=str(out), skipped=list(result.skipped),
@@ -210,6 +220,7 @@ def convert(
         if not failures:
             break
         pending = _replan(failures, out, options, allocator, report)
+    _remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
     report.outputs.sort(key=lambda o: o.path)
     report.write()
     return report
@@ -261,11 +272,14 @@ def _execute(jobs: Sequence[_Job], options: ConvertOptions, report: RunReport,
              progress: ProgressFn | None) -> list[_Done]:
     failures: list[_Done] = []
     total = len(jobs)
+    decided = [(job, _triage(job)) for job in jobs]
+    to_run = [job for job, done in decided if done is None]
     if options.dask:
-        results = run_dask(_run_job, jobs, options.dask, options.jobs)
+        results = run_dask(_run_job, to_run, options.dask, options.jobs)
     else:
-        results = run_local(_run_job, jobs, options.jobs)
-    for n, done in enumerate(results, 1):
+        results = run_local(_run_job, to_run, options.jobs)
+    outcomes = itertools.chain((d for _, d in decided if d is not None), results)
+    for n, done in enumerate(outcomes, 1):
         if done.output is not None:
             report.outputs.append(done.output)
         elif done.exists:

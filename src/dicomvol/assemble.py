@@ -9,6 +9,7 @@ plugins (pylibjpeg, openjpeg, libjpeg, rle, pyjpegls).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _INT16 = np.iinfo(np.int16)
+#: pydicom's wording when no installed plugin can decode a transfer syntax.
+_MISSING_DECODER = re.compile(r"(no (available )?(pixel data )?(decod|handler|plugin)"
+                              r"|plugins? .*(not|un)available|missing required depend"
+                              r"|unable to decode .* (install|missing))", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +63,12 @@ def pixel_mode(frames: Sequence[FrameRecord]) -> PixelMode:
     (slope, inter), (dtype,) = next(iter(rescales)), dtypes
     if slope == 1.0 and inter == 0.0:
         return PixelMode("raw", dtype, 1.0, 0.0)
-    if slope == 1.0 and float(inter).is_integer():
+    if slope == 1.0 and float(inter).is_integer() and dtype.itemsize <= 2:
+        # Optimistic: int16 HU when the real values fit (checked slice by slice while
+        # placing; on overflow the volume is assembled again as raw + scl).
         lo, hi = _stored_range(frames[0])
-        if _INT16.min <= lo + inter and hi + inter <= _INT16.max:
+        if dtype.itemsize == 1 or (_INT16.min <= lo + inter and hi + inter <= _INT16.max) or (
+                frames[0].pixel_representation == 1):
             return PixelMode("shift", np.dtype(np.int16), 1.0, 0.0)
     return PixelMode("raw", dtype, float(slope), float(inter))
 
@@ -215,7 +223,7 @@ def _decode_message(frame: FrameRecord, exc: Exception) -> str:
     ts = UID(frame.transfer_syntax)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     hint = ""
-    if "decod" in text.lower() or "plugin" in text.lower() or "missing" in text.lower():
+    if _MISSING_DECODER.search(text):
         hint = (" (install the decoders: pip install pylibjpeg pylibjpeg-openjpeg "
                 "pylibjpeg-libjpeg pylibjpeg-rle pyjpegls)")
     return f"{frame.rel}: cannot decode {ts.name} pixel data: {text}{hint}"

@@ -16,6 +16,9 @@ pseudo-codes for SUV calculation"), with the additions its text suggests:
    * ``GML``: values are already SUVbw (g/ml); factor = 1.
    * anything else: error.
 
+   GML and the Philips (7053,1000) factor are returned as they are; rules 2
+   to 6 apply to the factors computed here (BQML, and CNTS via (7053,1009)).
+
 2. **Corrections.** QIBA requires CorrectedImage (0028,0051) to contain
    ``ATTN`` and ``DECY`` (``DECAY`` is accepted). If CorrectedImage is present
    and lacks either: error. If it is absent the computation proceeds with a

@@ -11,10 +11,18 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line on stderr (exit 2), never the usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"dicomvol: error: {message} (see dicomvol --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     from dicomvol import __version__
     from dicomvol.cli import convert, demo, inspect
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dicomvol",
         description="Turn DICOM series into exact 3D/4D volumes (NIfTI), with a report "
         "that accounts for every input file.",
@@ -32,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dicomvol {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-v info, -vv debug) on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     convert.add_parser(sub)
     inspect.add_parser(sub)
     demo.add_parser(sub)
@@ -47,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     if args.command is None:
-        parser.print_help(sys.stderr)
+        print("dicomvol: error: a command is required: convert, inspect or demo "
+              "(see dicomvol --help)", file=sys.stderr)
         return EXIT_USAGE
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="dicomvol: %(levelname)s: %(message)s",
