@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dicomvol.assemble import read_volume
 from dicomvol.discover import discover
-from dicomvol.errors import PixelDataError
+from dicomvol.errors import HeaderError, PixelDataError
 from dicomvol.executors import run_dask, run_local
 from dicomvol.index import header_of, index_files
 from dicomvol.naming import NameAllocator, render, template_fields
@@ -152,7 +152,17 @@ def _run_job(job: _Job) -> _Done:
         volume = read_volume(job.plan)
         from dicomvol.writers import write_volume
 
+        if job.options.suv:
+            from dicomvol.derived import apply_suv
+
+            try:
+                volume = apply_suv(volume)
+            except HeaderError as exc:
+                return _Done(job, error=f"{Path(job.image).name} not written: {exc}")
         write_volume(volume, image, job.options.format, compress=job.options.compress)
+        from dicomvol.derived import write_diffusion
+
+        write_diffusion(volume, image)
         content = volume.sidecar()
         if job.options.anonymize:
             from dicomvol.sidecar import anonymized

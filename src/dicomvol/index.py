@@ -381,15 +381,27 @@ def frame_records(
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if n_frames == 1 and per_frame is None and shared is None:
         fields = _single_frame_fields(ds)
+        if str(ds.get("Manufacturer", "")).upper().startswith("PHILIPS"):
+            fields["philips_scale_slope"] = _philips_ss(ds, None)
         if "MOSAIC" in fields["image_type"]:
             return _mosaic_records(ds, common, fields)
         return [FrameRecord(frame=1, **common, **fields)]
     records = []
+    philips = str(ds.get("Manufacturer", "")).upper().startswith("PHILIPS")
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
         fields = _multi_frame_fields(ds, shared, frame_fg)
+        if philips:
+            fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
         records.append(FrameRecord(frame=index + 1, **common, **fields))
     return records
+
+
+def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:
+    from dicomvol.vendor_scaling import philips_scaling
+
+    triple = philips_scaling(ds, frame_fg)
+    return None if triple is None else triple[2]
 
 
 def _mosaic_records(

@@ -15,6 +15,7 @@ TILT_CHOICES = ("shear", "resample", "both")
 IRREGULAR_CHOICES = ("resample", "split", "skip")
 INTERPOLATION_CHOICES = ("linear", "nearest")
 FORMAT_CHOICES = ("nifti", "nrrd", "mha")
+PHILIPS_CHOICES = ("display", "fp")
 
 
 @dataclass(frozen=True)
@@ -33,17 +34,25 @@ class PlanOptions:
         skip the series with the reason.
     interpolation : {"linear", "nearest"}
         Interpolation used when resampling.
+    philips_scaling : {"display", "fp"}
+        Philips MR: "display" applies RescaleSlope/Intercept (the DICOM modality
+        values every viewer shows; dcm2niix ``-p n``); "fp" gives Philips'
+        floating-point values (RS * SV + RI) / (RS * SS) with the private
+        ScaleSlope (dcm2niix's default ``-p y``).
     """
 
     tilt: str = "both"
     irregular: str = "resample"
     interpolation: str = "linear"
+    philips_scaling: str = "display"
 
     def __post_init__(self) -> None:
         for name, value, choices in (("tilt", self.tilt, TILT_CHOICES),
                                      ("irregular", self.irregular, IRREGULAR_CHOICES),
                                      ("interpolation", self.interpolation,
-                                      INTERPOLATION_CHOICES)):
+                                      INTERPOLATION_CHOICES),
+                                     ("philips_scaling", self.philips_scaling,
+                                      PHILIPS_CHOICES)):
             if value not in choices:
                 raise UsageError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
@@ -78,6 +87,9 @@ class ConvertOptions:
         Leave patient-identifying keys out of sidecars (UIDs stay: the contract
         requires them). With the default template, names use
         :data:`ANONYMOUS_TEMPLATE`.
+    suv : bool
+        Write PET in body-weight SUV (g/ml) instead of Bq/ml; a series whose
+        SUV cannot be computed is reported as an error naming the attribute.
     """
 
     compress: bool = True
@@ -89,6 +101,7 @@ class ConvertOptions:
     resume: bool = False
     dask: str | None = None
     anonymize: bool = False
+    suv: bool = False
 
     def __post_init__(self) -> None:
         if self.anonymize and self.template == DEFAULT_TEMPLATE:

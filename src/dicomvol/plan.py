@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -182,6 +182,8 @@ def plan_index(
     options = options or PlanOptions()
     result = ScanResult(ignored=list(index.ignored), errors=list(index.errors), n_files=n_files)
     frames, duplicates = _dedupe(index.frames)
+    if options.philips_scaling == "fp":
+        frames = [_philips_fp(f) for f in frames]
     result.skipped.extend(duplicates)
     volume_frames: list[FrameRecord] = []
     for frame in frames:
@@ -200,6 +202,15 @@ def plan_index(
         result.series_checks[uid] = checks
     result.skipped = _collapse_instances(result.skipped, index.frames)
     return result
+
+
+def _philips_fp(frame: FrameRecord) -> FrameRecord:
+    """Philips floating-point scaling: value = (RS * SV + RI) / (RS * SS)."""
+    ss = frame.philips_scale_slope
+    if not ss:
+        return frame
+    rs, ri = frame.rescale_slope, frame.rescale_intercept
+    return replace(frame, rescale_slope=1.0 / ss, rescale_intercept=ri / (rs * ss))
 
 
 def _series_sort_key(frames: Sequence[FrameRecord]) -> tuple[str, int]:

@@ -55,6 +55,8 @@ class FrameRecord:
     #: Siemens MOSAIC: 1-based tile of this slice and the tile grid (tiles per side).
     tile: int | None = None
     tiles_per_side: int | None = None
+    #: Philips private ScaleSlope (2005,xx0E), for floating-point values.
+    philips_scale_slope: float | None = None
     #: Enhanced multi-frame: StackID, diffusion b-value (s/mm2) and gradient (LPS).
     stack_id: str | None = None
     diffusion_b: float | None = None

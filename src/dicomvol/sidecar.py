@@ -58,6 +58,12 @@ def build_metadata(plan: VolumePlan) -> dict[str, Any]:
         "SeriesNumber": first.series_number,
         "SeriesDescription": first.series_description,
     })
+    ss = {f.philips_scale_slope for f in plan.all_frames if f.philips_scale_slope}
+    if ss:
+        meta["PhilipsScaleSlope"] = sorted(ss)[0] if len(ss) == 1 else sorted(ss)
+        fp = all(abs(f.rescale_slope * (f.philips_scale_slope or 0) - 1) < 1e-9
+                 for f in plan.all_frames if f.philips_scale_slope)
+        meta["UsePhilipsFloatNotDisplayScaling"] = 1 if fp else 0
     echo_times = sorted({f.echo_time for f in plan.all_frames if f.echo_time is not None})
     if len(echo_times) == 1:
         meta["EchoTime"] = round(echo_times[0] / 1000.0, 6)

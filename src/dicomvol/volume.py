@@ -75,6 +75,12 @@ class Volume:
 
         return to_nifti(self)
 
+    def to_simpleitk(self) -> Any:
+        """The volume as a ``SimpleITK.Image`` (LPS, ITK's native frame); needs SimpleITK."""
+        from dicomvol.writers import to_simpleitk
+
+        return to_simpleitk(self)
+
     def sidecar(self) -> dict[str, Any]:
         """The complete JSON sidecar: metadata plus ``SourceInstances``."""
         return {**self.metadata, "SourceInstances": list(self.source_instances)}

@@ -31,6 +31,7 @@ def add_parser(sub: Any) -> None:
                    help="keep outputs whose sidecar shows the same sources; convert the rest")
     p.add_argument("--anonymize", action="store_true",
                    help="leave patient-identifying keys out of sidecars and file names")
+    p.add_argument("--suv", choices=["bw"], help="PET: write body-weight SUV (g/ml)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="run on a Dask cluster: scheduler address (tcp://host:8786) or 'local'")
     add_policy_arguments(p)
@@ -43,7 +44,12 @@ def add_parser(sub: Any) -> None:
 
 def add_policy_arguments(p: argparse.ArgumentParser) -> None:
     """Options for tilted and irregular series (shared by convert and inspect)."""
-    from dicomvol.options import INTERPOLATION_CHOICES, IRREGULAR_CHOICES, TILT_CHOICES
+    from dicomvol.options import (
+        INTERPOLATION_CHOICES,
+        IRREGULAR_CHOICES,
+        PHILIPS_CHOICES,
+        TILT_CHOICES,
+    )
 
     p.add_argument("--tilt", choices=TILT_CHOICES, default="both",
                    help="gantry tilt: exact sheared stack, resampled orthogonal copy, or both "
@@ -53,6 +59,9 @@ def add_policy_arguments(p: argparse.ArgumentParser) -> None:
                    "regular grid (default), split into exact regular pieces, or skip")
     p.add_argument("--interpolation", choices=INTERPOLATION_CHOICES, default="linear",
                    help="interpolation when resampling (default linear)")
+    p.add_argument("--philips-scaling", choices=PHILIPS_CHOICES, default="display",
+                   help="Philips MR: DICOM display values (default, = dcm2niix -p n) or "
+                   "Philips floating-point values (fp, = dcm2niix's default -p y)")
 
 
 def plan_options(args: argparse.Namespace) -> Any:
@@ -60,7 +69,7 @@ def plan_options(args: argparse.Namespace) -> Any:
     from dicomvol.options import PlanOptions
 
     return PlanOptions(tilt=args.tilt, irregular=args.irregular,
-                       interpolation=args.interpolation)
+                       interpolation=args.interpolation, philips_scaling=args.philips_scaling)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     options = ConvertOptions(compress=args.compress == "y", template=args.filename,
                              overwrite=args.overwrite, jobs=args.jobs, plan=plan_options(args),
                              format=args.format, resume=args.resume, dask=args.dask,
-                             anonymize=args.anonymize)
+                             anonymize=args.anonymize, suv=args.suv == "bw")
     progress = Progress(enabled=False if args.quiet else None)
     try:
         report = convert(args.inputs, args.output, options, progress)
