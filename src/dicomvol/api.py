@@ -159,6 +159,10 @@ def _run_job(job: _Job) -> _Done:
                 volume = apply_suv(volume)
             except HeaderError as exc:
                 return _Done(job, error=f"{Path(job.image).name} not written: {exc}")
+        if job.options.reorient:
+            from dicomvol.reorient import reorient_to_ras
+
+            volume = reorient_to_ras(volume)
         write_volume(volume, image, job.options.format, compress=job.options.compress)
         from dicomvol.derived import write_diffusion
 

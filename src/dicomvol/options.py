@@ -90,6 +90,9 @@ class ConvertOptions:
     suv : bool
         Write PET in body-weight SUV (g/ml) instead of Bq/ml; a series whose
         SUV cannot be computed is reported as an error naming the attribute.
+    reorient : bool
+        Permute/flip voxel axes to the nearest RAS orientation (no
+        interpolation); ``SourceInstances`` then follow ``Reoriented.SliceAxis``.
     """
 
     compress: bool = True
@@ -102,6 +105,7 @@ class ConvertOptions:
     dask: str | None = None
     anonymize: bool = False
     suv: bool = False
+    reorient: bool = False
 
     def __post_init__(self) -> None:
         if self.anonymize and self.template == DEFAULT_TEMPLATE:

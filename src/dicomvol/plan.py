@@ -462,6 +462,18 @@ def _plan_stack(
             plans.append(_resample_plan(stack, rs_suffix, label, notes, checks, options, why,
                                         base_detail))
         return plans, []
+    stacks = _separate_stacks(stack)
+    if stacks is not None:
+        stack_plans: list[VolumePlan] = []
+        stack_skipped: list[SkippedFrame] = []
+        for n, part in enumerate(stacks):
+            note = (f"series holds {len(stacks)} stacks (acquisition numbers) that do not join "
+                    f"into one regular grid; this is stack {n + 1}")
+            p, s = _plan_stack(part, f"{suffix}_stack{n + 1}", _join(label, f"stack {n + 1}"),
+                               [*notes, note], checks, options)
+            stack_plans.extend(p)
+            stack_skipped.extend(s)
+        return stack_plans, stack_skipped
     gaps = geometry.gaps(proj)
     case, why = _irregular_reason(base_detail, gaps, stack)
     base_detail.update(case=case, gaps=gaps)
@@ -471,6 +483,25 @@ def _plan_stack(
     if options.irregular == "skip":
         return [], [_skip(f, f"{why}; skipped as asked (--irregular skip)") for f in stack]
     return _split_runs(stack, proj, suffix, label, notes, checks, why, base_detail)
+
+
+def _separate_stacks(stack: Sequence[FrameRecord]) -> list[list[FrameRecord]] | None:
+    """Stacks of one grid told apart by AcquisitionNumber, when each is exact on its own.
+
+    Used only when the whole stack is not one exact grid: overlapping or
+    gapped acquisitions (e.g. bed positions stored separately) become separate
+    exact volumes instead of being resampled together. None when there is one
+    acquisition number, a stack has fewer than 2 slices, or a stack is not exact.
+    """
+    numbers = sorted({f.acquisition_number for f in stack}, key=lambda v: (v is None, v or 0))
+    if len(numbers) < 2:
+        return None
+    parts = [[f for f in stack if f.acquisition_number == n] for n in numbers]
+    if any(len(p) < 2 for p in parts):
+        return None
+    if not all(geometry.is_exact(geometry.affine_for(p), p) for p in parts):
+        return None
+    return parts
 
 
 def _tilt_tag(frame: FrameRecord) -> str:

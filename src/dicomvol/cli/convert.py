@@ -32,6 +32,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--anonymize", action="store_true",
                    help="leave patient-identifying keys out of sidecars and file names")
     p.add_argument("--suv", choices=["bw"], help="PET: write body-weight SUV (g/ml)")
+    p.add_argument("--reorient", action="store_true",
+                   help="write voxel axes in the nearest RAS orientation (axis permutation/flip "
+                   "only, no interpolation)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="run on a Dask cluster: scheduler address (tcp://host:8786) or 'local'")
     add_policy_arguments(p)
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     options = ConvertOptions(compress=args.compress == "y", template=args.filename,
                              overwrite=args.overwrite, jobs=args.jobs, plan=plan_options(args),
                              format=args.format, resume=args.resume, dask=args.dask,
-                             anonymize=args.anonymize, suv=args.suv == "bw")
+                             anonymize=args.anonymize, suv=args.suv == "bw",
+                             reorient=args.reorient)
     progress = Progress(enabled=False if args.quiet else None)
     try:
         report = convert(args.inputs, args.output, options, progress)
