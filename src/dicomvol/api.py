@@ -21,8 +21,8 @@ from pathlib import Path
 from dicomvol.assemble import read_volume
 from dicomvol.discover import discover
 from dicomvol.errors import HeaderError, PixelDataError
-from dicomvol.executors import run_dask, run_local
-from dicomvol.index import header_of, index_files
+from dicomvol.executors import default_workers, run_dask, run_local
+from dicomvol.index import IndexResult, header_of, index_files
 from dicomvol.naming import NameAllocator, render, template_fields
 from dicomvol.options import ConvertOptions, PlanOptions
 from dicomvol.plan import ScanResult, SkippedFrame, VolumePlan, plan_index, plan_series
@@ -36,6 +36,8 @@ __all__ = ["ProgressFn", "convert", "read_series", "read_volume", "scan"]
 
 #: progress(done, total, what) is called as work advances.
 ProgressFn = Callable[[int, int, str], None]
+#: Files per header-reading task (large enough to amortise process overhead).
+INDEX_CHUNK = 64
 #: How many times a series is re-planned after a file in it fails to decode.
 _MAX_REPLANS = 3
 
@@ -46,6 +48,7 @@ def scan(
     paths: Iterable[PathLike],
     progress: ProgressFn | None = None,
     options: PlanOptions | None = None,
+    jobs: int = 1,
 ) -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
@@ -58,6 +61,8 @@ def scan(
     options : PlanOptions, optional
         Policy for tilted and irregular series (default: resample, and for
         tilt both the sheared stack and a resampled copy).
+    jobs : int
+        Processes reading headers (in chunks of INDEX_CHUNK files).
 
     Returns
     -------
@@ -67,15 +72,15 @@ def scan(
     """
     candidates = discover(paths)
     total = len(candidates)
-    if progress is None:
-        index = index_files(candidates)
-    else:
-        from dicomvol.index import IndexResult, index_file
-
-        index = IndexResult()
-        for n, cand in enumerate(candidates, 1):
-            index.extend(index_file(cand))
-            progress(n, total, "reading headers")
+    index = IndexResult()
+    chunks = [candidates[i:i + INDEX_CHUNK] for i in range(0, total, INDEX_CHUNK)]
+    done = 0
+    for part in run_local(index_files, chunks, jobs if total > 2 * INDEX_CHUNK else 1):
+        index.extend(part)
+        done = min(total, done + INDEX_CHUNK)  # chunks finish in any order; all are full-size
+        if progress is not None:
+            progress(done, total, "reading headers")
+    index.sort()
     return plan_index(index, n_files=total, options=options)
 
 
@@ -98,6 +103,7 @@ class _Job:
     image: str
     sidecar: str
     options: ConvertOptions
+    threads: int = 1  # compression threads for this job
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,8 @@ def _run_job(job: _Job) -> _Done:
             from dicomvol.reorient import reorient_to_ras
 
             volume = reorient_to_ras(volume)
-        write_volume(volume, image, job.options.format, compress=job.options.compress)
+        write_volume(volume, image, job.options.format, compress=job.options.compress,
+                     threads=job.threads)
         from dicomvol.derived import write_diffusion
 
         write_diffusion(volume, image)
@@ -220,7 +227,7 @@ def convert(
     options = options or ConvertOptions()
     _check_template(options)
     paths = list(paths)
-    result = scan(paths, progress, options.plan)
+    result = scan(paths, progress, options.plan, jobs=1 if options.dask else options.jobs)
     out = Path(out_dir).resolve()  # workers elsewhere (Dask) need an absolute path
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
@@ -228,7 +235,9 @@ def convert(
                        errors=list(result.errors), ignored=list(result.ignored),
                        n_files=result.n_files)
     allocator = NameAllocator()
-    pending = [_job_for(plan, out, options, allocator) for plan in result.plans]
+    threads = max(1, default_workers() // max(1, min(options.jobs, len(result.plans))))
+    pending = [replace(_job_for(plan, out, options, allocator), threads=threads)
+               for plan in result.plans]
     for _ in range(_MAX_REPLANS + 1):
         failures = _execute(pending, options, report, progress)
         if not failures:

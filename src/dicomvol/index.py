@@ -48,6 +48,12 @@ class IndexResult:
         self.ignored.extend(other.ignored)
         self.errors.extend(other.errors)
 
+    def sort(self) -> None:
+        """Order entries by file, so results do not depend on which worker finished first."""
+        self.frames.sort(key=lambda f: (f.path, f.frame, f.tile or 0))
+        self.ignored.sort(key=lambda i: i.path)
+        self.errors.sort(key=lambda e: e.path)
+
 
 def index_files(candidates: Iterable[Candidate]) -> IndexResult:
     """Index every candidate; never raises for a bad file (it is recorded)."""

@@ -111,7 +111,7 @@ def extension(fmt: str, compress: bool = True) -> str:
 
 
 def write_volume(volume: Volume, path: str | os.PathLike[str], fmt: str,
-                 compress: bool = True) -> None:
+                 compress: bool = True, threads: int = 1) -> None:
     """Write ``volume`` to ``path`` in format ``fmt``.
 
     Parameters
@@ -134,7 +134,7 @@ def write_volume(volume: Volume, path: str | os.PathLike[str], fmt: str,
     if fmt == "nifti":
         from dicomvol.nifti import write_nifti
 
-        write_nifti(volume, path, compress=compress)
+        write_nifti(volume, path, compress=compress, threads=threads)
     elif fmt == "nrrd":
         write_nrrd(volume, path, compress=compress)
     else:
