@@ -13,7 +13,7 @@ import gzip
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import numpy as np
 
@@ -107,8 +107,7 @@ def _gzip_writer(path: Path, threads: int) -> BinaryIO:
     try:
         from isal import igzip_threaded
     except ImportError:  # pragma: no cover - isal is a dependency
-        fallback: BinaryIO = gzip.open(path, "wb", compresslevel=ZLIB_LEVEL)
-        return fallback
+        return cast(BinaryIO, gzip.open(path, "wb", compresslevel=ZLIB_LEVEL))
     stream: BinaryIO = igzip_threaded.open(path, "wb", compresslevel=IGZIP_LEVEL,
                                            threads=max(1, threads))
     return stream
