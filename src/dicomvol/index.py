@@ -66,6 +66,9 @@ def index_files(candidates: Iterable[Candidate]) -> IndexResult:
 def index_file(cand: Candidate) -> IndexResult:
     """Index one file into frame records, an ignored entry or an error."""
     result = IndexResult()
+    lean = _index_lean(cand)
+    if lean is not None:
+        return lean
     try:
         ds, pixel_info, gzipped = read_header(cand.path)
     except NotDicomError as exc:
@@ -103,6 +106,32 @@ def index_file(cand: Candidate) -> IndexResult:
         log.debug("%s: header not understood", cand.path, exc_info=True)
         msg = f"header not understood: {type(exc).__name__}: {exc}"
         result.errors.append(FileError(cand.path, cand.rel, msg))
+    return result
+
+
+def _index_lean(cand: Candidate) -> IndexResult | None:
+    """The fast path (see :mod:`dicomvol.fastheader`); None to use pydicom instead."""
+    from dicomvol.fastheader import read_lean
+
+    try:
+        found = read_lean(cand.path)
+    except (OSError, struct.error, ValueError):
+        return None
+    if found is None:
+        return None
+    header, tag_offset, value_offset, length, size = found
+    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
+    result = IndexResult()
+    try:
+        if not header.get("SOPInstanceUID"):
+            return None
+        _check_pixel_length(header, info, cand.path)  # type: ignore[arg-type]
+        result.frames.extend(frame_records(header, cand, info, False))  # type: ignore[arg-type]
+    except (HeaderError, PixelDataError) as exc:
+        result.errors.append(FileError(cand.path, cand.rel, str(exc)))
+    except Exception:  # anything unexpected: let pydicom read it
+        log.debug("%s: lean header path failed; using pydicom", cand.path, exc_info=True)
+        return None
     return result
 
 

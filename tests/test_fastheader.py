@@ -1,0 +1,118 @@
+"""The lean header reader gives exactly the records pydicom gives."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+import dicomvol.index as index_module
+from dicomvol.discover import Candidate, discover
+from dicomvol.fastheader import read_lean
+from dicomvol.index import IndexResult, index_file
+from dicomvol.synthetic import write_series
+
+
+def _via_pydicom(cand: Candidate) -> IndexResult:
+    original = index_module._index_lean
+    index_module._index_lean = lambda c: None  # type: ignore[assignment]
+    try:
+        return index_file(cand)
+    finally:
+        index_module._index_lean = original
+
+
+def _same(a: IndexResult, b: IndexResult) -> list[str]:
+    problems = []
+    for fa, fb in zip(a.frames, b.frames, strict=False):
+        for field in dataclasses.fields(fa):
+            va, vb = getattr(fa, field.name), getattr(fb, field.name)
+            if va != vb:
+                problems.append(f"{fa.rel} {field.name}: lean {va!r} pydicom {vb!r}")
+    if len(a.frames) != len(b.frames):
+        problems.append(f"{len(a.frames)} vs {len(b.frames)} frames")
+    if [e.error for e in a.errors] != [e.error for e in b.errors]:
+        problems.append(f"errors {a.errors} vs {b.errors}")
+    if [i.reason for i in a.ignored] != [i.reason for i in b.ignored]:
+        problems.append(f"ignored {a.ignored} vs {b.ignored}")
+    return problems
+
+
+def test_lean_reader_matches_pydicom_on_whole_corpus(corpus: Path) -> None:
+    lean_used = 0
+    for cand in discover([corpus]):
+        if read_lean(cand.path) is not None:
+            lean_used += 1
+        problems = _same(index_file(cand), _via_pydicom(cand))
+        assert not problems, problems[:5]
+    assert lean_used > 1000, "the fast path should serve most corpus files"
+
+
+@pytest.mark.parametrize("syntax", [pydicom.uid.ExplicitVRLittleEndian,
+                                    pydicom.uid.ImplicitVRLittleEndian])
+def test_lean_reader_matches_pydicom_on_synthetic(tmp_path: Path, syntax: str) -> None:
+    series = write_series(tmp_path, shape=(8, 6, 3), transfer_syntax=syntax, modality="MR",
+                          per_slice={"EchoNumbers": [1, 1, 1]})
+    for path in series.paths:
+        cand = Candidate(str(path), path.name)
+        assert read_lean(str(path)) is not None
+        assert not _same(index_file(cand), _via_pydicom(cand))
+
+
+def test_undefined_length_sequences_are_skipped(tmp_path: Path) -> None:
+    series = write_series(tmp_path / "in", shape=(8, 6, 1))
+    ds = pydicom.dcmread(series.paths[0])
+    inner = Dataset()
+    inner.ImagePositionPatient = [99, 99, 99]  # must not be taken for the image's own
+    inner.ReferencedSOPInstanceUID = "1.2.3"
+    nested = Dataset()
+    nested.ReferencedImageSequence = Sequence([inner])
+    ds.ReferencedImageSequence = Sequence([nested, inner])
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    for item in ds.ReferencedImageSequence:
+        item.is_undefined_length_sequence_item = True
+    out = tmp_path / "seq.dcm"
+    ds.save_as(out, enforce_file_format=True)
+    cand = Candidate(str(out), out.name)
+    assert read_lean(str(out)) is not None
+    result = index_file(cand)
+    assert not _same(result, _via_pydicom(cand))
+    assert result.frames[0].position == tuple(series.positions[0])
+
+
+def test_truncated_file_is_an_error_on_both_paths(tmp_path: Path) -> None:
+    series = write_series(tmp_path / "in", shape=(16, 12, 1))
+    whole = series.paths[0].read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(whole[: len(whole) - 50])
+    cand = Candidate(str(cut), cut.name)
+    lean, slow = index_file(cand), _via_pydicom(cand)
+    assert lean.errors and "truncated" in lean.errors[0].error
+    assert not _same(lean, slow)
+
+
+@pytest.mark.parametrize("change", ["big_endian", "philips", "mosaic", "no_preamble"])
+def test_unusual_files_fall_back_to_pydicom(tmp_path: Path, change: str) -> None:
+    series = write_series(tmp_path / "in", shape=(8, 6, 1),
+                          transfer_syntax=(pydicom.uid.ExplicitVRBigEndian
+                                           if change == "big_endian" else
+                                           pydicom.uid.ExplicitVRLittleEndian))
+    path = series.paths[0]
+    if change in ("philips", "mosaic"):
+        ds = pydicom.dcmread(path)
+        if change == "philips":
+            ds.Manufacturer = "Philips Medical Systems"
+        else:
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
+        ds.save_as(path, enforce_file_format=True)
+    if change == "no_preamble":
+        copy = tmp_path / "raw.dcm"
+        shutil.copy(path, copy)
+        copy.write_bytes(path.read_bytes()[128 + 4:])
+        path = copy
+    assert read_lean(str(path)) is None
