@@ -155,7 +155,7 @@ def _run_job(job: _Job) -> _Done:
     """
     image, sidecar = Path(job.image), Path(job.sidecar)
     try:
-        volume = read_volume(job.plan)
+        volume = read_volume(job.plan, workers=job.threads)
         from dicomvol.writers import write_volume
 
         if job.options.suv:

@@ -84,8 +84,11 @@ class _Overflow(Exception):
     """Stored values outside BitsStored: retry in raw mode."""
 
 
-def read_volume(plan: VolumePlan) -> Volume:
+def read_volume(plan: VolumePlan, workers: int = 1) -> Volume:
     """Decode a plan's frames into a :class:`Volume`.
+
+    ``workers`` threads decode files in parallel (the codecs release the GIL);
+    each thread writes only its own slices of the one preallocated array.
 
     Raises
     ------
@@ -93,14 +96,14 @@ def read_volume(plan: VolumePlan) -> Volume:
         A frame cannot be decoded; the message names the file.
     """
     if plan.resample is not None:
-        return _read_resampled(plan)
+        return _read_resampled(plan, workers)
     mode = pixel_mode(plan.all_frames)
     try:
-        data = _assemble(plan, mode)
+        data = _assemble(plan, mode, workers)
     except _Overflow:
         first = plan.first
         mode = PixelMode("raw", stored_dtype(first), first.rescale_slope, first.rescale_intercept)
-        data = _assemble(plan, mode)
+        data = _assemble(plan, mode, workers)
     from dicomvol.sidecar import build_metadata, source_instances
 
     return Volume(
@@ -114,7 +117,7 @@ def read_volume(plan: VolumePlan) -> Volume:
     )
 
 
-def _read_resampled(plan: VolumePlan) -> Volume:
+def _read_resampled(plan: VolumePlan, workers: int = 1) -> Volume:
     """Decode the plan's slices as modality values and resample them onto a regular grid."""
     from dicomvol.resample import resample_stack
     from dicomvol.sidecar import build_metadata
@@ -126,10 +129,7 @@ def _read_resampled(plan: VolumePlan) -> Volume:
     assert first.orientation is not None and first.pixel_spacing is not None
     mode = PixelMode("float", np.dtype(np.float32), 1.0, 0.0)
     stack = np.empty((first.columns, first.rows, len(frames)), dtype=np.float32, order="F")
-    for path, items in _by_file(plan).items():
-        for frame, pixels in _decode(path, [f for f, _ in items]):
-            index = next(ix for f, ix in items if f is frame)
-            _place(stack[:, :, index[0]], pixels, frame, mode)
+    _fill(stack, plan, mode, workers)
     result = resample_stack(
         [stack[:, :, k].T for k in range(len(frames))],
         [f.position for f in frames if f.position is not None],
@@ -160,15 +160,31 @@ def _by_file(plan: VolumePlan) -> dict[str, list[tuple[FrameRecord, tuple[int, .
     return slots
 
 
-def _assemble(plan: VolumePlan, mode: PixelMode) -> np.ndarray:
+def _assemble(plan: VolumePlan, mode: PixelMode, workers: int = 1) -> np.ndarray:
     data = np.empty(plan.shape, dtype=mode.dtype, order="F")
-    # Decode file by file (a multi-frame file once), placing frames where the plan says.
-    for path, items in _by_file(plan).items():
+    _fill(data, plan, mode, workers)
+    return data
+
+
+def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int) -> None:
+    """Decode file by file (a multi-frame file once), placing frames where the plan says."""
+    by_file = list(_by_file(plan).items())
+
+    def one_file(entry: tuple[str, list[tuple[FrameRecord, tuple[int, ...]]]]) -> None:
+        path, items = entry
         for frame, pixels in _decode(path, [f for f, _ in items]):
             index = next(ix for f, ix in items if f is frame)
             target = data[(slice(None), slice(None), *index)]  # type: ignore[arg-type]
             _place(target, pixels, frame, mode)
-    return data
+
+    if workers > 1 and len(by_file) > 1 and not all(_native_ok(f) for f in plan.all_frames):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one_file, by_file))  # re-raises the first error
+    else:
+        for entry in by_file:
+            one_file(entry)
 
 
 def _place(target: np.ndarray, pixels: np.ndarray, frame: FrameRecord, mode: PixelMode) -> None:
