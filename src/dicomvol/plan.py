@@ -368,6 +368,8 @@ def _plan_grid(
             merged = _merge_4d(sub_plans, name, suffix, label, notes)
             if merged is not None:
                 return [merged], skipped
+        if name == "acquisition number":
+            sub_plans = _as_stacks(sub_plans, suffix)
         return [p for group in sub_plans for p in group], skipped
     by_rank = _instance_order_split(clusters)
     if by_rank is not None:
@@ -460,7 +462,7 @@ def _plan_stack(
         if options.tilt in ("resample", "both"):
             rs_suffix = f"{suffix}_resampled" if plans else suffix
             plans.append(_resample_plan(stack, rs_suffix, label, notes, checks, options, why,
-                                        base_detail))
+                                        {**base_detail, "case": case}))
         return plans, []
     stacks = _separate_stacks(stack)
     if stacks is not None:
@@ -483,6 +485,18 @@ def _plan_stack(
     if options.irregular == "skip":
         return [], [_skip(f, f"{why}; skipped as asked (--irregular skip)") for f in stack]
     return _split_runs(stack, proj, suffix, label, notes, checks, why, base_detail)
+
+
+def _as_stacks(groups: list[list[VolumePlan]], suffix: str) -> list[list[VolumePlan]]:
+    """Acquisitions that share positions but not one grid: named and explained as stacks."""
+    out = []
+    for n, group in enumerate(groups):
+        note = (f"series holds {len(groups)} stacks (acquisition numbers) that share slice "
+                f"positions but do not form one 4D grid; this is stack {n + 1}")
+        old, new = f"{suffix}_acq{n + 1}", f"{suffix}_stack{n + 1}"
+        out.append([replace(p, suffix=p.suffix.replace(old, new, 1),
+                            warnings=(note, *p.warnings)) for p in group])
+    return out
 
 
 def _separate_stacks(stack: Sequence[FrameRecord]) -> list[list[FrameRecord]] | None:
@@ -514,7 +528,7 @@ def _resample_plan(
     checks: dict[str, Any], options: PlanOptions, why: str, detail: dict[str, Any],
 ) -> VolumePlan:
     """A plan to resample ``stack`` onto a regular orthogonal grid."""
-    from dicomvol.resample import choose_spacing
+    from dicomvol.resample import choose_spacing, output_grid
 
     orientation = stack[0].orientation
     assert orientation is not None
@@ -524,16 +538,19 @@ def _resample_plan(
     fill = RESAMPLE_FILL.get(first.modality, 0.0)
     spec = ResampleSpec(reason=why, order=1 if options.interpolation == "linear" else 0,
                         fill=fill, spacing=spacing)
-    affine = geometry.affine_for([first])
-    affine[:3, 2] = geometry.slice_normal(orientation) * spacing
-    n_out = round((proj[-1] - proj[0]) / spacing) + 1
+    assert first.pixel_spacing is not None
+    affine, grid_shape = output_grid([f.position for f in stack if f.position is not None],
+                                     orientation, first.pixel_spacing, first.rows,
+                                     first.columns, spacing)
+    n_out = grid_shape[2]
     warnings = [*notes, f"{why}; resampled onto a regular grid of {spacing:g} mm "
                 f"({options.interpolation} interpolation, outside the acquired field "
                 f"{fill:g}) and marked Resampled"]
     detail = {**detail, "resample": {"reason": why, "spacing_mm": spacing,
                                      "spacing_choice": spacing_why,
                                      "interpolation": options.interpolation, "fill": fill,
-                                     "output_slices": n_out}}
+                                     "output_slices": n_out,
+                                     "output_shape": list(grid_shape)}}
     plan = _make_plan([list(stack)], affine, suffix, _join(label, "resampled"), warnings,
                       checks, detail, resample=spec)
     return plan
@@ -572,8 +589,9 @@ def _split_runs(
 def _irregular_reason(detail: dict[str, Any], gaps: list[dict[str, float]],
                       stack: Sequence[FrameRecord]) -> tuple[str, str]:
     """(case, explanation) for a stack that is not one exact regular grid."""
-    tilted = detail.get("step_angle_degrees", 0.0) > 0.5 or any(
-        f.gantry_tilt not in (None, 0.0) for f in stack)
+    tilted = any(f.gantry_tilt not in (None, 0.0) for f in stack) or (
+        detail.get("step_angle_degrees", 0.0) > 0.5
+        and detail.get("in_plane_nonlinearity_mm", 0.0) < IN_PLANE_TOLERANCE_MM)
     if gaps:
         missing = sum(int(g["missing_slices"]) for g in gaps)
         where = ", ".join(f"{g['after_position_mm']:g} mm" for g in gaps)
@@ -603,6 +621,13 @@ def _stack_detail(stack: Sequence[FrameRecord], proj: np.ndarray,
         row, col = geometry.directions(orientation)
         pos = np.array([f.position for f in stack], dtype=np.float64)
         shift = max(float(np.ptp(pos @ row)), float(np.ptp(pos @ col)))
+        # In-plane offsets that follow a straight line along the normal are a tilt (shear);
+        # anything else is a lateral shift.
+        in_plane = np.c_[pos @ row, pos @ col]
+        fit = np.polyfit(proj, in_plane, 1) if len(proj) > 2 else None
+        nonlinear = 0.0 if fit is None else float(np.max(np.abs(
+            in_plane - (np.outer(proj, fit[0]) + fit[1]))))
+        detail["in_plane_nonlinearity_mm"] = round(nonlinear, 4)
         detail.update(min_spacing_mm=round(float(np.min(steps)), 4),
                       median_spacing_mm=round(float(np.median(steps)), 4),
                       max_spacing_mm=round(float(np.max(steps)), 4),
@@ -627,10 +652,9 @@ def _make_plan(
         detail["shear_degrees"] = round(deg, 4)
         warnings = [*warnings, f"sheared grid: the slice step is {deg:.2f}° from the slice normal "
                     "(gantry tilt); the affine is exact but sheared, stored in the sform only"]
-    n_slices = len(volumes[0])
+    shape: tuple[int, ...] = (first.columns, first.rows, len(volumes[0]))
     if resample is not None:
-        n_slices = int(detail["resample"]["output_slices"])
-    shape: tuple[int, ...] = (first.columns, first.rows, n_slices)
+        shape = tuple(int(v) for v in detail["resample"]["output_shape"])
     if len(volumes) > 1:
         shape = (*shape, len(volumes))
     return VolumePlan(

@@ -329,33 +329,15 @@ def resample_stack(
             f"slices {a} and {b} share a position along the normal ({q[close[0]]:.6g} mm, "
             f"within {SAME_POSITION_TOLERANCE_MM} mm); pass one slice per position")
 
-    # Offsets of each sorted slice's pixel (0, 0) on the first slice's lattice (in pixels)
-    # and along the normal (mm): solve IPP_s - IPP_0 = i R ps_col + j C ps_row + t n.
-    basis = np.column_stack([row_dir * ps_col, col_dir * ps_row, normal])
-    ref = pos[sort_idx[0]]
-    offsets = np.linalg.solve(basis, (pos[sort_idx] - ref).T).T
-
     if spacing is None:
         step, reason = choose_spacing(q)
         spacing_source = "chosen"
     else:
         step, reason = float(spacing), "given by the caller"
         spacing_source = "given"
-    span = float(q[-1] - q[0])
-    n_planes = math.floor(span / step + SPACING_RELATIVE_TOLERANCE) + 1
-
-    tol = GRID_TOLERANCE_PIXELS
-    i_start = math.floor(float(offsets[:, 0].min()) + tol)
-    j_start = math.floor(float(offsets[:, 1].min()) + tol)
-    i_end = math.ceil(float(offsets[:, 0].max()) + cols - 1 - tol)
-    j_end = math.ceil(float(offsets[:, 1].max()) + rows - 1 - tol)
-    out_x, out_y = i_end - i_start + 1, j_end - j_start + 1
-
-    affine = np.eye(4)
-    affine[:3, 0] = row_dir * ps_col
-    affine[:3, 1] = col_dir * ps_row
-    affine[:3, 2] = normal * step
-    affine[:3, 3] = ref + i_start * row_dir * ps_col + j_start * col_dir * ps_row
+    offsets, i_start, j_start, (out_x, out_y, n_planes), affine = _lattice(
+        pos[sort_idx], row_dir, col_dir, normal, (ps_row, ps_col), rows, cols, step, q)
+    ref = pos[sort_idx[0]]
 
     data = np.empty((out_x, out_y, n_planes), dtype=np.float32, order="F")
     cache: dict[int, FloatArray] = {}
@@ -481,6 +463,58 @@ def _fit_grid(
     if planes > max_planes or dev > rel_tolerance * s * (1 + 1e-9):
         return None
     return s, dev, planes
+
+
+def output_grid(
+    positions: Sequence[Sequence[float]] | NDArray[np.floating[Any]],
+    orientation: Sequence[float], pixel_spacing: tuple[float, float],
+    rows: int, columns: int, spacing: float,
+) -> tuple[FloatArray, tuple[int, int, int]]:
+    """The affine (LPS) and shape (X', Y', Z) ``resample_stack`` gives these slices.
+
+    Pure geometry, no pixels: lets a planner report the output grid in advance.
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    iop = np.asarray(orientation, dtype=np.float64)
+    row_dir, col_dir = iop[:3], iop[3:]
+    normal = np.cross(row_dir, col_dir)
+    normal = normal / float(np.linalg.norm(normal))
+    q_all = pos @ normal
+    order = np.argsort(q_all, kind="stable")
+    _, _, _, shape, affine = _lattice(pos[order], row_dir, col_dir, normal,
+                                      (float(pixel_spacing[0]), float(pixel_spacing[1])),
+                                      rows, columns, spacing, q_all[order])
+    return affine, shape
+
+
+def _lattice(
+    pos_sorted: FloatArray, row_dir: FloatArray, col_dir: FloatArray, normal: FloatArray,
+    pixel_spacing: tuple[float, float], rows: int, cols: int, step: float, q: FloatArray,
+) -> tuple[FloatArray, int, int, tuple[int, int, int], FloatArray]:
+    """Slice offsets on the first slice's lattice and the output grid covering all slices.
+
+    Offsets of each slice's pixel (0, 0) on the first slice's lattice (in pixels) and
+    along the normal (mm) solve IPP_s - IPP_0 = i R ps_col + j C ps_row + t n. The
+    output extends the lattice by whole pixels to cover every slice's footprint.
+    """
+    ps_row, ps_col = pixel_spacing
+    basis = np.column_stack([row_dir * ps_col, col_dir * ps_row, normal])
+    ref = pos_sorted[0]
+    offsets = np.linalg.solve(basis, (pos_sorted - ref).T).T
+    span = float(q[-1] - q[0])
+    n_planes = math.floor(span / step + SPACING_RELATIVE_TOLERANCE) + 1
+    tol = GRID_TOLERANCE_PIXELS
+    i_start = math.floor(float(offsets[:, 0].min()) + tol)
+    j_start = math.floor(float(offsets[:, 1].min()) + tol)
+    i_end = math.ceil(float(offsets[:, 0].max()) + cols - 1 - tol)
+    j_end = math.ceil(float(offsets[:, 1].max()) + rows - 1 - tol)
+    out_x, out_y = i_end - i_start + 1, j_end - j_start + 1
+    affine = np.eye(4)
+    affine[:3, 0] = row_dir * ps_col
+    affine[:3, 1] = col_dir * ps_row
+    affine[:3, 2] = normal * step
+    affine[:3, 3] = ref + i_start * row_dir * ps_col + j_start * col_dir * ps_row
+    return offsets, i_start, j_start, (out_x, out_y, n_planes), affine
 
 
 def _bracket(q: FloatArray, p: float, order: int,
