@@ -448,6 +448,9 @@ def test_a_job_run_twice_is_still_reported_as_an_output(
     def run_twice(fn: Any, jobs: Any, workers: int) -> Iterator[Any]:
         """What Dask does when a worker dies: the task runs again on another worker."""
         for job in jobs:
+            if not hasattr(job, "plan"):  # header-reading chunks also run through run_local
+                yield fn(job)
+                continue
             if first_attempt == "finished":
                 fn(job)  # its result is lost with the worker
             else:

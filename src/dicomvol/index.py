@@ -209,7 +209,18 @@ def read_header(path: str) -> tuple[Dataset, PixelInfo | None, bool]:
         if not has_preamble and "SOPClassUID" not in ds and "Rows" not in ds:
             raise NotDicomError("not a DICOM file (no DICM prefix, no DICOM attributes)")
         pixel_info = _pixel_info(fp, ds, gzipped)
+        if pixel_info is None and _transfer_syntax(ds).is_deflated:
+            pixel_info = _deflated_pixel_info(fp)
     return ds, pixel_info, gzipped
+
+
+def _deflated_pixel_info(fp: BinaryIO) -> PixelInfo | None:
+    """Deflated data sets: read fully (rare) to learn whether they hold pixel data."""
+    fp.seek(0)
+    full = pydicom.dcmread(fp, force=True)
+    if not any(kw in full for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        return None
+    return PixelInfo(0, None, _UNDEFINED_LENGTH, 0)  # length checked when decoded
 
 
 def _looks_like_raw_dicom(head: bytes) -> bool:
@@ -237,7 +248,7 @@ def _pixel_info(fp: BinaryIO, ds: Dataset, gzipped: bool) -> PixelInfo | None:
     if (group, elem) not in _PIXEL_TAGS:
         return None
     if ts.is_deflated:
-        return PixelInfo(tag_offset, None, _UNDEFINED_LENGTH, 0)
+        return None  # the inflated stream is not this file: read_header asks pydicom
     if implicit:
         (length,) = struct.unpack(end + "I", head[4:8])
         value_offset = tag_offset + 8

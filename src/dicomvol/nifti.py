@@ -51,11 +51,11 @@ def header_for(volume: Volume) -> nib.Nifti1Header:
     if volume.sheared:
         hdr.set_qform(None, code=0)
         zooms = list(np.linalg.norm(volume.affine[:3, :3], axis=0))
-        hdr.set_zooms(tuple(zooms + [1.0] * (len(volume.data.shape) - 3)))
+        hdr.set_zooms(tuple(zooms + [_time_step(volume)] * (len(volume.data.shape) - 3)))
     else:
         hdr.set_qform(affine, code=1)
         if volume.data.ndim == 4:
-            hdr.set_zooms((*hdr.get_zooms()[:3], 1.0))
+            hdr.set_zooms((*hdr.get_zooms()[:3], _time_step(volume)))
     hdr.set_xyzt_units("mm", "sec")
     hdr["scl_slope"] = volume.scl_slope
     hdr["scl_inter"] = volume.scl_inter
@@ -63,6 +63,16 @@ def header_for(volume: Volume) -> nib.Nifti1Header:
     description = f"dicomvol {volume.metadata.get('Modality', '')}".strip()
     hdr["descrip"] = description.encode()[:79]
     return hdr
+
+
+def _time_step(volume: Volume) -> float:
+    """pixdim[4] of a 4D volume: RepetitionTime (s) for a temporal series, else 1."""
+    fourth = volume.plan.detail.get("fourth_dimension") if volume.plan is not None else None
+    tr = volume.metadata.get("RepetitionTime")
+    if fourth in ("temporal position", "acquisition number", "acquisition time",
+                  "trigger time", "instance number") and isinstance(tr, (int, float)) and tr > 0:
+        return float(tr)
+    return 1.0
 
 
 def write_stream(volume: Volume, fp: BinaryIO) -> None:

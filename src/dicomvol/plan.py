@@ -354,7 +354,7 @@ def _plan_grid(
     for name, get, temporal in SPLIT_ATTRIBUTES:
         if not any(len({_hashable(get(f)) for f in c}) > 1 for c in shared):
             continue
-        values = sorted({_hashable(get(f)) for f in frames}, key=_sort_key)
+        values = _ordered_values(frames, get)
         parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
         sub_plans: list[list[VolumePlan]] = []
         skipped: list[SkippedFrame] = []
@@ -410,6 +410,25 @@ def _instance_order_split(
 
 def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def _ordered_values(frames: Sequence[FrameRecord], get: Callable[[FrameRecord], Any]) -> list[Any]:
+    """Distinct attribute values in acquisition order.
+
+    Numbers (echo number, temporal position, trigger time, acquisition number)
+    sort by value; anything else (diffusion (b, direction), image type, times as
+    text) by first appearance in storage order: frame number, then InstanceNumber.
+    """
+    first_seen: dict[Any, tuple[int, int, str]] = {}
+    for f in frames:
+        value = _hashable(get(f))
+        key = (f.frame, f.instance_number or 0, f.rel)
+        if value not in first_seen or key < first_seen[value]:
+            first_seen[value] = key
+    values = list(first_seen)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return sorted(values)
+    return sorted(values, key=lambda v: first_seen[v])
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

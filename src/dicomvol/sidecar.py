@@ -24,15 +24,32 @@ CONTRACT_KEYS = frozenset({"SeriesInstanceUID", "StudyInstanceUID", "Modality", 
 
 
 def anonymized(sidecar: dict[str, Any]) -> dict[str, Any]:
-    """The sidecar without patient-identifying keys.
+    """The sidecar without patient-identifying keys, at any depth.
 
-    The contract's keys stay, UIDs included: they are pseudonymous and the
-    contract requires them. De-identify the DICOM first when UIDs must go.
+    Removed: the keys of ``bids.PATIENT_IDENTIFYING_KEYS``, any key naming the
+    patient (``Patient*``) and any absolute date or date-time (keys containing
+    ``Date``), also inside nested objects such as ``SUVbw.Inputs``; durations
+    and factors stay. The contract's keys stay, UIDs included: they are
+    pseudonymous and the contract requires them. De-identify the DICOM first
+    when UIDs must go.
     """
     from dicomvol.bids import PATIENT_IDENTIFYING_KEYS
 
     drop = PATIENT_IDENTIFYING_KEYS - CONTRACT_KEYS
-    return {k: v for k, v in sidecar.items() if k not in drop}
+
+    def identifying(key: str) -> bool:
+        return key not in CONTRACT_KEYS and (
+            key in drop or key.startswith("Patient") or "Date" in key)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if not identifying(k)}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    cleaned: dict[str, Any] = clean(sidecar)
+    return cleaned
 
 
 def build_metadata(plan: VolumePlan) -> dict[str, Any]:
