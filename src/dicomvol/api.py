@@ -155,22 +155,12 @@ def _run_job(job: _Job) -> _Done:
     """
     image, sidecar = Path(job.image), Path(job.sidecar)
     try:
-        volume = read_volume(job.plan, workers=job.threads)
-        from dicomvol.writers import write_volume
+        if _streamable(job):
+            from dicomvol.stream import stream_nifti
 
-        if job.options.suv:
-            from dicomvol.derived import apply_suv
-
-            try:
-                volume = apply_suv(volume)
-            except HeaderError as exc:
-                return _Done(job, error=f"{Path(job.image).name} not written: {exc}")
-        if job.options.reorient:
-            from dicomvol.reorient import reorient_to_ras
-
-            volume = reorient_to_ras(volume)
-        write_volume(volume, image, job.options.format, compress=job.options.compress,
-                     threads=job.threads)
+            volume = stream_nifti(job.plan, image, job.options.compress, job.threads)
+        else:
+            volume = _read_and_write(job)
         from dicomvol.derived import write_diffusion
 
         write_diffusion(volume, image)
@@ -182,12 +172,41 @@ def _run_job(job: _Job) -> _Done:
         write_json_atomic(sidecar, {**content, "DicomvolPlanDigest": plan_digest(job.plan)})
     except PixelDataError as exc:
         return _Done(job, failed_path=exc.path, error=str(exc))
+    except HeaderError as exc:  # e.g. SUV asked for but not computable: names the attribute
+        return _Done(job, error=f"{Path(job.image).name} not written: {exc}")
     except Exception as exc:  # a bug or an I/O failure must cost this volume only
         log.debug("volume %s failed", image.name, exc_info=True)
         image.unlink(missing_ok=True)
         return _Done(job, error=f"{image.name} not written: {type(exc).__name__}: {exc}")
     return _Done(job, _record(job, volume.spacing, volume.shape, "written",
                               volume.plan is not None and volume.plan.resample is not None))
+
+
+def _streamable(job: _Job) -> bool:
+    """NIfTI without per-volume transforms: written slice by slice (bounded memory)."""
+    from dicomvol.stream import can_stream
+
+    opts = job.options
+    return (opts.format == "nifti" and not opts.suv and not opts.reorient
+            and can_stream(job.plan))
+
+
+def _read_and_write(job: _Job) -> Volume:
+    """Assemble the whole volume in memory, derive, and write it."""
+    volume = read_volume(job.plan, workers=job.threads)
+    if job.options.suv:
+        from dicomvol.derived import apply_suv
+
+        volume = apply_suv(volume)
+    if job.options.reorient:
+        from dicomvol.reorient import reorient_to_ras
+
+        volume = reorient_to_ras(volume)
+    from dicomvol.writers import write_volume
+
+    write_volume(volume, job.image, job.options.format, compress=job.options.compress,
+                 threads=job.threads)
+    return volume
 
 
 def _triage(job: _Job) -> _Done | None:

@@ -1,0 +1,63 @@
+"""Streaming NIfTI writing gives byte-identical files to assembling in memory."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+import dicomvol
+from dicomvol.nifti import write_nifti
+from dicomvol.stream import can_stream, stream_nifti
+from dicomvol.synthetic import write_series
+
+
+def _payload(path: Path) -> bytes:
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if path.suffix == ".gz" else raw
+
+
+@pytest.mark.parametrize(("rescale", "pixel_representation", "extra"), [
+    ((1.0, -1024.0), 1, {"BitsStored": 12, "HighBit": 11}),   # int16 HU ("shift")
+    ((2.5, -100.0), 1, None),                                  # raw + scl
+    ([(1.0 + k / 10, -5.0 * k) for k in range(6)], 1, None),   # per-slice: float32
+    ((1.0, 0.0), 0, None),                                     # raw unsigned
+])
+@pytest.mark.parametrize("compress", [False, True])
+def test_stream_equals_in_memory(tmp_path: Path, rescale: object, pixel_representation: int,
+                                 extra: dict[str, int] | None, compress: bool) -> None:
+    write_series(tmp_path / "in", shape=(20, 18, 6), rescale=rescale,  # type: ignore[arg-type]
+                 pixel_representation=pixel_representation, extra=extra, modality="MR")
+    (plan,) = dicomvol.scan([tmp_path / "in"]).plans
+    assert can_stream(plan)
+    ext = ".nii.gz" if compress else ".nii"
+    streamed, in_memory = tmp_path / f"s{ext}", tmp_path / f"m{ext}"
+    header_only = stream_nifti(plan, streamed, compress, threads=2)
+    volume = dicomvol.read_volume(plan)
+    write_nifti(volume, in_memory, compress=compress)
+    assert _payload(streamed) == _payload(in_memory)
+    assert header_only.scl_slope == volume.scl_slope and header_only.shape == volume.shape
+    assert header_only.sidecar() == volume.sidecar()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_overflowing_int16_falls_back_to_raw(tmp_path: Path) -> None:
+    """A stored 32767 + intercept 2000 leaves int16: both paths fall back to raw + scl."""
+    import numpy as np
+    import pydicom
+
+    series = write_series(tmp_path / "in", shape=(8, 6, 3), rescale=(1.0, 2000.0))
+    ds = pydicom.dcmread(series.paths[1])
+    pixels = ds.pixel_array.copy()
+    pixels[2, 3] = 32767
+    ds.PixelData = pixels.astype("<i2").tobytes()
+    ds.save_as(series.paths[1], enforce_file_format=True)
+    (plan,) = dicomvol.scan([tmp_path / "in"]).plans
+    header_only = stream_nifti(plan, tmp_path / "s.nii", False)
+    volume = dicomvol.read_volume(plan)
+    write_nifti(volume, tmp_path / "m.nii", compress=False)
+    assert (tmp_path / "s.nii").read_bytes() == (tmp_path / "m.nii").read_bytes()
+    assert volume.data.dtype == np.int16 and volume.scl_inter == 2000.0
+    assert header_only.scl_inter == 2000.0
+    assert float(np.max(volume.values)) == 32767 + 2000
