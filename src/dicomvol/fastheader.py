@@ -120,31 +120,37 @@ def _meta(buf: bytes) -> tuple[int | None, str]:
     return end, ts
 
 
+_EXPLICIT = struct.Struct("<HH2sH")  # tag, VR, 16-bit length
+_IMPLICIT = struct.Struct("<HHI")  # tag, 32-bit length
+_U32 = struct.Struct("<I")
+
+
 def _walk(buf: bytes, pos: int,
           implicit: bool) -> tuple[dict[str, Any], int, int, int] | None:
     """Top-level elements up to PixelData; None if the buffer ends first or a case is odd."""
     values: dict[str, Any] = {}
     n = len(buf)
+    tags = _TAGS
+    fallback = _FALLBACK_TAGS
+    long_vrs = _LONG_VRS
     while pos + 8 <= n:
-        group, elem = struct.unpack_from("<HH", buf, pos)
-        tag = (group << 16) | elem
         if implicit:
-            (length,) = struct.unpack_from("<I", buf, pos + 4)
-            start, vr = pos + 8, None
+            group, elem, length = _IMPLICIT.unpack_from(buf, pos)
+            start = pos + 8
+            raw_vr = b""
         else:
-            raw_vr = buf[pos + 4:pos + 6]
-            if raw_vr in _LONG_VRS:
+            group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+            if raw_vr in long_vrs:
                 if pos + 12 > n:
                     return None
-                (length,) = struct.unpack_from("<I", buf, pos + 8)
+                (length,) = _U32.unpack_from(buf, pos + 8)
                 start = pos + 12
             else:
-                (length,) = struct.unpack_from("<H", buf, pos + 6)
                 start = pos + 8
-            vr = raw_vr.decode("ascii", "replace")
+        tag = (group << 16) | elem
         if tag == _PIXEL_TAG:
             return values, pos, start, length
-        if tag in _FALLBACK_TAGS:
+        if tag in fallback:
             return None
         if length == _UNDEFINED:
             end = _skip_undefined(buf, start, implicit)
@@ -152,14 +158,15 @@ def _walk(buf: bytes, pos: int,
                 return None
             pos = end
             continue
-        if start + length > n:
+        pos = start + length
+        if pos > n:
             return None
-        keyword = _TAGS.get(tag)
+        keyword = tags.get(tag)
         if keyword is not None:
-            value = _convert(buf[start:start + length], vr or _implicit_vr(tag))
+            vr = raw_vr.decode("ascii", "replace") if raw_vr else _implicit_vr(tag)
+            value = _convert(buf[start:pos], vr)
             if value is not None:
                 values[keyword] = value
-        pos = start + length
     return None
 
 

@@ -78,12 +78,21 @@ def slice_normal(orientation: Sequence[float]) -> FloatArray:
 
 def same_orientation(a: Sequence[float], b: Sequence[float]) -> bool:
     """True when every IOP component differs by less than SAME_ORIENTATION_TOLERANCE."""
-    return bool(np.max(np.abs(np.subtract(a, b))) < SAME_ORIENTATION_TOLERANCE)
+    return len(a) == len(b) and all(
+        abs(x - y) < SAME_ORIENTATION_TOLERANCE for x, y in zip(a, b, strict=True))
 
 
 def same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
     """True when both PixelSpacing values agree within SAME_PIXEL_SPACING_TOLERANCE_MM."""
-    return bool(np.max(np.abs(np.subtract(a, b))) < SAME_PIXEL_SPACING_TOLERANCE_MM)
+    return len(a) == len(b) and all(
+        abs(x - y) < SAME_PIXEL_SPACING_TOLERANCE_MM for x, y in zip(a, b, strict=True))
+
+
+def cross_norm(orientation: Sequence[float]) -> float:
+    """|row x column| of an ImageOrientationPatient (plain Python: called per frame)."""
+    a0, a1, a2, b0, b1, b2 = orientation
+    c0, c1, c2 = a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
+    return math.sqrt(c0 * c0 + c1 * c1 + c2 * c2)
 
 
 def projections(frames: Sequence[FrameRecord], orientation: Sequence[float]) -> FloatArray:
@@ -144,7 +153,7 @@ def idc_checks(frames: Sequence[FrameRecord]) -> dict[str, Any]:
     assert ref is not None
     single = all(same_orientation(f.orientation or ref, ref) for f in geo)
     row, col = directions(ref)
-    mags = [float(np.linalg.norm(np.cross(*directions(f.orientation or ref)))) for f in geo]
+    mags = [cross_norm(f.orientation or ref) for f in geo]
     orthogonal = all(abs(m - 1.0) <= ORIENTATION_TOLERANCE for m in mags)
     pos = np.array([f.position for f in geo], dtype=np.float64)
     proj = pos @ slice_normal(ref)
@@ -228,18 +237,26 @@ def voxel_errors(affine: FloatArray, frames: Sequence[FrameRecord]) -> FloatArra
         Max absolute index error per slice, in voxels.
     """
     inv = np.linalg.inv(affine)
-    errors = np.empty(len(frames))
+    n = len(frames)
+    pos = np.empty((n, 3))
+    iop = np.empty((n, 6))
+    ps = np.empty((n, 2))
+    size = np.empty((n, 2))
     for k, frame in enumerate(frames):
-        geo = SliceGeometry.of(frame)
-        corners = np.array(
-            [[0, 0], [geo.columns - 1, 0], [0, geo.rows - 1], [geo.columns - 1, geo.rows - 1]],
-            dtype=np.float64,
-        )
-        pts = np.c_[corners, np.zeros(4), np.ones(4)]
-        world = pts @ geo.pixel_to_patient().T
-        index = world @ inv.T
-        expected = np.c_[corners, np.full(4, float(k))]
-        errors[k] = float(np.max(np.abs(index[:, :3] - expected)))
+        if frame.position is None or frame.orientation is None or frame.pixel_spacing is None:
+            raise ValueError("frame lacks ImagePositionPatient, ImageOrientationPatient or "
+                             "PixelSpacing")
+        pos[k], iop[k], ps[k] = frame.position, frame.orientation, frame.pixel_spacing
+        size[k] = (frame.columns - 1, frame.rows - 1)
+    # Corners (i, j) of every slice: (0,0), (X-1,0), (0,Y-1), (X-1,Y-1); shape (N, 4).
+    ci = size[:, :1] * np.array([0.0, 1.0, 0.0, 1.0])
+    cj = size[:, 1:] * np.array([0.0, 0.0, 1.0, 1.0])
+    world = (pos[:, None, :] + (ci * ps[:, 1:2])[..., None] * iop[:, None, 0:3]
+             + (cj * ps[:, 0:1])[..., None] * iop[:, None, 3:6])  # (N, 4, 3)
+    index = world @ inv[:3, :3].T + inv[:3, 3]
+    expected = np.stack([ci, cj, np.broadcast_to(np.arange(n, dtype=float)[:, None], ci.shape)],
+                        axis=-1)
+    errors: FloatArray = np.max(np.abs(index - expected), axis=(1, 2))
     return errors
 
 

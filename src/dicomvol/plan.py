@@ -246,7 +246,7 @@ def non_volume_reason(frame: FrameRecord) -> str | None:
                                         ("PixelSpacing", frame.pixel_spacing)) if value is None]
     if missing:
         return f"no {', '.join(missing)}: cannot be placed in patient space"
-    if float(np.linalg.norm(np.cross(*geometry.directions(frame.orientation or ())))) < 0.5:
+    if geometry.cross_norm(frame.orientation or (0, 0, 0, 0, 0, 0)) < 0.5:
         return f"ImageOrientationPatient {frame.orientation} is degenerate"
     return None
 

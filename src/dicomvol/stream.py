@@ -22,6 +22,7 @@ import numpy as np
 from dicomvol.assemble import (
     PixelMode,
     _decode,
+    _native_ok,
     _Overflow,
     _place,
     pixel_mode,
@@ -101,7 +102,7 @@ def _slices(plan: VolumePlan, mode: PixelMode, threads: int) -> Iterator[bytes]:
         _place(target, pixels, frame, mode)
         return target.T.tobytes()  # the F-order bytes of the slice
 
-    if threads <= 1:
+    if threads <= 1 or all(_native_ok(f) for f in frames):  # native reads: no gain from threads
         for frame in frames:
             yield one(frame)
         return
