@@ -26,6 +26,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -101,6 +102,8 @@ class SkippedFrame:
                 "File": self.rel, "Reason": self.reason}
 
 
+#: Slices a stack needs to count as its own acquisition when it does not overlap another.
+MIN_STACK_SLICES = 3
 #: Value outside the acquired field when resampling, by modality (air for CT).
 RESAMPLE_FILL: dict[str, float] = {"CT": -1024.0}
 
@@ -533,6 +536,16 @@ def _separate_stacks(stack: Sequence[FrameRecord]) -> list[list[FrameRecord]] | 
     if any(len(p) < 2 for p in parts):
         return None
     if not all(geometry.is_exact(geometry.affine_for(p), p) for p in parts):
+        return None
+    # Real CT often changes AcquisitionNumber within one continuous scan, and a 2-slice
+    # "stack" is always exact: adjacent stacks count as separate acquisitions only when
+    # each shows its own regular grid (>= MIN_STACK_SLICES); overlapping stacks always do.
+    orientation = stack[0].orientation
+    assert orientation is not None
+    ranges = sorted((float(np.min(r)), float(np.max(r)))
+                    for r in (geometry.projections(p, orientation) for p in parts))
+    overlap = any(b[0] < a[1] for a, b in itertools.pairwise(ranges))
+    if not overlap and any(len(p) < MIN_STACK_SLICES for p in parts):
         return None
     return parts
 
