@@ -182,3 +182,24 @@ def _idc_checks(items: list[Any]) -> bool:
         expected = (proj[-1] - proj[0]) / (len(proj) - 1)
         ok = bool(np.max(np.abs(np.diff(proj) - expected)) < 0.01 * expected)
     return bool(ok)
+
+
+def test_missing_slice_case_is_resampled_with_its_gap_named(converted: dict[str, Any]) -> None:
+    """failing/sliceincrement/001 (corpus README: a missing slice) changes AcquisitionNumber
+    mid-scan; it must not be mistaken for two stacks: one resampled volume naming the gap."""
+    _, dest, _ = converted["edge_cases"]
+    found = []
+    for side_path in dest.glob("*.json"):
+        if side_path.name.startswith("dicomvol_report"):
+            continue
+        side = json.loads(side_path.read_text())
+        files = {s["File"] for s in side["SourceInstances"]}
+        if any(f.startswith("failing/sliceincrement/001/") for f in files):
+            found.append(side)
+    assert len(found) == 1, [s.get("VolumeLabel") for s in found]
+    side = found[0]
+    assert side["Resampled"] is True and len(side["SourceInstances"]) == 4
+    gaps = side["GeometryDetail"]["gaps"]
+    assert [g["missing_slices"] for g in gaps] == [1]
+    assert gaps[0]["after_position_mm"] == pytest.approx(28.1075, abs=1e-3)
+    assert any("missing" in w for w in side["Warnings"])
