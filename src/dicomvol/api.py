@@ -254,7 +254,10 @@ def convert(
                        errors=list(result.errors), ignored=list(result.ignored),
                        n_files=result.n_files)
     allocator = NameAllocator()
-    threads = max(1, default_workers() // max(1, min(options.jobs, len(result.plans))))
+    # Per-job parallelism (decode processes/threads, gzip threads) when volumes are fewer
+    # than workers; on Dask the cluster owns parallelism.
+    threads = 1 if options.dask else max(
+        1, min(options.jobs, default_workers()) // max(1, min(options.jobs, len(result.plans))))
     pending = [replace(_job_for(plan, out, options, allocator), threads=threads)
                for plan in result.plans]
     for _ in range(_MAX_REPLANS + 1):

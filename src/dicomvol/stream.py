@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -90,23 +89,32 @@ def _write(plan: VolumePlan, path: str | os.PathLike[str], compress: bool, threa
     return volume
 
 
+def _slice_bytes(frame: FrameRecord, mode: PixelMode) -> bytes:
+    """One decoded, converted slice as F-order bytes (module level: picklable)."""
+    ((_, pixels),) = _decode(frame.path, [frame])
+    target = np.empty((frame.columns, frame.rows), dtype=mode.dtype, order="F")
+    _place(target, pixels, frame, mode)
+    return target.T.tobytes()  # the F-order bytes of the slice
+
+
 def _slices(plan: VolumePlan, mode: PixelMode, threads: int) -> Iterator[bytes]:
-    """Each slice's bytes in file order (k fastest, then t), decoded ahead on threads."""
+    """Each slice's bytes in file order (k fastest, then t).
+
+    Native slices are read in this thread (I/O bound). Compressed slices are
+    decoded ahead in ``threads`` worker processes: codecs hold the GIL for part
+    of their work, so processes scale where threads do not. ``threads`` > 1 only
+    when this volume is the only job of the run (see ``api.convert``).
+    """
     frames = plan.all_frames
-    first = frames[0]
-    shape = (first.columns, first.rows)
-
-    def one(frame: FrameRecord) -> bytes:
-        ((_, pixels),) = _decode(frame.path, [frame])
-        target = np.empty(shape, dtype=mode.dtype, order="F")
-        _place(target, pixels, frame, mode)
-        return target.T.tobytes()  # the F-order bytes of the slice
-
-    if threads <= 1 or all(_native_ok(f) for f in frames):  # native reads: no gain from threads
+    if threads <= 1 or all(_native_ok(f) for f in frames):  # native reads: no gain
         for frame in frames:
-            yield one(frame)
+            yield _slice_bytes(frame, mode)
         return
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        window = threads * _READ_AHEAD
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+
+    with ProcessPoolExecutor(max_workers=threads) as pool:
+        window = threads * _READ_AHEAD * 4
         for start in range(0, len(frames), window):
-            yield from pool.map(one, frames[start:start + window])
+            part = frames[start:start + window]
+            yield from pool.map(_slice_bytes, part, repeat(mode), chunksize=_READ_AHEAD)
