@@ -61,3 +61,16 @@ def test_overflowing_int16_falls_back_to_raw(tmp_path: Path) -> None:
     assert volume.data.dtype == np.int16 and volume.scl_inter == 2000.0
     assert header_only.scl_inter == 2000.0
     assert float(np.max(volume.values)) == 32767 + 2000
+
+
+@pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless"])
+def test_compressed_slices_decoded_in_processes_equal_in_memory(tmp_path: Path,
+                                                                syntax: str) -> None:
+    import pydicom.uid
+
+    write_series(tmp_path / "in", shape=(40, 36, 9), modality="MR",
+                 transfer_syntax=getattr(pydicom.uid, syntax))
+    (plan,) = dicomvol.scan([tmp_path / "in"]).plans
+    stream_nifti(plan, tmp_path / "s.nii.gz", True, threads=2)  # decodes in 2 processes
+    write_nifti(dicomvol.read_volume(plan), tmp_path / "m.nii.gz", compress=True)
+    assert _payload(tmp_path / "s.nii.gz") == _payload(tmp_path / "m.nii.gz")
