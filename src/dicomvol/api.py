@@ -15,8 +15,11 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from dicomvol.assemble import read_volume
 from dicomvol.discover import discover
@@ -49,6 +52,7 @@ def scan(
     progress: ProgressFn | None = None,
     options: PlanOptions | None = None,
     jobs: int = 1,
+    pool: ProcessPoolExecutor | None = None,
 ) -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
@@ -75,7 +79,7 @@ def scan(
     index = IndexResult()
     chunks = [candidates[i:i + INDEX_CHUNK] for i in range(0, total, INDEX_CHUNK)]
     done = 0
-    for part in run_local(index_files, chunks, jobs if total > 2 * INDEX_CHUNK else 1):
+    for part in run_local(index_files, chunks, jobs if total > 2 * INDEX_CHUNK else 1, pool):
         index.extend(part)
         done = min(total, done + INDEX_CHUNK)  # chunks finish in any order; all are full-size
         if progress is not None:
@@ -246,8 +250,18 @@ def convert(
     options = options or ConvertOptions()
     _check_template(options)
     paths = list(paths)
-    result = scan(paths, progress, options.plan, jobs=1 if options.dask else options.jobs)
-    out = Path(out_dir).resolve()  # workers elsewhere (Dask) need an absolute path
+    with ExitStack() as stack:
+        pool = None
+        if options.jobs > 1:  # one pool for reading headers and for writing volumes
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=options.jobs))
+        return _convert(paths, Path(out_dir), options, progress, pool)
+
+
+def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
+             progress: ProgressFn | None, pool: ProcessPoolExecutor | None) -> RunReport:
+    result = scan(paths, progress, options.plan, jobs=1 if options.dask else options.jobs,
+                  pool=pool)
+    out = out_dir.resolve()  # workers elsewhere (Dask) need an absolute path
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     report = RunReport(out_dir=str(out), skipped=list(result.skipped),
@@ -261,7 +275,8 @@ def convert(
     pending = [replace(_job_for(plan, out, options, allocator), threads=threads)
                for plan in result.plans]
     for _ in range(_MAX_REPLANS + 1):
-        failures = _execute(pending, options, report, progress)
+        failures = _execute(pending, options, report, progress,
+                            pool if threads == 1 else None)
         if not failures:
             break
         pending = _replan(failures, out, options, allocator, report)
@@ -305,8 +320,12 @@ def _job_for(plan: VolumePlan, out: Path, options: ConvertOptions,
 def _stem(plan: VolumePlan, template: str) -> str:
     values: dict[str, object] = {}
     try:
-        ds = header_of(plan.first.path)
-        for name in template_fields(template):
+        from dicomvol.fastheader import KEYWORDS, read_lean
+
+        fields = template_fields(template)
+        lean = read_lean(plan.first.path) if set(fields) <= set(KEYWORDS) else None
+        ds: Any = lean[0] if lean is not None else header_of(plan.first.path)
+        for name in fields:
             values[name] = ds.get(name)
     except Exception as exc:  # header was readable when indexed; never fail naming
         log.warning("%s: cannot read header for naming: %s", plan.first.rel, exc)
@@ -314,7 +333,8 @@ def _stem(plan: VolumePlan, template: str) -> str:
 
 
 def _execute(jobs: Sequence[_Job], options: ConvertOptions, report: RunReport,
-             progress: ProgressFn | None) -> list[_Done]:
+             progress: ProgressFn | None,
+             pool: ProcessPoolExecutor | None = None) -> list[_Done]:
     failures: list[_Done] = []
     total = len(jobs)
     decided = [(job, _triage(job)) for job in jobs]
@@ -322,7 +342,7 @@ def _execute(jobs: Sequence[_Job], options: ConvertOptions, report: RunReport,
     if options.dask:
         results = run_dask(_run_job, to_run, options.dask, options.jobs)
     else:
-        results = run_local(_run_job, to_run, options.jobs)
+        results = run_local(_run_job, to_run, options.jobs, pool)
     outcomes = itertools.chain((d for _, d in decided if d is not None), results)
     for n, done in enumerate(outcomes, 1):
         if done.output is not None:

@@ -32,18 +32,24 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def run_local(fn: Callable[[J], R], jobs: Sequence[J], workers: int) -> Iterator[R]:
+def run_local(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
+              pool: ProcessPoolExecutor | None = None) -> Iterator[R]:
     """Run ``fn`` over ``jobs`` in this process (workers <= 1) or a process pool.
 
-    Results are yielded as jobs finish (pool) or in order (in process).
+    ``pool`` reuses an open pool (one fork round for a whole run); without it a
+    pool is opened for these jobs. Results are yielded as jobs finish (pool) or
+    in order (in process).
     """
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield fn(job)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        futures = [pool.submit(fn, job) for job in jobs]
-        for fut in as_completed(futures):
+    if pool is not None:
+        for fut in as_completed([pool.submit(fn, job) for job in jobs]):
+            yield fut.result()
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as own:
+        for fut in as_completed([own.submit(fn, job) for job in jobs]):
             yield fut.result()
 
 

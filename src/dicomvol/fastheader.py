@@ -40,6 +40,8 @@ KEYWORDS = (
     "RescaleIntercept", "EchoNumbers", "EchoTime", "AcquisitionNumber",
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer",
+    # for output names
+    "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )
 _TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
 #: Top-level elements whose presence sends the file to pydicom.
