@@ -101,7 +101,20 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     elif not args.quiet:
         print_summary(report)
+    warn_if_nothing_found(report.n_files, len(report.outputs) + len(report.skipped)
+                          + len(report.errors), len(report.ignored))
     return 0 if report.ok else 1
+
+
+def warn_if_nothing_found(n_files: int, n_images: int, n_ignored: int) -> None:
+    """One line on stderr when the inputs hold no DICOM image at all."""
+    if n_images:
+        return
+    if n_files == 0:
+        print("dicomvol: no files found in the inputs", file=sys.stderr)
+    else:
+        print(f"dicomvol: no DICOM images found: {n_files} file(s) looked at, {n_ignored} not "
+              "DICOM or without pixel data (see the report's 'ignored')", file=sys.stderr)
 
 
 def print_summary(report: Any) -> None:

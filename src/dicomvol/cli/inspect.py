@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     rows = describe(result)
+    from dicomvol.cli.convert import warn_if_nothing_found
+
+    warn_if_nothing_found(result.n_files, len(result.plans) + len(result.skipped)
+                          + len(result.errors), len(result.ignored))
     if args.json:
         json.dump(rows, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -119,6 +123,8 @@ def case_text(detail: dict[str, Any]) -> str:
 def print_table(rows: dict[str, Any]) -> None:
     """A fixed-width table, one row per volume, then skips, ignored files and errors."""
     out = sys.stdout
+    if not rows["volumes"]:
+        out.write("no volumes\n")
     header = ("#", "Mod", "Description", "Files", "Matrix", "Pixel mm", "Slice mm",
               "Orientation", "IDC regular", "Case", "Action")
     table = [header]
@@ -145,7 +151,7 @@ def print_table(rows: dict[str, Any]) -> None:
         ))
         notes.extend(f"  {v['SeriesNumber']}: {w}" for w in v["Warnings"])
     widths = [max(len(r[c]) for r in table) for c in range(len(header))]
-    for r in table:
+    for r in table if len(table) > 1 else []:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
                   + "\n")
     if notes:
