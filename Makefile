@@ -30,9 +30,16 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-bench: $(VENV)/.test
-	$(BIN)/pip install --quiet dicom2nifti SimpleITK
-	$(BIN)/python benchmarks/run.py
+# A venv of its own: dicom2nifti pulls in python-gdcm, which would change the
+# JPEG 2000 decoder that the test venv uses.
+.venv-bench/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --upgrade pip
+	.venv-bench/bin/pip install --quiet -e ".[test]" dicom2nifti SimpleITK
+	touch $@
+
+bench: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV)
