@@ -974,3 +974,30 @@ def test_philips_fp_values_equal_dcm2niix_default(philips_runs: dict[str, Run], 
                 matched.append((image.name, other.name, err, header_dev))
     assert sorted(m[1] for m in matched) == [p.name for p in theirs], matched
     assert len({m[0] for m in matched}) == 2, matched
+
+
+def test_legacy_converted_attributes_only_in_unassigned_sequences(tmp_path: Path,
+                                                                 corpus: Path) -> None:
+    """Legacy converted enhanced objects may keep attributes only in the Unassigned*
+    ConvertedAttributesSequence items: they are read from there (PS3.3 C.7.6.16.2.25)."""
+    import pydicom
+
+    import dicomvol
+
+    folder = corpus / "seg_dcmqi" / "segmentations" / "23x38x3" / "multiframe"
+    source = next(p for p in folder.iterdir() if p.is_file())
+    ds = pydicom.dcmread(source)
+    unassigned = ds.SharedFunctionalGroupsSequence[0].UnassignedSharedConvertedAttributesSequence[0]
+    unassigned.SeriesDescription = ds.SeriesDescription
+    unassigned.ProtocolName = "only-in-unassigned"
+    del ds.SeriesDescription
+    for n, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        item.UnassignedPerFrameConvertedAttributesSequence[0].InstanceNumber = 100 + n
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "legacy.dcm")
+    (plan,) = dicomvol.scan([tmp_path / "in"]).plans
+    assert plan.first.series_description == unassigned.SeriesDescription
+    assert sorted(f.instance_number or 0 for f in plan.all_frames) == [100, 101, 102]
+    volume = dicomvol.read_volume(plan)
+    assert volume.metadata["SeriesDescription"] == unassigned.SeriesDescription
+    assert volume.metadata.get("ProtocolName") == "only-in-unassigned"

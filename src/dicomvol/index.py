@@ -370,6 +370,46 @@ def _strs(value: Any) -> tuple[str, ...]:
         return (str(value).strip().upper(),)
 
 
+class _Fallback:
+    """A data set view that looks in further items for what the first lacks.
+
+    Legacy converted enhanced objects (PS3.3 C.7.6.16.2.25) keep attributes that
+    have no functional group in UnassignedSharedConvertedAttributesSequence (and,
+    per frame, UnassignedPerFrameConvertedAttributesSequence).
+    """
+
+    def __init__(self, *items: Any) -> None:
+        self._items = items
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        for item in self._items:
+            value = item.get(keyword)
+            if value is not None and value != "":
+                return value
+        return default
+
+    def __contains__(self, keyword: str) -> bool:
+        return any(keyword in item for item in self._items)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._items[0], name)
+
+
+def merged_header(ds: Dataset) -> Dataset:
+    """``ds`` with top-level gaps filled from UnassignedSharedConvertedAttributesSequence."""
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+    unassigned = _first_item(shared, "UnassignedSharedConvertedAttributesSequence")
+    if unassigned is None:
+        return ds
+    merged = Dataset(ds)  # shallow copy: same elements
+    if hasattr(ds, "file_meta"):
+        merged.file_meta = ds.file_meta
+    for element in unassigned:
+        if element.tag not in merged:
+            merged.add(element)
+    return merged
+
+
 def _first_item(ds: Dataset | None, keyword: str) -> Dataset | None:
     if ds is None:
         return None
@@ -425,6 +465,13 @@ def frame_records(
     )
     shared = _first_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    unassigned = _first_item(shared, "UnassignedSharedConvertedAttributesSequence")
+    if unassigned is not None:  # legacy converted: attributes may live only in there
+        ds = _Fallback(ds, unassigned)  # type: ignore[assignment]
+        for key, keyword in (("series_description", "SeriesDescription"),
+                             ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
+            common[key] = common[key] or _str(ds.get(keyword))
+        common["series_number"] = common["series_number"] or _int(ds.get("SeriesNumber"))
     if n_frames == 1 and per_frame is None and shared is None:
         fields = _single_frame_fields(ds)
         if str(ds.get("Manufacturer", "")).upper().startswith("PHILIPS"):
@@ -436,10 +483,16 @@ def frame_records(
     philips = str(ds.get("Manufacturer", "")).upper().startswith("PHILIPS")
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
-        fields = _multi_frame_fields(ds, shared, frame_fg)
+        own = _first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
+        frame_ds: Any = ds if own is None else _Fallback(own, ds)
+        fields = _multi_frame_fields(frame_ds, shared, frame_fg)
+        if own is not None and _int(own.get("InstanceNumber")) is not None:
+            fields["instance_number_override"] = _int(own.get("InstanceNumber"))
         if philips:
             fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
-        records.append(FrameRecord(frame=index + 1, **common, **fields))
+        number = fields.pop("instance_number_override", None)
+        frame_common = common if number is None else {**common, "instance_number": number}
+        records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
     return records
 
 

@@ -38,7 +38,8 @@ class OutputRecord:
                 "SeriesInstanceUID": self.series_instance_uid, "Label": self.label,
                 "Shape": list(self.shape), "Spacing": [round(s, 6) for s in self.spacing],
                 "Frames": self.n_frames, "Sheared": self.sheared, "Resampled": self.resampled,
-                "Status": self.status, "Warnings": list(self.warnings)}
+                "Status": self.status, "Geometry": dict(self.geometry),
+                "Warnings": list(self.warnings)}
 
     def to_row(self) -> dict[str, Any]:
         """A flat row for the Parquet/CSV report (one per output)."""

@@ -60,12 +60,12 @@ def build_metadata(plan: VolumePlan) -> dict[str, Any]:
     ``Geometry``, ``Warnings``, ...) come from the plan.
     """
     from dicomvol.bids import bids_metadata
-    from dicomvol.index import header_of
+    from dicomvol.index import header_of, merged_header
 
     first = plan.first
     meta: dict[str, Any] = {}
     try:
-        meta.update(bids_metadata(header_of(first.path)))
+        meta.update(bids_metadata(merged_header(header_of(first.path))))
     except (DicomvolError, OSError) as exc:  # the pixels were readable; keep going
         log.warning("%s: header metadata unavailable: %s", first.rel, exc)
     meta.update({
