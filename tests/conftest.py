@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,30 @@ def corpus() -> Path:
             pytest.fail("shared corpus not found (set DICOMVOL_CORPUS); CI requires it")
         pytest.skip("shared corpus not found (set DICOMVOL_CORPUS)")
     return root
+
+
+def find_dcm2niix() -> str | None:
+    """dcm2niix on PATH, beside the running interpreter (a venv's bin) or in the repo's venv."""
+    found = shutil.which("dcm2niix")
+    if found:
+        return found
+    for candidate in (Path(sys.executable).parent / "dcm2niix", REPO / ".venv/bin/dcm2niix"):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def require_dcm2niix() -> str:
+    """The dcm2niix executable; skips locally when absent, fails on CI (like ``corpus``)."""
+    exe = find_dcm2niix()
+    if exe is None:
+        if in_ci():
+            pytest.fail("dcm2niix not found (pip install dcm2niix); CI requires it")
+        pytest.skip("dcm2niix not found (pip install dcm2niix)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def dcm2niix_exe() -> str:
+    """The dcm2niix executable (see :func:`require_dcm2niix`)."""
+    return require_dcm2niix()

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
+from conftest import require_dcm2niix
 from dicomvol import bids
 from dicomvol.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
 
@@ -36,14 +35,7 @@ def _unavailable(reason: str) -> None:
 
 
 def _dcm2niix() -> str:
-    found = shutil.which("dcm2niix")
-    if found is None:
-        beside = Path(sys.executable).parent / "dcm2niix"
-        found = str(beside) if beside.is_file() else None
-    if found is None:
-        _unavailable("dcm2niix is not installed (pip install dcm2niix)")
-    assert found is not None
-    return found
+    return require_dcm2niix()
 
 
 def _raw_dataset(**elements: tuple[str, bytes]) -> Dataset:

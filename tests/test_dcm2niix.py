@@ -27,9 +27,7 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
 import subprocess
-import sys
 import traceback
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -66,25 +64,6 @@ AxisMap = tuple[Perm, Flips]
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
-
-
-def find_dcm2niix() -> str | None:
-    """dcm2niix beside the running interpreter (a venv's bin) or on PATH."""
-    beside = Path(sys.executable).parent / "dcm2niix"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("dcm2niix")
-
-
-@pytest.fixture(scope="module")
-def dcm2niix_exe() -> str:
-    """The dcm2niix executable; skips locally when absent, fails on CI (like ``corpus``)."""
-    exe = find_dcm2niix()
-    if exe is None:
-        if in_ci():
-            pytest.fail("dcm2niix not found (pip install dcm2niix); CI requires it")
-        pytest.skip("dcm2niix not found (pip install dcm2niix)")
-    return exe
 
 
 # --------------------------------------------------------------------------------- outputs

@@ -20,10 +20,8 @@ sagittal and oblique geometries, each converted by dcm2niix.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import REPO, in_ci
+from conftest import in_ci, require_dcm2niix
 from dicomvol.diffusion import (
     GE_IMAGE_TO_PATIENT,
     diffusion_of,
@@ -76,16 +74,7 @@ def _unavailable(reason: str) -> None:
 
 def dcm2niix() -> str:
     """Path of the dcm2niix executable (skip locally, fail on CI, when absent)."""
-    found = shutil.which("dcm2niix")
-    if found is None:
-        for candidate in (Path(sys.executable).parent / "dcm2niix", REPO / ".venv/bin/dcm2niix"):
-            if candidate.is_file():
-                found = str(candidate)
-                break
-    if found is None:
-        _unavailable("dcm2niix is not installed (pip install dcm2niix)")
-    assert found is not None
-    return found
+    return require_dcm2niix()
 
 
 def run_dcm2niix(src: Path, out: Path) -> tuple[list[Path], str]:

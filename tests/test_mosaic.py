@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import os
 import re
-import shutil
 import struct
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +29,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from conftest import require_dcm2niix
 from dicomvol.errors import HeaderError, PixelDataError
 from dicomvol.mosaic import MosaicInfo, extract_tiles, is_mosaic, mosaic_info
 
@@ -101,16 +99,8 @@ def mosaic_dataset(n: int = 10, tile: tuple[int, int] = (6, 8), csa: bytes | Non
 
 
 def dcm2niix_binary() -> str:
-    """The dcm2niix executable: on PATH or beside the running Python; skip (fail on CI)."""
-    found = shutil.which("dcm2niix")
-    if found is None:
-        beside = Path(sys.executable).parent / "dcm2niix"
-        found = str(beside) if beside.exists() else None
-    if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("dcm2niix not found; CI requires it")
-        pytest.skip("dcm2niix not found")
-    return found
+    """The dcm2niix executable; skip (fail on CI) when absent."""
+    return require_dcm2niix()
 
 
 def dicom_files(folder: Path) -> list[tuple[Path, Dataset]]:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +38,6 @@ import pytest
 from pydicom.sequence import Sequence as DicomSequence
 
 import dicomvol
-from conftest import REPO, in_ci
 from dicomvol.cli.main import main as cli_main
 from dicomvol.errors import UsageError
 from dicomvol.options import ConvertOptions, PlanOptions
@@ -126,26 +123,6 @@ def _seconds(tm: Any) -> float:
     """Seconds after midnight of a DICOM TM ``HHMMSS.FFFFFF`` (written out by hand)."""
     text = str(tm).strip()
     return int(text[0:2]) * 3600 + int(text[2:4]) * 60 + float(text[4:] or 0)
-
-
-def _find_dcm2niix() -> str | None:
-    found = shutil.which("dcm2niix")
-    if found:
-        return found
-    for candidate in (Path(sys.executable).parent / "dcm2niix", REPO / ".venv/bin/dcm2niix"):
-        if candidate.is_file():
-            return str(candidate)
-    return None
-
-
-@pytest.fixture(scope="module")
-def dcm2niix_exe() -> str:
-    exe = _find_dcm2niix()
-    if exe is None:
-        if in_ci():
-            pytest.fail("dcm2niix is not installed (pip install dcm2niix); CI requires it")
-        pytest.skip("dcm2niix is not installed (pip install dcm2niix)")
-    return exe
 
 
 def run_dcm2niix(exe: str, src: Path, out: Path, *flags: str) -> list[Path]:

@@ -12,10 +12,8 @@ item (2005,140F)) must give exactly those numbers.
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import REPO, in_ci
+from conftest import require_dcm2niix
 from dicomvol.errors import UsageError
 from dicomvol.vendor_scaling import (
     philips_nifti_scaling,
@@ -52,18 +50,7 @@ PHILIPS_SERIES = [
 
 
 def _dcm2niix() -> str:
-    found = shutil.which("dcm2niix")
-    if found is None:
-        for candidate in (Path(sys.executable).parent / "dcm2niix", REPO / ".venv/bin/dcm2niix"):
-            if candidate.is_file():
-                found = str(candidate)
-                break
-    if found is None:
-        if in_ci():
-            pytest.fail("dcm2niix is not installed (pip install dcm2niix)")
-        pytest.skip("dcm2niix is not installed (pip install dcm2niix)")
-    assert found is not None
-    return found
+    return require_dcm2niix()
 
 
 def _convert(src: Path, out: Path, *extra: str) -> list[Path]:
