@@ -15,7 +15,6 @@ import numpy as np
 
 from dicomvol.errors import HeaderError
 from dicomvol.index import header_of
-from dicomvol.plan import VolumePlan
 from dicomvol.records import FrameRecord
 from dicomvol.volume import Volume
 
@@ -98,8 +97,3 @@ def write_diffusion(volume: Volume, image: Path) -> list[Path]:
         return []
     stem = image.with_name(image.name.split(".nii")[0].split(".nrrd")[0].split(".mha")[0])
     return list(write_bval_bvec(stem, table[0], table[1], overwrite=True))
-
-
-def plan_uses(plan: VolumePlan) -> str:
-    """A short description of the plan's 4th dimension (for logs)."""
-    return str(plan.detail.get("fourth_dimension", ""))

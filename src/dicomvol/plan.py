@@ -173,9 +173,6 @@ class ScanResult:
     series_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_files: int = 0
 
-    def frames_of_series(self, series_uid: str) -> list[VolumePlan]:
-        """Plans that come from one series."""
-        return [p for p in self.plans if p.series_instance_uid == series_uid]
 
 
 def plan_index(
@@ -432,14 +429,6 @@ def _ordered_values(frames: Sequence[FrameRecord], get: Callable[[FrameRecord], 
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return sorted(values)
     return sorted(values, key=lambda v: first_seen[v])
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is None:
-        return (0, "")
-    if isinstance(value, (int, float)):
-        return (1, value)
-    return (2, str(value))
 
 
 def _value_text(value: Any) -> str:
