@@ -723,3 +723,38 @@ def test_to_nifti_matches_volume(tmp_path: Path, rescale: Any) -> None:
     np.testing.assert_allclose(img.affine, LPS_TO_RAS @ vol.affine, atol=ATOL)
     assert int(img.header["sform_code"]) == 1
     assert int(img.header["qform_code"]) == 1
+
+
+def _copy_with_new_uid(src: Path, dest: Path, change_pixels: bool = False) -> None:
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(src)
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if change_pixels:
+        pixels = ds.pixel_array.copy()
+        pixels[0, 0] += 1
+        ds.PixelData = pixels.tobytes()
+    ds.save_as(dest, enforce_file_format=True)
+
+
+@pytest.mark.parametrize("change_pixels", [False, True])
+def test_identical_copies_with_new_uids_are_used_once(tmp_path: Path,
+                                                      change_pixels: bool) -> None:
+    """The same image stored again under another SOPInstanceUID (e.g. re-encoded): used
+    once and reported when pixels are identical; different pixels at one position with no
+    attribute telling them apart stay skipped with the reason."""
+    series = write_series(tmp_path / "in", shape=(8, 6, 4))
+    for n, path in enumerate(series.paths):
+        _copy_with_new_uid(path, tmp_path / "in" / f"copy{n}", change_pixels and n == 2)
+    report = dicomvol.convert([tmp_path / "in"], tmp_path / "out")
+    reasons = [s.reason for s in report.skipped]
+    if change_pixels:
+        assert not report.outputs and len(reasons) == 8
+        assert all("no attribute" in r for r in reasons)
+    else:
+        (output,) = report.outputs
+        assert output.shape == (8, 6, 4)
+        assert len(reasons) == 4 and all("identical duplicate" in r for r in reasons)
+        check_exact(tmp_path / "out" / output.path, [tmp_path / "in"])

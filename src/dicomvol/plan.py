@@ -26,6 +26,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 from collections import defaultdict
@@ -385,10 +386,59 @@ def _plan_grid(
         if merged is not None:
             return [merged], skipped
         return [p for group in sub_plans for p in group], skipped
+    deduped = _identical_duplicates(clusters)
+    if deduped is not None:
+        kept, copies = deduped
+        p, s = _plan_grid(kept, suffix, label, notes, checks, options)
+        return p, [*s, *copies]
     n_shared = sum(len(c) for c in shared)
     reason = (f"{n_shared} frames share {len(shared)} slice position(s) and no attribute "
               f"({', '.join(a[0] for a in SPLIT_ATTRIBUTES)}) tells them apart")
     return [], [_skip(f, reason) for f in frames]
+
+
+def _identical_duplicates(
+    clusters: list[list[FrameRecord]],
+) -> tuple[list[FrameRecord], list[SkippedFrame]] | None:
+    """One frame per position when every shared position holds copies of one image.
+
+    The last resort before skipping: frames at one position that no attribute
+    tells apart are compared by their decoded pixels and rescale (the one place
+    planning reads pixels, and only for such positions). Copies with other
+    SOPInstanceUIDs (e.g. one image re-encoded in several transfer syntaxes)
+    are used once and reported; None when any position holds different images.
+    """
+    from dicomvol.assemble import _decode
+
+    decoded: dict[tuple[str, int, int], bytes] = {}
+
+    def digest(frame: FrameRecord) -> bytes:
+        key = frame.key
+        if key not in decoded:
+            for f, pixels in _decode(frame.path, [frame]):
+                # values, not bytes: a big-endian copy holds the same image
+                wide = pixels.astype("<i8" if pixels.dtype.kind in "iu" else "<f8")
+                decoded[f.key] = hashlib.sha256(
+                    wide.tobytes() + repr((f.rescale_slope, f.rescale_intercept)).encode()
+                ).digest()
+        return decoded[key]
+
+    kept: list[FrameRecord] = []
+    copies: list[SkippedFrame] = []
+    try:
+        for cluster in clusters:
+            ordered = sorted(cluster, key=lambda f: (f.rel, f.frame, f.tile or 0))
+            first = ordered[0]
+            if any(digest(f) != digest(first) for f in ordered[1:]):
+                return None
+            kept.append(first)
+            copies.extend(_skip(f, f"identical duplicate of {first.rel} (same position, "
+                                   "pixels and rescale; another SOPInstanceUID)")
+                          for f in ordered[1:])
+    except Exception:  # undecodable: leave the decision to the normal rules
+        log.debug("pixel comparison of shared positions failed", exc_info=True)
+        return None
+    return kept, copies
 
 
 def _instance_order_split(
