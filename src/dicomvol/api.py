@@ -252,7 +252,7 @@ def convert(
     paths = list(paths)
     with ExitStack() as stack:
         pool = None
-        if options.jobs > 1:  # one pool for reading headers and for writing volumes
+        if options.jobs > 1 and not options.dask:  # one pool for headers and volumes
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=options.jobs))
         return _convert(paths, Path(out_dir), options, progress, pool)
 
