@@ -758,3 +758,26 @@ def test_identical_copies_with_new_uids_are_used_once(tmp_path: Path,
         assert output.shape == (8, 6, 4)
         assert len(reasons) == 4 and all("identical duplicate" in r for r in reasons)
         check_exact(tmp_path / "out" / output.path, [tmp_path / "in"])
+
+
+def test_gzip_compressed_dicom_files_convert_like_plain_ones(tmp_path: Path) -> None:
+    """IDC and PACS exports sometimes hold NAME.dcm.gz: read transparently, same volume."""
+    series = write_series(tmp_path / "plain", shape=(10, 8, 5), rescale=(1.0, -1024.0))
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for n, path in enumerate(series.paths):
+        data = path.read_bytes()
+        if n % 2 == 0:
+            (mixed / f"{path.name}.dcm.gz").write_bytes(gzip.compress(data))
+        else:
+            (mixed / path.name).write_bytes(data)
+    (mixed / "broken.dcm.gz").write_bytes(gzip.compress(b"not dicom at all")[:12])
+    plain = dicomvol.read_series([tmp_path / "plain"])
+    report = dicomvol.convert([mixed], tmp_path / "out")
+    (volume,) = dicomvol.read_series([mixed])
+    np.testing.assert_array_equal(volume.values, plain[0].values)
+    np.testing.assert_allclose(volume.affine, series.affine_lps, atol=1e-6)
+    names = [s["File"] for s in volume.source_instances]
+    assert sum(n.endswith(".dcm.gz") for n in names) == 3 and len(names) == 5
+    assert len(report.outputs) == 1
+    assert [i.rel for i in report.ignored] == ["broken.dcm.gz"]  # named, not a traceback
