@@ -46,10 +46,13 @@ def reorient_to_ras(volume: Volume) -> Volume:
     if flipped and sources:
         sources = [sources[t * z + (z - 1 - k)] for t in range(len(sources) // z)
                    for k in range(z)]
+    metadata = dict(volume.metadata)
+    if flipped and isinstance(metadata.get("SliceTiming"), list):
+        metadata["SliceTiming"] = metadata["SliceTiming"][::-1]  # follows the slice axis
     info = {"SliceAxis": slice_axis, "SliceAxisFlipped": flipped,
             "AxisPermutation": [int(a) for a in transform[:, 0]],
             "AxisFlips": [bool(f < 0) for f in transform[:, 1]],
             "Note": "SourceInstances run along SliceAxis in increasing index order"}
     return replace(volume, data=np.asfortranarray(data), affine=_LPS_TO_RAS @ new_ras,
                    source_instances=tuple(sources),
-                   metadata={**volume.metadata, "Reoriented": info})
+                   metadata={**metadata, "Reoriented": info})

@@ -81,6 +81,12 @@ def build_metadata(plan: VolumePlan) -> dict[str, Any]:
         fp = all(abs(f.rescale_slope * (f.philips_scale_slope or 0) - 1) < 1e-9
                  for f in plan.all_frames if f.philips_scale_slope)
         meta["UsePhilipsFloatNotDisplayScaling"] = 1 if fp else 0
+    if first.modality == "MR" and plan.resample is None:
+        from dicomvol.slicetiming import slice_timing
+
+        timing = slice_timing(plan)
+        if timing is not None:
+            meta["SliceTiming"] = timing  # seconds, per slice k (dcm2niix/BIDS)
     echo_times = sorted({f.echo_time for f in plan.all_frames if f.echo_time is not None})
     if len(echo_times) == 1:
         meta["EchoTime"] = round(echo_times[0] / 1000.0, 6)
