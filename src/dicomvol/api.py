@@ -301,7 +301,9 @@ def _check_template(options: ConvertOptions) -> None:
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Delete temporary files left by an interrupted run (``.NAME.PID.tmp``)."""
-    for tmp in out.glob(".*.tmp"):
+    from dicomvol.atomic import TEMPORARY_GLOB
+
+    for tmp in out.glob(TEMPORARY_GLOB):
         try:
             tmp.unlink()
         except OSError:

@@ -71,7 +71,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +80,7 @@ import numpy as np
 import pydicom
 from numpy.typing import ArrayLike, NDArray
 
+from dicomvol.atomic import atomic_path
 from dicomvol.errors import HeaderError, OutputExistsError, UsageError
 from dicomvol.vendor_scaling import as_float, private_value
 
@@ -520,16 +520,10 @@ def _fmt(value: float) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="ascii", newline="\n") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_bval_bvec(stem_path: Path, bvals: Sequence[float], bvecs: Sequence[ArrayLike],

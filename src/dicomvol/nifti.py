@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 
 import numpy as np
 
+from dicomvol.atomic import atomic_path
 from dicomvol.volume import Volume
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,18 +100,9 @@ def write_nifti(volume: Volume, path: str | os.PathLike[str], compress: bool | N
     path = Path(path)
     if compress is None:
         compress = path.name.endswith(".gz")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if compress:
-            with _gzip_writer(tmp, threads) as gz:
-                write_stream(volume, gz)
-        else:
-            with open(tmp, "wb") as raw:
-                write_stream(volume, raw)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, (_gzip_writer(tmp, threads) if compress
+                                    else open(tmp, "wb")) as fp:
+        write_stream(volume, fp)
 
 
 def _gzip_writer(path: Path, threads: int) -> BinaryIO:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dicomvol import __version__
+from dicomvol.atomic import atomic_path
 from dicomvol.constants import REPORT_NAME
 from dicomvol.plan import SkippedFrame
 from dicomvol.records import FileError, IgnoredFile
@@ -108,32 +108,23 @@ class RunReport:
             import pyarrow.parquet as pq
         except ImportError:
             path = base.with_suffix(".csv")
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "w", newline="", encoding="utf-8") as fp:
+            with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fp:
                 writer = csv.DictWriter(fp, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(rows)
-            os.replace(tmp, path)
             return path
         path = base.with_suffix(".parquet")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         table = pa.table({c: [r.get(c) for r in rows] for c in columns})
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
         return path
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temporary file in the same folder, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fp:
-            json.dump(obj, fp, indent=2, default=_json_default)
-            fp.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fp:
+        json.dump(obj, fp, indent=2, default=_json_default)
+        fp.write("\n")
 
 
 def _json_default(obj: Any) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from dicomvol.assemble import (
     pixel_mode,
     stored_dtype,
 )
+from dicomvol.atomic import atomic_path
 from dicomvol.plan import VolumePlan
 from dicomvol.records import FrameRecord
 from dicomvol.volume import Volume
@@ -74,18 +74,12 @@ def _write(plan: VolumePlan, path: str | os.PathLike[str], compress: bool, threa
                     scl_inter=mode.scl_inter, metadata=metadata,
                     source_instances=tuple(sources), plan=plan)
     hdr = header_for(volume)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with (_gzip_writer(tmp, threads) if compress else open(tmp, "wb")) as fp:
-            fp.write(hdr.binaryblock)
-            fp.write(b"\x00" * (VOX_OFFSET - len(hdr.binaryblock)))
-            for plane in _slices(plan, mode, threads):
-                fp.write(plane)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, (_gzip_writer(tmp, threads) if compress
+                                    else open(tmp, "wb")) as fp:
+        fp.write(hdr.binaryblock)
+        fp.write(b"\x00" * (VOX_OFFSET - len(hdr.binaryblock)))
+        for plane in _slices(plan, mode, threads):
+            fp.write(plane)
     return volume
 
 

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from dicomvol.atomic import atomic_path
 from dicomvol.errors import UsageError
 from dicomvol.volume import Volume
 
@@ -459,11 +460,5 @@ def to_simpleitk(volume: Volume) -> SimpleITK.Image:
 @contextmanager
 def _atomic_open(path: Path) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for writing; rename it to ``path`` on success."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fp:
-            yield fp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fp:
+        yield fp
