@@ -76,11 +76,16 @@ def _time_step(volume: Volume) -> float:
     return 1.0
 
 
-def write_stream(volume: Volume, fp: BinaryIO) -> None:
-    """Write header and data of ``volume`` to an open binary stream."""
+def write_header(volume: Volume, fp: BinaryIO) -> None:
+    """Write the header of ``volume`` and the padding up to VOX_OFFSET (data follows)."""
     hdr = header_for(volume)
     fp.write(hdr.binaryblock)
     fp.write(b"\x00" * (VOX_OFFSET - len(hdr.binaryblock)))
+
+
+def write_stream(volume: Volume, fp: BinaryIO) -> None:
+    """Write header and data of ``volume`` to an open binary stream."""
+    write_header(volume, fp)
     data = volume.data
     if not data.flags.f_contiguous:
         data = np.asfortranarray(data)

@@ -67,17 +67,15 @@ def stream_nifti(plan: VolumePlan, path: str | os.PathLike[str], compress: bool,
 def _write(plan: VolumePlan, path: str | os.PathLike[str], compress: bool, threads: int,
            mode: PixelMode, metadata: dict[str, object],
            sources: list[dict[str, object]]) -> Volume:
-    from dicomvol.nifti import VOX_OFFSET, _gzip_writer, header_for
+    from dicomvol.nifti import _gzip_writer, write_header
 
     placeholder = np.broadcast_to(np.zeros((), dtype=mode.dtype), plan.shape)
     volume = Volume(data=placeholder, affine=plan.affine.copy(), scl_slope=mode.scl_slope,
                     scl_inter=mode.scl_inter, metadata=metadata,
                     source_instances=tuple(sources), plan=plan)
-    hdr = header_for(volume)
     with atomic_path(path) as tmp, (_gzip_writer(tmp, threads) if compress
                                     else open(tmp, "wb")) as fp:
-        fp.write(hdr.binaryblock)
-        fp.write(b"\x00" * (VOX_OFFSET - len(hdr.binaryblock)))
+        write_header(volume, fp)
         for plane in _slices(plan, mode, threads):
             fp.write(plane)
     return volume
