@@ -61,8 +61,12 @@ def diffusion_table(volume: Volume) -> tuple[list[float], list[tuple[float, floa
     bvals: list[float] = []
     bvecs: list[tuple[float, float, float]] = []
     found = False
+    headers: dict[str, Any] = {}  # an enhanced file holds every volume: parse it once
     for vol in plan.frames:
-        info = _diffusion(vol[0], diffusion_of)
+        frame = vol[0]
+        if frame.path not in headers:
+            headers[frame.path] = header_of(frame.path)
+        info = _diffusion(frame, headers[frame.path], diffusion_of)
         if info is None:
             bvals.append(0.0)
             bvecs.append((0.0, 0.0, 0.0))
@@ -75,8 +79,7 @@ def diffusion_table(volume: Volume) -> tuple[list[float], list[tuple[float, floa
     return (bvals, bvecs) if found and any(b > 0 for b in bvals) else None
 
 
-def _diffusion(frame: FrameRecord, diffusion_of: Any) -> Any:
-    ds = header_of(frame.path)
+def _diffusion(frame: FrameRecord, ds: Any, diffusion_of: Any) -> Any:
     frame_fg = None
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is not None and frame.frame <= len(per_frame):
