@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -24,14 +25,19 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+def skip_or_fail(reason: str) -> NoReturn:
+    """A missing corpus or peer tool: skip locally, fail on CI (where it must be there)."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI requires it")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """Path of the shared corpus; skips locally when absent, fails on CI."""
     root = corpus_root()
     if root is None:
-        if in_ci():
-            pytest.fail("shared corpus not found (set DICOMVOL_CORPUS); CI requires it")
-        pytest.skip("shared corpus not found (set DICOMVOL_CORPUS)")
+        skip_or_fail("shared corpus not found (set DICOMVOL_CORPUS)")
     return root
 
 
@@ -50,9 +56,7 @@ def require_dcm2niix() -> str:
     """The dcm2niix executable; skips locally when absent, fails on CI (like ``corpus``)."""
     exe = find_dcm2niix()
     if exe is None:
-        if in_ci():
-            pytest.fail("dcm2niix not found (pip install dcm2niix); CI requires it")
-        pytest.skip("dcm2niix not found (pip install dcm2niix)")
+        skip_or_fail("dcm2niix not found (pip install dcm2niix)")
     return exe
 
 

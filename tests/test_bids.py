@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -18,20 +17,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
-from conftest import require_dcm2niix
+from conftest import require_dcm2niix, skip_or_fail
 from dicomvol import bids
 from dicomvol.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("DICOMVOL_CORPUS") or REPO_ROOT.parent / "shared" / "corpus")
-IN_CI = os.environ.get("CI") == "true"
-
-
-def _unavailable(reason: str) -> None:
-    """Skip locally, but fail in CI, where the corpus and dcm2niix must be present."""
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _dcm2niix() -> str:
@@ -374,10 +362,10 @@ def _agrees(key: str, ours: Any, theirs: Any) -> bool:
 
 
 @pytest.mark.parametrize("series", sorted(SERIES))
-def test_agrees_with_dcm2niix(series: str, tmp_path: Path) -> None:
-    folder = CORPUS / series
+def test_agrees_with_dcm2niix(series: str, corpus: Path, tmp_path: Path) -> None:
+    folder = corpus / series
     if not folder.is_dir():
-        _unavailable(f"corpus series {folder} not found (set DICOMVOL_CORPUS)")
+        skip_or_fail(f"corpus series {folder} not found (set DICOMVOL_CORPUS)")
     executable = _dcm2niix()
     subprocess.run(
         [executable, "-b", "o", "-ba", "n", "-f", "%s_%d", "-o", str(tmp_path), str(folder)],

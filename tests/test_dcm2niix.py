@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import subprocess
 import traceback
 from collections.abc import Iterable, Sequence
@@ -60,10 +59,6 @@ AxisMap = tuple[Perm, Flips]
 
 
 # ----------------------------------------------------------------------------------- tools
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
 
 
 # --------------------------------------------------------------------------------- outputs

@@ -31,7 +31,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import in_ci, require_dcm2niix
+from conftest import require_dcm2niix
 from dicomvol.diffusion import (
     GE_IMAGE_TO_PATIENT,
     diffusion_of,
@@ -64,12 +64,6 @@ DIRECTIONS = [
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def dcm2niix() -> str:
