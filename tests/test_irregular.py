@@ -46,7 +46,7 @@ from dicomvol.synthetic import (
     rotation_matrix,
     write_series,
 )
-from exactness import check_exact, check_resampled, frame_geometry
+from exactness import assert_accounted, check_exact, check_resampled, frame_geometry
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 REPORT = "dicomvol_report.json"
@@ -171,42 +171,11 @@ def _convert(inp: Path, out: Path, plan: PlanOptions | None = None, *,
     report: dict[str, Any] = json.loads((out / REPORT).read_text())
     assert report["errors"] == []
     run = Run(out, report, [(out / n, _sidecar(out / n)) for n in report["outputs"]])
-    _assert_accounted(inp, run)
+    assert_accounted(inp, run.out)
     if check:
         for image, sidecar in run.outputs:
             _assert_valid_output(image, sidecar, inp)
     return run
-
-
-def _assert_accounted(root: Path, run: Run) -> None:
-    """Every image frame under ``root`` is in an output's SourceInstances or in skipped.
-
-    Exact outputs never share a frame; a resampled output may share frames with the exact
-    ones; a frame is never both written and skipped; nothing unknown is reported.
-    """
-    exact: list[tuple[str, int, str]] = []
-    resampled: set[tuple[str, int, str]] = set()
-    for _, sidecar in run.outputs:
-        keys = [(e["SOPInstanceUID"], e["Frame"], e["File"]) for e in sidecar["SourceInstances"]]
-        assert keys, "an output without SourceInstances"
-        if sidecar["Resampled"]:
-            resampled.update(keys)
-        else:
-            exact += keys
-    assert len(exact) == len(set(exact)), "a frame is in two exact outputs (or twice in one)"
-    used = set(exact) | resampled
-    skipped = [(s["SOPInstanceUID"], 1 if s["Frame"] is None else s["Frame"], s["File"])
-               for s in run.report["skipped"]]
-    assert len(skipped) == len(set(skipped)), "a frame is skipped twice"
-    assert all(s["Reason"] for s in run.report["skipped"])
-    assert not used & set(skipped), "frames both written and skipped"
-    expected = set()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        key = (str(ds.SOPInstanceUID), 1, path.relative_to(root).as_posix())
-        expected.add(key)
-        assert key in used or key in skipped, f"{key} is in no output and not skipped"
-    assert not (used | set(skipped)) - expected, "reported frames that do not exist"
 
 
 def _lps(img: Any) -> np.ndarray:

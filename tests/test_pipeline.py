@@ -35,7 +35,7 @@ from dicomvol.synthetic import (
     write_series,
     write_truncated,
 )
-from exactness import check_exact
+from exactness import assert_accounted, check_exact
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 REPORT = "dicomvol_report.json"
@@ -83,60 +83,6 @@ def _only_plan(paths: list[Path]) -> Any:
     result = dicomvol.scan(paths)
     assert len(result.plans) == 1, [p.label for p in result.plans]
     return result.plans[0]
-
-
-def assert_accounted(root: Path, out: Path) -> dict[str, Any]:
-    """The contract's accounting invariant for a conversion of ``root`` into ``out``.
-
-    Every file under ``root`` is enumerated independently with pydicom. Each image frame
-    (SOPInstanceUID, frame, file) must be in exactly one of: an output's SourceInstances, the
-    report's ``skipped``, or (by file) the report's ``errors``. Files pydicom cannot parse must
-    be in ``errors`` or ``ignored``. Nothing reported may name a frame that was never written.
-    """
-    report: dict[str, Any] = json.loads((out / REPORT).read_text())
-    exact: list[tuple[str, int, str]] = []
-    resampled: set[tuple[str, int, str]] = set()
-    for _, sidecar in _outputs(out, report):
-        keys = [(e["SOPInstanceUID"], e["Frame"], e["File"]) for e in sidecar["SourceInstances"]]
-        if sidecar["Resampled"]:  # may share frames with the exact pieces it was made from
-            assert sidecar.get("ResampleReason")
-            resampled.update(keys)
-        else:
-            exact += keys
-    assert len(exact) == len(set(exact)), "a frame is in two outputs (or twice in one)"
-    used = set(exact) | resampled
-    # Frame None means every frame of the instance; all files written here are single-frame.
-    skipped = [(s["SOPInstanceUID"], 1 if s["Frame"] is None else s["Frame"], s["File"])
-               for s in report["skipped"]]
-    assert len(skipped) == len(set(skipped)), "a frame is skipped twice"
-    assert all(s["Reason"] for s in report["skipped"])
-    both = set(used) & set(skipped)
-    assert not both, f"frames both written and skipped: {both}"
-    errors = {e["File"]: e["Error"] for e in report["errors"]}
-    assert all(errors.values()), "an error without a message"
-    ignored = {i["File"] for i in report.get("ignored", [])}
-    expected: set[tuple[str, int, str]] = set()
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        rel = path.relative_to(root).as_posix()
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception:
-            assert rel in errors or rel in ignored, f"{rel} is unreadable but not reported"
-            continue
-        if "Rows" not in ds:
-            assert rel in ignored or rel in errors, f"{rel}: non-image not reported"
-            continue
-        key = (str(ds.SOPInstanceUID), 1, rel)
-        expected.add(key)
-        if rel in errors:
-            assert key not in used, f"{rel} is in errors and also written"
-            continue
-        assert key in used or key in skipped, f"{key} is lost: in no output and not skipped"
-    phantom = (set(used) | set(skipped)) - expected
-    assert not phantom, f"reported frames that were never written: {phantom}"
-    return report
 
 
 def _same_file_set(out: Path) -> dict[str, tuple[int, int, bytes]]:
