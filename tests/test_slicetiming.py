@@ -142,8 +142,8 @@ def test_mosaic_csa_times_second_volume_and_tile_order(monkeypatch: pytest.Monke
     vol1 = [_record(k, path="/v1", tile=4 - k) for k in range(4)]
     csa = {"/v0": [0.0, 86_399_000.0, 500.0, 86_399_500.0],  # midnight-wrapped first volume
            "/v1": [0.0, 1000.0, 500.0, 1500.0]}
-    monkeypatch.setattr(st, "_header", lambda path: Dataset())
-    monkeypatch.setattr(st, "_csa_times", lambda f: csa[f.path])
+    monkeypatch.setattr(st, "_header", lambda path, memo: Dataset())
+    monkeypatch.setattr(st, "_csa_times", lambda f, memo: csa[f.path])
     assert slice_timing(_plan([vol0, vol1])) == [1.5, 0.5, 1.0, 0.0]
     # one volume only: the midnight wrap is undone and times start at 0
     assert slice_timing(_plan([vol0])) == [0.5, 1.5, 0.0, 1.0]
@@ -158,7 +158,7 @@ def test_mosaic_reads_csa_from_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
             return fake_csa
 
     monkeypatch.setattr("dicomvol.mosaic._csareader", lambda: Reader)
-    monkeypatch.setattr(st, "_header", lambda path: Dataset())
+    monkeypatch.setattr(st, "_header", lambda path, memo: Dataset())
     plan = _plan([[_record(k, path="/m", tile=k + 1) for k in range(3)]])
     assert slice_timing(plan) == [0.0, 0.0725, 0.145]
 
@@ -183,7 +183,7 @@ def _ge_dataset(order: str, tr: str = "3000.0", n: int = 5) -> Dataset:
 def test_ge_protocol_block(monkeypatch: pytest.MonkeyPatch, order: str, descending: bool,
                            expected: list[float]) -> None:
     ds = _ge_dataset(order)
-    monkeypatch.setattr(st, "_header", lambda path: ds)
+    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     n = 5
     vol = [_record(k, instance_number=(n - k if descending else k + 1)) for k in range(n)]
     assert slice_timing(_plan([vol])) == pytest.approx(expected, abs=1e-9)
@@ -193,7 +193,7 @@ def test_ge_without_protocol_block_is_none(monkeypatch: pytest.MonkeyPatch) -> N
     ds = Dataset()
     ds.Manufacturer = "GE MEDICAL SYSTEMS"
     ds.RepetitionTime = "2000"
-    monkeypatch.setattr(st, "_header", lambda path: ds)
+    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     vol = [_record(k, acquisition_time="120000.00") for k in range(3)]
     assert slice_timing(_plan([vol])) is None
 
@@ -202,7 +202,7 @@ def test_acquisition_time_single_frame(monkeypatch: pytest.MonkeyPatch) -> None:
     ds = Dataset()
     ds.Manufacturer = "SIEMENS"
     ds.RepetitionTime = "2000"
-    monkeypatch.setattr(st, "_header", lambda path: ds)
+    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     times = ["235959.900000", "000000.900000", "000000.400000"]  # crosses midnight
     vol = [_record(k, acquisition_time=t) for k, t in enumerate(times)]
     assert slice_timing(_plan([vol])) == pytest.approx([0.0, 1.0, 0.5], abs=1e-9)
@@ -217,7 +217,7 @@ def test_enhanced_frame_acquisition_datetime(monkeypatch: pytest.MonkeyPatch) ->
     ds = Dataset()
     ds.Manufacturer = "SIEMENS"
     ds.RepetitionTime = "500"
-    monkeypatch.setattr(st, "_header", lambda path: ds)
+    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     # FrameRecord.acquisition_time holds the time part of FrameAcquisitionDateTime
     times = ["083634.295000", "083634.135000", "083634.455000", "083634.295000"]
     vol = [_record(k, path="/enh", frame=k + 1, number_of_frames=4, acquisition_time=t)

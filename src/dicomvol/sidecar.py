@@ -64,8 +64,10 @@ def build_metadata(plan: VolumePlan) -> dict[str, Any]:
 
     first = plan.first
     meta: dict[str, Any] = {}
+    headers = {}  # read once here, shared with slice timing
     try:
-        meta.update(bids_metadata(merged_header(header_of(first.path))))
+        headers[first.path] = header_of(first.path)
+        meta.update(bids_metadata(merged_header(headers[first.path])))
     except (DicomvolError, OSError) as exc:  # the pixels were readable; keep going
         log.warning("%s: header metadata unavailable: %s", first.rel, exc)
     meta.update({
@@ -84,7 +86,7 @@ def build_metadata(plan: VolumePlan) -> dict[str, Any]:
     if first.modality == "MR" and plan.resample is None:
         from dicomvol.slicetiming import slice_timing
 
-        timing = slice_timing(plan)
+        timing = slice_timing(plan, headers)
         if timing is not None:
             meta["SliceTiming"] = timing  # seconds, per slice k (dcm2niix/BIDS)
     echo_times = sorted({f.echo_time for f in plan.all_frames if f.echo_time is not None})

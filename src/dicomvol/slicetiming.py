@@ -55,22 +55,25 @@ _GE_PDB = (0x0025, 0x101B)
 _GE_GROUP_DELAY = (0x0043, 0x107C)
 
 
-def slice_timing(plan: VolumePlan) -> list[float] | None:
+def slice_timing(plan: VolumePlan,
+                 headers: dict[str, Dataset] | None = None) -> list[float] | None:
     """Acquisition time (s) of each slice k of ``plan`` relative to the volume start.
 
-    Returns None for non-MR or single-slice plans and when no source gives
-    reliable times (see the module docstring). Never raises for bad headers:
-    problems are logged and give None.
+    ``headers`` maps paths to headers the caller has already read (each file is
+    parsed at most once per call). Returns None for non-MR or single-slice plans
+    and when no source gives reliable times (see the module docstring). Never
+    raises for bad headers: problems are logged and give None.
     """
+    memo: dict[str, Dataset] = dict(headers or {})
     first = plan.first
     volume = plan.frames[0]
     if first.modality != "MR" or len(volume) < 2:
         return None
     try:
         if first.tile is not None:
-            ms = _mosaic_times(plan)
+            ms = _mosaic_times(plan, memo)
         else:
-            ds = _header(first.path)
+            ds = _header(first.path, memo)
             ms = _ge_times(volume, ds) if _is_ge(ds) else _acquisition_times(volume, ds)
     except Exception as exc:  # odd private headers must cost the timing only
         log.warning("%s: slice timing not determined: %s: %s", first.rel,
@@ -81,10 +84,13 @@ def slice_timing(plan: VolumePlan) -> list[float] | None:
     return [_round_g(t / 1000.0) for t in ms]
 
 
-def _header(path: str) -> Dataset:
-    from dicomvol.index import header_of
+def _header(path: str, memo: dict[str, Dataset]) -> Dataset:
+    """The header of ``path``, read once per ``slice_timing`` call."""
+    if path not in memo:
+        from dicomvol.index import header_of
 
-    return header_of(path)
+        memo[path] = header_of(path)
+    return memo[path]
 
 
 def _round_g(value: float) -> float:
@@ -96,13 +102,13 @@ def _round_g(value: float) -> float:
 # --- Siemens mosaic ---------------------------------------------------------------------
 
 
-def _mosaic_times(plan: VolumePlan) -> list[float] | None:
+def _mosaic_times(plan: VolumePlan, memo: dict[str, Dataset]) -> list[float] | None:
     volume = plan.frames[0]
-    times = _csa_times(volume[0])
+    times = _csa_times(volume[0], memo)
     if times is None:
         return None
     if len(plan.frames) > 1 and plan.frames[1][0].tile is not None:
-        second = _csa_times(plan.frames[1][0])
+        second = _csa_times(plan.frames[1][0], memo)
         if second is not None and len(second) == len(times) and (
                 abs(_span(second) - _span(times)) > _RANGE_TOLERANCE_MS):
             log.info("%s: MosaicRefAcqTimes span %g ms in the first volume but %g ms in "
@@ -116,14 +122,14 @@ def _mosaic_times(plan: VolumePlan) -> list[float] | None:
                     len(times), tiles)
         return None
     start = min(times)
-    _check_span(volume[0], times, _repetition_time_ms(_header(volume[0].path)))
+    _check_span(volume[0], times, _repetition_time_ms(_header(volume[0].path, memo)))
     return [times[t - 1] - start for t in tiles if t is not None]
 
 
-def _csa_times(frame: FrameRecord) -> list[float] | None:
+def _csa_times(frame: FrameRecord, memo: dict[str, Dataset]) -> list[float] | None:
     from dicomvol.mosaic import _csareader
 
-    csa = _csareader().get_csa_header(_header(frame.path), "image")
+    csa = _csareader().get_csa_header(_header(frame.path, memo), "image")
     if not csa:
         log.info("%s: no CSA image header: no slice timing", frame.rel)
         return None
