@@ -361,8 +361,7 @@ def _execute(jobs: Sequence[_Job], options: ConvertOptions, report: RunReport,
 
 
 def _skips(plan: VolumePlan, reason: str) -> list[SkippedFrame]:
-    return [SkippedFrame(f.sop_instance_uid, f.frame, f.path, f.rel, reason)
-            for f in plan.all_frames]
+    return [SkippedFrame.of(f, reason) for f in plan.all_frames]
 
 
 def _replan(failures: list[_Done], out: Path, options: ConvertOptions,

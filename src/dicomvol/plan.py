@@ -97,6 +97,11 @@ class SkippedFrame:
     rel: str
     reason: str
 
+    @classmethod
+    def of(cls, frame: FrameRecord, reason: str) -> SkippedFrame:
+        """The entry for one frame of the input."""
+        return cls(frame.sop_instance_uid, frame.frame, frame.path, frame.rel, reason)
+
     def to_json(self) -> dict[str, Any]:
         """The contract's report entry."""
         return {"SOPInstanceUID": self.sop_instance_uid, "Frame": self.frame,
@@ -192,7 +197,7 @@ def plan_index(
         if reason is None:
             volume_frames.append(frame)
         else:
-            result.skipped.append(_skip(frame, reason))
+            result.skipped.append(SkippedFrame.of(frame, reason))
     by_series: dict[str, list[FrameRecord]] = defaultdict(list)
     for frame in volume_frames:
         by_series[frame.series_instance_uid].append(frame)
@@ -227,8 +232,8 @@ def _dedupe(frames: Iterable[FrameRecord]) -> tuple[list[FrameRecord], list[Skip
         if first is None:
             kept[frame.key] = frame
         else:
-            skipped.append(_skip(frame, f"duplicate: the same SOPInstanceUID was read from "
-                                        f"{first.rel}"))
+            skipped.append(SkippedFrame.of(
+                frame, f"duplicate: the same SOPInstanceUID was read from {first.rel}"))
     return list(kept.values()), skipped
 
 
@@ -250,10 +255,6 @@ def non_volume_reason(frame: FrameRecord) -> str | None:
     if geometry.cross_norm(frame.orientation or (0, 0, 0, 0, 0, 0)) < 0.5:
         return f"ImageOrientationPatient {frame.orientation} is degenerate"
     return None
-
-
-def _skip(frame: FrameRecord, reason: str) -> SkippedFrame:
-    return SkippedFrame(frame.sop_instance_uid, frame.frame, frame.path, frame.rel, reason)
 
 
 def _collapse_instances(
@@ -394,7 +395,7 @@ def _plan_grid(
     n_shared = sum(len(c) for c in shared)
     reason = (f"{n_shared} frames share {len(shared)} slice position(s) and no attribute "
               f"({', '.join(a[0] for a in SPLIT_ATTRIBUTES)}) tells them apart")
-    return [], [_skip(f, reason) for f in frames]
+    return [], [SkippedFrame.of(f, reason) for f in frames]
 
 
 def _identical_duplicates(
@@ -432,7 +433,7 @@ def _identical_duplicates(
             if any(digest(f) != digest(first) for f in ordered[1:]):
                 return None
             kept.append(first)
-            copies.extend(_skip(f, f"identical duplicate of {first.rel} (same position, "
+            copies.extend(SkippedFrame.of(f, f"identical duplicate of {first.rel} (same position, "
                                    "pixels and rescale; another SOPInstanceUID)")
                           for f in ordered[1:])
     except Exception:  # undecodable: leave the decision to the normal rules
@@ -544,7 +545,8 @@ def _plan_stack(
         return [_resample_plan(stack, suffix, label, notes, checks, options, why,
                                base_detail)], []
     if options.irregular == "skip":
-        return [], [_skip(f, f"{why}; skipped as asked (--irregular skip)") for f in stack]
+        reason = f"{why}; skipped as asked (--irregular skip)"
+        return [], [SkippedFrame.of(f, reason) for f in stack]
     return _split_runs(stack, proj, suffix, label, notes, checks, why, base_detail)
 
 
@@ -652,8 +654,9 @@ def _split_runs(
     for start, stop in runs:
         if stop - start == 1:
             f = stack[start]
-            skipped.append(_skip(f, f"{why}; this slice at {proj[start]:.2f} mm along the normal "
-                                    "has no neighbour at a regular step (an isolated slice)"))
+            skipped.append(SkippedFrame.of(
+                f, f"{why}; this slice at {proj[start]:.2f} mm along the normal has no "
+                "neighbour at a regular step (an isolated slice)"))
     return plans, skipped
 
 
