@@ -26,13 +26,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from dicomvol import api
 from dicomvol.api import convert
+from dicomvol.batch import run as batch_run
 from dicomvol.cli.main import main
 from dicomvol.errors import UsageError
 from dicomvol.options import ConvertOptions
-from dicomvol.report import RunReport
-from dicomvol.synthetic import SyntheticSeries, write_series
+from dicomvol.report.run import RunReport
+from dicomvol.testing.synthetic import SyntheticSeries, write_series
 from exactness import check_exact
 
 BIN = Path(sys.executable).parent
@@ -439,8 +439,8 @@ def test_resume_and_overwrite_exclude_each_other(tmp_path: Path,
 @pytest.mark.parametrize("first_attempt", ["finished", "killed_before_sidecar"])
 def test_a_job_run_twice_is_still_reported_as_an_output(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_attempt: str) -> None:
-    from dicomvol.assemble import read_volume
-    from dicomvol.writers import write_volume
+    from dicomvol.api import read_volume
+    from dicomvol.io.formats import write_volume
 
     inp = tmp_path / "in"
     _small_series(inp, 2)
@@ -458,7 +458,7 @@ def test_a_job_run_twice_is_still_reported_as_an_output(
                              compress=job.options.compress)
             yield fn(job)
 
-    monkeypatch.setattr(api, "run_local", run_twice)
+    monkeypatch.setattr(batch_run, "run_local", run_twice)
     out = tmp_path / "out"
     report = convert([inp], out)
     assert all(p.with_name(p.name.replace(".nii.gz", ".json")).is_file() for p in _images(out))

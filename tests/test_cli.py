@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dicomvol.cli.main import main
-from dicomvol.synthetic import (
+from dicomvol.testing.synthetic import (
     SyntheticSeries,
     directions_for,
     oblique_directions,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -11,20 +12,19 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-import dicomvol.index as index_module
-from dicomvol.discover import Candidate, discover
-from dicomvol.fastheader import read_lean
-from dicomvol.index import IndexResult, index_file
-from dicomvol.synthetic import write_series
+from dicomvol.dicom.index import IndexResult, index_file
+from dicomvol.dicom.lean import read_lean
+from dicomvol.inputs.discover import Candidate, discover
+from dicomvol.testing.synthetic import write_series
 
 
 def _via_pydicom(cand: Candidate) -> IndexResult:
-    original = index_module._index_lean
-    index_module._index_lean = lambda c: None  # type: ignore[assignment]
-    try:
-        return index_file(cand)
-    finally:
-        index_module._index_lean = original
+    return index_file(cand, lean=False)
+
+
+def _lean(path: str | Path) -> object:
+    with open(path, "rb") as fp:
+        return read_lean(fp, os.path.getsize(path))
 
 
 def _same(a: IndexResult, b: IndexResult) -> list[str]:
@@ -46,7 +46,7 @@ def _same(a: IndexResult, b: IndexResult) -> list[str]:
 def test_lean_reader_matches_pydicom_on_whole_corpus(corpus: Path) -> None:
     lean_used = 0
     for cand in discover([corpus]):
-        if read_lean(cand.path) is not None:
+        if _lean(cand.path) is not None:
             lean_used += 1
         problems = _same(index_file(cand), _via_pydicom(cand))
         assert not problems, problems[:5]
@@ -60,7 +60,7 @@ def test_lean_reader_matches_pydicom_on_synthetic(tmp_path: Path, syntax: str) -
                           per_slice={"EchoNumbers": [1, 1, 1]})
     for path in series.paths:
         cand = Candidate(str(path), path.name)
-        assert read_lean(str(path)) is not None
+        assert _lean(path) is not None
         assert not _same(index_file(cand), _via_pydicom(cand))
 
 
@@ -79,7 +79,7 @@ def test_undefined_length_sequences_are_skipped(tmp_path: Path) -> None:
     out = tmp_path / "seq.dcm"
     ds.save_as(out, enforce_file_format=True)
     cand = Candidate(str(out), out.name)
-    assert read_lean(str(out)) is not None
+    assert _lean(out) is not None
     result = index_file(cand)
     assert not _same(result, _via_pydicom(cand))
     assert result.frames[0].position == tuple(series.positions[0])
@@ -115,4 +115,4 @@ def test_unusual_files_fall_back_to_pydicom(tmp_path: Path, change: str) -> None
         shutil.copy(path, copy)
         copy.write_bytes(path.read_bytes()[128 + 4:])
         path = copy
-    assert read_lean(str(path)) is None
+    assert _lean(path) is None

@@ -30,8 +30,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from conftest import require_dcm2niix
+from dicomvol.dicom.mosaic import MosaicInfo, extract_tiles, is_mosaic, mosaic_info
 from dicomvol.errors import HeaderError, PixelDataError
-from dicomvol.mosaic import MosaicInfo, extract_tiles, is_mosaic, mosaic_info
+from dicomvol.testing.siemens import csa2
 
 #: Series of the differential test (folder under the corpus).
 DIFFERENTIAL_SERIES = [
@@ -58,19 +59,6 @@ def _csareader() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return importlib.import_module("nibabel.nicom.csareader")
-
-
-def csa2(tags: dict[str, tuple[str, list[str]]]) -> bytes:
-    """A minimal Siemens CSA2 ('SV10') header holding ``name -> (VR, values)``."""
-    out = bytearray(b"SV10" + b"\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77))
-    for name, (vr, values) in tags.items():
-        out += struct.pack("<64si4s3i", name.encode(), len(values), vr.encode(), 0,
-                           len(values), 77)
-        for value in values:
-            data = value.encode() + b"\x00"
-            out += struct.pack("<4i", len(data), len(data), 77, len(data))
-            out += data + b"\x00" * (-len(data) % 4)
-    return bytes(out)
 
 
 def mosaic_dataset(n: int = 10, tile: tuple[int, int] = (6, 8), csa: bytes | None = b"",

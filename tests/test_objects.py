@@ -41,7 +41,7 @@ import dicomvol
 from dicomvol.cli.main import main as cli_main
 from dicomvol.errors import UsageError
 from dicomvol.options import ConvertOptions, PlanOptions
-from dicomvol.synthetic import SyntheticSeries, oblique_directions, write_series
+from dicomvol.testing.synthetic import SyntheticSeries, oblique_directions, write_series
 from exactness import check_exact, resolve
 
 #: RAS <-> LPS (its own inverse).
@@ -816,7 +816,7 @@ def test_sheared_volume_is_an_error_in_mha_but_exact_in_nifti(tmp_path: Path) ->
 def test_to_simpleitk_geometry_equals_the_affine(tmp_path: Path) -> None:
     series = _oblique_series(tmp_path / "in")
     (volume,) = dicomvol.read_series([tmp_path / "in"])
-    img = volume.to_simpleitk()
+    img = dicomvol.to_simpleitk(volume)
     direction = np.array(img.GetDirection()).reshape(3, 3)
     np.testing.assert_allclose(direction * np.array(img.GetSpacing()), volume.affine[:3, :3],
                                atol=1e-9)
@@ -829,7 +829,7 @@ def test_to_simpleitk_geometry_equals_the_affine(tmp_path: Path) -> None:
     (tilted,) = dicomvol.read_series([_tilted_series(tmp_path / "tilted").paths[0].parent],
                                      options=PlanOptions(tilt="shear"))
     with pytest.raises(UsageError, match="shear"):
-        tilted.to_simpleitk()
+        dicomvol.to_simpleitk(tilted)
 
 
 # ===================================================================== 6. anonymize

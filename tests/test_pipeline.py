@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import dicomvol
 from dicomvol import ConvertOptions
 from dicomvol.options import PlanOptions
-from dicomvol.synthetic import (
+from dicomvol.testing.synthetic import (
     SyntheticSeries,
     directions_for,
     oblique_directions,
@@ -663,7 +663,7 @@ def test_to_nifti_matches_volume(tmp_path: Path, rescale: Any) -> None:
     row, col = oblique_directions(40.0, (0.0, 1.0, 1.0))
     write_series(tmp_path, shape=SHAPE, rescale=rescale, row_dir=row, col_dir=col)
     vol = dicomvol.read_volume(_only_plan([tmp_path]))
-    img = vol.to_nifti()
+    img = dicomvol.to_nifti(vol)
     assert isinstance(img, nib.Nifti1Image)
     assert np.array_equal(img.get_fdata(), vol.values)
     np.testing.assert_allclose(img.affine, LPS_TO_RAS @ vol.affine, atol=ATOL)

@@ -20,12 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dicomvol.resample import (
-    MAX_OUTPUT_FACTOR,
-    ResampleResult,
-    choose_spacing,
-    resample_stack,
-)
+from dicomvol.model.grids import MAX_OUTPUT_FACTOR, choose_spacing
+from dicomvol.pixels.resample import ResampleResult, resample_stack
 
 Func = Callable[[np.ndarray], np.ndarray]
 

@@ -17,10 +17,13 @@ import pytest
 from pydicom.dataset import Dataset
 
 import dicomvol
-import dicomvol.slicetiming as st
-from dicomvol.plan import VolumePlan
-from dicomvol.records import FrameRecord
-from dicomvol.slicetiming import slice_timing
+from dicomvol.dicom.cache import JobSources
+from dicomvol.dicom.values import tm_ms
+from dicomvol.metadata.slicetiming import round_g, slice_timing
+from dicomvol.model.detail import GeometryDetail
+from dicomvol.model.plan import VolumePlan
+from dicomvol.model.records import FrameRecord
+from dicomvol.testing.siemens import add_csa, csa2
 
 TOL = 1e-4
 
@@ -133,34 +136,31 @@ def _plan(frames: Sequence[Sequence[FrameRecord]]) -> VolumePlan:
     n = len(frames[0])
     return VolumePlan(series_instance_uid="1.9", frames=tuple(tuple(v) for v in frames),
                       affine=np.eye(4), shape=(4, 4, n, len(frames)), suffix="", label="",
-                      geometry={}, detail={}, warnings=(), sheared=False)
+                      checks=None, detail=GeometryDetail("axial", n), warnings=(), sheared=False)
 
 
-def test_mosaic_csa_times_second_volume_and_tile_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def _csa_times(times: list[float]) -> Dataset:
+    ds = Dataset()
+    ds.Manufacturer = "SIEMENS"
+    return add_csa(ds, image=csa2({"MosaicRefAcqTimes": ("FD", [repr(t) for t in times])}))
+
+
+def test_mosaic_csa_times_second_volume_and_tile_order() -> None:
     # k order is the reverse of tile order here (as for a mosaic whose normal is flipped)
     vol0 = [_record(k, path="/v0", tile=4 - k) for k in range(4)]
     vol1 = [_record(k, path="/v1", tile=4 - k) for k in range(4)]
-    csa = {"/v0": [0.0, 86_399_000.0, 500.0, 86_399_500.0],  # midnight-wrapped first volume
-           "/v1": [0.0, 1000.0, 500.0, 1500.0]}
-    monkeypatch.setattr(st, "_header", lambda path, memo: Dataset())
-    monkeypatch.setattr(st, "_csa_times", lambda f, memo: csa[f.path])
-    assert slice_timing(_plan([vol0, vol1])) == [1.5, 0.5, 1.0, 0.0]
+    headers = {"/v0": _csa_times([0.0, 86_399_000.0, 500.0, 86_399_500.0]),  # midnight-wrapped
+               "/v1": _csa_times([0.0, 1000.0, 500.0, 1500.0])}
+    sources = JobSources.from_headers(headers)
+    assert slice_timing(_plan([vol0, vol1]), sources) == [1.5, 0.5, 1.0, 0.0]
     # one volume only: the midnight wrap is undone and times start at 0
-    assert slice_timing(_plan([vol0])) == [0.5, 1.5, 0.0, 1.0]
+    assert slice_timing(_plan([vol0]), sources) == [0.5, 1.5, 0.0, 1.0]
 
 
-def test_mosaic_reads_csa_from_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_csa = {"tags": {"MosaicRefAcqTimes": {"items": [0.0, 72.5, 145.0]}}}
-
-    class Reader:
-        @staticmethod
-        def get_csa_header(ds: Dataset, kind: str) -> dict[str, Any]:
-            return fake_csa
-
-    monkeypatch.setattr("dicomvol.mosaic._csareader", lambda: Reader)
-    monkeypatch.setattr(st, "_header", lambda path, memo: Dataset())
+def test_mosaic_reads_csa_from_dataset() -> None:
+    sources = JobSources.from_headers({"/m": _csa_times([0.0, 72.5, 145.0])})
     plan = _plan([[_record(k, path="/m", tile=k + 1) for k in range(3)]])
-    assert slice_timing(plan) == [0.0, 0.0725, 0.145]
+    assert slice_timing(plan, sources) == [0.0, 0.0725, 0.145]
 
 
 def _ge_dataset(order: str, tr: str = "3000.0", n: int = 5) -> Dataset:
@@ -180,49 +180,51 @@ def _ge_dataset(order: str, tr: str = "3000.0", n: int = 5) -> Dataset:
     ("0", False, [0.0, 0.6, 1.2, 1.8, 2.4]),
     ("0", True, [2.4, 1.8, 1.2, 0.6, 0.0]),
 ])
-def test_ge_protocol_block(monkeypatch: pytest.MonkeyPatch, order: str, descending: bool,
-                           expected: list[float]) -> None:
+def test_ge_protocol_block(order: str, descending: bool, expected: list[float]) -> None:
     ds = _ge_dataset(order)
-    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     n = 5
     vol = [_record(k, instance_number=(n - k if descending else k + 1)) for k in range(n)]
-    assert slice_timing(_plan([vol])) == pytest.approx(expected, abs=1e-9)
+    assert slice_timing(_plan([vol]), _sources(vol, ds)) == pytest.approx(expected, abs=1e-9)
 
 
-def test_ge_without_protocol_block_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+def _sources(frames: Sequence[FrameRecord], ds: Dataset) -> JobSources:
+    """Every frame's file has the header ``ds``."""
+    return JobSources.from_headers({f.path: ds for f in frames})
+
+
+def test_ge_without_protocol_block_is_none() -> None:
     ds = Dataset()
     ds.Manufacturer = "GE MEDICAL SYSTEMS"
     ds.RepetitionTime = "2000"
-    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     vol = [_record(k, acquisition_time="120000.00") for k in range(3)]
-    assert slice_timing(_plan([vol])) is None
+    assert slice_timing(_plan([vol]), _sources(vol, ds)) is None
 
 
-def test_acquisition_time_single_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_acquisition_time_single_frame() -> None:
     ds = Dataset()
     ds.Manufacturer = "SIEMENS"
     ds.RepetitionTime = "2000"
-    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     times = ["235959.900000", "000000.900000", "000000.400000"]  # crosses midnight
     vol = [_record(k, acquisition_time=t) for k, t in enumerate(times)]
-    assert slice_timing(_plan([vol])) == pytest.approx([0.0, 1.0, 0.5], abs=1e-9)
+    sources = _sources(vol, ds)
+    assert slice_timing(_plan([vol]), sources) == pytest.approx([0.0, 1.0, 0.5], abs=1e-9)
     same = [_record(k, acquisition_time="120000") for k in range(3)]
-    assert slice_timing(_plan([same])) is None
+    assert slice_timing(_plan([same]), sources) is None
     # spanning more than TR: separate acquisitions, not slice timing
     slow = [_record(k, acquisition_time=f"1200{k * 2:02d}") for k in range(3)]
-    assert slice_timing(_plan([slow])) is None
+    assert slice_timing(_plan([slow]), sources) is None
 
 
-def test_enhanced_frame_acquisition_datetime(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enhanced_frame_acquisition_datetime() -> None:
     ds = Dataset()
     ds.Manufacturer = "SIEMENS"
     ds.RepetitionTime = "500"
-    monkeypatch.setattr(st, "_header", lambda path, memo: ds)
     # FrameRecord.acquisition_time holds the time part of FrameAcquisitionDateTime
     times = ["083634.295000", "083634.135000", "083634.455000", "083634.295000"]
     vol = [_record(k, path="/enh", frame=k + 1, number_of_frames=4, acquisition_time=t)
            for k, t in enumerate(times)]
-    assert slice_timing(_plan([vol])) == pytest.approx([0.16, 0.0, 0.32, 0.16], abs=1e-9)
+    assert slice_timing(_plan([vol]), _sources(vol, ds)) == pytest.approx(
+        [0.16, 0.0, 0.32, 0.16], abs=1e-9)
 
 
 def test_not_mr_or_single_slice() -> None:
@@ -233,6 +235,6 @@ def test_not_mr_or_single_slice() -> None:
 
 
 def test_rounding_like_dcm2niix() -> None:
-    assert st._round_g(5000 / 15 * 8 / 1000) == 2.66667
-    assert st._round_g(1000 / 3 / 1000) == 0.333333
-    assert st._tm_ms("11:48:15.5") == pytest.approx(42_495_500.0)
+    assert round_g(5000 / 15 * 8 / 1000) == 2.66667
+    assert round_g(1000 / 3 / 1000) == 0.333333
+    assert tm_ms("11:48:15.5") == pytest.approx(42_495_500.0)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 import dicomvol
-from dicomvol.nifti import write_nifti
-from dicomvol.stream import can_stream, stream_nifti
-from dicomvol.synthetic import write_series
+from dicomvol.io.nifti import write_nifti
+from dicomvol.io.stream import can_stream, stream_nifti
+from dicomvol.metadata.sidecar import build_metadata
+from dicomvol.testing.synthetic import write_series
 
 
 def _payload(path: Path) -> bytes:
@@ -33,12 +34,14 @@ def test_stream_equals_in_memory(tmp_path: Path, rescale: object, pixel_represen
     assert can_stream(plan)
     ext = ".nii.gz" if compress else ".nii"
     streamed, in_memory = tmp_path / f"s{ext}", tmp_path / f"m{ext}"
-    header_only = stream_nifti(plan, streamed, compress, threads=2)
+    metadata = build_metadata(plan)
+    mode = stream_nifti(plan, streamed, compress, metadata, threads=2)
     volume = dicomvol.read_volume(plan)
     write_nifti(volume, in_memory, compress=compress)
     assert _payload(streamed) == _payload(in_memory)
-    assert header_only.scl_slope == volume.scl_slope and header_only.shape == volume.shape
-    assert header_only.sidecar() == volume.sidecar()
+    assert mode.scl_slope == volume.scl_slope and plan.shape == volume.shape
+    assert metadata == volume.metadata
+    assert [f.source() for f in plan.all_frames] == list(volume.source_instances)
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -54,12 +57,12 @@ def test_overflowing_int16_falls_back_to_raw(tmp_path: Path) -> None:
     ds.PixelData = pixels.astype("<i2").tobytes()
     ds.save_as(series.paths[1], enforce_file_format=True)
     (plan,) = dicomvol.scan([tmp_path / "in"]).plans
-    header_only = stream_nifti(plan, tmp_path / "s.nii", False)
+    mode = stream_nifti(plan, tmp_path / "s.nii", False, build_metadata(plan))
     volume = dicomvol.read_volume(plan)
     write_nifti(volume, tmp_path / "m.nii", compress=False)
     assert (tmp_path / "s.nii").read_bytes() == (tmp_path / "m.nii").read_bytes()
     assert volume.data.dtype == np.int16 and volume.scl_inter == 2000.0
-    assert header_only.scl_inter == 2000.0
+    assert mode.scl_inter == 2000.0
     assert float(np.max(volume.values)) == 32767 + 2000
 
 
@@ -71,6 +74,7 @@ def test_compressed_slices_decoded_in_processes_equal_in_memory(tmp_path: Path,
     write_series(tmp_path / "in", shape=(40, 36, 9), modality="MR",
                  transfer_syntax=getattr(pydicom.uid, syntax))
     (plan,) = dicomvol.scan([tmp_path / "in"]).plans
-    stream_nifti(plan, tmp_path / "s.nii.gz", True, threads=2)  # decodes in 2 processes
+    stream_nifti(plan, tmp_path / "s.nii.gz", True, build_metadata(plan),
+                 threads=2)  # decodes in 2 processes
     write_nifti(dicomvol.read_volume(plan), tmp_path / "m.nii.gz", compress=True)
     assert _payload(tmp_path / "s.nii.gz") == _payload(tmp_path / "m.nii.gz")

@@ -21,7 +21,7 @@ import pydicom
 import pytest
 
 from dicomvol.errors import HeaderError
-from dicomvol.suv import SuvFactor, suv_bw_factor
+from dicomvol.metadata.suv import SuvFactor, suv_bw_factor
 
 #: Agreement of our factor with the hand computation.
 FACTOR_RELATIVE_TOLERANCE = 1e-9
@@ -247,7 +247,7 @@ def test_decay_correction_and_corrections() -> None:
 
 
 def test_missing_corrected_image_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="dicomvol.suv"):
+    with caplog.at_level(logging.WARNING, logger="dicomvol.metadata.suv"):
         found = suv_bw_factor(_pet(CorrectedImage=None))
     assert found.inputs["CorrectedImage"] is None
     assert "CorrectedImage" in caplog.text

@@ -23,12 +23,12 @@ import pydicom
 import pytest
 
 from conftest import require_dcm2niix
-from dicomvol.errors import UsageError
-from dicomvol.vendor_scaling import (
+from dicomvol.dicom.philips import (
     philips_nifti_scaling,
     philips_scaling,
     philips_values,
 )
+from dicomvol.errors import UsageError
 
 #: dcm2niix prints JSON numbers with %g (6 significant digits).
 JSON_RELATIVE_TOLERANCE = 1e-5

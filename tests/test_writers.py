@@ -10,20 +10,19 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from dicomvol import writers
+from dicomvol.constants import OUTPUT_FORMATS
 from dicomvol.errors import UsageError
-from dicomvol.nifti import write_nifti
-from dicomvol.volume import Volume
-from dicomvol.writers import (
-    EXTENSIONS,
+from dicomvol.io import itk
+from dicomvol.io.formats import extension, write_volume
+from dicomvol.io.itk import (
     anatomical_orientation,
-    extension,
     stored_values,
     to_simpleitk,
     write_mha,
     write_nrrd,
-    write_volume,
 )
+from dicomvol.io.nifti import write_nifti
+from dicomvol.model.volume import Volume
 
 nrrd = pytest.importorskip("nrrd")
 sitk = pytest.importorskip("SimpleITK")
@@ -362,7 +361,7 @@ def test_sheared_volume_still_writes_as_nifti(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["nrrd", "mha"])
 def test_failed_write_leaves_nothing_and_keeps_old_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
-    path = tmp_path / f"v{EXTENSIONS[fmt]}"
+    path = tmp_path / f"v{extension(fmt)}"
     path.write_bytes(b"old")
 
     def boom(*args: object, **kwargs: object) -> None:
@@ -371,7 +370,7 @@ def test_failed_write_leaves_nothing_and_keeps_old_file(
     if fmt == "nrrd":
         monkeypatch.setattr(nrrd, "write", boom)
     else:
-        monkeypatch.setattr(writers, "_mha_header", boom)
+        monkeypatch.setattr(itk, "anatomical_orientation", boom)
     with pytest.raises(OSError, match="disk full"):
         write_volume(VOLUMES["axial_int16"], path, fmt)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
@@ -388,7 +387,8 @@ def test_overwrite_replaces_atomically(tmp_path: Path, fmt: str) -> None:
 
 
 def test_extensions() -> None:
-    assert EXTENSIONS == {"nifti": ".nii.gz", "nrrd": ".nrrd", "mha": ".mha"}
+    assert {f: extension(f) for f in OUTPUT_FORMATS} == {
+        "nifti": ".nii.gz", "nrrd": ".nrrd", "mha": ".mha"}
     assert extension("nifti", compress=False) == ".nii"
     assert extension("mha", compress=False) == ".mha"
     with pytest.raises(UsageError):

@@ -2,7 +2,7 @@
 
 The pipeline runs one way (see ``docs/ARCHITECTURE.md``)::
 
-    discover -> index -> plan -> assemble -> write -> report
+    inputs -> dicom (index) -> plan -> pixels + metadata -> io (write) -> report
 
 Public API
 ----------
@@ -14,6 +14,8 @@ read_series(paths) -> list[Volume]
     Scan and read every volume found under ``paths``.
 convert(paths, out_dir, options) -> RunReport
     Scan, read and write every volume, with sidecars and a run report.
+to_nifti(volume), to_simpleitk(volume)
+    A volume as a ``nibabel.Nifti1Image`` or a ``SimpleITK.Image``.
 
 Geometry convention: DICOM patient coordinates (LPS, mm); a volume's array is
 indexed ``[i, j, k(, t)]`` with i along a DICOM row (column index), j down the
@@ -25,41 +27,64 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from dicomvol._version import __version__
 
 __all__ = [
     "ConvertOptions",
     "DicomvolError",
+    "GeometryError",
+    "HeaderError",
+    "MissingDecoderError",
+    "NotDicomError",
+    "OutputExistsError",
+    "PixelDataError",
+    "PlanOptions",
     "RunReport",
     "ScanResult",
+    "UsageError",
     "Volume",
+    "VolumeGeometry",
     "VolumePlan",
     "__version__",
     "convert",
     "read_series",
     "read_volume",
     "scan",
+    "to_nifti",
+    "to_simpleitk",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dicomvol.api import convert, read_series, read_volume, scan
-    from dicomvol.errors import DicomvolError
-    from dicomvol.options import ConvertOptions
-    from dicomvol.plan import ScanResult, VolumePlan
-    from dicomvol.report import RunReport
-    from dicomvol.volume import Volume
+    from dicomvol.api import convert, read_series, read_volume, scan, to_nifti, to_simpleitk
+    from dicomvol.errors import (
+        DicomvolError,
+        GeometryError,
+        HeaderError,
+        MissingDecoderError,
+        NotDicomError,
+        OutputExistsError,
+        PixelDataError,
+        UsageError,
+    )
+    from dicomvol.model.grid import VolumeGeometry
+    from dicomvol.model.plan import ScanResult, VolumePlan
+    from dicomvol.model.volume import Volume
+    from dicomvol.options import ConvertOptions, PlanOptions
+    from dicomvol.report.run import RunReport
 
 _LAZY = {
-    "convert": "dicomvol.api",
-    "read_series": "dicomvol.api",
-    "read_volume": "dicomvol.api",
-    "scan": "dicomvol.api",
-    "DicomvolError": "dicomvol.errors",
+    **dict.fromkeys(("convert", "read_series", "read_volume", "scan", "to_nifti",
+                     "to_simpleitk"), "dicomvol.api"),
+    **dict.fromkeys(("DicomvolError", "GeometryError", "HeaderError", "MissingDecoderError",
+                     "NotDicomError", "OutputExistsError", "PixelDataError", "UsageError"),
+                    "dicomvol.errors"),
     "ConvertOptions": "dicomvol.options",
-    "ScanResult": "dicomvol.plan",
-    "VolumePlan": "dicomvol.plan",
-    "RunReport": "dicomvol.report",
-    "Volume": "dicomvol.volume",
+    "PlanOptions": "dicomvol.options",
+    "ScanResult": "dicomvol.model.plan",
+    "VolumePlan": "dicomvol.model.plan",
+    "Volume": "dicomvol.model.volume",
+    "VolumeGeometry": "dicomvol.model.grid",
+    "RunReport": "dicomvol.report.run",
 }
 
 

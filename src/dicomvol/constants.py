@@ -29,5 +29,18 @@ PATIENT_FRAME = "LPS"
 #: Index order of every internal array.
 INDEX_ORDER = ("i: column (along row direction)", "j: row (along column direction)", "k: slice")
 
+#: DICOM patient coordinates (LPS) to NIfTI/RAS world coordinates, shape (4, 4).
+#: A tuple of rows (immutable); ``numpy.array(LPS_TO_RAS)`` gives the matrix.
+LPS_TO_RAS = ((-1.0, 0.0, 0.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0),
+              (0.0, 0.0, 0.0, 1.0))
+
 #: Name of the run report written in every output folder.
 REPORT_NAME = "dicomvol_report.json"
+
+#: The output image formats: name -> (extension compressed, extension uncompressed).
+#: The one list of formats; ``dicomvol.io.formats`` maps each name to its writer.
+OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
+    "nifti": (".nii.gz", ".nii"),
+    "nrrd": (".nrrd", ".nrrd"),
+    "mha": (".mha", ".mha"),
+}

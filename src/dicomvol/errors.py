@@ -1,4 +1,10 @@
-"""One exception root; each subclass also inherits the builtin it resembles."""
+"""One exception root; each subclass also inherits the builtin it resembles.
+
+Failures keep their type until the run report turns them into text: a
+``HeaderError`` becomes an ``errors`` entry for its file, a ``PixelDataError``
+names the file whose pixels failed (``path``) so that the rest of its series
+can be planned again without it.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,14 @@ class PixelDataError(DicomvolError, ValueError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class MissingDecoderError(PixelDataError):
+    """No installed pydicom decoder plugin handles the file's transfer syntax.
+
+    The message names the packages that would (from pydicom's own decoder
+    registry), so the user knows what to install.
+    """
 
 
 class GeometryError(DicomvolError, ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dicomvol.constants import OUTPUT_FORMATS
 from dicomvol.errors import UsageError
 
 #: Default output name template; fields are DICOM keywords in braces.
@@ -14,7 +15,7 @@ ANONYMOUS_TEMPLATE = "{Modality}_{SeriesNumber}_{SeriesDescription}"
 TILT_CHOICES = ("shear", "resample", "both")
 IRREGULAR_CHOICES = ("resample", "split", "skip")
 INTERPOLATION_CHOICES = ("linear", "nearest")
-FORMAT_CHOICES = ("nifti", "nrrd", "mha")
+FORMAT_CHOICES = tuple(OUTPUT_FORMATS)
 PHILIPS_CHOICES = ("display", "fp")
 
 

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any
 
-from dicomvol.executors import default_workers
-from dicomvol.options import DEFAULT_TEMPLATE
+from dicomvol.batch.executors import default_workers
+from dicomvol.options import DEFAULT_TEMPLATE, FORMAT_CHOICES
 
 
 def add_parser(sub: Any) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-f", "--filename", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                    help="output name template of DICOM keywords in braces "
                    f"(default {DEFAULT_TEMPLATE.replace('%', '%%')!r})")
-    p.add_argument("-e", "--format", choices=["nifti", "nrrd", "mha"], default="nifti",
+    p.add_argument("-e", "--format", choices=FORMAT_CHOICES, default="nifti",
                    help="output format (default nifti)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--resume", action="store_true",

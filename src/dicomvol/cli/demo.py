@@ -36,7 +36,7 @@ def _demo(root: Path) -> int:
     from dicomvol.api import convert
     from dicomvol.cli.convert import print_summary
     from dicomvol.options import ConvertOptions
-    from dicomvol.synthetic import write_demo_study
+    from dicomvol.testing.synthetic import write_demo_study
 
     out = sys.stdout
     dicom_dir, out_dir = root / "dicom", root / "nifti"
@@ -50,7 +50,7 @@ def _demo(root: Path) -> int:
     out.write("\nchecking every voxel against the synthetic ground truth:\n")
     import nibabel as nib
 
-    from dicomvol.nifti import LPS_TO_RAS
+    from dicomvol.io.nifti import LPS_TO_RAS
 
     ok = True
     by_uid = {o.series_instance_uid: o for o in report.outputs}

@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
-
-#: IDC check columns shown when they fail.
-CHECK_NAMES = (
-    "single_orientation", "orthogonal_orientation", "unique_slice_positions",
-    "consistent_in_plane_row", "consistent_in_plane_col", "consistent_pixel_spacing",
-    "consistent_image_dimensions", "uniform_slice_spacing",
-)
 
 
 def add_parser(sub: Any) -> None:
@@ -41,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         result = scan(args.inputs, progress, plan_options(args))
     finally:
         progress.close()
+    from dicomvol.report.describe import describe
+
     rows = describe(result)
     from dicomvol.cli.convert import warn_if_nothing_found
 
@@ -54,74 +49,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if result.errors else 0
 
 
-def describe(result: Any) -> dict[str, Any]:
-    """Plans, skips, ignored files and errors as plain JSON-ready data."""
-    volumes = []
-    for plan in result.plans:
-        f = plan.first
-        ps = f.pixel_spacing or (0.0, 0.0)
-        files = len({fr.path for fr in plan.all_frames})
-        detail = plan.detail
-        if plan.resample is not None:
-            action = f"resample to {plan.resample.spacing:g} mm ({plan.resample.reason})"
-        elif "split" in detail:
-            s = detail["split"]
-            action = f"write exact piece {s['piece']}/{s['pieces']}"
-        elif len(plan.shape) == 4:
-            action = f"write 4D ({plan.shape[3]} volumes by {detail.get('fourth_dimension')})"
-        else:
-            action = "write"
-        if plan.sheared:
-            action += " (sheared affine)"
-        volumes.append({
-            "SeriesInstanceUID": plan.series_instance_uid,
-            "SeriesNumber": f.series_number,
-            "Modality": f.modality,
-            "SeriesDescription": f.series_description,
-            "Label": plan.label,
-            "Files": files,
-            "Frames": len(plan.all_frames),
-            "Matrix": list(plan.shape),
-            "PixelSpacing": [ps[1], ps[0]],
-            "SliceSpacing": detail.get("slice_step_mm"),
-            "Orientation": detail.get("orientation"),
-            "Geometry": plan.geometry,
-            "GeometryDetail": detail,
-            "Case": case_text(detail),
-            "Action": action,
-            "Warnings": list(plan.warnings),
-        })
-    skipped: dict[str, Counter[str]] = defaultdict(Counter)
-    for s in result.skipped:
-        skipped[s.reason][s.rel.split("/")[0] if "/" in s.rel else "."] += 1
-    return {
-        "volumes": volumes,
-        "skipped": [{"Reason": r, "Frames": sum(c.values())} for r, c in skipped.items()],
-        "ignored": [{"File": i.rel, "Reason": i.reason} for i in result.ignored],
-        "errors": [{"File": e.rel, "Error": e.error} for e in result.errors],
-        "series_checks": result.series_checks,
-    }
-
-
-def case_text(detail: dict[str, Any]) -> str:
-    """The geometry case with its measured numbers, e.g. 'gantry tilt 18.50°'."""
-    case = str(detail.get("case", "regular"))
-    if "tilt" in case and detail.get("step_angle_degrees") is not None:
-        case += f" {detail['step_angle_degrees']:.2f}°"
-    if "spacing" in case and "min_spacing_mm" in detail:
-        case += (f" {detail['min_spacing_mm']:g}/{detail['median_spacing_mm']:g}/"
-                 f"{detail['max_spacing_mm']:g} mm (min/median/max)")
-    if case == "missing slices":
-        gaps = detail.get("gaps", [])
-        case += ": " + ", ".join(f"{g['missing_slices']} after {g['after_position_mm']:g} mm"
-                                 for g in gaps)
-    if case == "lateral shift":
-        case += f" up to {detail.get('in_plane_shift_mm', 0):g} mm"
-    return case
-
-
 def print_table(rows: dict[str, Any]) -> None:
     """A fixed-width table, one row per volume, then skips, ignored files and errors."""
+    from dicomvol.model.detail import IDC_CHECK_NAMES
+
     out = sys.stdout
     if not rows["volumes"]:
         out.write("no volumes\n")
@@ -131,7 +62,7 @@ def print_table(rows: dict[str, Any]) -> None:
     notes: list[str] = []
     for v in rows["volumes"]:
         checks = v["Geometry"]
-        failed = [c for c in CHECK_NAMES if checks.get(c) is False]
+        failed = [c for c in IDC_CHECK_NAMES if checks.get(c) is False]
         if checks.get("regularly_spaced_3d_volume"):
             regular = "yes"
         elif not failed:

@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its subcommands (no heavy imports here)."""
-    from dicomvol import __version__
+    from dicomvol._version import __version__
     from dicomvol.cli import convert, demo, inspect
 
     parser = _Parser(

@@ -1,0 +1,1 @@
+"""Runs: scanning, jobs (one per output volume), naming, resume, executors (pool, Dask)."""

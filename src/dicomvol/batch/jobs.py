@@ -1,0 +1,150 @@
+"""One job = one output volume: read its headers once, assemble or stream, derive, write.
+
+A :class:`Job` is a picklable value (a plan, output paths, options); its
+result a small :class:`Done`. Jobs run in this process, in a process pool or
+on Dask workers (:mod:`dicomvol.batch.executors`); a job always writes
+(atomically), so a task that a cluster runs twice rewrites the same files.
+Whether a job runs at all (``--overwrite``, ``--resume``) is decided by the
+client (:func:`triage`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicomvol.batch.derive import apply_suv, suv_factor, write_diffusion
+from dicomvol.batch.reading import read_volume
+from dicomvol.dicom.cache import JobSources
+from dicomvol.errors import HeaderError, PixelDataError
+from dicomvol.io.formats import write_volume
+from dicomvol.io.jsonio import write_json_atomic
+from dicomvol.io.readback import read_grid
+from dicomvol.io.stream import can_stream, stream_nifti
+from dicomvol.metadata.diffusion import plan_diffusion
+from dicomvol.metadata.sidecar import anonymized, build_metadata
+from dicomvol.model.plan import VolumePlan
+from dicomvol.model.reorient import reorient_to_ras
+from dicomvol.options import ConvertOptions
+from dicomvol.report.run import OutputRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One volume to write: its plan, output paths, options and thread budget."""
+
+    plan: VolumePlan
+    image: str
+    sidecar: str
+    options: ConvertOptions
+    threads: int = 1  # decode processes / compression threads for this job
+
+
+@dataclass(frozen=True)
+class Done:
+    """What became of a job: an output record, a failure (naming the file), or 'exists'."""
+
+    job: Job
+    output: OutputRecord | None = None
+    failed_path: str | None = None
+    error: str | None = None
+    exists: bool = False
+
+
+def plan_digest(plan: VolumePlan) -> str:
+    """A stable digest of what a plan reads and how (for ``--resume``)."""
+    h = hashlib.sha256()
+    for f in plan.all_frames:
+        h.update(f"{f.sop_instance_uid}|{f.frame}|{f.rel}\n".encode())
+    h.update(repr((plan.shape, plan.suffix, plan.resample)).encode())
+    return h.hexdigest()[:32]
+
+
+def _resumable(job: Job, digest: str) -> bool:
+    """True when the job's outputs exist, are complete and come from the same sources."""
+    image, sidecar = Path(job.image), Path(job.sidecar)
+    if not (image.is_file() and sidecar.is_file()):
+        return False
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(meta.get("DicomvolPlanDigest") == digest)
+
+
+def record(job: Job, spacing: tuple[float, ...], shape: tuple[int, ...],
+           status: str, resampled: bool) -> OutputRecord:
+    """The report's entry for a job's output."""
+    plan = job.plan
+    return OutputRecord(
+        path=Path(job.image).name, sidecar=Path(job.sidecar).name,
+        series_instance_uid=plan.series_instance_uid, label=plan.label, shape=shape,
+        spacing=spacing, n_frames=len(plan.all_frames), warnings=plan.warnings,
+        sheared=plan.sheared, resampled=resampled, checks=plan.checks, status=status)
+
+
+def triage(job: Job) -> Done | None:
+    """Decide in the client whether a job runs: None to run it, else its outcome."""
+    image, sidecar = Path(job.image), Path(job.sidecar)
+    if job.options.resume and _resumable(job, plan_digest(job.plan)):
+        shape, spacing = read_grid(image)
+        return Done(job, record(job, spacing, shape, "resumed", job.plan.resample is not None))
+    if not (job.options.overwrite or job.options.resume) and (
+            image.exists() or sidecar.exists()):
+        return Done(job, exists=True)
+    return None
+
+
+def run_job(job: Job) -> Done:
+    """Assemble and write one volume (runs in a worker process or on a Dask worker).
+
+    Every header the job needs is read first, from one :class:`JobSources`, so
+    that each input file is opened once; then the pixels are streamed or
+    assembled, the derived values applied and the image, bval/bvec and sidecar
+    written. Any failure costs this volume only and comes back as a
+    :class:`Done` naming what went wrong.
+    """
+    image = Path(job.image)
+    try:
+        return _run(job, image)
+    except PixelDataError as exc:
+        return Done(job, failed_path=exc.path, error=str(exc))
+    except HeaderError as exc:  # e.g. SUV asked for but not computable: names the attribute
+        return Done(job, error=f"{image.name} not written: {exc}")
+    except Exception as exc:  # a bug or an I/O failure must cost this volume only
+        log.debug("volume %s failed", image.name, exc_info=True)
+        image.unlink(missing_ok=True)
+        return Done(job, error=f"{image.name} not written: {type(exc).__name__}: {exc}")
+
+
+def _run(job: Job, image: Path) -> Done:
+    plan, opts = job.plan, job.options
+    sources = JobSources()
+    metadata = build_metadata(plan, sources)
+    diffusions = plan_diffusion(plan, sources)
+    factor = suv_factor(plan, sources) if opts.suv else None
+    if opts.format == "nifti" and factor is None and not opts.reorient and can_stream(plan):
+        stream_nifti(plan, image, opts.compress, metadata, job.threads, sources)
+        affine = plan.affine
+        content = {**metadata, "SourceInstances": [f.source() for f in plan.all_frames]}
+        spacing, shape, resampled = plan.geometry.spacing, tuple(plan.shape), False
+    else:
+        volume = read_volume(plan, job.threads, sources, metadata)
+        if factor is not None:
+            volume = apply_suv(volume, factor)
+        if opts.reorient:
+            volume = reorient_to_ras(volume)
+        write_volume(volume, image, opts.format, compress=opts.compress, threads=job.threads)
+        affine = volume.affine
+        content = volume.sidecar()
+        spacing, shape, resampled = volume.spacing, volume.shape, plan.resample is not None
+    write_diffusion(diffusions, affine, image)
+    if opts.anonymize:
+        content = anonymized(content)
+    write_json_atomic(Path(job.sidecar), {**content, "DicomvolPlanDigest": plan_digest(plan)})
+    return Done(job, record(job, spacing, shape, "written", resampled))

@@ -1,0 +1,163 @@
+"""A conversion run: scan, name, triage, execute jobs, re-plan around bad files, report.
+
+One process pool serves a run (header reading, then one job per volume).
+A file that fails to decode is reported in ``errors`` and the rest of its
+series is planned again without it; nothing raises for bad input.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+from dicomvol._typing import PathLike
+from dicomvol.batch.executors import default_workers, run_dask, run_local
+from dicomvol.batch.jobs import Done, Job, run_job, triage
+from dicomvol.batch.naming import NameAllocator, render, template_fields
+from dicomvol.batch.scan import ProgressFn, scan_inputs
+from dicomvol.errors import UsageError
+from dicomvol.io.atomic import TEMPORARY_GLOB
+from dicomvol.io.formats import extension
+from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS
+from dicomvol.model.plan import VolumePlan
+from dicomvol.model.records import FileError, SkippedFrame
+from dicomvol.options import ConvertOptions
+from dicomvol.pixels.digest import SamePixels
+from dicomvol.plan.planner import plan_series
+from dicomvol.report.run import RunReport
+
+log = logging.getLogger(__name__)
+
+#: How many times a series is re-planned after a file in it fails to decode.
+MAX_REPLANS = 3
+
+
+def convert_run(paths: Sequence[PathLike], out_dir: PathLike, options: ConvertOptions,
+                progress: ProgressFn | None = None) -> RunReport:
+    """Convert every volume under ``paths`` into ``out_dir`` (see :func:`dicomvol.convert`)."""
+    check_template(options)
+    with ExitStack() as stack:
+        pool = None
+        if options.jobs > 1 and not options.dask:  # one pool for headers and volumes
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=options.jobs))
+        return _convert(list(paths), Path(out_dir), options, progress, pool)
+
+
+def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
+             progress: ProgressFn | None, pool: ProcessPoolExecutor | None) -> RunReport:
+    names = template_fields(options.template)
+    result = scan_inputs(paths, progress, options.plan, jobs=1 if options.dask else options.jobs,
+                         pool=pool, names=names)
+    out = out_dir.resolve()  # workers elsewhere (Dask) need an absolute path
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    report = RunReport(out_dir=str(out), skipped=list(result.skipped),
+                       errors=list(result.errors), ignored=list(result.ignored),
+                       n_files=result.n_files)
+    allocator = NameAllocator()
+    # Per-job parallelism (decode processes/threads, gzip threads) when volumes are fewer
+    # than workers; on Dask the cluster owns parallelism.
+    threads = 1 if options.dask else max(
+        1, min(options.jobs, default_workers()) // max(1, min(options.jobs, len(result.plans))))
+    pending = [replace(job_for(plan, out, options, allocator), threads=threads)
+               for plan in result.plans]
+    for _ in range(MAX_REPLANS + 1):
+        failures = _execute(pending, options, report, progress,
+                            pool if threads == 1 else None)
+        if not failures:
+            break
+        pending = _replan(failures, out, options, allocator, report)
+    remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
+    report.outputs.sort(key=lambda o: o.path)
+    report.write()
+    return report
+
+
+def check_template(options: ConvertOptions) -> None:
+    """Fail early on a bad template, or one that names the patient under --anonymize."""
+    fields = template_fields(options.template)
+    if options.anonymize:
+        named = sorted(set(fields) & (PATIENT_IDENTIFYING_KEYS | {"PatientName"}))
+        if named:
+            raise UsageError(f"--anonymize: the name template uses {', '.join(named)}; "
+                             "choose a template without patient identifiers")
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete temporary files left by an interrupted run (``.NAME.PID.tmp``)."""
+    for tmp in out.glob(TEMPORARY_GLOB):
+        try:
+            tmp.unlink()
+        except OSError:
+            log.warning("cannot remove stale temporary file %s", tmp)
+
+
+def job_for(plan: VolumePlan, out: Path, options: ConvertOptions,
+            allocator: NameAllocator) -> Job:
+    """The job writing ``plan``, under a name from the template that no other output has."""
+    stem = allocator.allocate(render(options.template, dict(plan.first.names)) + plan.suffix)
+    ext = extension(options.format, options.compress)
+    return Job(plan, str(out / f"{stem}{ext}"), str(out / f"{stem}.json"), options)
+
+
+def _execute(jobs: Sequence[Job], options: ConvertOptions, report: RunReport,
+             progress: ProgressFn | None,
+             pool: ProcessPoolExecutor | None = None) -> list[Done]:
+    failures: list[Done] = []
+    total = len(jobs)
+    decided = [(job, triage(job)) for job in jobs]
+    to_run = [job for job, done in decided if done is None]
+    if options.dask:
+        results = run_dask(run_job, to_run, options.dask, options.jobs)
+    else:
+        results = run_local(run_job, to_run, options.jobs, pool)
+    outcomes = itertools.chain((d for _, d in decided if d is not None), results)
+    for n, done in enumerate(outcomes, 1):
+        if done.output is not None:
+            report.outputs.append(done.output)
+        elif done.exists:
+            reason = (f"output exists: {Path(done.job.image).name} "
+                      f"(use --overwrite to replace it, or --resume)")
+            report.skipped.extend(_skips(done.job.plan, reason))
+        else:
+            failures.append(done)
+        if progress is not None:
+            progress(n, total, "writing volumes")
+    return failures
+
+
+def _skips(plan: VolumePlan, reason: str) -> list[SkippedFrame]:
+    return [SkippedFrame.of(f, reason) for f in plan.all_frames]
+
+
+def _replan(failures: list[Done], out: Path, options: ConvertOptions,
+            allocator: NameAllocator, report: RunReport) -> list[Job]:
+    """Report each failing file and plan its series again without it."""
+    jobs: list[Job] = []
+    for done in failures:
+        plan = done.job.plan
+        bad = done.failed_path
+        frames = plan.all_frames
+        if bad is None or all(f.path == bad for f in frames):
+            first = frames[0]
+            report.errors.append(FileError(bad or first.path, first.rel if bad is None else
+                                           next(f.rel for f in frames if f.path == bad),
+                                           done.error or "conversion failed"))
+            if bad is None:
+                report.skipped.extend(_skips(plan, f"volume failed: {done.error}"))
+            continue
+        rel = next(f.rel for f in frames if f.path == bad)
+        report.errors.append(FileError(bad, rel, done.error or "cannot decode"))
+        rest = [f for f in frames if f.path != bad]
+        plans, skipped, _ = plan_series(rest, options.plan, SamePixels())
+        report.skipped.extend(skipped)
+        for new in plans:
+            new = replace(new, suffix=plan.suffix + new.suffix) if new.suffix else replace(
+                new, suffix=plan.suffix)
+            jobs.append(job_for(new, out, options, allocator))
+    return jobs

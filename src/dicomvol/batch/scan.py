@@ -1,0 +1,45 @@
+"""Scanning: discover files, index their headers in parallel chunks, plan volumes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from dicomvol._typing import PathLike
+from dicomvol.batch.executors import run_local
+from dicomvol.dicom.index import IndexResult, IndexTask, index_task
+from dicomvol.inputs.discover import discover
+from dicomvol.model.plan import ScanResult
+from dicomvol.options import PlanOptions
+from dicomvol.pixels.digest import SamePixels
+from dicomvol.plan.planner import plan_index
+
+#: progress(done, total, what) is called as work advances.
+ProgressFn = Callable[[int, int, str], None]
+#: Files per header-reading task (large enough to amortise process overhead).
+INDEX_CHUNK = 64
+
+
+def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
+                options: PlanOptions | None = None, jobs: int = 1,
+                pool: ProcessPoolExecutor | None = None,
+                names: Sequence[str] = ()) -> ScanResult:
+    """Find DICOM files, read their headers and plan volumes (no pixel data is read).
+
+    ``pool`` reuses a run's process pool; ``names`` are header keywords the
+    frame records carry for output names. See :func:`dicomvol.scan`.
+    """
+    candidates = discover(paths)
+    total = len(candidates)
+    index = IndexResult()
+    tasks = [IndexTask(tuple(candidates[i:i + INDEX_CHUNK]), tuple(names))
+             for i in range(0, total, INDEX_CHUNK)]
+    done = 0
+    for part in run_local(index_task, tasks, jobs if total > 2 * INDEX_CHUNK else 1, pool):
+        index.extend(part)
+        done = min(total, done + INDEX_CHUNK)  # chunks finish in any order; all are full-size
+        if progress is not None:
+            progress(done, total, "reading headers")
+    index.sort()
+    return plan_index(index.frames, index.ignored, index.errors, n_files=total,
+                      options=options, same_pixels=SamePixels())

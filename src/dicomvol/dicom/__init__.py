@@ -1,0 +1,1 @@
+"""DICOM files -> frame records: headers (lean reader, pydicom), values, vendor private tags."""

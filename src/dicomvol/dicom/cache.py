@@ -1,0 +1,97 @@
+"""One job's view of its input files: each file opened once, each header parsed once.
+
+A job (one output volume) needs some headers (the sidecar's first file, slice
+timing, diffusion tables) and every file's pixels. :class:`JobSources` reads a
+file whose header is asked for in full, once, keeps its bytes until its
+pixels are taken, and parses the header once; a file whose header is never
+asked for is read once, for its pixels only. On a local disk this saves
+system calls; on an object store each avoided open is a network round trip.
+Every read goes through :mod:`dicomvol.inputs.fs`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from dicomvol.dicom.header import gunzip_if_needed, parse_dataset, read_header_from
+from dicomvol.errors import HeaderError, NotDicomError
+from dicomvol.inputs import fs
+
+
+class JobSources:
+    """The input files of one job, each read at most once (not thread-safe per path)."""
+
+    def __init__(self) -> None:
+        self._bytes: dict[str, bytes] = {}
+        self._headers: dict[str, Dataset] = {}
+        self._gzipped: dict[str, bool] = {}
+
+    @classmethod
+    def from_headers(cls, headers: dict[str, Dataset]) -> JobSources:
+        """Sources whose headers are already known (e.g. built in memory by a test)."""
+        sources = cls()
+        sources._headers.update(headers)
+        return sources
+
+    def header(self, path: str) -> Dataset:
+        """The header of ``path`` (no pixel data), parsed once per job.
+
+        Raises
+        ------
+        HeaderError
+            The file cannot be read or parsed.
+        """
+        found = self._headers.get(path)
+        if found is None:
+            data = self._file_bytes(path)
+            try:
+                found, _ = read_header_from(io.BytesIO(data), self._gzipped[path])
+            except NotDicomError as exc:
+                raise HeaderError(str(exc)) from exc
+            self._headers[path] = found
+        return found
+
+    def has_bytes(self, path: str) -> bool:
+        """True when the whole file is in memory (its header was asked for)."""
+        return path in self._bytes
+
+    def take_bytes(self, path: str) -> bytes:
+        """The whole file (gzip-decompressed); it is released from the cache."""
+        data = self._bytes.pop(path, None)
+        if data is None:
+            data = self._load(path)
+        return data
+
+    def take_dataset(self, path: str) -> Dataset:
+        """The full data set with pixel data; the file's bytes are released from the cache."""
+        return parse_dataset(io.BytesIO(self.take_bytes(path)))
+
+    def take_range(self, path: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` of an uncompressed file (from memory when cached)."""
+        data = self._bytes.pop(path, None)
+        if data is not None:
+            return data[start:start + length]
+        return fs.read_bytes(path, start, length)
+
+    def _file_bytes(self, path: str) -> bytes:
+        data = self._bytes.get(path)
+        if data is None:
+            data = self._load(path)
+            self._bytes[path] = data
+        return data
+
+    def _load(self, path: str) -> bytes:
+        try:
+            raw = fs.read_bytes(path)
+        except OSError as exc:
+            raise HeaderError(f"cannot open: {exc.strerror or exc}") from exc
+        data, gzipped = gunzip_if_needed(raw)
+        self._gzipped[path] = gzipped
+        return data
+
+    def headers(self) -> dict[str, Any]:
+        """The headers parsed so far, by path."""
+        return dict(self._headers)

@@ -1,0 +1,232 @@
+"""Frame records from a header: one per frame, incl. enhanced functional groups and mosaics.
+
+``ds`` is a pydicom ``Dataset`` or a :class:`~dicomvol.dicom.lean.LeanHeader`
+(the same small ``get``/``in`` surface), so both readers build records with
+the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from dicomvol._typing import Orientation, Vec3
+from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
+from dicomvol.dicom.mosaic import mosaic_info
+from dicomvol.dicom.philips import philips_scaling
+from dicomvol.dicom.values import (
+    first_item,
+    functional_group,
+    to_float,
+    to_floats,
+    to_int,
+    to_str,
+    to_strs,
+    vendor,
+)
+from dicomvol.errors import HeaderError
+from dicomvol.inputs.discover import Candidate
+from dicomvol.model.records import FrameRecord
+
+
+def frame_records(
+    ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
+    names: tuple[str, ...] = (),
+) -> list[FrameRecord]:
+    """Build one record per frame of an image object.
+
+    ``names`` are header keywords whose values the records carry as text (for
+    output name templates), so that naming never reads a header again.
+    """
+    n_frames = to_int(ds.get("NumberOfFrames")) or 1
+    rows = to_int(ds.get("Rows"))
+    cols = to_int(ds.get("Columns"))
+    if not rows or not cols:
+        raise HeaderError("image without Rows/Columns")
+    ts = str(transfer_syntax(ds))
+    native_offset = info.value_offset if info.length != UNDEFINED_LENGTH else None
+    common: dict[str, Any] = dict(
+        path=cand.path,
+        rel=cand.rel,
+        sop_instance_uid=to_str(ds.get("SOPInstanceUID")),
+        sop_class_uid=to_str(ds.get("SOPClassUID")),
+        number_of_frames=n_frames,
+        series_instance_uid=to_str(ds.get("SeriesInstanceUID")) or "(no SeriesInstanceUID)",
+        study_instance_uid=to_str(ds.get("StudyInstanceUID")),
+        modality=to_str(ds.get("Modality")),
+        series_number=to_int(ds.get("SeriesNumber")),
+        series_description=to_str(ds.get("SeriesDescription")),
+        instance_number=to_int(ds.get("InstanceNumber")),
+        rows=rows,
+        columns=cols,
+        samples_per_pixel=to_int(ds.get("SamplesPerPixel")) or 1,
+        photometric=to_str(ds.get("PhotometricInterpretation")) or "MONOCHROME2",
+        bits_allocated=to_int(ds.get("BitsAllocated")) or 16,
+        bits_stored=to_int(ds.get("BitsStored")) or to_int(ds.get("BitsAllocated")) or 16,
+        pixel_representation=to_int(ds.get("PixelRepresentation")) or 0,
+        transfer_syntax=ts,
+        pixel_offset=native_offset,
+        gzipped=gzipped,
+        gantry_tilt=to_float(ds.get("GantryDetectorTilt")),
+        frame_of_reference_uid=to_str(ds.get("FrameOfReferenceUID")),
+        acquisition_date=to_str(ds.get("AcquisitionDate")) or None,
+        acquisition_datetime=to_str(ds.get("AcquisitionDateTime")) or None,
+        names=tuple((name, name_text(ds.get(name))) for name in names),
+    )
+    shared = first_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
+    if unassigned is not None:  # legacy converted: attributes may live only in there
+        ds = Fallback(ds, unassigned)  # type: ignore[assignment]
+        for key, keyword in (("series_description", "SeriesDescription"),
+                             ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
+            common[key] = common[key] or to_str(ds.get(keyword))
+        common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
+    if n_frames == 1 and per_frame is None and shared is None:
+        fields = _single_frame_fields(ds)
+        if vendor(ds) == "Philips":
+            fields["philips_scale_slope"] = _philips_ss(ds, None)
+        if "MOSAIC" in fields["image_type"]:
+            return _mosaic_records(ds, common, fields)
+        return [FrameRecord(frame=1, **common, **fields)]
+    records = []
+    philips = vendor(ds) == "Philips"
+    for index in range(n_frames):
+        frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
+        own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
+        frame_ds: Any = ds if own is None else Fallback(own, ds)
+        fields = _multi_frame_fields(frame_ds, shared, frame_fg)
+        if own is not None and to_int(own.get("InstanceNumber")) is not None:
+            fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
+        if philips:
+            fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
+        number = fields.pop("instance_number_override", None)
+        frame_common = common if number is None else {**common, "instance_number": number}
+        records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
+    return records
+
+
+def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:
+    triple = philips_scaling(ds, frame_fg)
+    return None if triple is None else triple[2]
+
+
+def _mosaic_records(
+    ds: Dataset, common: dict[str, Any], fields: dict[str, Any]
+) -> list[FrameRecord]:
+    """One record per slice of a Siemens MOSAIC, placed at the tile's own position."""
+    info = mosaic_info(ds)  # HeaderError names what is missing
+    common = {**common, "rows": info.tile_rows, "columns": info.tile_columns,
+              "pixel_offset": None}
+    return [
+        FrameRecord(frame=1, **common, **{**fields, "position": position},
+                    tile=t + 1, tiles_per_side=info.tiles_per_side)
+        for t, position in enumerate(info.positions)
+    ]
+
+
+def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
+    spacing = to_floats(ds.get("PixelSpacing"), 2)
+    return dict(
+        image_type=to_strs(ds.get("ImageType")),
+        orientation=_orientation(ds.get("ImageOrientationPatient")),
+        position=_position(ds.get("ImagePositionPatient")),
+        pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
+        slice_thickness=to_float(ds.get("SliceThickness")),
+        spacing_between_slices=to_float(ds.get("SpacingBetweenSlices")),
+        rescale_slope=to_float(ds.get("RescaleSlope")) or 1.0,
+        rescale_intercept=to_float(ds.get("RescaleIntercept")) or 0.0,
+        echo_number=to_int(ds.get("EchoNumbers")),
+        echo_time=to_float(ds.get("EchoTime")),
+        acquisition_number=to_int(ds.get("AcquisitionNumber")),
+        temporal_position=to_int(ds.get("TemporalPositionIdentifier")),
+        diffusion_b=to_float(ds.get("DiffusionBValue")),
+        diffusion_direction=_position(ds.get("DiffusionGradientOrientation")),
+        trigger_time=to_float(ds.get("TriggerTime")),
+        acquisition_time=to_str(ds.get("AcquisitionTime")) or None,
+    )
+
+
+def _multi_frame_fields(
+    ds: Dataset, shared: Dataset | None, frame_fg: Dataset | None
+) -> dict[str, Any]:
+    plane_pos = functional_group(frame_fg, shared, "PlanePositionSequence")
+    plane_ori = functional_group(frame_fg, shared, "PlaneOrientationSequence")
+    measures = functional_group(frame_fg, shared, "PixelMeasuresSequence")
+    transform = functional_group(frame_fg, shared, "PixelValueTransformationSequence")
+    content = first_item(frame_fg, "FrameContentSequence")
+    echo = functional_group(frame_fg, shared, "MREchoSequence")
+    frame_type = (
+        functional_group(frame_fg, shared, "MRImageFrameTypeSequence")
+        or functional_group(frame_fg, shared, "CTImageFrameTypeSequence")
+        or functional_group(frame_fg, shared, "PETFrameTypeSequence")
+    )
+    spacing = to_floats(measures.get("PixelSpacing") if measures else ds.get("PixelSpacing"), 2)
+    ipp = plane_pos.get("ImagePositionPatient") if plane_pos else ds.get("ImagePositionPatient")
+    iop = (
+        plane_ori.get("ImageOrientationPatient")
+        if plane_ori
+        else ds.get("ImageOrientationPatient")
+    )
+    src = transform if transform is not None else ds
+    image_type = to_strs(frame_type.get("FrameType")) if frame_type else ()
+    temporal = to_int(content.get("TemporalPositionIndex")) if content else None
+    stack_id = to_str(content.get("StackID")) if content else ""
+    diffusion = functional_group(frame_fg, shared, "MRDiffusionSequence")
+    b_value = to_float(diffusion.get("DiffusionBValue")) if diffusion else None
+    direction = None
+    if diffusion is not None:
+        grad = first_item(diffusion, "DiffusionGradientDirectionSequence")
+        if grad is not None:
+            direction = _position(grad.get("DiffusionGradientOrientation"))
+    acq_dt = to_str(content.get("FrameAcquisitionDateTime")) if content else ""
+    return dict(
+        image_type=image_type or to_strs(ds.get("ImageType")),
+        orientation=_orientation(iop),
+        position=_position(ipp),
+        pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
+        slice_thickness=to_float(measures.get("SliceThickness")) if measures else None,
+        spacing_between_slices=(
+            to_float(measures.get("SpacingBetweenSlices")) if measures else None
+        ),
+        rescale_slope=to_float(src.get("RescaleSlope")) or 1.0,
+        rescale_intercept=to_float(src.get("RescaleIntercept")) or 0.0,
+        echo_number=None,
+        echo_time=to_float(echo.get("EffectiveEchoTime")) if echo else None,
+        acquisition_number=to_int(ds.get("AcquisitionNumber")),
+        temporal_position=temporal,
+        trigger_time=None,
+        acquisition_time=acq_dt[8:] if len(acq_dt) > 8 else None,
+        stack_id=stack_id or None,
+        diffusion_b=b_value,
+        diffusion_direction=direction,
+    )
+
+
+def _orientation(value: Any) -> Orientation | None:
+    vals = to_floats(value, 6)
+    if vals is None:
+        return None
+    return (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5])
+
+
+def _position(value: Any) -> Vec3 | None:
+    vals = to_floats(value, 3)
+    if vals is None:
+        return None
+    return (vals[0], vals[1], vals[2])
+
+
+def name_text(value: Any) -> str:
+    """A header value as the text an output name template uses (several values joined by -)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("latin-1").strip("\x00 ")
+    if isinstance(value, str):
+        return value
+    try:
+        return "-".join(str(v) for v in value)
+    except TypeError:
+        return str(value)

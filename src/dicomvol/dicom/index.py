@@ -1,0 +1,179 @@
+"""Index files into frame records, reading each file once and only up to the pixel data.
+
+A file is opened once: the lean reader (:mod:`dicomvol.dicom.lean`) tries the
+common case on the open stream, and pydicom reads the same stream when it
+declines. Every failure costs the file only: it becomes an ``errors`` entry
+(a damaged image) or an ``ignored`` entry (not DICOM, a DICOMDIR, an object
+without pixels), never an exception.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from pydicom.dataset import Dataset
+
+from dicomvol.dicom.frames import frame_records
+from dicomvol.dicom.header import (
+    DICOMDIR_SOP_CLASS,
+    PixelInfo,
+    check_pixel_length,
+    gunzip_if_needed,
+    meta_value,
+    read_header_from,
+    sop_name,
+)
+from dicomvol.dicom.lean import read_lean
+from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
+from dicomvol.inputs import fs
+from dicomvol.inputs.discover import Candidate
+from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexResult:
+    """Everything the index learned about a set of files."""
+
+    frames: list[FrameRecord] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+    def extend(self, other: IndexResult) -> None:
+        """Append another result's entries to this one."""
+        self.frames.extend(other.frames)
+        self.ignored.extend(other.ignored)
+        self.errors.extend(other.errors)
+
+    def sort(self) -> None:
+        """Order entries by file, so results do not depend on which worker finished first."""
+        self.frames.sort(key=lambda f: (f.path, f.frame, f.tile or 0))
+        self.ignored.sort(key=lambda i: i.path)
+        self.errors.sort(key=lambda e: e.path)
+
+
+@dataclass(frozen=True)
+class IndexTask:
+    """A chunk of files to index, and the header keywords the records must carry."""
+
+    candidates: tuple[Candidate, ...]
+    names: tuple[str, ...] = ()
+
+
+def index_task(task: IndexTask) -> IndexResult:
+    """:func:`index_files` for a picklable task (the unit a worker process runs)."""
+    return index_files(task.candidates, task.names)
+
+
+def index_files(candidates: Iterable[Candidate], names: Sequence[str] = ()) -> IndexResult:
+    """Index every candidate; never raises for a bad file (it is recorded)."""
+    result = IndexResult()
+    for cand in candidates:
+        result.extend(index_file(cand, names))
+    return result
+
+
+def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True) -> IndexResult:
+    """Index one file into frame records, an ignored entry or an error.
+
+    ``names`` are header keywords the records carry for output names. With
+    ``lean=False`` pydicom reads every file (the lean reader is tested
+    against this).
+    """
+    result = IndexResult()
+    try:
+        with fs.open_input(cand.path) as fp:
+            _index_stream(fp, cand, tuple(names), result, lean)
+    except OSError as exc:
+        result.errors.append(FileError(cand.path, cand.rel,
+                                       f"cannot open: {exc.strerror or exc}"))
+    except Exception as exc:  # a bug must cost this file only, with its name
+        log.debug("%s: indexing failed", cand.path, exc_info=True)
+        result.errors.append(FileError(cand.path, cand.rel,
+                                       f"internal: indexing failed: {type(exc).__name__}: {exc}"))
+    return result
+
+
+def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
+                  result: IndexResult, lean: bool = True) -> None:
+    """Index an open file: the lean reader first, else pydicom on the same bytes."""
+    magic = fp.read(2)
+    fp.seek(0)
+    gzipped = False
+    stream: BinaryIO = fp
+    if magic == b"\x1f\x8b":
+        try:
+            data, gzipped = gunzip_if_needed(fp.read())
+        except NotDicomError as exc:
+            result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
+            return
+        stream = io.BytesIO(data)
+    elif lean:
+        size = fs.size(cand.path)
+        if _index_lean(fp, size, cand, names, result):
+            return
+        fp.seek(0)
+    try:
+        ds, pixel_info = read_header_from(stream, gzipped)
+    except NotDicomError as exc:
+        result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
+        return
+    except (HeaderError, PixelDataError) as exc:
+        result.errors.append(FileError(cand.path, cand.rel, str(exc)))
+        return
+    _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+
+
+def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, cand: Candidate,
+                   names: tuple[str, ...], result: IndexResult) -> None:
+    sop_class = str(ds.get("SOPClassUID", "") or meta_value(ds, "MediaStorageSOPClassUID"))
+    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        result.ignored.append(IgnoredFile(cand.path, cand.rel, "DICOMDIR (a directory index)"))
+        return
+    sop_uid = str(ds.get("SOPInstanceUID", "") or meta_value(ds, "MediaStorageSOPInstanceUID"))
+    if pixel_info is None:
+        name = sop_name(sop_class)
+        result.ignored.append(
+            IgnoredFile(cand.path, cand.rel, f"no pixel data ({name})", sop_uid or None))
+        return
+    if not sop_uid:
+        result.errors.append(FileError(cand.path, cand.rel, "image without SOPInstanceUID"))
+        return
+    try:
+        check_pixel_length(ds, pixel_info)
+        result.frames.extend(frame_records(ds, cand, pixel_info, gzipped, names))
+    except (HeaderError, PixelDataError) as exc:
+        result.errors.append(FileError(cand.path, cand.rel, str(exc)))
+    except Exception as exc:  # odd headers must cost this file only, with its name
+        log.debug("%s: header not understood", cand.path, exc_info=True)
+        msg = f"header not understood: {type(exc).__name__}: {exc}"
+        result.errors.append(FileError(cand.path, cand.rel, msg))
+
+
+def _index_lean(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],
+                result: IndexResult) -> bool:
+    """The fast path; False to let pydicom read the file instead."""
+    found = read_lean(fp, size, names)
+    if found is None:
+        return False
+    header, tag_offset, value_offset, length = found
+    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
+    lean: Any = header
+    try:
+        if not header.get("SOPInstanceUID"):
+            return False
+        check_pixel_length(lean, info)
+        frames = frame_records(lean, cand, info, False, names)
+    except (HeaderError, PixelDataError) as exc:
+        result.errors.append(FileError(cand.path, cand.rel, str(exc)))
+        return True
+    except Exception:  # anything unexpected: let pydicom read it
+        log.debug("%s: lean header path failed; using pydicom", cand.path, exc_info=True)
+        return False
+    result.frames.extend(frames)
+    return True

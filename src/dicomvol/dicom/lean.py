@@ -1,0 +1,279 @@
+"""A lean header reader for the common case, tested against pydicom on the corpus.
+
+Most archives hold single-frame images in (implicit or explicit VR) little
+endian. For those, walking the data elements with ``struct`` up to PixelData
+and converting only the ~40 values indexing needs is several times faster than
+building a pydicom ``Dataset`` (see ``benchmarks/``). Anything else (big
+endian, deflated, gzip, enhanced multi-frame, Siemens MOSAIC, Philips private
+scaling, odd encodings) returns None and the caller uses pydicom.
+
+:class:`LeanHeader` offers the small ``Dataset`` surface that
+``frames.frame_records`` uses (``get``, ``in``, ``file_meta``), so records are
+built by the same code either way.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+from dicomvol.dicom.values import vendor
+
+#: Bytes read first; a longer header is read in full on demand.
+_HEAD_BYTES = 32768
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
+             b"UV"}
+_PIXEL_TAG = 0x7FE00010
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+
+#: Keywords the index reads from a single-frame header.
+KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "Modality",
+    "SeriesNumber", "SeriesDescription", "InstanceNumber", "ImageType", "Rows", "Columns",
+    "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated", "BitsStored",
+    "PixelRepresentation", "NumberOfFrames", "ImageOrientationPatient", "ImagePositionPatient",
+    "PixelSpacing", "SliceThickness", "SpacingBetweenSlices", "RescaleSlope",
+    "RescaleIntercept", "EchoNumbers", "EchoTime", "AcquisitionNumber",
+    "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
+    "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
+    "AcquisitionDate", "AcquisitionDateTime",
+    # for output names
+    "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
+)
+_TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
+#: Top-level elements whose presence sends the file to pydicom.
+_FALLBACK_TAGS = {
+    0x52009229,  # SharedFunctionalGroupsSequence
+    0x52009230,  # PerFrameFunctionalGroupsSequence
+    0x00041220,  # DirectoryRecordSequence (DICOMDIR)
+    0x00280008,  # NumberOfFrames (multi-frame)
+}
+
+
+class LeanHeader:
+    """The subset of a pydicom ``Dataset`` that indexing reads, from raw bytes."""
+
+    def __init__(self, values: dict[str, Any], transfer_syntax: str) -> None:
+        self._values = values
+        self.file_meta = {"TransferSyntaxUID": transfer_syntax}
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``."""
+        return self._values.get(keyword, default)
+
+    def __contains__(self, keyword: str) -> bool:
+        return keyword in self._values
+
+
+def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
+              ) -> tuple[LeanHeader, int, int, int] | None:
+    """Parse a plain single-frame little-endian header up to PixelData from an open file.
+
+    Parameters
+    ----------
+    fp : binary stream positioned at the start of the file
+    size : int
+        The file's size in bytes.
+    keywords : sequence of str
+        Top-level keywords to read besides :data:`KEYWORDS` (e.g. for output names).
+
+    Returns
+    -------
+    (header, tag_offset, value_offset, pixel_length) or None
+        None when the file is not a case this reader handles (the caller then
+        uses pydicom, on the same stream), including a file without PixelData.
+        Never raises for malformed content.
+    """
+    try:
+        return _read_lean(fp, size, _tags_for(tuple(keywords)))
+    except (struct.error, ValueError, IndexError):
+        return None
+
+
+def _tags_for(extra: tuple[str, ...]) -> dict[int, str]:
+    """Tag -> keyword for :data:`KEYWORDS` plus ``extra`` (unknown keywords are ignored)."""
+    if not extra:
+        return _TAGS
+    tags = dict(_TAGS)
+    for keyword in extra:
+        tag = tag_for_keyword(keyword)
+        if tag is not None:
+            tags[int(tag)] = keyword
+    return tags
+
+
+def _read_lean(fp: BinaryIO, size: int,
+               tags: dict[int, str]) -> tuple[LeanHeader, int, int, int] | None:
+    buf = fp.read(_HEAD_BYTES)
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        return None
+    meta_end, ts = _meta(buf)
+    if ts not in (_EXPLICIT_LE, _IMPLICIT_LE) or meta_end is None:
+        return None
+    found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
+    if found is None and len(buf) < size:
+        buf += fp.read()
+        found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
+    if found is None:
+        return None
+    values, tag_offset, value_offset, pixel_length = found
+    image_type = values.get("ImageType") or ""
+    if "MOSAIC" in image_type or vendor(values.get("Manufacturer")) == "Philips":
+        return None
+    return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
+
+
+def _meta(buf: bytes) -> tuple[int | None, str]:
+    """End offset of the file meta group and the transfer syntax."""
+    pos, ts, end = 132, "", None
+    while pos + 8 <= len(buf):
+        group, elem = struct.unpack_from("<HH", buf, pos)
+        if group != 0x0002:
+            return pos, ts
+        vr = buf[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            (length,) = struct.unpack_from("<I", buf, pos + 8)
+            start = pos + 12
+        else:
+            (length,) = struct.unpack_from("<H", buf, pos + 6)
+            start = pos + 8
+        if elem == 0x0010:
+            ts = buf[start:start + length].decode("ascii", "replace").strip("\x00 ")
+        pos = start + length
+        end = pos
+    return end, ts
+
+
+_EXPLICIT = struct.Struct("<HH2sH")  # tag, VR, 16-bit length
+_IMPLICIT = struct.Struct("<HHI")  # tag, 32-bit length
+_U32 = struct.Struct("<I")
+
+
+def _walk(buf: bytes, pos: int, implicit: bool,
+          tags: dict[int, str]) -> tuple[dict[str, Any], int, int, int] | None:
+    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd."""
+    values: dict[str, Any] = {}
+    n = len(buf)
+    fallback = _FALLBACK_TAGS
+    long_vrs = _LONG_VRS
+    while pos + 8 <= n:
+        if implicit:
+            group, elem, length = _IMPLICIT.unpack_from(buf, pos)
+            start = pos + 8
+            raw_vr = b""
+        else:
+            group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+            if raw_vr in long_vrs:
+                if pos + 12 > n:
+                    return None
+                (length,) = _U32.unpack_from(buf, pos + 8)
+                start = pos + 12
+            else:
+                start = pos + 8
+        tag = (group << 16) | elem
+        if tag == _PIXEL_TAG:
+            return values, pos, start, length
+        if tag in fallback:
+            return None
+        if length == _UNDEFINED:
+            end = _skip_undefined(buf, start, implicit)
+            if end is None:
+                return None
+            pos = end
+            continue
+        pos = start + length
+        if pos > n:
+            return None
+        keyword = tags.get(tag)
+        if keyword is not None:
+            vr = raw_vr.decode("ascii", "replace") if raw_vr else _implicit_vr(tag)
+            value = _convert(buf[start:pos], vr)
+            if value is not None:
+                values[keyword] = value
+    return None
+
+
+#: Nesting depth of undefined-length sequences and items the lean reader walks; deeper
+#: files go to pydicom (whose own recursion is guarded by the caller).
+MAX_NESTING = 64
+
+
+def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int | None:
+    """Offset just past an undefined-length sequence whose value starts at ``pos``.
+
+    Walks nested items and sequences iteratively (no recursion, however deep the
+    nesting); None when the buffer ends first, an element is malformed or the
+    nesting exceeds MAX_NESTING (the caller then lets pydicom decide).
+    """
+    n = len(buf)
+    in_sequence = [True]  # stack: True while inside a sequence, False inside an item
+    while in_sequence:
+        if pos + 8 > n or len(in_sequence) > MAX_NESTING:
+            return None
+        group, elem = struct.unpack_from("<HH", buf, pos)
+        tag = (group << 16) | elem
+        if in_sequence[-1]:
+            (length,) = _U32.unpack_from(buf, pos + 4)
+            pos += 8
+            if tag == _SEQ_END:
+                in_sequence.pop()
+            elif tag == _ITEM:
+                if length == _UNDEFINED:
+                    in_sequence.append(False)
+                else:
+                    pos += length
+            elif tag != _ITEM_END:
+                return None  # not an item: malformed, let pydicom decide
+            continue
+        if tag == _ITEM_END:
+            pos += 8
+            in_sequence.pop()
+            continue
+        if implicit:
+            (length,) = _U32.unpack_from(buf, pos + 4)
+            start = pos + 8
+        else:
+            if buf[pos + 4:pos + 6] in _LONG_VRS:
+                if pos + 12 > n:
+                    return None
+                (length,) = _U32.unpack_from(buf, pos + 8)
+                start = pos + 12
+            else:
+                (length,) = struct.unpack_from("<H", buf, pos + 6)
+                start = pos + 8
+        if length == _UNDEFINED:
+            in_sequence.append(True)
+            pos = start
+        else:
+            pos = start + length
+    return pos
+
+
+def _implicit_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def _convert(raw: bytes, vr: str) -> Any:
+    """A raw value as pydicom would give it for the VRs indexing reads."""
+    if vr in _NUMERIC:
+        code = _NUMERIC[vr]
+        size = struct.calcsize(code)
+        count = len(raw) // size
+        if count == 0:
+            return None
+        numbers = struct.unpack_from(f"<{count}{code}", raw)
+        return numbers[0] if count == 1 else list(numbers)
+    text = raw.decode("latin-1").rstrip("\x00 ").strip()
+    if vr in ("DS", "IS", "CS") and "\\" in text:
+        return [part.strip() for part in text.split("\\")]
+    return text if text != "" else None

@@ -1,0 +1,1 @@
+"""Inputs: paths and manifests -> candidate files, and the one file-system layer every read uses."""

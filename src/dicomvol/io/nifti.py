@@ -1,0 +1,182 @@
+"""NIfTI-1 writer: the only place where RAS appears.
+
+DICOM LPS becomes NIfTI RAS by ``diag(-1, -1, 1)``; the voxel axes are kept
+as they are (i = column, j = row, k = slice), so the array is written
+unchanged, in Fortran order, without a copy when it is already Fortran-ordered.
+The affine goes to the sform (code 1, scanner) and, unless sheared, to the
+qform as well. Units are mm (and s for 4D).
+
+A header is described by a :class:`NiftiSpec` (shape, dtype, affine, scaling,
+time step), built from a :class:`~dicomvol.model.volume.Volume` or, for the
+streaming writer, from a plan's pixel-free grid.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+import numpy as np
+
+from dicomvol.constants import LPS_TO_RAS as _LPS_TO_RAS
+from dicomvol.io.atomic import atomic_path
+from dicomvol.model.volume import Volume
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nibabel as nib
+
+#: LPS -> RAS, as a matrix.
+LPS_TO_RAS = np.array(_LPS_TO_RAS)
+#: ISA-L (igzip) level for .nii.gz: level 2 compresses CT within ~3 % of zlib level 6
+#: at ~25x the speed (measured on the corpus lung CT, 70 MB: 0.4 s vs 9.9 s).
+IGZIP_LEVEL = 2
+#: zlib level when python-isal is unavailable.
+ZLIB_LEVEL = 1
+#: NIfTI-1 data offset (348-byte header + 4-byte extension flag).
+VOX_OFFSET = 352
+#: What a 4D volume's 4th axis may order for pixdim[4] to be the RepetitionTime.
+TEMPORAL_AXES = frozenset({"temporal position", "acquisition number", "acquisition time",
+                           "trigger time", "instance number"})
+
+
+@dataclass(frozen=True, eq=False)
+class NiftiSpec:
+    """Everything a NIfTI header says about an image.
+
+    Attributes
+    ----------
+    shape : tuple (X, Y, Z) or (X, Y, Z, T)
+    dtype : numpy dtype of the stored voxels
+    affine : ndarray of shape (4, 4), LPS (converted to RAS here)
+    sheared : bool
+        qform left unset (it cannot hold a shear), zooms from the column norms.
+    scl_slope, scl_inter : float
+    time_step : float
+        pixdim[4] of a 4D image (s): RepetitionTime for a time series, else 1.
+    description : str
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    affine: np.ndarray
+    sheared: bool
+    scl_slope: float = 1.0
+    scl_inter: float = 0.0
+    time_step: float = 1.0
+    description: str = "dicomvol"
+
+
+def time_step(fourth_dimension: str | None, metadata: dict[str, Any]) -> float:
+    """pixdim[4] of a 4D volume: RepetitionTime (s) for a temporal series, else 1."""
+    tr = metadata.get("RepetitionTime")
+    if fourth_dimension in TEMPORAL_AXES and isinstance(tr, (int, float)) and tr > 0:
+        return float(tr)
+    return 1.0
+
+
+def spec_for(volume: Volume) -> NiftiSpec:
+    """The header description of an in-memory volume."""
+    fourth = volume.plan.detail.fourth_dimension if volume.plan is not None else None
+    return NiftiSpec(
+        shape=tuple(volume.data.shape), dtype=volume.data.dtype, affine=volume.affine,
+        sheared=volume.sheared, scl_slope=volume.scl_slope, scl_inter=volume.scl_inter,
+        time_step=time_step(fourth, volume.metadata),
+        description=describe(volume.metadata))
+
+
+def describe(metadata: dict[str, Any]) -> str:
+    """The header's ``descrip``: ``dicomvol`` and the modality."""
+    return f"dicomvol {metadata.get('Modality', '')}".strip()
+
+
+def ras_affine(affine_lps: np.ndarray) -> np.ndarray:
+    """An LPS affine in RAS, shape (4, 4)."""
+    ras: np.ndarray = LPS_TO_RAS @ affine_lps
+    return ras
+
+
+def header_for(spec: NiftiSpec) -> nib.Nifti1Header:
+    """A NIfTI-1 header describing ``spec``: dtype, shape, affine, scaling, units."""
+    import nibabel as nib
+
+    hdr = nib.Nifti1Header()
+    hdr.set_data_dtype(spec.dtype)
+    hdr.set_data_shape(spec.shape)
+    affine = ras_affine(spec.affine)
+    hdr.set_sform(affine, code=1)
+    if spec.sheared:
+        hdr.set_qform(None, code=0)
+        zooms = list(np.linalg.norm(spec.affine[:3, :3], axis=0))
+        hdr.set_zooms(tuple(zooms + [spec.time_step] * (len(spec.shape) - 3)))
+    else:
+        hdr.set_qform(affine, code=1)
+        if len(spec.shape) == 4:
+            hdr.set_zooms((*hdr.get_zooms()[:3], spec.time_step))
+    hdr.set_xyzt_units("mm", "sec")
+    hdr["scl_slope"] = spec.scl_slope
+    hdr["scl_inter"] = spec.scl_inter
+    hdr["vox_offset"] = VOX_OFFSET
+    hdr["descrip"] = spec.description.encode()[:79]
+    return hdr
+
+
+def write_header(spec: NiftiSpec, fp: BinaryIO) -> None:
+    """Write the header of ``spec`` and the padding up to VOX_OFFSET (data follows)."""
+    hdr = header_for(spec)
+    fp.write(hdr.binaryblock)
+    fp.write(b"\x00" * (VOX_OFFSET - len(hdr.binaryblock)))
+
+
+def write_stream(volume: Volume, fp: BinaryIO) -> None:
+    """Write header and data of ``volume`` to an open binary stream."""
+    write_header(spec_for(volume), fp)
+    data = volume.data
+    if not data.flags.f_contiguous:
+        data = np.asfortranarray(data)
+    if data.dtype.byteorder == ">":
+        data = data.astype(data.dtype.newbyteorder("<"), order="F")
+    flat = data.T.reshape(-1)  # a view: the F-order bytes as a C-order vector
+    fp.write(flat.data)
+
+
+def open_output(path: Path, compress: bool, threads: int = 1) -> BinaryIO:
+    """A binary stream writing ``path``: gzip (ISA-L igzip, ``threads``) or plain."""
+    return gzip_writer(path, threads) if compress else open(path, "wb")
+
+
+def write_nifti(volume: Volume, path: str | os.PathLike[str], compress: bool | None = None,
+                threads: int = 1) -> None:
+    """Write ``volume`` to ``path`` atomically (temporary file, then rename).
+
+    ``.nii.gz`` is compressed with ISA-L's igzip (``threads`` compression
+    threads) when python-isal is installed, else with zlib.
+    """
+    path = Path(path)
+    if compress is None:
+        compress = path.name.endswith(".gz")
+    with atomic_path(path) as tmp, open_output(tmp, compress, threads) as fp:
+        write_stream(volume, fp)
+
+
+def gzip_writer(path: Path, threads: int) -> BinaryIO:
+    """A gzip stream writing ``path`` (ISA-L igzip when installed, else zlib)."""
+    try:
+        from isal import igzip_threaded
+    except ImportError:  # pragma: no cover - isal is a dependency
+        return cast(BinaryIO, gzip.open(path, "wb", compresslevel=ZLIB_LEVEL))
+    stream: BinaryIO = igzip_threaded.open(path, "wb", compresslevel=IGZIP_LEVEL,
+                                           threads=max(1, threads))
+    return stream
+
+
+def to_nifti(volume: Volume) -> nib.Nifti1Image:
+    """The volume as an in-memory ``nibabel.Nifti1Image`` with its scaling applied on read."""
+    import nibabel as nib
+
+    buf = io.BytesIO()
+    write_stream(volume, buf)
+    return nib.Nifti1Image.from_bytes(buf.getvalue())

@@ -1,0 +1,108 @@
+"""Stream a planned volume straight into a NIfTI file, slice by slice.
+
+NIfTI stores voxels in Fortran order, so slice k of volume t is one
+contiguous run of bytes: a slice can be written as soon as it is decoded.
+Memory is then one interpreter plus a few slices, however large the volume
+(dcm2niix holds the whole volume). Used for single-frame series written as
+NIfTI without SUV, reorientation or resampling; everything else goes through
+:func:`dicomvol.pixels.assemble.assemble`. Both paths share the pixel-mode
+choice, the decoders and the placement code, and write identical files
+(tested). The header is described from the plan's pixel-free grid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dicomvol.dicom.cache import JobSources
+from dicomvol.io.atomic import atomic_path
+from dicomvol.io.nifti import NiftiSpec, describe, open_output, time_step, write_header
+from dicomvol.model.plan import VolumePlan
+from dicomvol.model.records import FrameRecord
+from dicomvol.pixels.assemble import Overflow, PixelMode, pixel_mode, place, raw_mode
+from dicomvol.pixels.decode import decode, native_ok
+
+#: Slices decoded ahead of the writer per thread (bounds memory).
+_READ_AHEAD = 4
+
+
+def can_stream(plan: VolumePlan) -> bool:
+    """True when every frame is a single-frame file slice (no multi-frame, no mosaic)."""
+    return plan.resample is None and all(
+        f.number_of_frames == 1 and f.tile is None for f in plan.all_frames)
+
+
+def stream_nifti(plan: VolumePlan, path: str | os.PathLike[str], compress: bool,
+                 metadata: dict[str, Any], threads: int = 1,
+                 sources: JobSources | None = None) -> PixelMode:
+    """Write ``plan`` to ``path`` (atomically) without holding the whole volume.
+
+    ``metadata`` is the sidecar content (for the header's time step and
+    description); ``sources`` the job's file cache.
+
+    Returns
+    -------
+    PixelMode
+        The representation written (dtype and NIfTI scaling).
+    """
+    mode = pixel_mode(plan.all_frames)
+    try:
+        _write(plan, Path(path), compress, threads, mode, metadata, sources)
+    except Overflow:
+        mode = raw_mode(plan.first)
+        _write(plan, Path(path), compress, threads, mode, metadata, sources)
+    return mode
+
+
+def spec_of(plan: VolumePlan, mode: PixelMode, metadata: dict[str, Any]) -> NiftiSpec:
+    """The NIfTI header of a streamed plan: its grid, the pixel mode and the time step."""
+    return NiftiSpec(shape=tuple(plan.shape), dtype=mode.dtype, affine=plan.geometry.affine,
+                     sheared=plan.sheared, scl_slope=mode.scl_slope, scl_inter=mode.scl_inter,
+                     time_step=time_step(plan.detail.fourth_dimension, metadata),
+                     description=describe(metadata))
+
+
+def _write(plan: VolumePlan, path: Path, compress: bool, threads: int, mode: PixelMode,
+           metadata: dict[str, Any], sources: JobSources | None) -> None:
+    with atomic_path(path) as tmp, open_output(tmp, compress, threads) as fp:
+        write_header(spec_of(plan, mode, metadata), fp)
+        for plane in _slices(plan, mode, threads, sources):
+            fp.write(plane)
+
+
+def _slice_bytes(frame: FrameRecord, mode: PixelMode,
+                 sources: JobSources | None = None) -> bytes:
+    """One decoded, converted slice as F-order bytes (module level: picklable)."""
+    ((_, pixels),) = decode(frame.path, [frame], sources)
+    target = np.empty((frame.columns, frame.rows), dtype=mode.dtype, order="F")
+    place(target, pixels, frame, mode)
+    return target.T.tobytes()  # the F-order bytes of the slice
+
+
+def _slices(plan: VolumePlan, mode: PixelMode, threads: int,
+            sources: JobSources | None) -> Iterator[bytes]:
+    """Each slice's bytes in file order (k fastest, then t).
+
+    Native slices are read in this thread (I/O bound). Compressed slices are
+    decoded ahead in ``threads`` worker processes: codecs hold the GIL for part
+    of their work, so processes scale where threads do not. ``threads`` > 1 only
+    when this volume is the only job of the run (see ``batch.run``).
+    """
+    frames = plan.all_frames
+    if threads <= 1 or all(native_ok(f) for f in frames):  # native reads: no gain
+        for frame in frames:
+            yield _slice_bytes(frame, mode, sources)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+
+    with ProcessPoolExecutor(max_workers=threads) as pool:
+        window = threads * _READ_AHEAD * 4
+        for start in range(0, len(frames), window):
+            part = frames[start:start + window]
+            yield from pool.map(_slice_bytes, part, repeat(mode), chunksize=_READ_AHEAD)

@@ -1,0 +1,1 @@
+"""Per-output values from headers: sidecar, BIDS keys, slice timing, SUV, diffusion tables."""

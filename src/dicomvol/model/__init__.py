@@ -1,0 +1,1 @@
+"""Pure values, no file I/O: records, plans, volumes and their geometry (LPS)."""

@@ -1,0 +1,100 @@
+"""The plan of one output volume, and what a scan found: pure values, picklable.
+
+A :class:`VolumePlan` holds paths and numbers only (no open files, no
+datasets), so it crosses process boundaries cheaply; a :class:`ScanResult`
+accounts for every file and frame that indexing found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dicomvol.model.detail import GeometryChecks, GeometryDetail
+from dicomvol.model.grid import VolumeGeometry
+from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
+
+
+@dataclass(frozen=True, slots=True)
+class ResampleSpec:
+    """How a plan's slices are resampled onto a regular orthogonal grid."""
+
+    reason: str
+    order: int  # 1 linear, 0 nearest
+    fill: float
+    spacing: float
+
+
+@dataclass(frozen=True, eq=False)
+class VolumePlan:
+    """Everything needed to assemble and write one volume, without pixels.
+
+    Attributes
+    ----------
+    frames : tuple of tuple of FrameRecord
+        ``frames[t][k]``: slice k of volume t, k ascending along the slice step.
+    affine : ndarray of shape (4, 4)
+        Maps voxel (i, j, k, 1) to LPS mm.
+    shape : tuple of int
+        (X, Y, Z) or (X, Y, Z, T) with X = Columns, Y = Rows.
+    suffix : str
+        Appended to the output name to tell apart volumes of one series ("" for one).
+    label : str
+        Human description of what sets this volume apart within its series.
+    checks : GeometryChecks or None
+        The series' IDC ``volume_geometry_index`` checks.
+    detail : GeometryDetail
+        What the planner measured and decided.
+    warnings : tuple of str
+        Everything a user should know about this volume.
+    sheared : bool
+        The slice step leaves the slice normal (gantry tilt).
+    resample : ResampleSpec or None
+        Set when voxel values are interpolated onto a regular grid.
+    """
+
+    series_instance_uid: str
+    frames: tuple[tuple[FrameRecord, ...], ...]
+    affine: np.ndarray
+    shape: tuple[int, ...]
+    suffix: str
+    label: str
+    checks: GeometryChecks | None
+    detail: GeometryDetail
+    warnings: tuple[str, ...]
+    sheared: bool
+    resample: ResampleSpec | None = None
+
+    @property
+    def first(self) -> FrameRecord:
+        """The first slice of the first volume."""
+        return self.frames[0][0]
+
+    @property
+    def all_frames(self) -> list[FrameRecord]:
+        """Frames in voxel order: k fastest, then t."""
+        return [f for vol in self.frames for f in vol]
+
+    @property
+    def modality(self) -> str:
+        """Modality of the source series."""
+        return self.first.modality
+
+    @property
+    def geometry(self) -> VolumeGeometry:
+        """The output grid: spatial shape, affine and frame of reference (no pixels)."""
+        return VolumeGeometry(self.affine, tuple(self.shape[:3]),  # type: ignore[arg-type]
+                              self.first.frame_of_reference_uid or None)
+
+
+@dataclass
+class ScanResult:
+    """Plans and the accounting of every file and frame that is in no plan."""
+
+    plans: list[VolumePlan] = field(default_factory=list)
+    skipped: list[SkippedFrame] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    series_checks: dict[str, GeometryChecks | None] = field(default_factory=dict)
+    n_files: int = 0

@@ -1,0 +1,129 @@
+"""Pixel-free records of what indexing found: frames, ignored files, errors, skips.
+
+Small, frozen and picklable: they cross process boundaries (pool and Dask
+workers) and make up the run report's accounting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dicomvol._typing import Orientation, Vec3
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """What grouping, sorting and assembling need to know about one frame.
+
+    ``frame`` is 1-based (1 for single-frame objects). Geometry fields are
+    ``None`` when the source lacks them; such frames never join a volume.
+    """
+
+    path: str
+    rel: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    frame: int
+    number_of_frames: int
+    series_instance_uid: str
+    study_instance_uid: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    instance_number: int | None
+    image_type: tuple[str, ...]
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    transfer_syntax: str
+    orientation: Orientation | None
+    position: Vec3 | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    rescale_slope: float
+    rescale_intercept: float
+    echo_number: int | None
+    echo_time: float | None
+    acquisition_number: int | None
+    temporal_position: int | None
+    trigger_time: float | None
+    acquisition_time: str | None
+    gantry_tilt: float | None = None
+    #: Siemens MOSAIC: 1-based tile of this slice and the tile grid (tiles per side).
+    tile: int | None = None
+    tiles_per_side: int | None = None
+    #: Philips private ScaleSlope (2005,xx0E), for floating-point values.
+    philips_scale_slope: float | None = None
+    #: Enhanced multi-frame: StackID, diffusion b-value (s/mm2) and gradient (LPS).
+    stack_id: str | None = None
+    diffusion_b: float | None = None
+    diffusion_direction: Vec3 | None = None
+    #: Byte offset of the PixelData value for native (uncompressed) files, else None.
+    pixel_offset: int | None = None
+    gzipped: bool = False
+    #: FrameOfReferenceUID ("" when absent).
+    frame_of_reference_uid: str = ""
+    #: AcquisitionDate and AcquisitionDateTime (DA/DT text), for PET SUV timing.
+    acquisition_date: str | None = None
+    acquisition_datetime: str | None = None
+    #: Header values an output name template asks for: (keyword, text) pairs.
+    names: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """The slice's identity: (SOPInstanceUID, frame number, mosaic tile or 0)."""
+        return (self.sop_instance_uid, self.frame, self.tile or 0)
+
+    def source(self) -> dict[str, Any]:
+        """The contract's ``SourceInstances`` entry (with ``Tile`` for mosaic slices)."""
+        entry: dict[str, Any] = {"SOPInstanceUID": self.sop_instance_uid, "Frame": self.frame,
+                                 "File": self.rel}
+        if self.tile is not None:
+            entry["Tile"] = self.tile
+        return entry
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredFile:
+    """A file that holds no image: not DICOM, DICOMDIR, or a non-image object."""
+
+    path: str
+    rel: str
+    reason: str
+    sop_instance_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """A file that could not be read, with what is wrong."""
+
+    path: str
+    rel: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFrame:
+    """An input image frame (or whole instance, frame None) that is in no output."""
+
+    sop_instance_uid: str
+    frame: int | None
+    path: str
+    rel: str
+    reason: str
+
+    @classmethod
+    def of(cls, frame: FrameRecord, reason: str) -> SkippedFrame:
+        """The entry for one frame of the input."""
+        return cls(frame.sop_instance_uid, frame.frame, frame.path, frame.rel, reason)
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's report entry."""
+        return {"SOPInstanceUID": self.sop_instance_uid, "Frame": self.frame,
+                "File": self.rel, "Reason": self.reason}

@@ -1,0 +1,1 @@
+"""Frames -> arrays: decoding (native fast path, pydicom plugins), assembly, resampling."""

@@ -1,0 +1,212 @@
+"""Assemble a planned volume: decode each frame into one preallocated array.
+
+Memory is one output volume plus one decoded file at a time. Assembly returns
+data, affine and scaling (:class:`Pixels`); the caller attaches the sidecar
+metadata. Placement code (:func:`place`) and the pixel-mode choice are shared
+with the streaming NIfTI writer, so both paths write the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dicomvol.dicom.cache import JobSources
+from dicomvol.errors import PixelDataError
+from dicomvol.model.plan import VolumePlan
+from dicomvol.model.records import FrameRecord
+from dicomvol.pixels.decode import decode, native_ok, stored_dtype
+from dicomvol.pixels.resample import resample_stack
+
+log = logging.getLogger(__name__)
+
+_INT16 = np.iinfo(np.int16)
+
+
+@dataclass(frozen=True, slots=True)
+class PixelMode:
+    """How stored values become the output array.
+
+    ``kind`` is "raw" (stored values, with scl_slope/scl_inter), "shift" (stored
+    + integer intercept, as int16 modality values) or "float" (float32 modality
+    values, for slopes that differ between slices).
+    """
+
+    kind: str
+    dtype: np.dtype[Any]
+    scl_slope: float
+    scl_inter: float
+
+
+@dataclass(frozen=True, eq=False)
+class Pixels:
+    """An assembled volume's array, affine and scaling, and the frames it holds.
+
+    Attributes
+    ----------
+    data : ndarray of shape (X, Y, Z) or (X, Y, Z, T), Fortran order
+    affine : ndarray of shape (4, 4), LPS
+    scl_slope, scl_inter : float
+        ``data * scl_slope + scl_inter`` are modality values.
+    used : tuple of FrameRecord
+        The source frames in voxel order (for a resampled volume: the slices
+        that contributed, along the normal).
+    resampling : dict or None
+        The resampler's account (method, spacing, planes copied...), when resampled.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    scl_slope: float = 1.0
+    scl_inter: float = 0.0
+    used: tuple[FrameRecord, ...] = ()
+    resampling: dict[str, Any] | None = None
+
+
+class Overflow(Exception):
+    """Stored values outside BitsStored: retry in raw mode."""
+
+
+def pixel_mode(frames: Sequence[FrameRecord]) -> PixelMode:
+    """Choose a lossless output representation for the given frames."""
+    rescales = {(f.rescale_slope, f.rescale_intercept) for f in frames}
+    dtypes = {stored_dtype(f) for f in frames}
+    if len(rescales) != 1 or len(dtypes) != 1:
+        return PixelMode("float", np.dtype(np.float32), 1.0, 0.0)
+    (slope, inter), (dtype,) = next(iter(rescales)), dtypes
+    if slope == 1.0 and inter == 0.0:
+        return PixelMode("raw", dtype, 1.0, 0.0)
+    if slope == 1.0 and float(inter).is_integer() and dtype.itemsize <= 2:
+        # Optimistic: int16 HU when the real values fit (checked slice by slice while
+        # placing; on overflow the volume is assembled again as raw + scl).
+        lo, hi = _stored_range(frames[0])
+        if dtype.itemsize == 1 or (_INT16.min <= lo + inter and hi + inter <= _INT16.max) or (
+                frames[0].pixel_representation == 1):
+            return PixelMode("shift", np.dtype(np.int16), 1.0, 0.0)
+    return PixelMode("raw", dtype, float(slope), float(inter))
+
+
+def raw_mode(frame: FrameRecord) -> PixelMode:
+    """The fallback after an Overflow: stored values with the frame's rescale."""
+    return PixelMode("raw", stored_dtype(frame), frame.rescale_slope, frame.rescale_intercept)
+
+
+def _stored_range(frame: FrameRecord) -> tuple[int, int]:
+    bits = max(1, min(frame.bits_stored, frame.bits_allocated))
+    if frame.pixel_representation == 1:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = None) -> Pixels:
+    """Decode a plan's frames into one array (resampled when the plan says so).
+
+    ``workers`` threads decode files in parallel (the codecs release the GIL);
+    each thread writes only its own slices of the one preallocated array.
+
+    Raises
+    ------
+    PixelDataError
+        A frame cannot be decoded; the message names the file.
+    """
+    if plan.resample is not None:
+        return _assemble_resampled(plan, workers, sources)
+    mode = pixel_mode(plan.all_frames)
+    try:
+        data = _assemble(plan, mode, workers, sources)
+    except Overflow:
+        mode = raw_mode(plan.first)
+        data = _assemble(plan, mode, workers, sources)
+    return Pixels(data=data, affine=plan.affine.copy(), scl_slope=mode.scl_slope,
+                  scl_inter=mode.scl_inter, used=tuple(plan.all_frames))
+
+
+def _assemble_resampled(plan: VolumePlan, workers: int,
+                        sources: JobSources | None) -> Pixels:
+    """Decode the plan's slices as modality values and resample them onto a regular grid."""
+    spec = plan.resample
+    assert spec is not None
+    frames = plan.frames[0]
+    first = frames[0]
+    assert first.orientation is not None and first.pixel_spacing is not None
+    mode = PixelMode("float", np.dtype(np.float32), 1.0, 0.0)
+    stack = np.empty((first.columns, first.rows, len(frames)), dtype=np.float32, order="F")
+    _fill(stack, plan, mode, workers, sources)
+    result = resample_stack(
+        [stack[:, :, k].T for k in range(len(frames))],
+        [f.position for f in frames if f.position is not None],
+        first.orientation, first.pixel_spacing,
+        spacing=spec.spacing, order=spec.order, fill=spec.fill,
+    )
+    return Pixels(data=np.asfortranarray(result.data, dtype=np.float32), affine=result.affine,
+                  used=tuple(frames[k] for k in result.used), resampling=result.detail)
+
+
+def _by_file(plan: VolumePlan) -> dict[str, list[tuple[FrameRecord, tuple[int, ...]]]]:
+    """Frames grouped by file, each with its (k[, t]) index in the output."""
+    slots: dict[str, list[tuple[FrameRecord, tuple[int, ...]]]] = {}
+    for t, vol in enumerate(plan.frames):
+        for k, frame in enumerate(vol):
+            index: tuple[int, ...] = (k, t) if len(plan.frames) > 1 else (k,)
+            slots.setdefault(frame.path, []).append((frame, index))
+    return slots
+
+
+def _assemble(plan: VolumePlan, mode: PixelMode, workers: int,
+              sources: JobSources | None) -> np.ndarray:
+    data = np.empty(plan.shape, dtype=mode.dtype, order="F")
+    _fill(data, plan, mode, workers, sources)
+    return data
+
+
+def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int,
+          sources: JobSources | None) -> None:
+    """Decode file by file (a multi-frame file once), placing frames where the plan says."""
+    by_file = list(_by_file(plan).items())
+
+    def one_file(entry: tuple[str, list[tuple[FrameRecord, tuple[int, ...]]]]) -> None:
+        path, items = entry
+        for frame, pixels in decode(path, [f for f, _ in items], sources):
+            index = next(ix for f, ix in items if f is frame)
+            target = data[(slice(None), slice(None), *index)]  # type: ignore[arg-type]
+            place(target, pixels, frame, mode)
+
+    if workers > 1 and len(by_file) > 1 and not all(native_ok(f) for f in plan.all_frames):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one_file, by_file))  # re-raises the first error
+    else:
+        for entry in by_file:
+            one_file(entry)
+
+
+def place(target: np.ndarray, pixels: np.ndarray, frame: FrameRecord, mode: PixelMode) -> None:
+    """Write one decoded frame (Rows, Columns) into its (X, Y) slot, converted per ``mode``.
+
+    Raises
+    ------
+    PixelDataError
+        The decoded frame does not have the header's shape.
+    Overflow
+        ``mode`` is "shift" and a value does not fit int16.
+    """
+    if pixels.shape != (frame.rows, frame.columns):
+        raise PixelDataError(
+            f"{frame.rel}: frame {frame.frame} decoded to shape {pixels.shape}, "
+            f"expected {(frame.rows, frame.columns)}", frame.path
+        )
+    if mode.kind == "raw":
+        target[...] = pixels.T
+    elif mode.kind == "shift":
+        shifted = pixels.astype(np.int32) + int(frame.rescale_intercept)
+        if shifted.min() < _INT16.min or shifted.max() > _INT16.max:
+            raise Overflow
+        target[...] = shifted.T
+    else:
+        target[...] = (pixels.astype(np.float64) * frame.rescale_slope
+                       + frame.rescale_intercept).T

@@ -1,0 +1,140 @@
+"""Frames -> pixel arrays: a small native fast path, and pydicom's decoder plugins.
+
+Uncompressed little-endian single-frame files are read straight from their
+pixel offset (:func:`read_native`, tested against pydicom); everything else
+is decoded by pydicom (pylibjpeg, openjpeg, libjpeg, rle, pyjpegls). When no
+installed plugin handles a transfer syntax, pydicom's own decoder registry
+names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dicomvol.dicom.cache import JobSources
+from dicomvol.dicom.header import dataset_of
+from dicomvol.errors import MissingDecoderError, PixelDataError
+from dicomvol.inputs import fs
+from dicomvol.model.records import FrameRecord
+
+NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+
+
+def stored_dtype(frame: FrameRecord) -> np.dtype[Any]:
+    """numpy dtype of the stored pixel values of a frame."""
+    bits = frame.bits_allocated if frame.bits_allocated in (8, 16, 32) else 16
+    signed = frame.pixel_representation == 1
+    return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+
+
+def native_ok(frame: FrameRecord) -> bool:
+    """True when the frame can be read straight from the file with numpy."""
+    return (
+        frame.pixel_offset is not None
+        and not frame.gzipped
+        and frame.number_of_frames == 1
+        and frame.transfer_syntax in NATIVE_LE
+        and frame.samples_per_pixel == 1
+        and frame.bits_allocated in (8, 16, 32)
+        and (frame.bits_stored == frame.bits_allocated or frame.pixel_representation == 0)
+    )
+
+
+def read_native(frame: FrameRecord, sources: JobSources | None = None) -> np.ndarray:
+    """The stored values of a native single-frame file, shape (Rows, Columns)."""
+    dtype = stored_dtype(frame).newbyteorder("<")
+    count = frame.rows * frame.columns
+    assert frame.pixel_offset is not None
+    nbytes = count * dtype.itemsize
+    try:
+        if sources is not None:
+            raw = sources.take_range(frame.path, frame.pixel_offset, nbytes)
+        else:
+            raw = fs.read_bytes(frame.path, frame.pixel_offset, nbytes)
+    except OSError as exc:
+        raise PixelDataError(f"{frame.rel}: cannot read pixel data: {exc}", frame.path) from exc
+    if len(raw) != nbytes:
+        raise PixelDataError(f"{frame.rel}: file is truncated ({len(raw) // dtype.itemsize} "
+                             f"of {count} pixels)", frame.path)
+    arr = np.frombuffer(raw, dtype=dtype)
+    if frame.pixel_representation == 0 and frame.bits_stored < frame.bits_allocated:
+        arr = arr & np.array((1 << frame.bits_stored) - 1, dtype=arr.dtype)
+    return arr.reshape(frame.rows, frame.columns)
+
+
+def decode(path: str, frames: list[FrameRecord],
+           sources: JobSources | None = None) -> list[tuple[FrameRecord, np.ndarray]]:
+    """Decode the given frames of one file (the file is read and decoded once).
+
+    Returns
+    -------
+    list of (frame, ndarray of shape (Rows, Columns))
+
+    Raises
+    ------
+    PixelDataError
+        The pixels cannot be read or decoded; the message names the file.
+    MissingDecoderError
+        No installed plugin decodes the transfer syntax (names what to install).
+    """
+    first = frames[0]
+    if len(frames) == 1 and native_ok(first):
+        return [(first, read_native(first, sources))]
+    check_decoder(first)
+    try:
+        ds = sources.take_dataset(path) if sources is not None else dataset_of(path)
+        arr = ds.pixel_array
+    except PixelDataError as exc:
+        raise PixelDataError(f"{first.rel}: {exc}", path) from exc
+    except Exception as exc:  # decoder plugins raise many types; name the file and codec
+        raise PixelDataError(decode_message(first, exc), path) from exc
+    arr = np.asarray(arr)
+    out = []
+    for frame in frames:
+        if frame.tile is not None and frame.tiles_per_side:
+            row, col = divmod(frame.tile - 1, frame.tiles_per_side)
+            rows, cols = frame.rows, frame.columns
+            out.append((frame, arr[row * rows:(row + 1) * rows, col * cols:(col + 1) * cols]))
+        elif first.number_of_frames > 1:
+            if arr.ndim < 3 or frame.frame > arr.shape[0]:
+                raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
+                                     f"shape {arr.shape}", path)
+            out.append((frame, arr[frame.frame - 1]))
+        else:
+            out.append((frame, arr))
+    return out
+
+
+def check_decoder(frame: FrameRecord) -> None:
+    """Raise MissingDecoderError when pydicom has no usable decoder for the frame's syntax.
+
+    The message comes from pydicom's decoder registry: the plugins that would
+    decode the syntax and what each of them requires.
+    """
+    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.uid import UID
+
+    uid = UID(frame.transfer_syntax)
+    if not uid.is_transfer_syntax or not uid.is_compressed:
+        return
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError as exc:
+        raise MissingDecoderError(f"{frame.rel}: no pixel data decoder exists for {uid.name} "
+                                  f"({uid})", frame.path) from exc
+    if not decoder.is_available:
+        needs = "; ".join(decoder.missing_dependencies) or "a decoder plugin"
+        raise MissingDecoderError(f"{frame.rel}: cannot decode {uid.name} pixel data: no "
+                                  f"installed decoder plugin; install one of: {needs}",
+                                  frame.path)
+
+
+def decode_message(frame: FrameRecord, exc: Exception) -> str:
+    """What went wrong decoding a frame, naming the file and the transfer syntax."""
+    from pydicom.uid import UID
+
+    ts = UID(frame.transfer_syntax)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{frame.rel}: cannot decode {ts.name} pixel data: {text}"

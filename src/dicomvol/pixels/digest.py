@@ -1,0 +1,38 @@
+"""Pixel digests: whether two frames hold the same image (for identical-copy detection).
+
+The planner receives :class:`SamePixels` as a callable, so that planning
+itself never decodes; it is asked only about frames at one position that no
+attribute tells apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from dicomvol.model.records import FrameRecord
+from dicomvol.pixels.decode import decode
+
+
+class SamePixels:
+    """``same(a, b)``: True when two frames decode to the same values with the same rescale.
+
+    Each frame is decoded at most once (its digest is kept). Values, not bytes,
+    are compared: a big-endian copy of an image holds the same image.
+    """
+
+    def __init__(self) -> None:
+        self._digests: dict[tuple[str, int, int], bytes] = {}
+
+    def digest(self, frame: FrameRecord) -> bytes:
+        """SHA-256 of the frame's values (as int64 or float64) and its rescale."""
+        key = frame.key
+        if key not in self._digests:
+            for f, pixels in decode(frame.path, [frame]):
+                wide = pixels.astype("<i8" if pixels.dtype.kind in "iu" else "<f8")
+                self._digests[f.key] = hashlib.sha256(
+                    wide.tobytes() + repr((f.rescale_slope, f.rescale_intercept)).encode()
+                ).digest()
+        return self._digests[key]
+
+    def __call__(self, a: FrameRecord, b: FrameRecord) -> bool:
+        return self.digest(a) == self.digest(b)

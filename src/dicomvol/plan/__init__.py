@@ -1,0 +1,1 @@
+"""Records -> volume plans, pure and pixel-free: grouping, splits, 4D, exact/split/resample/skip."""

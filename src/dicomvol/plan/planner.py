@@ -1,0 +1,220 @@
+"""Plan volumes from frame records: deduplicate, triage, group by series and grid.
+
+Pure and pixel-free (the one rule that compares pixels receives a
+``same_pixels`` callable from its caller). Every input frame ends in exactly
+one plan or one :class:`~dicomvol.model.records.SkippedFrame`.
+
+Rules, in order:
+
+1. The same (SOPInstanceUID, frame) read twice is used once; the copy is skipped.
+2. Frames that are not part of a cross-sectional volume are skipped with a
+   reason: segmentations, secondary captures, microscopy and projection
+   images, localizers, colour images, frames without position/orientation.
+3. Frames are grouped by SeriesInstanceUID, then by grid: orientation,
+   Rows/Columns and PixelSpacing.
+4. Within a grid, frames sharing a slice position are split and joined as 4D
+   (:mod:`dicomvol.plan.splits`).
+5. Slices are sorted by their position projected on the slice normal and
+   planned as exact, sheared, split, resampled or skipped stacks
+   (:mod:`dicomvol.plan.stacks`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from dicomvol.model import geometry
+from dicomvol.model.detail import GeometryChecks
+from dicomvol.model.plan import ScanResult, VolumePlan
+from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
+from dicomvol.options import PlanOptions
+from dicomvol.plan.splits import SamePixels, plan_grid
+from dicomvol.plan.stacks import StackContext
+
+#: SOP classes that hold pixel data but are never stacked into a volume.
+NON_VOLUME_SOP_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "segmentation (convert it with a SEG tool such as highdicom)",
+    "1.2.840.10008.5.1.4.1.1.66.7": "label map segmentation (convert it with a SEG tool)",
+    "1.2.840.10008.5.1.4.1.1.7": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.1": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.2": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.3": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.7.4": "secondary capture (a screenshot, not an acquired slice)",
+    "1.2.840.10008.5.1.4.1.1.77.1.6": "whole-slide microscopy (tiled, not a patient-space volume)",
+    "1.2.840.10008.5.1.4.1.1.1": "computed radiography (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.1": "digital X-ray (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "digital X-ray (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.2": "mammography (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.1.2.1": "mammography (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.481.1": "RT image (a projection image)",
+    "1.2.840.10008.5.1.4.1.1.481.2": "RT dose grid (not yet supported)",
+    "1.2.840.10008.5.1.4.1.1.30": "parametric map (not yet supported)",
+}
+
+def plan_index(
+    frames_in: Sequence[FrameRecord], ignored: Sequence[IgnoredFile] = (),
+    errors: Sequence[FileError] = (), n_files: int = 0, options: PlanOptions | None = None,
+    same_pixels: SamePixels | None = None,
+) -> ScanResult:
+    """Turn indexed frames into volume plans and skipped frames.
+
+    Parameters
+    ----------
+    frames_in : sequence of FrameRecord
+        Every frame indexing found.
+    ignored, errors : sequences
+        Indexing's other findings, carried into the result.
+    n_files : int
+        Files looked at.
+    options : PlanOptions, optional
+        Policy for tilted and irregular series.
+    same_pixels : callable, optional
+        Compares two frames' decoded pixels; without it, frames at one position
+        that no attribute tells apart are skipped instead of checked for copies.
+    """
+    options = options or PlanOptions()
+    result = ScanResult(ignored=list(ignored), errors=list(errors), n_files=n_files)
+    frames, duplicates = _dedupe(frames_in)
+    if options.philips_scaling == "fp":
+        frames = [_philips_fp(f) for f in frames]
+    result.skipped.extend(duplicates)
+    volume_frames: list[FrameRecord] = []
+    for frame in frames:
+        reason = non_volume_reason(frame)
+        if reason is None:
+            volume_frames.append(frame)
+        else:
+            result.skipped.append(SkippedFrame.of(frame, reason))
+    by_series: dict[str, list[FrameRecord]] = defaultdict(list)
+    for frame in volume_frames:
+        by_series[frame.series_instance_uid].append(frame)
+    for uid in sorted(by_series, key=lambda u: (_series_sort_key(by_series[u]), u)):
+        plans, skipped, checks = plan_series(by_series[uid], options, same_pixels)
+        result.plans.extend(plans)
+        result.skipped.extend(skipped)
+        result.series_checks[uid] = checks
+    result.skipped = _collapse_instances(result.skipped, frames_in)
+    return result
+
+
+def _philips_fp(frame: FrameRecord) -> FrameRecord:
+    """Philips floating-point scaling: value = (RS * SV + RI) / (RS * SS)."""
+    ss = frame.philips_scale_slope
+    if not ss:
+        return frame
+    rs, ri = frame.rescale_slope, frame.rescale_intercept
+    return replace(frame, rescale_slope=1.0 / ss, rescale_intercept=ri / (rs * ss))
+
+
+def _series_sort_key(frames: Sequence[FrameRecord]) -> tuple[str, int]:
+    f = frames[0]
+    return (f.study_instance_uid, f.series_number if f.series_number is not None else 1 << 30)
+
+
+def _dedupe(frames: Iterable[FrameRecord]) -> tuple[list[FrameRecord], list[SkippedFrame]]:
+    kept: dict[tuple[str, int, int], FrameRecord] = {}
+    skipped = []
+    for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame, f.tile or 0)):
+        first = kept.get(frame.key)
+        if first is None:
+            kept[frame.key] = frame
+        else:
+            skipped.append(SkippedFrame.of(
+                frame, f"duplicate: the same SOPInstanceUID was read from {first.rel}"))
+    return list(kept.values()), skipped
+
+
+def non_volume_reason(frame: FrameRecord) -> str | None:
+    """Why a frame can never be part of a volume, or None when it can."""
+    known = NON_VOLUME_SOP_CLASSES.get(frame.sop_class_uid)
+    if known:
+        return known
+    if "LOCALIZER" in frame.image_type:
+        return "localizer (scout) image, not part of a volume"
+    if frame.samples_per_pixel != 1:
+        return (f"colour image ({frame.photometric}, {frame.samples_per_pixel} samples per "
+                "pixel); dicomvol writes greyscale volumes")
+    missing = [name for name, value in (("ImagePositionPatient", frame.position),
+                                        ("ImageOrientationPatient", frame.orientation),
+                                        ("PixelSpacing", frame.pixel_spacing)) if value is None]
+    if missing:
+        return f"no {', '.join(missing)}: cannot be placed in patient space"
+    if geometry.cross_norm(frame.orientation or (0, 0, 0, 0, 0, 0)) < 0.5:
+        return f"ImageOrientationPatient {frame.orientation} is degenerate"
+    return None
+
+
+def _collapse_instances(
+    skipped: list[SkippedFrame], all_frames: Sequence[FrameRecord]
+) -> list[SkippedFrame]:
+    """One entry per skipped frame (mosaic tiles folded into their frame); a multi-frame
+    instance whose frames all share one reason becomes one entry with Frame None."""
+    n_frames: dict[tuple[str, str], int] = {}
+    for f in all_frames:
+        n_frames[(f.path, f.sop_instance_uid)] = f.number_of_frames
+    by_instance: dict[tuple[str, str], dict[tuple[int | None, str], SkippedFrame]] = (
+        defaultdict(dict))
+    for s in skipped:
+        by_instance[(s.path, s.sop_instance_uid)].setdefault((s.frame, s.reason), s)
+    out = []
+    for key, entries in by_instance.items():
+        total = n_frames.get(key, 1)
+        frames = {frame for frame, _ in entries}
+        reasons = {reason for _, reason in entries}
+        items = list(entries.values())
+        if total > 1 and len(frames) == total and len(reasons) == 1:
+            s = items[0]
+            out.append(SkippedFrame(s.sop_instance_uid, None, s.path, s.rel, s.reason))
+        else:
+            out.extend(items)
+    return out
+
+
+def plan_series(
+    frames: Sequence[FrameRecord], options: PlanOptions | None = None,
+    same_pixels: SamePixels | None = None,
+) -> tuple[list[VolumePlan], list[SkippedFrame], GeometryChecks | None]:
+    """Plan the volumes of one series (frames that can join a volume)."""
+    options = options or PlanOptions()
+    checks = geometry.idc_checks([f for f in frames if f.number_of_frames == 1] or frames)
+    plans: list[VolumePlan] = []
+    skipped: list[SkippedFrame] = []
+    grids = _grid_groups(frames)
+    for g, grid in enumerate(grids):
+        prefix = f"_g{g + 1}" if len(grids) > 1 else ""
+        label = _grid_label(grid[0]) if len(grids) > 1 else ""
+        if len(grids) > 1:
+            note = (f"series holds {len(grids)} different grids (orientation, matrix or pixel "
+                    f"spacing); this is grid {g + 1}: {label}")
+        else:
+            note = ""
+        ctx = StackContext(prefix, label, (note,) if note else (), checks, options)
+        p, s = plan_grid(grid, ctx, same_pixels)
+        plans.extend(p)
+        skipped.extend(s)
+    return plans, skipped, checks
+
+
+def _grid_label(f: FrameRecord) -> str:
+    ps = f.pixel_spacing or (0.0, 0.0)
+    return (f"{geometry.describe_orientation(f.orientation or (1, 0, 0, 0, 1, 0))}, "
+            f"{f.columns}x{f.rows}, {ps[1]:g}x{ps[0]:g} mm")
+
+
+def _grid_groups(frames: Sequence[FrameRecord]) -> list[list[FrameRecord]]:
+    groups: list[list[FrameRecord]] = []
+    for frame in sorted(frames, key=lambda f: (f.instance_number or 0, f.rel, f.frame)):
+        for group in groups:
+            ref = group[0]
+            if (ref.rows == frame.rows and ref.columns == frame.columns
+                    and geometry.same_orientation(ref.orientation or (), frame.orientation or ())
+                    and geometry.same_spacing(ref.pixel_spacing or (), frame.pixel_spacing or ())):
+                group.append(frame)
+                break
+        else:
+            groups.append([frame])
+    return groups
+
+

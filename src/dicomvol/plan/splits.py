@@ -1,0 +1,225 @@
+"""Frames of one grid that share slice positions: split by what tells them apart, join as 4D.
+
+Within a grid, frames sharing a slice position are split by the first
+attribute that tells them apart (stack, echo, diffusion, temporal position,
+trigger time, acquisition number, image type, acquisition time),
+recursively. Groups split by a temporal attribute that land on identical
+grids become one 4D volume; other splits become separate volumes. Frames
+that no attribute tells apart are ordered by InstanceNumber (GE stores 4D
+so), or, when every shared position holds copies of one image, used once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
+from dicomvol.model import geometry
+from dicomvol.model.plan import VolumePlan
+from dicomvol.model.records import FrameRecord, SkippedFrame
+from dicomvol.plan.stacks import StackContext, make_plan, plan_stack
+
+log = logging.getLogger(__name__)
+
+#: Compares the decoded pixels (and rescale) of two frames; injected by the caller so that
+#: planning itself never decodes pixels.
+SamePixels = Callable[[FrameRecord, FrameRecord], bool]
+
+#: Attributes that tell apart frames at one position, in the order they are tried.
+#: (name, accessor, is_temporal)
+SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
+    ("stack", lambda f: f.stack_id, False),
+    ("echo", lambda f: f.echo_number if f.echo_number is not None else f.echo_time, False),
+    ("diffusion", lambda f: (f.diffusion_b, f.diffusion_direction), True),
+    ("temporal position", lambda f: f.temporal_position, True),
+    ("trigger time", lambda f: f.trigger_time, True),
+    ("acquisition number", lambda f: f.acquisition_number, True),
+    ("image type", lambda f: f.image_type, False),
+    ("acquisition time", lambda f: f.acquisition_time, True),
+)
+
+_SUFFIX = {"stack": "stack", "diffusion": "dwi", "echo": "e", "temporal position": "t",
+           "trigger time": "trig", "acquisition number": "acq", "image type": "type",
+           "acquisition time": "time"}
+
+
+def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
+              same_pixels: SamePixels | None = None
+              ) -> tuple[list[VolumePlan], list[SkippedFrame]]:
+    """Plan the frames of one grid (orientation, matrix, pixel spacing)."""
+    clusters = position_clusters(frames)
+    if all(len(c) == 1 for c in clusters):
+        return plan_stack([c[0] for c in clusters], ctx)
+    shared = [c for c in clusters if len(c) > 1]
+    for name, get, temporal in SPLIT_ATTRIBUTES:
+        if not any(len({_hashable(get(f)) for f in c}) > 1 for c in shared):
+            continue
+        values = _ordered_values(frames, get)
+        parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
+        sub_plans: list[list[VolumePlan]] = []
+        skipped: list[SkippedFrame] = []
+        for n, (value, part) in enumerate(zip(values, parts, strict=True)):
+            sub = ctx.sub(f"_{_SUFFIX[name]}{n + 1}", f"{name} {_value_text(value)}")
+            p, s = plan_grid(part, sub, same_pixels)
+            sub_plans.append(p)
+            skipped.extend(s)
+        if temporal:
+            merged = _merge_4d(sub_plans, name, ctx, ctx.notes)
+            if merged is not None:
+                return [merged], skipped
+        if name == "acquisition number":
+            sub_plans = _as_stacks(sub_plans, ctx.suffix)
+        return [p for group in sub_plans for p in group], skipped
+    by_rank = _instance_order_split(clusters)
+    if by_rank is not None:
+        sub_plans, skipped = [], []
+        for n, part in enumerate(by_rank):
+            sub = ctx.sub(f"_t{n + 1}", f"volume {n + 1}")
+            p, s = plan_grid(part, sub, same_pixels)
+            sub_plans.append(p)
+            skipped.extend(s)
+        why = (f"{len(by_rank)} frames at each slice position with no attribute telling them "
+               "apart; volumes ordered by InstanceNumber")
+        merged = _merge_4d(sub_plans, "instance number", ctx, (*ctx.notes, why))
+        if merged is not None:
+            return [merged], skipped
+        return [p for group in sub_plans for p in group], skipped
+    deduped = _identical_duplicates(clusters, same_pixels) if same_pixels else None
+    if deduped is not None:
+        kept, copies = deduped
+        p, s = plan_grid(kept, ctx, same_pixels)
+        return p, [*s, *copies]
+    n_shared = sum(len(c) for c in shared)
+    reason = (f"{n_shared} frames share {len(shared)} slice position(s) and no attribute "
+              f"({', '.join(a[0] for a in SPLIT_ATTRIBUTES)}) tells them apart")
+    return [], [SkippedFrame.of(f, reason) for f in frames]
+
+
+def position_clusters(frames: Sequence[FrameRecord]) -> list[list[FrameRecord]]:
+    """Frames sorted along the normal, clustered by shared position."""
+    orientation = frames[0].orientation
+    assert orientation is not None
+    proj = geometry.projections(frames, orientation)
+    order = sorted(range(len(frames)),
+                   key=lambda i: (proj[i], frames[i].instance_number or 0, frames[i].rel))
+    clusters: list[list[FrameRecord]] = []
+    last = None
+    for i in order:
+        if last is not None and proj[i] - last < SAME_POSITION_TOLERANCE_MM:
+            clusters[-1].append(frames[i])
+        else:
+            clusters.append([frames[i]])
+        last = proj[i]
+    return clusters
+
+
+def _as_stacks(groups: list[list[VolumePlan]], suffix: str) -> list[list[VolumePlan]]:
+    """Acquisitions that share positions but not one grid: named and explained as stacks."""
+    out = []
+    for n, group in enumerate(groups):
+        note = (f"series holds {len(groups)} stacks (acquisition numbers) that share slice "
+                f"positions but do not form one 4D grid; this is stack {n + 1}")
+        old, new = f"{suffix}_acq{n + 1}", f"{suffix}_stack{n + 1}"
+        out.append([replace(p, suffix=p.suffix.replace(old, new, 1),
+                            warnings=(note, *p.warnings)) for p in group])
+    return out
+
+
+def _identical_duplicates(
+    clusters: list[list[FrameRecord]], same_pixels: SamePixels,
+) -> tuple[list[FrameRecord], list[SkippedFrame]] | None:
+    """One frame per position when every shared position holds copies of one image.
+
+    The last resort before skipping: frames at one position that no attribute
+    tells apart are compared by ``same_pixels`` (decoded pixels and rescale;
+    the caller decodes, only for such positions). Copies with other
+    SOPInstanceUIDs (e.g. one image re-encoded in several transfer syntaxes)
+    are used once and reported; None when any position holds different images
+    or the comparison fails.
+    """
+    kept: list[FrameRecord] = []
+    copies: list[SkippedFrame] = []
+    try:
+        for cluster in clusters:
+            ordered = sorted(cluster, key=lambda f: (f.rel, f.frame, f.tile or 0))
+            first = ordered[0]
+            if not all(same_pixels(first, f) for f in ordered[1:]):
+                return None
+            kept.append(first)
+            copies.extend(SkippedFrame.of(f, f"identical duplicate of {first.rel} (same position, "
+                                             "pixels and rescale; another SOPInstanceUID)")
+                          for f in ordered[1:])
+    except Exception:  # undecodable: leave the decision to the normal rules
+        log.debug("pixel comparison of shared positions failed", exc_info=True)
+        return None
+    return kept, copies
+
+
+def _instance_order_split(
+    clusters: list[list[FrameRecord]],
+) -> list[list[FrameRecord]] | None:
+    """Volume t = the t-th frame by InstanceNumber at every position (GE stores 4D so).
+
+    Only when every position holds the same number of frames and InstanceNumbers are
+    distinct; otherwise None.
+    """
+    counts = {len(c) for c in clusters}
+    numbers = [f.instance_number for c in clusters for f in c]
+    if len(counts) != 1 or None in numbers or len(set(numbers)) != len(numbers):
+        return None
+    m = counts.pop()
+    ranked = [sorted(c, key=lambda f: f.instance_number or 0) for c in clusters]
+    return [[c[t] for c in ranked] for t in range(m)]
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _ordered_values(frames: Sequence[FrameRecord], get: Callable[[FrameRecord], Any]) -> list[Any]:
+    """Distinct attribute values in acquisition order.
+
+    Numbers (echo number, temporal position, trigger time, acquisition number)
+    sort by value; anything else (diffusion (b, direction), image type, times as
+    text) by first appearance in storage order: frame number, then InstanceNumber.
+    """
+    first_seen: dict[Any, tuple[int, int, str]] = {}
+    for f in frames:
+        value = _hashable(get(f))
+        key = (f.frame, f.instance_number or 0, f.rel)
+        if value not in first_seen or key < first_seen[value]:
+            first_seen[value] = key
+    values = list(first_seen)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return sorted(values)
+    return sorted(values, key=lambda v: first_seen[v])
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "\\".join(str(v) for v in value)
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
+              notes: Sequence[str]) -> VolumePlan | None:
+    """One 4D plan when every group is one 3D plan on the same grid."""
+    if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None for g in groups):
+        return None
+    plans = [g[0] for g in groups]
+    ref = plans[0]
+    for p in plans[1:]:
+        if p.shape != ref.shape or not np.allclose(p.affine, ref.affine, atol=1e-4):
+            return None
+        if any(geometry.voxel_errors(ref.affine, vol).max() > EXACTNESS_TOLERANCE_VOXELS
+               for vol in p.frames):
+            return None
+    volumes = [list(p.frames[0]) for p in plans]
+    return make_plan(volumes, ref.affine, ctx.suffix, ctx.label,
+                     [*notes, f"4D: {len(volumes)} volumes ordered by {name}"],
+                     ref.checks, ref.detail.with_(fourth_dimension=name))

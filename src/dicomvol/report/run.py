@@ -1,0 +1,120 @@
+"""The run report: every input file and frame accounted for."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dicomvol._version import __version__
+from dicomvol.constants import REPORT_NAME
+from dicomvol.io.atomic import atomic_path
+from dicomvol.io.jsonio import write_json_atomic
+from dicomvol.model.detail import GeometryChecks, checks_json
+from dicomvol.model.records import FileError, IgnoredFile, SkippedFrame
+
+
+@dataclass
+class OutputRecord:
+    """One image written, with what a reader of the report wants to know."""
+
+    path: str
+    sidecar: str
+    series_instance_uid: str
+    label: str
+    shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    n_frames: int
+    warnings: tuple[str, ...]
+    sheared: bool
+    resampled: bool = False
+    checks: GeometryChecks | None = None
+    status: str = "written"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for the report's ``volumes`` list."""
+        return {"Path": self.path, "Sidecar": self.sidecar,
+                "SeriesInstanceUID": self.series_instance_uid, "Label": self.label,
+                "Shape": list(self.shape), "Spacing": [round(s, 6) for s in self.spacing],
+                "Frames": self.n_frames, "Sheared": self.sheared, "Resampled": self.resampled,
+                "Status": self.status, "Geometry": checks_json(self.checks),
+                "Warnings": list(self.warnings)}
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat row for the Parquet/CSV report (one per output)."""
+        row: dict[str, Any] = {
+            "series_instance_uid": self.series_instance_uid, "path": self.path,
+            "sidecar": self.sidecar, "label": self.label, "status": self.status,
+            "shape": "x".join(str(v) for v in self.shape),
+            "spacing_mm": "x".join(f"{v:.6g}" for v in self.spacing),
+            "frames": self.n_frames, "sheared": self.sheared, "resampled": self.resampled,
+            "warnings": " | ".join(self.warnings),
+        }
+        for key, value in checks_json(self.checks).items():
+            row[key] = value
+        return row
+
+
+@dataclass
+class RunReport:
+    """What a conversion did. ``ok`` is False when any file or series failed."""
+
+    out_dir: str
+    outputs: list[OutputRecord] = field(default_factory=list)
+    skipped: list[SkippedFrame] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)
+    n_files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file or series failed (skips are deliberate, not failures)."""
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's report object, plus ``volumes``, ``ignored`` and ``summary``."""
+        return {
+            "dicomvol_version": __version__,
+            "outputs": [o.path for o in self.outputs],
+            "skipped": [s.to_json() for s in self.skipped],
+            "errors": [{"File": e.rel, "Error": e.error} for e in self.errors],
+            "ignored": [{"File": i.rel, "Reason": i.reason} for i in self.ignored],
+            "volumes": [o.to_json() for o in self.outputs],
+            "summary": {
+                "files": self.n_files,
+                "outputs": len(self.outputs),
+                "frames_written": sum(o.n_frames for o in self.outputs),
+                "frames_skipped": len(self.skipped),
+                "files_with_errors": len(self.errors),
+                "files_ignored": len(self.ignored),
+            },
+        }
+
+    def write(self) -> Path:
+        """Write ``dicomvol_report.json`` and the tabular report atomically."""
+        path = Path(self.out_dir) / REPORT_NAME
+        write_json_atomic(path, self.to_json())
+        self.write_table()
+        return path
+
+    def write_table(self) -> Path:
+        """One row per output: ``dicomvol_report.parquet`` (pyarrow) or ``.csv``."""
+        rows = [o.to_row() for o in self.outputs]
+        columns = list(dict.fromkeys(k for r in rows for k in r)) or ["path"]
+        base = Path(self.out_dir) / REPORT_NAME.replace(".json", "")
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            path = base.with_suffix(".csv")
+            with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fp:
+                writer = csv.DictWriter(fp, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+            return path
+        path = base.with_suffix(".parquet")
+        table = pa.table({c: [r.get(c) for r in rows] for c in columns})
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+        return path
