@@ -18,7 +18,7 @@ ct_study
     without an extension.
 many_small
     4,000 single-slice 256 x 256 MR files in one folder: 40 series x 100 slices written by
-    :func:`dicomvol.synthetic.write_series` (synthetic content, random hex names, shuffled).
+    :func:`dicomvol.testing.write_series` (synthetic content, random hex names, shuffled).
 j2k_ct
     One series of 300 CT slices (cycled from the same real slices) re-encoded as JPEG 2000
     lossless with pylibjpeg-openjpeg.
@@ -239,7 +239,7 @@ def _deterministic_generate_uid(seed: int) -> Iterator[None]:
 
 def _many_small_series(args: tuple[str, int, int, int, str, str]) -> None:
     dest, i, slices, seed, study_uid, for_uid = args
-    from dicomvol.synthetic import write_series
+    from dicomvol.testing import write_series
 
     with _deterministic_generate_uid(seed * 1000 + i):
         write_series(

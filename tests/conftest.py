@@ -64,3 +64,15 @@ def require_dcm2niix() -> str:
 def dcm2niix_exe() -> str:
     """The dcm2niix executable (see :func:`require_dcm2niix`)."""
     return require_dcm2niix()
+
+
+#: Fixtures whose use marks a test (so ``-m "not corpus"`` and friends select by need).
+FIXTURE_MARKERS = {"corpus": "corpus", "dcm2niix_exe": "dcm2niix"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the fixtures they use: ``corpus`` and ``dcm2niix``."""
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))

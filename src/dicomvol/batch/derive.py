@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from dicomvol.dicom.cache import JobSources
+from dicomvol.dicom.diffusion import Diffusion
 from dicomvol.errors import HeaderError
 from dicomvol.io.formats import stem_of
 from dicomvol.io.fsl import write_bval_bvec
-from dicomvol.metadata.diffusion import Diffusion, fsl_table
+from dicomvol.metadata.diffusion import fsl_table
 from dicomvol.metadata.suv import SuvFactor, suv_bw_factor
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.volume import Volume

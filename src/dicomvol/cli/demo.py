@@ -36,7 +36,7 @@ def _demo(root: Path) -> int:
     from dicomvol.api import convert
     from dicomvol.cli.convert import print_summary
     from dicomvol.options import ConvertOptions
-    from dicomvol.testing.synthetic import write_demo_study
+    from dicomvol.testing.demo import write_demo_study
 
     out = sys.stdout
     dicom_dir, out_dir = root / "dicom", root / "nifti"

@@ -44,7 +44,7 @@ from pydicom.dataset import Dataset
 
 from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.private import csa_header, csa_items
-from dicomvol.dicom.values import first_item, tm_ms, vendor
+from dicomvol.dicom.values import first_item, tm_ms, to_float, vendor
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
 
@@ -248,11 +248,9 @@ def _scanning_sequence(ds: Dataset) -> list[str]:
 
 
 def _number(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
+    """A finite number from a header or protocol value, else None."""
+    number = to_float(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 # --- AcquisitionTime / FrameAcquisitionDateTime -----------------------------------------

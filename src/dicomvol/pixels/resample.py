@@ -153,37 +153,10 @@ def resample_stack(
         For no slices, mismatched lengths or shapes, bad geometry, two slices at
         one position along the normal, a bad ``spacing`` or ``order``.
     """
-    if order not in (0, 1):
-        raise GeometryError(f"order must be 0 (nearest) or 1 (linear), got {order}")
-    n_in = len(slices)
-    if n_in == 0:
-        raise GeometryError("resample_stack needs at least one slice")
-    if len(positions) != n_in:
-        raise GeometryError(f"{n_in} slices but {len(positions)} positions")
-    shapes = {tuple(np.shape(s)) for s in slices}
-    if len(shapes) != 1:
-        raise GeometryError(f"slices differ in shape: {sorted(shapes)}")
-    shape = shapes.pop()
-    if len(shape) != 2 or min(shape) < 1:
-        raise GeometryError(f"slices must be non-empty 2D arrays (Rows, Columns), got {shape}")
-    rows, cols = int(shape[0]), int(shape[1])
-    pos = np.asarray(positions, dtype=np.float64)
-    if pos.shape != (n_in, 3) or not np.all(np.isfinite(pos)):
-        raise GeometryError("positions must be N finite (x, y, z) triples")
-    iop = np.asarray(orientation, dtype=np.float64)
-    if iop.shape != (6,) or not np.all(np.isfinite(iop)):
-        raise GeometryError("orientation must be 6 finite direction cosines")
-    row_dir, col_dir = iop[:3], iop[3:]
-    cross = np.cross(row_dir, col_dir)
-    cross_norm = float(np.linalg.norm(cross))
-    if cross_norm < 1e-6:
-        raise GeometryError("orientation row and column directions are parallel or zero")
-    normal = cross / cross_norm
+    rows, cols, pos, row_dir, col_dir, normal = _check_inputs(
+        slices, positions, orientation, pixel_spacing, spacing, order)
     ps_row, ps_col = (float(v) for v in pixel_spacing)
-    if not (ps_row > 0 and ps_col > 0 and math.isfinite(ps_row) and math.isfinite(ps_col)):
-        raise GeometryError(f"pixel spacing must be positive, got {pixel_spacing}")
-    if spacing is not None and not (math.isfinite(spacing) and spacing > 0):
-        raise GeometryError(f"spacing must be a positive number of mm, got {spacing}")
+    n_in = len(slices)
 
     proj = pos @ normal
     sort_idx = np.argsort(proj, kind="stable")
@@ -203,7 +176,6 @@ def resample_stack(
         spacing_source = "given"
     offsets, i_start, j_start, (out_x, out_y, n_planes), affine = lattice(
         pos[sort_idx], row_dir, col_dir, normal, (ps_row, ps_col), rows, cols, step, q)
-    ref = pos[sort_idx[0]]
 
     data = np.empty((out_x, out_y, n_planes), dtype=np.float32, order="F")
     cache: dict[int, FloatArray] = {}
@@ -233,40 +205,11 @@ def resample_stack(
         data[:, :, k] = np.where(valid, plane, fill)
 
     used = tuple(int(sort_idx[s]) for s in sorted(used_sorted))
-    plane_idx = np.clip(np.rint((q - q[0]) / step), 0, n_planes - 1)
-    deviation = float(np.max(np.abs(q - q[0] - plane_idx * step)))
-    trend = pos[sort_idx[-1]] - ref
-    trend_norm = float(np.linalg.norm(trend))
-    trend_angle = (math.degrees(math.acos(min(1.0, abs(float(trend @ normal)) / trend_norm)))
-                   if trend_norm > 0 else 0.0)
-    unused = sorted(set(range(n_in)) - set(used))
-    detail: dict[str, Any] = {
-        "method": "linear" if order == 1 else "nearest",
-        "spacing_mm": round(step, 9),
-        "spacing_source": spacing_source,
-        "spacing_reason": reason,
-        "fill": float(fill),
-        "in_plane_extent": (
-            "union of all slice footprints (pixel centres) on the first slice's pixel lattice, "
-            "rounded out to whole pixels; origin moved by in_plane_offset_pixels"),
-        "in_plane_offset_pixels": [int(i_start), int(j_start)],
-        "in_plane_growth_pixels": [int(out_x - cols), int(out_y - rows)],
-        "outside_field": (
-            "voxels whose point, projected along the normal, falls outside the pixel-centre "
-            "extent of a slice they draw on are set to fill"),
-        "n_input_slices": n_in,
-        "n_output_slices": n_planes,
-        "output_shape": [int(out_x), int(out_y), int(n_planes)],
-        "planes_copied": copied,
-        "planes_interpolated": n_planes - copied,
-        "max_source_to_plane_mm": round(deviation, 9),
-        "max_interval_mm": round(float(np.max(np.diff(q))), 9) if n_in > 1 else None,
-        "position_trend_angle_degrees": round(trend_angle, 6),
-        "unused_slices": unused,
-    }
+    detail = _account(q, pos[sort_idx], normal, step, order, reason, spacing_source, fill,
+                      (i_start, j_start), (out_x, out_y, n_planes), (rows, cols), copied, used)
     log.debug("resampled %d slices onto %s grid, spacing %.6g mm (%s); %d planes copied, "
               "%d interpolated, %d slices unused", n_in, detail["output_shape"], step,
-              spacing_source, copied, n_planes - copied, len(unused))
+              spacing_source, copied, n_planes - copied, len(detail["unused_slices"]))
     return ResampleResult(data=data, affine=affine, spacing=step, used=used, detail=detail)
 
 
@@ -341,3 +284,89 @@ def _snap(c: FloatArray) -> FloatArray:
     """Coordinates within GRID_TOLERANCE_PIXELS of an integer, set to that integer."""
     r = np.rint(c)
     return np.where(np.abs(c - r) <= GRID_TOLERANCE_PIXELS, r, c)
+
+
+def _check_inputs(
+    slices: Sequence[NDArray[Any]],
+    positions: Sequence[Sequence[float]] | NDArray[np.floating[Any]],
+    orientation: Sequence[float] | NDArray[np.floating[Any]],
+    pixel_spacing: tuple[float, float], spacing: float | None, order: int,
+) -> tuple[int, int, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Validate :func:`resample_stack`'s inputs; (rows, cols, positions, row, col, normal)."""
+    if order not in (0, 1):
+        raise GeometryError(f"order must be 0 (nearest) or 1 (linear), got {order}")
+    n_in = len(slices)
+    if n_in == 0:
+        raise GeometryError("resample_stack needs at least one slice")
+    if len(positions) != n_in:
+        raise GeometryError(f"{n_in} slices but {len(positions)} positions")
+    shapes = {tuple(np.shape(s)) for s in slices}
+    if len(shapes) != 1:
+        raise GeometryError(f"slices differ in shape: {sorted(shapes)}")
+    shape = shapes.pop()
+    if len(shape) != 2 or min(shape) < 1:
+        raise GeometryError(f"slices must be non-empty 2D arrays (Rows, Columns), got {shape}")
+    rows, cols = int(shape[0]), int(shape[1])
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.shape != (n_in, 3) or not np.all(np.isfinite(pos)):
+        raise GeometryError("positions must be N finite (x, y, z) triples")
+    iop = np.asarray(orientation, dtype=np.float64)
+    if iop.shape != (6,) or not np.all(np.isfinite(iop)):
+        raise GeometryError("orientation must be 6 finite direction cosines")
+    row_dir, col_dir = iop[:3], iop[3:]
+    cross = np.cross(row_dir, col_dir)
+    cross_norm = float(np.linalg.norm(cross))
+    if cross_norm < 1e-6:
+        raise GeometryError("orientation row and column directions are parallel or zero")
+    normal = cross / cross_norm
+    ps_row, ps_col = (float(v) for v in pixel_spacing)
+    if not (ps_row > 0 and ps_col > 0 and math.isfinite(ps_row) and math.isfinite(ps_col)):
+        raise GeometryError(f"pixel spacing must be positive, got {pixel_spacing}")
+    if spacing is not None and not (math.isfinite(spacing) and spacing > 0):
+        raise GeometryError(f"spacing must be a positive number of mm, got {spacing}")
+
+    return rows, cols, pos, row_dir, col_dir, normal
+
+
+def _account(q: FloatArray, pos_sorted: FloatArray, normal: FloatArray, step: float,
+             order: int, reason: str, spacing_source: str, fill: float,
+             start: tuple[int, int], out_shape: tuple[int, int, int], in_shape: tuple[int, int],
+             copied: int, used: tuple[int, ...]) -> dict[str, Any]:
+    """The JSON-ready account of a resampling (see :class:`ResampleResult`)."""
+    i_start, j_start = start
+    out_x, out_y, n_planes = out_shape
+    rows, cols = in_shape
+    n_in = int(q.size)
+    ref = pos_sorted[0]
+    plane_idx = np.clip(np.rint((q - q[0]) / step), 0, n_planes - 1)
+    deviation = float(np.max(np.abs(q - q[0] - plane_idx * step)))
+    trend = pos_sorted[-1] - ref
+    trend_norm = float(np.linalg.norm(trend))
+    trend_angle = (math.degrees(math.acos(min(1.0, abs(float(trend @ normal)) / trend_norm)))
+                   if trend_norm > 0 else 0.0)
+    unused = sorted(set(range(n_in)) - set(used))
+    detail: dict[str, Any] = {
+        "method": "linear" if order == 1 else "nearest",
+        "spacing_mm": round(step, 9),
+        "spacing_source": spacing_source,
+        "spacing_reason": reason,
+        "fill": float(fill),
+        "in_plane_extent": (
+            "union of all slice footprints (pixel centres) on the first slice's pixel lattice, "
+            "rounded out to whole pixels; origin moved by in_plane_offset_pixels"),
+        "in_plane_offset_pixels": [int(i_start), int(j_start)],
+        "in_plane_growth_pixels": [int(out_x - cols), int(out_y - rows)],
+        "outside_field": (
+            "voxels whose point, projected along the normal, falls outside the pixel-centre "
+            "extent of a slice they draw on are set to fill"),
+        "n_input_slices": n_in,
+        "n_output_slices": n_planes,
+        "output_shape": [int(out_x), int(out_y), int(n_planes)],
+        "planes_copied": copied,
+        "planes_interpolated": n_planes - copied,
+        "max_source_to_plane_mm": round(deviation, 9),
+        "max_interval_mm": round(float(np.max(np.diff(q))), 9) if n_in > 1 else None,
+        "position_trend_angle_degrees": round(trend_angle, 6),
+        "unused_slices": unused,
+    }
+    return detail

@@ -1,4 +1,25 @@
 """Synthetic DICOM with known ground truth, for the demo, the benchmarks and the tests.
 
-The library never imports this package.
+The library never imports this package. Split by concern: :mod:`series`
+(single-frame series and localizers), :mod:`damaged` (broken files),
+:mod:`geometry` (directions, DS formatting), :mod:`siemens` (CSA headers),
+:mod:`demo` (the demo study).
 """
+
+from dicomvol.testing.damaged import write_header_garbage, write_non_dicom, write_truncated
+from dicomvol.testing.demo import write_demo_study
+from dicomvol.testing.geometry import directions_for, oblique_directions, rotation_matrix
+from dicomvol.testing.series import SyntheticSeries, write_localizer, write_series
+
+__all__ = [
+    "SyntheticSeries",
+    "directions_for",
+    "oblique_directions",
+    "rotation_matrix",
+    "write_demo_study",
+    "write_header_garbage",
+    "write_localizer",
+    "write_non_dicom",
+    "write_series",
+    "write_truncated",
+]

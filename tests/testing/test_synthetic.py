@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.errors import InvalidDicomError
 
-from dicomvol.testing.synthetic import (
+from dicomvol.testing import (
     SyntheticSeries,
     directions_for,
     oblique_directions,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dicomvol.cli.main import main
-from dicomvol.testing.synthetic import (
+from dicomvol.testing import (
     SyntheticSeries,
     directions_for,
     oblique_directions,
@@ -24,7 +24,7 @@ from dicomvol.testing.synthetic import (
 )
 from exactness import check_exact
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SHAPE = (8, 6, 5)
 IDC_KEYS = (

@@ -11,7 +11,7 @@ import dicomvol
 from dicomvol.io.nifti import write_nifti
 from dicomvol.io.stream import can_stream, stream_nifti
 from dicomvol.metadata.sidecar import build_metadata
-from dicomvol.testing.synthetic import write_series
+from dicomvol.testing import write_series
 
 
 def _payload(path: Path) -> bytes:

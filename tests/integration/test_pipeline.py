@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import dicomvol
 from dicomvol import ConvertOptions
 from dicomvol.options import PlanOptions
-from dicomvol.testing.synthetic import (
+from dicomvol.testing import (
     SyntheticSeries,
     directions_for,
     oblique_directions,

@@ -41,7 +41,7 @@ import dicomvol
 from dicomvol.cli.main import main as cli_main
 from dicomvol.errors import UsageError
 from dicomvol.options import ConvertOptions, PlanOptions
-from dicomvol.testing.synthetic import SyntheticSeries, oblique_directions, write_series
+from dicomvol.testing import SyntheticSeries, oblique_directions, write_series
 from exactness import check_exact, resolve
 
 #: RAS <-> LPS (its own inverse).
@@ -347,6 +347,7 @@ def test_lossy_syntaxes_give_the_decoded_pixels(syntax_cases: dict[str, SyntaxCa
         assert changed.max() <= LOSSY_BOUND[keyword]
 
 
+@pytest.mark.slow
 def test_corpus_transfer_syntaxes_decode_to_identical_volumes(corpus: Path,
                                                               tmp_path: Path) -> None:
     files = sorted((corpus / "transfer_syntaxes").glob("*.dcm"))
@@ -621,6 +622,7 @@ def pet_suv(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return run_api([corpus / PET], tmp_path_factory.mktemp("pet_suv"), suv=True)
 
 
+@pytest.mark.slow
 def test_pet_suv_equals_hand_computation(pet_suv: Run, corpus: Path) -> None:
     pet_suv.assert_clean()
     (image,) = pet_suv.images
@@ -897,6 +899,7 @@ def philips_runs(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
                           plan=PlanOptions(philips_scaling=mode)) for mode in ("display", "fp")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["display", "fp"])
 def test_philips_values_per_frame(philips_runs: dict[str, Run], corpus: Path,
                                   mode: str) -> None:

@@ -32,7 +32,7 @@ from dicomvol.cli.main import main
 from dicomvol.errors import UsageError
 from dicomvol.options import ConvertOptions
 from dicomvol.report.run import RunReport
-from dicomvol.testing.synthetic import SyntheticSeries, write_series
+from dicomvol.testing import SyntheticSeries, write_series
 from exactness import check_exact
 
 BIN = Path(sys.executable).parent
@@ -375,6 +375,7 @@ def _kill_a_run(inp: Path, out: Path, tmp_path: Path) -> tuple[int, int]:
     return proc.returncode, seen  # the caller's assertions report the failure
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_partial_file_and_resume_completes_it(
         kill_study: tuple[Path, list[SyntheticSeries]], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -553,6 +554,8 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskClust
         cluster.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.dask
 def test_dask_cluster_gives_the_same_outputs_as_local(corpus: Path, dask_cluster: DaskCluster,
                                                       tmp_path: Path) -> None:
     # a gantry tilt (sheared + resampled copy), a missing slice (resampled), and
@@ -621,6 +624,8 @@ def killed_dask_run(kill_study: tuple[Path, list[SyntheticSeries]], dask_cluster
                          result.get("error"))
 
 
+@pytest.mark.slow
+@pytest.mark.dask
 def test_dask_run_survives_a_killed_worker(killed_dask_run: KilledDaskRun) -> None:
     run = killed_dask_run
     assert run.returncode == -signal.SIGKILL
@@ -647,6 +652,7 @@ def test_dask_run_survives_a_killed_worker(killed_dask_run: KilledDaskRun) -> No
         assert not name.startswith(".") or name.endswith(".tmp"), name
 
 
+@pytest.mark.dask
 def test_dask_relative_output_folder(dask_cluster: DaskCluster, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     _small_series(tmp_path / "in", 2)
@@ -657,7 +663,9 @@ def test_dask_relative_output_folder(dask_cluster: DaskCluster, tmp_path: Path,
         n for o in report.outputs for n in (o.path, o.sidecar))
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
+@pytest.mark.dask
 def test_dask_local_cluster(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     inp = tmp_path / "in"

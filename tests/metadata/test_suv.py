@@ -59,6 +59,7 @@ def pet_headers(corpus: Path) -> list[tuple[Path, pydicom.Dataset]]:
     return [(p, pydicom.dcmread(p, stop_before_pixels=True)) for p in paths]
 
 
+@pytest.mark.slow
 def test_real_pet_factor_equals_hand_computation(
         pet_headers: list[tuple[Path, pydicom.Dataset]]) -> None:
     headers = [ds for _, ds in pet_headers]

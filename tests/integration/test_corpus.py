@@ -25,6 +25,8 @@ import dicomvol
 from dicomvol.options import ConvertOptions
 from exactness import check_exact, check_resampled
 
+pytestmark = [pytest.mark.slow, pytest.mark.corpus]
+
 #: IDC's single-frame CT, MR and PET SOP classes.
 IDC_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
                    "1.2.840.10008.5.1.4.1.1.128"}

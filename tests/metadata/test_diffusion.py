@@ -32,16 +32,10 @@ import pydicom
 import pytest
 
 from conftest import require_dcm2niix
+from dicomvol.dicom.diffusion import GE_IMAGE_TO_PATIENT, diffusion_of, ge_b_value
 from dicomvol.errors import HeaderError, OutputExistsError, UsageError
 from dicomvol.io.fsl import write_bval_bvec
-from dicomvol.metadata.diffusion import (
-    GE_IMAGE_TO_PATIENT,
-    diffusion_of,
-    fsl_bvec,
-    fsl_bvec_for_affine,
-    fsl_bvec_to_lps,
-    ge_b_value,
-)
+from dicomvol.metadata.diffusion import fsl_bvec, fsl_bvec_for_affine, fsl_bvec_to_lps
 
 #: b-values must agree to 4 decimals.
 BVAL_TOLERANCE = 1e-4

@@ -45,6 +45,8 @@ import dicomvol
 from dicomvol.options import ConvertOptions
 from exactness import check_exact, frame_geometry, frame_values
 
+pytestmark = [pytest.mark.slow, pytest.mark.corpus, pytest.mark.dcm2niix]
+
 DCM2NIIX_ARGS = ["-z", "n", "-b", "y", "-ba", "n", "-x", "i", "-f", "%s_%d"]
 #: World-space tolerance for two affines describing the same grid (dcm2niix stores float32).
 AFFINE_TOL_MM = 1e-3

@@ -40,7 +40,7 @@ import dicomvol
 from dicomvol import ConvertOptions
 from dicomvol.cli.main import main
 from dicomvol.options import PlanOptions
-from dicomvol.testing.synthetic import (
+from dicomvol.testing import (
     SyntheticSeries,
     oblique_directions,
     rotation_matrix,

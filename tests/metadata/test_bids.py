@@ -360,6 +360,7 @@ def _agrees(key: str, ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("series", sorted(SERIES))
 def test_agrees_with_dcm2niix(series: str, corpus: Path, tmp_path: Path) -> None:
     folder = corpus / series

@@ -15,7 +15,7 @@ from pydicom.sequence import Sequence
 from dicomvol.dicom.index import IndexResult, index_file
 from dicomvol.dicom.lean import read_lean
 from dicomvol.inputs.discover import Candidate, discover
-from dicomvol.testing.synthetic import write_series
+from dicomvol.testing import write_series
 
 
 def _via_pydicom(cand: Candidate) -> IndexResult:
@@ -43,6 +43,7 @@ def _same(a: IndexResult, b: IndexResult) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_lean_reader_matches_pydicom_on_whole_corpus(corpus: Path) -> None:
     lean_used = 0
     for cand in discover([corpus]):

@@ -1,0 +1,368 @@
+"""Diffusion b-values and gradient directions from DICOM headers (standard and vendor tags).
+
+Reading (:func:`diffusion_of`)
+------------------------------
+Every direction is returned in **patient LPS** coordinates as a unit vector
+(``None`` for b = 0, isotropic/trace images or a zero vector). Sources, in
+order:
+
+1. **Standard** MR Diffusion macro: the MRDiffusionSequence (0018,9117) of the
+   frame's per-frame functional groups (``frame_fg``), of the shared
+   functional groups, or of the data set; else DiffusionBValue (0018,9087)
+   at the top level. The direction is DiffusionGradientOrientation (0018,9089),
+   directly or inside DiffusionGradientDirectionSequence (0018,9076), in
+   patient coordinates (LPS) by definition. DiffusionDirectionality ISOTROPIC
+   or NONE gives no direction; BMATRIX gives the principal eigenvector of the
+   b-matrix (sign arbitrary).
+2. **Siemens** CSA image header (0029,xx10) read with nibabel's
+   ``csareader``: ``B_value`` and ``DiffusionGradientDirection`` (LPS, the
+   frame dcm2niix assumes too); without a direction, the principal
+   eigenvector of ``B_matrix`` (sign arbitrary, as in nibabel's
+   ``SiemensWrapper``); else the older private (0019,xx0C) b-value and
+   (0019,xx0E) direction of creator ``SIEMENS MR HEADER``.
+3. **Philips** private: b-value (2001,xx03) of ``Philips Imaging DD 001``,
+   direction (2005,xxB0/B1/B2) of ``Philips MR Imaging DD 001`` (named RL, AP,
+   FH; they are the LPS x, y, z components: on the corpus Philips DTI they
+   equal the standard (0018,9089) of the same frame). For enhanced images the
+   private elements are read from the frame's private item (2005,140F).
+   Diffusion direction (2001,xx04) ``I`` (isotropic) gives no direction.
+4. **GE** private: b-value = first value of (0043,xx39) (``GEMS_PARM_01``);
+   values of 1e9 or more carry a flag offset and are taken modulo 1e9
+   (dcm2niix: 1000015000 -> 15000). The direction (0019,xxBB/BC/BD)
+   (``GEMS_ACQU_01``) is in the **image frame**, not the patient frame; it is
+   mapped to LPS with the signed permutation dcm2niix applies (its
+   ``geCorrectBvecs``), which depends on InPlanePhaseEncodingDirection
+   (0018,1312) and on the slice plane (the dominant LPS axis of the slice
+   normal). The table :data:`GE_IMAGE_TO_PATIENT` was measured against
+   dcm2niix v1.0.20260724 for all six plane x phase-encoding cases (see
+   ``tests/test_diffusion.py``); dcm2niix itself calls only axial COL
+   validated. Without (0018,1312), COL is assumed (logged): dcm2niix then
+   leaves the vector untransformed. As in dcm2niix, a GE vector of length
+   between 0.03 and 0.97 scales the b-value by its squared length and is
+   normalised. **GE directions are the least certain of all vendors here.**
+
+The FSL ``.bval``/``.bvec`` tables are :mod:`dicomvol.metadata.diffusion`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import ArrayLike
+
+from dicomvol._typing import FloatArray, Vec3
+from dicomvol.dicom.private import csa_header, csareader, private_value
+from dicomvol.dicom.values import first_item, to_float, to_floats, vendor
+from dicomvol.errors import HeaderError
+
+with warnings.catch_warnings():  # nibabel.nicom warns that its DICOM readers are experimental
+    warnings.simplefilter("ignore", UserWarning)
+    from nibabel.nicom import dwiparams as _dwiparams
+
+#: nibabel's b-matrix helper (untyped: held as Any for mypy --strict).
+B2q: Any = _dwiparams.B2q
+
+log = logging.getLogger(__name__)
+
+#: (b-value in s/mm^2, unit gradient direction in LPS or None).
+Diffusion = tuple[float, Vec3 | None]
+
+#: A b-value at or below this (s/mm^2) is b = 0 (dcm2niix uses FLT_EPSILON).
+ZERO_B_VALUE = 1e-6
+#: A direction shorter than this is no direction (b = 0 or trace image).
+ZERO_VECTOR_LENGTH = 1e-6
+#: Directions whose length differs from 1 by more than this are logged before normalising.
+UNIT_LENGTH_TOLERANCE = 0.01
+#: GE vectors with a length in this open interval scale the b-value by length**2 (dcm2niix).
+GE_SCALED_VECTOR_RANGE = (0.03, 0.97)
+#: GE b-values at or above this carry a flag offset and are taken modulo it.
+GE_B_VALUE_OFFSET = 1e9
+
+#: Siemens CSA and private creators.
+SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
+#: Philips private creators of the b-value (group 2001) and direction (group 2005).
+PHILIPS_IMAGING_CREATOR = "Philips Imaging DD 001"
+PHILIPS_MR_CREATOR = "Philips MR Imaging DD 001"
+PHILIPS_MR_CREATOR_005 = "Philips MR Imaging DD 005"
+#: GE private creators of the direction (group 0019) and b-value (group 0043).
+GE_ACQU_CREATOR = "GEMS_ACQU_01"
+GE_PARM_CREATOR = "GEMS_PARM_01"
+
+#: GE image-frame direction (BB, BC, BD) -> coefficients along (row, col, normal), as
+#: ((source index, sign), ...) per (phase-encoding direction, slice plane). Measured
+#: against dcm2niix v1.0.20260724 (gradient polarity as dcm2niix writes it).
+GE_IMAGE_TO_PATIENT: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {
+    ("COL", "axial"): ((0, -1), (1, -1), (2, 1)),
+    ("COL", "coronal"): ((0, -1), (1, 1), (2, 1)),
+    ("COL", "sagittal"): ((0, 1), (1, 1), (2, -1)),
+    ("ROW", "axial"): ((1, -1), (0, 1), (2, 1)),
+    ("ROW", "coronal"): ((1, 1), (0, 1), (2, 1)),
+    ("ROW", "sagittal"): ((1, 1), (0, -1), (2, -1)),
+}
+_PLANES = ("sagittal", "coronal", "axial")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _shared(ds: pydicom.Dataset) -> pydicom.Dataset | None:
+    return first_item(ds, "SharedFunctionalGroupsSequence")
+
+
+def _floats(value: Any, n: int) -> FloatArray | None:
+    """``n`` floats from a multi-valued element, a list or raw bytes; None if not ``n``."""
+    values = to_floats(value, n)
+    return None if values is None else np.array(values, dtype=np.float64)
+
+
+def _unit(vector: FloatArray | None, source: str) -> Vec3 | None:
+    if vector is None or not np.all(np.isfinite(vector)):
+        return None
+    length = float(np.linalg.norm(vector))
+    if length <= ZERO_VECTOR_LENGTH:
+        return None
+    if abs(length - 1.0) > UNIT_LENGTH_TOLERANCE:
+        log.debug("%s diffusion direction of length %.4f normalised", source, length)
+    u = vector / length
+    return (float(u[0]), float(u[1]), float(u[2]))
+
+
+def _from_b_matrix(b_matrix: FloatArray) -> Vec3 | None:
+    """Principal eigenvector of a 3 x 3 b-matrix (sign arbitrary, x >= 0 as in nibabel)."""
+    try:
+        q = B2q(b_matrix, tol=1e-8)
+    except ValueError:
+        return None
+    return _unit(np.asarray(q, dtype=np.float64), "b-matrix")
+
+
+def _result(b: float, direction: Vec3 | None) -> Diffusion:
+    if abs(b) <= ZERO_B_VALUE:
+        return (0.0, None)
+    if b < 0:
+        log.warning("negative b-value %g: no direction", b)
+        return (b, None)
+    return (b, direction)
+
+
+# --------------------------------------------------------------------------- standard
+
+
+def _standard_item(ds: pydicom.Dataset,
+                   frame_fg: pydicom.Dataset | None) -> pydicom.Dataset | None:
+    for holder in (frame_fg, _shared(ds), ds):
+        item = first_item(holder, "MRDiffusionSequence")
+        if item is not None and "DiffusionBValue" in item:
+            return item
+    if "DiffusionBValue" in ds:
+        return ds
+    return None
+
+
+def _standard(item: pydicom.Dataset) -> Diffusion | None:
+    b = to_float(item.get("DiffusionBValue"))
+    if b is None:
+        return None
+    directionality = str(item.get("DiffusionDirectionality", "")).strip().upper()
+    if directionality in ("ISOTROPIC", "NONE"):
+        return _result(b, None)
+    if directionality == "BMATRIX":
+        bm = first_item(item, "DiffusionBMatrixSequence")
+        if bm is not None:
+            keys = ("DiffusionBValueXX", "DiffusionBValueXY", "DiffusionBValueXZ",
+                    "DiffusionBValueYY", "DiffusionBValueYZ", "DiffusionBValueZZ")
+            vals = [to_float(bm.get(k)) for k in keys]
+            if all(v is not None for v in vals):
+                xx, xy, xz, yy, yz, zz = (float(v) for v in vals if v is not None)
+                matrix = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+                return _result(b, _from_b_matrix(matrix))
+    holder = first_item(item, "DiffusionGradientDirectionSequence") or item
+    vector = _floats(holder.get("DiffusionGradientOrientation"), 3)
+    return _result(b, _unit(vector, "DICOM"))
+
+
+# --------------------------------------------------------------------------- vendors
+
+
+def _siemens(ds: pydicom.Dataset) -> Diffusion | None:
+    try:
+        csa = csa_header(ds, "image")
+    except HeaderError as exc:
+        log.debug("unreadable Siemens CSA image header: %s", exc)
+        csa = None
+    if csa:
+        reader = csareader()
+        b = to_float(reader.get_b_value(csa))
+        if b is not None:
+            try:
+                g = reader.get_g_vector(csa)
+            except ValueError:
+                g = None
+            if g is not None:
+                return _result(b, _unit(np.asarray(g, dtype=np.float64), "Siemens CSA"))
+            try:
+                bm = reader.get_b_matrix(csa)
+            except ValueError:
+                bm = None
+            if bm is not None and b > ZERO_B_VALUE:
+                log.debug("Siemens direction from the CSA B_matrix: polarity unknown")
+                return _result(b, _from_b_matrix(np.asarray(bm, dtype=np.float64)))
+            return _result(b, None)
+    b = to_float(private_value(ds, 0x0019, SIEMENS_MR_CREATOR, 0x0C))
+    if b is None:
+        return None
+    g = _floats(private_value(ds, 0x0019, SIEMENS_MR_CREATOR, 0x0E), 3)
+    return _result(b, _unit(g, "Siemens (0019,100E)"))
+
+
+def _philips_holder(frame_fg: pydicom.Dataset | None) -> pydicom.Dataset | None:
+    if frame_fg is None:
+        return None
+    seq = private_value(frame_fg, 0x2005, PHILIPS_MR_CREATOR_005, 0x0F)
+    if seq is None or isinstance(seq, str | bytes) or len(seq) == 0:
+        return None
+    item = seq[0]
+    return item if isinstance(item, pydicom.Dataset) else None
+
+
+def _philips(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | None:
+    for holder in (_philips_holder(frame_fg), ds):
+        if holder is None:
+            continue
+        b = to_float(private_value(holder, 0x2001, PHILIPS_IMAGING_CREATOR, 0x03))
+        if b is None:
+            continue
+        kind = private_value(holder, 0x2001, PHILIPS_IMAGING_CREATOR, 0x04)
+        if isinstance(kind, bytes):
+            kind = kind.decode("ascii", errors="ignore")
+        if str(kind or "").strip().upper() == "I":
+            return _result(b, None)
+        comps = [to_float(private_value(holder, 0x2005, PHILIPS_MR_CREATOR, off))
+                 for off in (0xB0, 0xB1, 0xB2)]
+        if any(c is None for c in comps):
+            return _result(b, None)
+        vector = np.array([c for c in comps if c is not None], dtype=np.float64)
+        return _result(b, _unit(vector, "Philips (2005,10B0-B2)"))
+    return None
+
+
+def _orientation(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> FloatArray | None:
+    for holder in (frame_fg, _shared(ds)):
+        item = first_item(holder, "PlaneOrientationSequence")
+        if item is not None:
+            iop = _floats(item.get("ImageOrientationPatient"), 6)
+            if iop is not None:
+                return iop
+    return _floats(ds.get("ImageOrientationPatient"), 6)
+
+
+def _phase_encoding(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> str | None:
+    for holder in (frame_fg, _shared(ds)):
+        item = first_item(holder, "MRFOVGeometrySequence")
+        if item is not None and item.get("InPlanePhaseEncodingDirection"):
+            return str(item.InPlanePhaseEncodingDirection).strip().upper()
+    value = ds.get("InPlanePhaseEncodingDirection")
+    return str(value).strip().upper() if value else None
+
+
+def ge_b_value(raw: float) -> float:
+    """GE (0043,xx39) first value as a b-value: values >= 1e9 are taken modulo 1e9."""
+    return math.fmod(raw, GE_B_VALUE_OFFSET) if raw >= GE_B_VALUE_OFFSET else raw
+
+
+def ge_direction_to_lps(vector: ArrayLike, orientation: ArrayLike,
+                        phase_encoding: str) -> FloatArray:
+    """GE image-frame direction (BB, BC, BD) to patient LPS (see :data:`GE_IMAGE_TO_PATIENT`).
+
+    Parameters
+    ----------
+    vector : sequence of 3 float
+        (0019,xxBB), (0019,xxBC), (0019,xxBD).
+    orientation : sequence of 6 float
+        ImageOrientationPatient.
+    phase_encoding : {"COL", "ROW"}
+        InPlanePhaseEncodingDirection (only the first letter is used).
+    """
+    pe = "ROW" if phase_encoding.strip().upper().startswith("R") else "COL"
+    o = np.asarray(orientation, dtype=np.float64)
+    row, col = o[:3], o[3:6]
+    normal = np.cross(row, col)
+    plane = _PLANES[int(np.argmax(np.abs(normal)))]
+    v = np.asarray(vector, dtype=np.float64)
+    coeffs = [sign * v[src] for src, sign in GE_IMAGE_TO_PATIENT[(pe, plane)]]
+    out: FloatArray = coeffs[0] * row + coeffs[1] * col + coeffs[2] * normal
+    return out
+
+
+def _ge(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | None:
+    raw_b = to_float(private_value(ds, 0x0043, GE_PARM_CREATOR, 0x39))
+    if raw_b is None:
+        return None
+    b = ge_b_value(raw_b)
+    comps = [to_float(private_value(ds, 0x0019, GE_ACQU_CREATOR, off))
+             for off in (0xBB, 0xBC, 0xBD)]
+    if b <= ZERO_B_VALUE or any(c is None for c in comps):
+        return _result(b, None)
+    v = np.array([c for c in comps if c is not None], dtype=np.float64)
+    length = float(np.linalg.norm(v))
+    if length <= ZERO_VECTOR_LENGTH:
+        return _result(b, None)
+    low, high = GE_SCALED_VECTOR_RANGE
+    if low < length < high:
+        b *= length * length
+        log.debug("GE direction of length %.4f: b-value scaled to %g", length, b)
+    orientation = _orientation(ds, frame_fg)
+    if orientation is None:
+        raise HeaderError("cannot place a GE diffusion direction: ImageOrientationPatient "
+                          "missing")
+    pe = _phase_encoding(ds, frame_fg)
+    if pe is None:
+        log.warning("GE diffusion direction without InPlanePhaseEncodingDirection (0018,1312): "
+                    "assuming COL")
+        pe = "COL"
+    return _result(b, _unit(ge_direction_to_lps(v / length, orientation, pe), "GE"))
+
+
+def diffusion_of(ds: pydicom.Dataset,
+                 frame_fg: pydicom.Dataset | None = None) -> Diffusion | None:
+    """The b-value and gradient direction (patient LPS) of an image or of one frame.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        An MR image header (classic or enhanced).
+    frame_fg : pydicom.Dataset, optional
+        For enhanced images, the frame's item of the
+        PerFrameFunctionalGroupsSequence (5200,9230).
+
+    Returns
+    -------
+    tuple or None
+        ``(b_value, direction)``: b in s/mm^2 and a unit LPS vector, or None as
+        direction for b = 0, isotropic (trace) images and zero vectors. None
+        when the header carries no diffusion information. The sources and
+        vendor rules are listed in the module docstring.
+
+    Raises
+    ------
+    dicomvol.errors.HeaderError
+        A GE direction without ImageOrientationPatient to place it.
+    """
+    item = _standard_item(ds, frame_fg)
+    if item is not None:
+        found = _standard(item)
+        if found is not None:
+            return found
+    maker = vendor(ds)
+    if maker == "Siemens":
+        return _siemens(ds)
+    if maker == "Philips":
+        return _philips(ds, frame_fg)
+    if maker == "GE":
+        return _ge(ds, frame_fg)
+    return None
