@@ -60,13 +60,6 @@ from dicomvol.dicom.private import csa_header, csareader, private_value
 from dicomvol.dicom.values import first_item, to_float, to_floats, vendor
 from dicomvol.errors import HeaderError
 
-with warnings.catch_warnings():  # nibabel.nicom warns that its DICOM readers are experimental
-    warnings.simplefilter("ignore", UserWarning)
-    from nibabel.nicom import dwiparams as _dwiparams
-
-#: nibabel's b-matrix helper (untyped: held as Any for mypy --strict).
-B2q: Any = _dwiparams.B2q
-
 log = logging.getLogger(__name__)
 
 #: (b-value in s/mm^2, unit gradient direction in LPS or None).
@@ -134,8 +127,12 @@ def _unit(vector: FloatArray | None, source: str) -> Vec3 | None:
 
 def _from_b_matrix(b_matrix: FloatArray) -> Vec3 | None:
     """Principal eigenvector of a 3 x 3 b-matrix (sign arbitrary, x >= 0 as in nibabel)."""
+    with warnings.catch_warnings():  # nibabel.nicom warns that its DICOM readers are experimental
+        warnings.simplefilter("ignore", UserWarning)
+        from nibabel.nicom import dwiparams
+    b2q: Any = dwiparams.B2q  # untyped
     try:
-        q = B2q(b_matrix, tol=1e-8)
+        q = b2q(b_matrix, tol=1e-8)
     except ValueError:
         return None
     return _unit(np.asarray(q, dtype=np.float64), "b-matrix")

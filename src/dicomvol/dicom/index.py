@@ -114,7 +114,7 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
             return
         stream = io.BytesIO(data)
     elif lean:
-        size = fs.size(cand.path)
+        size = fs.stream_size(fp)
         if _index_lean(fp, size, cand, names, result):
             return
         fp.seek(0)

@@ -52,8 +52,16 @@ def to_float(value: Any) -> float | None:
     string when printable, else as a little-endian FL (4 bytes) or FD (8 bytes).
     None for anything else.
     """
+    kind = type(value)
+    if kind is float or kind is int:  # the common cases first: this runs per frame
+        return float(value)
     if value is None:
         return None
+    if kind is str:
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if isinstance(value, bytes | bytearray):
         raw = bytes(value)
         text = raw.rstrip(b"\x00 ").decode("ascii", errors="ignore")
@@ -81,6 +89,8 @@ def to_float(value: Any) -> float | None:
 
 def to_int(value: Any) -> int | None:
     """An integer from a DICOM value (IS, DS, numbers; the first of several), or None."""
+    if type(value) is int:
+        return value
     number = to_float(value)
     if number is None or number != number or number in (float("inf"), float("-inf")):
         return None

@@ -29,3 +29,14 @@ def read_bytes(path: PathLike, start: int = 0, length: int | None = None) -> byt
 def size(path: PathLike) -> int:
     """The size of a file in bytes."""
     return os.stat(path).st_size
+
+
+def stream_size(fp: BinaryIO) -> int:
+    """The size of an open input in bytes (without another look-up by name)."""
+    try:
+        return os.fstat(fp.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # not a real file: seek to the end
+        here = fp.tell()
+        end = fp.seek(0, 2)
+        fp.seek(here)
+        return end
