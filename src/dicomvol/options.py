@@ -94,6 +94,9 @@ class ConvertOptions:
     reorient : bool
         Permute/flip voxel axes to the nearest RAS orientation (no
         interpolation); ``SourceInstances`` then follow ``Reoriented.SliceAxis``.
+    qc : bool
+        Also write the visual quality-control page ``qc/index.html``: each job
+        draws its thumbnails while it holds the pixels.
     """
 
     compress: bool = True
@@ -107,6 +110,7 @@ class ConvertOptions:
     anonymize: bool = False
     suv: bool = False
     reorient: bool = False
+    qc: bool = False
 
     def __post_init__(self) -> None:
         if self.anonymize and self.template == DEFAULT_TEMPLATE:

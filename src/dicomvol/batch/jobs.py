@@ -15,6 +15,9 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from dicomvol.batch.derive import apply_suv, suv_factor, write_diffusion
 from dicomvol.batch.reading import read_volume
@@ -28,8 +31,12 @@ from dicomvol.metadata.diffusion import plan_diffusion
 from dicomvol.metadata.sidecar import anonymized, build_metadata
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.reorient import reorient_to_ras
+from dicomvol.model.volume import Volume
 from dicomvol.options import ConvertOptions
 from dicomvol.report.run import OutputRecord
+
+if TYPE_CHECKING:  # pragma: no cover - the QC modules are imported only for --qc
+    from dicomvol.qc.sample import Sample, SliceSampler
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +135,12 @@ def _run(job: Job, image: Path) -> Done:
     metadata = build_metadata(plan, sources)
     diffusions = plan_diffusion(plan, sources)
     factor = suv_factor(plan, sources) if opts.suv else None
+    sample: Sample | None = None
     if opts.format == "nifti" and factor is None and not opts.reorient and can_stream(plan):
-        stream_nifti(plan, image, opts.compress, metadata, job.threads, sources)
+        sampler = _qc_sampler(plan) if opts.qc else None
+        mode = stream_nifti(plan, image, opts.compress, metadata, job.threads, sources, sampler)
+        if sampler is not None:
+            sample = sampler.result(mode.scl_slope, mode.scl_inter)
         affine = plan.affine
         content = {**metadata, "SourceInstances": [f.source() for f in plan.all_frames]}
         spacing, shape, resampled = plan.geometry.spacing, tuple(plan.shape), False
@@ -140,6 +151,8 @@ def _run(job: Job, image: Path) -> Done:
         if opts.reorient:
             volume = reorient_to_ras(volume)
         write_volume(volume, image, opts.format, compress=opts.compress, threads=job.threads)
+        if opts.qc:
+            sample = _qc_sample(volume)
         affine = volume.affine
         content = volume.sidecar()
         spacing, shape, resampled = volume.spacing, volume.shape, plan.resample is not None
@@ -147,4 +160,38 @@ def _run(job: Job, image: Path) -> Done:
     if opts.anonymize:
         content = anonymized(content)
     write_json_atomic(Path(job.sidecar), {**content, "DicomvolPlanDigest": plan_digest(plan)})
+    if sample is not None:
+        _draw_qc(job, sample, affine, shape)
     return Done(job, record(job, spacing, shape, "written", resampled))
+
+
+def _qc_sampler(plan: VolumePlan) -> SliceSampler:
+    """What samples the QC thumbnails while the streaming writer passes each slice by."""
+    from dicomvol.qc.capture import wants_mip
+    from dicomvol.qc.sample import SliceSampler
+
+    return SliceSampler(plan.shape, wants_mip(plan.modality))
+
+
+def _qc_sample(volume: Volume) -> Sample:
+    """The QC sample of a volume in memory."""
+    from dicomvol.qc.capture import wants_mip
+    from dicomvol.qc.sample import sample_array
+
+    return sample_array(volume.data, volume.scl_slope, volume.scl_inter,
+                        wants_mip(volume.plan.modality if volume.plan else ""))
+
+
+def _draw_qc(job: Job, sample: Sample, affine: np.ndarray, shape: tuple[int, ...]) -> None:
+    """The QC thumbnails and record of a written volume; a failure costs the pictures only.
+
+    The page then draws the volume from its file (``dicomvol.qc.build``).
+    """
+    from dicomvol.qc.capture import from_job
+
+    try:
+        from_job(job.plan, Path(job.image), Path(job.sidecar).stem, sample, affine, shape)
+    except Exception as exc:  # never lose a written volume over its thumbnails
+        log.warning("QC thumbnails of %s not drawn: %s: %s", Path(job.image).name,
+                    type(exc).__name__, exc)
+        log.debug("QC drawing failed", exc_info=True)

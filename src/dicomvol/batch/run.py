@@ -75,7 +75,21 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
     remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
     report.outputs.sort(key=lambda o: o.path)
     report.write()
+    if options.qc:
+        _qc_page(out, report, progress)
     return report
+
+
+def _qc_page(out: Path, report: RunReport, progress: ProgressFn | None) -> None:
+    """Build ``qc/index.html``; a failure is logged, the conversion stands."""
+    from dicomvol.qc.build import build_page
+
+    try:
+        build_page(out, progress=progress, report=report.to_json())
+    except Exception as exc:  # the outputs and the report are written: never lose them
+        log.error("QC page not written: %s: %s (run dicomvol qc %s)", type(exc).__name__,
+                  exc, out)
+        log.debug("QC page failed", exc_info=True)
 
 
 def check_template(options: ConvertOptions) -> None:

@@ -35,6 +35,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--reorient", action="store_true",
                    help="write voxel axes in the nearest RAS orientation (axis permutation/flip "
                    "only, no interpolation)")
+    p.add_argument("--qc", action="store_true",
+                   help="also write the visual quality-control page OUTDIR/qc/index.html")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="run on a Dask cluster: scheduler address (tcp://host:8786) or 'local'")
     add_policy_arguments(p)
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                              overwrite=args.overwrite, jobs=args.jobs, plan=plan_options(args),
                              format=args.format, resume=args.resume, dask=args.dask,
                              anonymize=args.anonymize, suv=args.suv == "bw",
-                             reorient=args.reorient)
+                             reorient=args.reorient, qc=args.qc)
     progress = Progress(enabled=False if args.quiet else None)
     try:
         report = convert(args.inputs, args.output, options, progress)

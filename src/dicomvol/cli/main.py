@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its subcommands (no heavy imports here)."""
     from dicomvol._version import __version__
-    from dicomvol.cli import convert, demo, inspect
+    from dicomvol.cli import convert, demo, inspect, qc
 
     parser = _Parser(
         prog="dicomvol",
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     convert.add_parser(sub)
     inspect.add_parser(sub)
+    qc.add_parser(sub)
     demo.add_parser(sub)
     return parser
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     if args.command is None:
-        print("dicomvol: error: a command is required: convert, inspect or demo "
+        print("dicomvol: error: a command is required: convert, inspect, qc or demo "
               "(see dicomvol --help)", file=sys.stderr)
         return EXIT_USAGE
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]

@@ -99,6 +99,12 @@ def ras_affine(affine_lps: np.ndarray) -> np.ndarray:
     return ras
 
 
+def lps_affine(affine_ras: np.ndarray) -> np.ndarray:
+    """A RAS affine (as NIfTI stores it) in LPS, shape (4, 4)."""
+    lps: np.ndarray = LPS_TO_RAS @ np.asarray(affine_ras, dtype=np.float64)  # its own inverse
+    return lps
+
+
 def header_for(spec: NiftiSpec) -> nib.Nifti1Header:
     """A NIfTI-1 header describing ``spec``: dtype, shape, affine, scaling, units."""
     import nibabel as nib

@@ -13,7 +13,7 @@ choice, the decoders and the placement code, and write identical files
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,11 @@ from dicomvol.pixels.decode import decode, native_ok
 #: Slices decoded ahead of the writer per thread (bounds memory).
 _READ_AHEAD = 4
 
+#: ``on_slice(n, plane)``: slice ``n`` in file order (k fastest, then t) as written, shape
+#: (X, Y), stored values (a read-only view: copy what you keep). ``n`` restarts at 0 when the
+#: writer starts over in another pixel mode.
+SliceSink = Callable[[int, np.ndarray], None]
+
 
 def can_stream(plan: VolumePlan) -> bool:
     """True when every frame is a single-frame file slice (no multi-frame, no mosaic)."""
@@ -39,11 +44,13 @@ def can_stream(plan: VolumePlan) -> bool:
 
 def stream_nifti(plan: VolumePlan, path: str | os.PathLike[str], compress: bool,
                  metadata: dict[str, Any], threads: int = 1,
-                 sources: JobSources | None = None) -> PixelMode:
+                 sources: JobSources | None = None,
+                 on_slice: SliceSink | None = None) -> PixelMode:
     """Write ``plan`` to ``path`` (atomically) without holding the whole volume.
 
     ``metadata`` is the sidecar content (for the header's time step and
-    description); ``sources`` the job's file cache.
+    description); ``sources`` the job's file cache; ``on_slice`` sees every
+    slice as it is written (e.g. to sample QC thumbnails, see :data:`SliceSink`).
 
     Returns
     -------
@@ -52,10 +59,10 @@ def stream_nifti(plan: VolumePlan, path: str | os.PathLike[str], compress: bool,
     """
     mode = pixel_mode(plan.all_frames)
     try:
-        _write(plan, Path(path), compress, threads, mode, metadata, sources)
+        _write(plan, Path(path), compress, threads, mode, metadata, sources, on_slice)
     except Overflow:
         mode = raw_mode(plan.first)
-        _write(plan, Path(path), compress, threads, mode, metadata, sources)
+        _write(plan, Path(path), compress, threads, mode, metadata, sources, on_slice)
     return mode
 
 
@@ -68,11 +75,16 @@ def spec_of(plan: VolumePlan, mode: PixelMode, metadata: dict[str, Any]) -> Nift
 
 
 def _write(plan: VolumePlan, path: Path, compress: bool, threads: int, mode: PixelMode,
-           metadata: dict[str, Any], sources: JobSources | None) -> None:
+           metadata: dict[str, Any], sources: JobSources | None,
+           on_slice: SliceSink | None = None) -> None:
+    columns, rows = plan.shape[0], plan.shape[1]
     with atomic_path(path) as tmp, open_output(tmp, compress, threads) as fp:
         write_header(spec_of(plan, mode, metadata), fp)
-        for plane in _slices(plan, mode, threads, sources):
+        for n, plane in enumerate(_slices(plan, mode, threads, sources)):
             fp.write(plane)
+            if on_slice is not None:  # the F-order bytes of an (X, Y) slice
+                on_slice(n, np.frombuffer(plane, dtype=mode.dtype).reshape(
+                    (columns, rows), order="F"))
 
 
 def _slice_bytes(frame: FrameRecord, mode: PixelMode,

@@ -1,0 +1,389 @@
+"""The HTML of ``qc/index.html``: run counts and ledger, the outputs table, what was
+skipped and failed, the geometry of irregular series, and one section per output.
+
+Pure text assembly from :class:`Entry` values (built by :mod:`dicomvol.qc.build`);
+every link is relative (``../NAME.json``, ``img/...``), so the folder can be
+copied anywhere and opened from ``file://``. Images are lazy-loaded and carry
+their size, so a page of 1,000 outputs lays out at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from dicomvol.qc.assets import CSS, JS
+from dicomvol.qc.plots import PlotOutput, fourth_axis_plot, positions_plot
+from dicomvol.qc.record import VolumeQC
+from dicomvol.qc.thumbs import Thumb
+
+#: Keys under which a run report may count all input frames (the frame ledger), in order.
+FRAMES_IN_KEYS = ("frames_in", "frames_indexed", "frames_found", "input_frames")
+#: Keys under which it may count the frames of files in ``errors``.
+ERROR_FRAMES_KEYS = ("frames_errors", "frames_in_errors", "error_frames")
+
+
+@dataclass
+class Entry:
+    """One output as the page shows it."""
+
+    name: str
+    stem: str
+    sidecar: dict[str, Any]
+    volume: dict[str, Any]
+    record: VolumeQC | None = None
+    kind: str = "image"  # "image", "label" or "slide"
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        """The section's HTML id."""
+        return "v-" + re.sub(r"[^A-Za-z0-9_.-]", "_", self.stem)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value from the report's ``volumes`` entry, else from the sidecar."""
+        if key in self.volume:
+            return self.volume[key]
+        return self.sidecar.get(key, default)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The frame accounting the page shows."""
+
+    frames_in: int | None
+    written: int
+    skipped: int
+    error_files: int
+    error_frames: int | None
+    written_and_skipped: int
+
+    @property
+    def balanced(self) -> bool | None:
+        """True/False when the report counts the input frames, else None."""
+        if self.frames_in is None:
+            return None
+        errors = self.error_frames if self.error_frames is not None else self.error_files
+        return (self.frames_in == self.written + self.skipped + errors
+                and self.written_and_skipped == 0)
+
+
+def ledger_of(report: dict[str, Any], entries: Sequence[Entry]) -> Ledger:
+    """Count distinct written frames (from the sidecars), skips and errors.
+
+    The input count comes from the report's ledger (``ledger`` object or
+    ``summary``, under any of :data:`FRAMES_IN_KEYS`) when it has one.
+    """
+    written: set[tuple[Any, ...]] = set()
+    for e in entries:
+        for s in e.sidecar.get("SourceInstances") or ():
+            if isinstance(s, dict):  # an input frame: file, instance, frame (and mosaic tile)
+                written.add((s.get("File"), s.get("SOPInstanceUID"), s.get("Frame"),
+                             s.get("Tile")))
+    frames = {w[:3] for w in written}
+    skipped = [s for s in report.get("skipped", ()) if isinstance(s, dict)]
+    both = sum(1 for s in skipped
+               if (s.get("File"), s.get("SOPInstanceUID"), s.get("Frame")) in frames)
+    sources = [report.get("ledger"), report.get("summary")]
+    counts = [c for c in sources if isinstance(c, dict)]
+    frames_in = next((int(c[k]) for c in counts for k in FRAMES_IN_KEYS
+                      if isinstance(c.get(k), int)), None)
+    error_frames = next((int(c[k]) for c in counts for k in ERROR_FRAMES_KEYS
+                         if isinstance(c.get(k), int)), None)
+    return Ledger(frames_in, len(written), len(skipped), len(report.get("errors", ())),
+                  error_frames, both)
+
+
+def _fmt_list(values: Any, digits: int = 4) -> str:
+    if not isinstance(values, list | tuple):
+        return ""
+    return "×".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def _checks(geometry: Any) -> tuple[str, str]:
+    """(cell text, class) for the IDC checks: ``ok`` or the names of those that fail."""
+    if not isinstance(geometry, dict) or not geometry:
+        return "-", "muted"
+    failed = [k for k, v in geometry.items() if v is False and k != "regularly_spaced_3d_volume"]
+    return ("ok", "ok") if not failed else (", ".join(failed), "bad")
+
+
+def _status(e: Entry) -> str:
+    flags = [str(e.get("Status", "written"))]
+    if e.get("Resampled"):
+        flags.append("resampled")
+    if e.get("Sheared"):
+        flags.append("sheared")
+    if e.kind == "label":
+        flags.append("label map")
+    if e.kind == "slide":
+        flags.append("slide")
+    return ", ".join(flags)
+
+
+def table(entries: Sequence[Entry]) -> str:
+    """The outputs table: one row per output."""
+    head = ("output", "series", "description", "modality", "shape", "spacing (mm)",
+            "orientation", "IDC checks", "warnings", "status")
+    rows = []
+    for e in entries:
+        detail = e.sidecar.get("GeometryDetail")
+        orientation = detail.get("orientation", "") if isinstance(detail, dict) else ""
+        shape = e.get("Shape") or (list(e.record.shape) if e.record else [])
+        voxels = 1
+        for n in shape if isinstance(shape, list | tuple) else ():
+            voxels *= int(n)
+        checks, css = _checks(e.get("Geometry"))
+        warnings = [str(w) for w in e.get("Warnings") or ()]
+        description = " ".join(str(v) for v in (e.sidecar.get("SeriesDescription", ""),
+                                                e.sidecar.get("VolumeLabel", "")) if v)
+        series = e.sidecar.get("SeriesNumber")
+        cells = [
+            f'<td><a href="#{e.anchor}">{escape(e.name)}</a></td>',
+            f'<td class="num" data-v="{series if isinstance(series, int) else -1}">'
+            f'{escape(str(series if series is not None else ""))}</td>',
+            f"<td>{escape(description)}</td>",
+            f"<td>{escape(str(e.sidecar.get('Modality', '')))}</td>",
+            f'<td class="num nw" data-v="{voxels}">{escape(_fmt_list(shape))}</td>',
+            f"<td class=\"nw\">{escape(_fmt_list(e.get('Spacing') or []))}</td>",
+            f"<td>{escape(str(orientation))}</td>",
+            f'<td class="{css}">{escape(checks)}</td>',
+            f'<td class="num" data-v="{len(warnings)}" title="{escape(" | ".join(warnings))}">'
+            f"{len(warnings) or ''}</td>",
+            f"<td>{escape(_status(e))}</td>",
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return (f'<p><input id="filter" type="search" placeholder="filter: words that must all '
+            f'occur in a row" aria-label="filter outputs"> <span id="shown">{len(entries)}'
+            f"</span> of {len(entries)} shown</p>"
+            f'<table id="outputs-table"><thead><tr>{header}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def summary(report: dict[str, Any], entries: Sequence[Entry], ledger: Ledger) -> str:
+    """The run's counts and the ledger balance."""
+    s = report.get("summary") if isinstance(report.get("summary"), dict) else {}
+    assert isinstance(s, dict)
+    boxes = [("files", s.get("files", "?")), ("outputs", len(entries)),
+             ("frames written", ledger.written), ("frames skipped", ledger.skipped),
+             ("files with errors", ledger.error_files),
+             ("files ignored", len(report.get("ignored", ())))]
+    counts = "".join(f"<div><b>{escape(str(v))}</b>{escape(k)}</div>" for k, v in boxes)
+    errors = (f"{ledger.error_frames} in files with errors" if ledger.error_frames is not None
+              else f"{ledger.error_files} file(s) with errors")
+    parts = f"{ledger.written} written + {ledger.skipped} skipped + {errors}"
+    if ledger.balanced is None:
+        line = (f"frames accounted for: {parts}. The report does not count its input frames "
+                "(no frame ledger), so the balance cannot be checked here.")
+        css = "ledger"
+    else:
+        mark = "balances" if ledger.balanced else "does NOT balance"
+        line = f"frames in: {ledger.frames_in} = {parts}: the ledger {mark}."
+        css = "ledger ok" if ledger.balanced else "ledger bad"
+    if ledger.written_and_skipped:
+        line += (f" {ledger.written_and_skipped} skipped frame(s) are also in an output's "
+                 "SourceInstances.")
+        css = "ledger bad"
+    return f'<div class="counts">{counts}</div><p class="{css}">{escape(line)}</p>'
+
+
+def grouped(items: Sequence[dict[str, Any]], reason_key: str, what: str,
+            columns: Sequence[str]) -> str:
+    """Entries grouped by reason, each group collapsed, with every file listed."""
+    if not items:
+        return f'<p class="muted">No {what}.</p>'
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        groups[str(item.get(reason_key, ""))].append(item)
+    out = []
+    for reason, group in sorted(groups.items(), key=lambda g: -len(g[1])):
+        head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{escape(str(i.get(c, '')))}</td>"
+                                        for c in columns) + "</tr>" for i in group)
+        out.append(f"<details><summary><b>{len(group)}</b> {what}: {escape(reason)}</summary>"
+                   f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                   f"</details>")
+    return "".join(out)
+
+
+def errors_table(errors: Sequence[dict[str, Any]]) -> str:
+    """Every file that could not be read or converted, with what is wrong."""
+    if not errors:
+        return '<p class="ok">No errors.</p>'
+    rows = "".join(f'<tr><td>{escape(str(e.get("File", "")))}</td>'
+                   f'<td class="bad">{escape(str(e.get("Error", "")))}</td></tr>'
+                   for e in errors if isinstance(e, dict))
+    return ("<table><thead><tr><th>file</th><th>error</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
+def thumb_html(thumb: Thumb, overlay: Thumb | None = None) -> str:
+    """One view: the image, an optional overlay on top, the four letters and the caption."""
+    letters = "".join(f'<span class="lt {side}">{escape(text)}</span>'
+                      for side, text in zip("lrtb", thumb.letters, strict=True) if text)
+    over = ""
+    if overlay is not None:
+        over = (f'<img class="overlay" loading="lazy" decoding="async" src="{escape(overlay.file)}"'
+                f' width="{thumb.width}" height="{thumb.height}" alt="labels">')
+    return (f'<figure class="view"><div class="frame" style="width:{thumb.width}px;'
+            f'height:{thumb.height}px"><img loading="lazy" decoding="async" '
+            f'src="{escape(thumb.file)}" width="{thumb.width}" height="{thumb.height}" '
+            f'alt="{escape(thumb.caption)}">{over}{letters}</div>'
+            f"<figcaption>{escape(thumb.caption)}</figcaption></figure>")
+
+
+def view_rows(thumbs: Sequence[Thumb]) -> str:
+    """Thumbnails row by row, each row under its label."""
+    rows: dict[str, list[Thumb]] = {}
+    for t in thumbs:
+        rows.setdefault(t.row, []).append(t)
+    return "".join(f'<div class="row"><div class="rowlabel">{escape(label)}</div>'
+                   f"{''.join(thumb_html(t) for t in group)}</div>"
+                   for label, group in rows.items())
+
+
+def overlay_rows(image: Entry | None, label: Entry) -> str:
+    """A label map drawn over the first row of its referenced image, with its legend."""
+    assert label.record is not None
+    overlays = {t.plane: t for t in label.record.thumbs if t.row == "labels"}
+    base = [] if image is None or image.record is None else image.record.thumbs
+    first_row = base[0].row if base else None
+    views = [thumb_html(t, overlays.get(t.plane)) for t in base
+             if t.row == first_row and t.plane in overlays and "MIP" not in t.caption]
+    if not views:  # no image to draw over: the overlays alone
+        views = [thumb_html(t) for t in overlays.values()]
+    legend = "".join(f'<span><span class="swatch" style="background:rgb'
+                     f'({int(s["rgb"][0])},{int(s["rgb"][1])},{int(s["rgb"][2])})"></span>'
+                     f'{escape(str(s.get("label", "")))} ({escape(str(s.get("value", "")))})'
+                     f"</span>" for s in label.record.legend)
+    ref = (f'<a href="#{image.anchor}">{escape(image.name)}</a>' if image is not None
+           else "its image (not in this run)")
+    return (f'<div class="row"><div class="rowlabel">label map <a href="#{label.anchor}">'
+            f"{escape(label.name)}</a> on {ref}</div>{''.join(views)}</div>"
+            f'<div class="legend">{legend}</div>')
+
+
+def section(e: Entry, labels_on: Sequence[Entry], image_of: Entry | None,
+            plot_anchor: str | None) -> str:
+    """The section of one output."""
+    facts = [str(e.sidecar.get("Modality", "")), _fmt_list(e.get("Shape") or []),
+             (_fmt_list(e.get("Spacing") or []) + " mm") if e.get("Spacing") else ""]
+    detail = e.sidecar.get("GeometryDetail")
+    if isinstance(detail, dict):
+        facts += [str(detail.get("orientation", "")), str(detail.get("case", ""))]
+    links = (f'<a href="../{escape(e.name)}">image</a> · '
+             f'<a href="../{escape(e.stem)}.json">sidecar</a>')
+    if plot_anchor:
+        links += f' · <a href="#{plot_anchor}">slice positions</a>'
+    warnings = "".join(f"<li>{escape(str(w))}</li>" for w in e.get("Warnings") or ())
+    notes = [*e.problems, *(e.record.notes if e.record else [])]
+    body = ""
+    if e.kind == "label" and e.record is not None:
+        body = overlay_rows(image_of, e)
+    elif e.record is not None:
+        body = view_rows(e.record.thumbs)
+        body += "".join(overlay_rows(e, lab) for lab in labels_on if lab.record is not None)
+        if e.record.fourth is not None:
+            body += fourth_axis_plot(e.record.fourth) or (
+                f'<p class="muted">4D: {len(e.record.fourth.values)} volumes ordered by '
+                f"{escape(e.record.fourth.name)}</p>")
+    return (f'<article class="vol" id="{e.anchor}"><h3><a href="#{e.anchor}">'
+            f'{escape(e.name)}</a> <span class="muted">{escape(_status(e))}</span></h3>'
+            f'<p class="facts">{escape(" · ".join(f for f in facts if f))} · {links}</p>'
+            + (f'<ul class="warnings">{warnings}</ul>' if warnings else "")
+            + "".join(f'<p class="bad">{escape(n)}</p>' for n in notes)
+            + body + "</article>")
+
+
+def series_plots(groups: Sequence[tuple[str, list[Entry]]]) -> tuple[str, dict[str, str]]:
+    """One slice-position plot per irregular series; also the plot anchor of each output."""
+    html = []
+    anchors: dict[str, str] = {}
+    for n, (title, members) in enumerate(groups):
+        outputs = []
+        for e in members:
+            assert e.record is not None and e.record.positions is not None
+            detail = e.sidecar.get("GeometryDetail")
+            gaps = tuple((float(g["after_position_mm"]), float(g["gap_mm"]))
+                         for g in (detail.get("gaps") or [] if isinstance(detail, dict) else [])
+                         if isinstance(g, dict))
+            outputs.append(PlotOutput(e.name, e.record.positions, bool(e.get("Resampled")), gaps))
+        anchor = f"geometry-{n + 1}"
+        for e in members:
+            anchors[e.name] = anchor
+        links = ", ".join(f'<a href="#{e.anchor}">{escape(e.name)}</a>' for e in members)
+        html.append(f'<div id="{anchor}"><h3>{escape(title)}</h3><p class="muted">outputs: '
+                    f"{links}</p>{positions_plot(title, outputs)}</div>")
+    return "".join(html), anchors
+
+
+def page(report: dict[str, Any], entries: Sequence[Entry], title: str,
+         generated: str) -> str:
+    """The whole page.
+
+    Long: one template, top to bottom; each part is built by the functions above.
+    """
+    by_name = {e.name: e for e in entries}
+    labels_on: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        if e.kind == "label":
+            ref = e.sidecar["LabelMap"].get("ReferencedImage")
+            labels_on[str(ref)].append(e)
+    groups = _irregular_series(entries)
+    plots, plot_anchor = series_plots(groups)
+    ledger = ledger_of(report, entries)
+    sections = "".join(
+        section(e, labels_on.get(e.name, []),
+                by_name.get(str(e.sidecar["LabelMap"].get("ReferencedImage")))
+                if e.kind == "label" else None, plot_anchor.get(e.name)) for e in entries)
+    skipped = [s for s in report.get("skipped", ()) if isinstance(s, dict)]
+    ignored = [s for s in report.get("ignored", ()) if isinstance(s, dict)]
+    kinds = Counter(e.kind for e in entries)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dicomvol QC: {escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,"><style>{CSS}</style></head><body>
+<h1>dicomvol quality control</h1>
+<p class="muted">{escape(title)} · dicomvol {escape(str(report.get("dicomvol_version", "")))}
+ · page built {escape(generated)} · {kinds["image"]} image(s), {kinds["label"]} label map(s),
+ {kinds["slide"]} slide(s)</p>
+<nav><a href="#run">run</a> · <a href="#outputs">outputs</a> · <a href="#geometry">irregular
+ series</a> · <a href="#skipped">skipped</a> · <a href="#errors">errors</a> ·
+ <a href="#ignored">ignored</a> · <a href="#volumes">volumes</a></nav>
+<section id="run"><h2>Run</h2>{summary(report, entries, ledger)}</section>
+<section id="outputs"><h2>Outputs ({len(entries)})</h2>{table(entries)}</section>
+<section id="geometry"><h2>Irregular series ({len(groups)})</h2>
+{plots or '<p class="muted">Every series is one regular grid.</p>'}</section>
+<section id="skipped"><h2>Skipped frames ({len(skipped)})</h2>
+{grouped(skipped, "Reason", "frame(s)", ("File", "SOPInstanceUID", "Frame"))}</section>
+<section id="errors"><h2>Errors ({len(report.get("errors", ()))})</h2>
+{errors_table(report.get("errors", ()))}</section>
+<section id="ignored"><h2>Ignored files ({len(ignored)})</h2>
+{grouped(ignored, "Reason", "file(s)", ("File",))}</section>
+<section id="volumes"><h2>Volumes</h2>{sections}</section>
+<script>{JS}</script></body></html>
+"""
+
+
+def _irregular_series(entries: Sequence[Entry]) -> list[tuple[str, list[Entry]]]:
+    """Outputs with slice positions, grouped by series and slice normal, in page order."""
+    groups: dict[tuple[str, tuple[float, ...]], list[Entry]] = {}
+    for e in entries:
+        if e.record is None or e.record.positions is None:
+            continue
+        normal = tuple(round(v, 3) for v in e.record.positions.normal)
+        key = (str(e.sidecar.get("SeriesInstanceUID", e.name)), normal)
+        groups.setdefault(key, []).append(e)
+    out = []
+    for members in groups.values():
+        first = members[0].sidecar
+        title = " ".join(str(v) for v in (f"series {first.get('SeriesNumber', '?')}",
+                                          first.get("SeriesDescription", ""),
+                                          f"({first.get('Modality', '')})") if v)
+        out.append((title, members))
+    return out
