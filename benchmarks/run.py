@@ -55,7 +55,7 @@ SCRATCH = bench_data.DATA_DIR / "_scratch"
 
 #: format name -> (-z flag, file extension)
 FORMATS: dict[str, tuple[str, str]] = {"nii": ("n", ".nii"), "nii.gz": ("y", ".nii.gz")}
-TOOL_ORDER = ("dicomvol", "dcm2niix", "dicom2nifti", "sitk")
+TOOL_ORDER = ("dicomvol", "dicomvol-qc", "dcm2niix", "dicom2nifti", "sitk")
 DATASET_ORDER = ("ct_study", "many_small", "j2k_ct")
 REFERENCE = "dcm2niix"
 #: Tools whose number of timed runs --baseline-runs may lower (they take minutes per run).
@@ -75,7 +75,7 @@ class Target:
 
     dataset: str | None  # None: every data set
     fmt: str | None  # None: every format
-    metric: str  # "wall_ratio" | "rss_ratio"
+    metric: str  # "wall_ratio" | "rss_ratio" | "qc_ratio"
     limit: float
     text: str
 
@@ -88,6 +88,9 @@ TARGETS = (
     Target(None, None, "rss_ratio", 1.25, "peak RSS <= 1.25x dcm2niix"),
 )
 HELP_TARGET_S = 0.3
+#: Issue 14: ``convert --qc`` (thumbnails + qc/index.html) costs at most this much wall time
+#: more than ``convert`` on the CT study (ratio of medians, dicomvol-qc / dicomvol).
+QC_TARGET = Target("ct_study", None, "qc_ratio", 1.10, "CT --qc wall <= 1.10x without --qc")
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,6 +219,11 @@ def discover_tools() -> dict[str, Tool]:
         "dicomvol", ok and dicomvol.exists(), ver if ok else "",
         "default -j (all cores)" if ok else f"not importable: {ver}",
         lambda d, o, z: [str(dicomvol), "convert", str(d), "-o", str(o), "-z", z, "-q"],
+    )
+    tools["dicomvol-qc"] = Tool(
+        "dicomvol-qc", ok and dicomvol.exists(), ver if ok else "",
+        "convert --qc: thumbnails in each job and qc/index.html (issue 14)",
+        lambda d, o, z: [str(dicomvol), "convert", str(d), "-o", str(o), "-z", z, "-q", "--qc"],
     )
     dcm = BIN / "dcm2niix"
     if not dcm.exists():
@@ -492,6 +500,8 @@ def evaluate(rows: list[Row]) -> None:
             r.wall_ratio = wall / bw if bw else None
             r.cpu_ratio = cpu / bc if bc and cpu is not None else None
             r.rss_ratio = rss / br if br else None
+        if r.tool == "dicomvol-qc":
+            _qc_target(r, rows)
         if r.tool != "dicomvol":
             continue
         for t in TARGETS:
@@ -503,6 +513,20 @@ def evaluate(rows: list[Row]) -> None:
                               "value": value, "met": met})
 
 
+def _qc_target(r: Row, rows: list[Row]) -> None:
+    """Judge ``convert --qc`` against plain ``convert`` on the same data and format."""
+    t = QC_TARGET
+    if t.dataset != r.dataset:
+        return
+    plain = next((x for x in rows if x.tool == "dicomvol" and x.dataset == r.dataset
+                  and x.fmt == r.fmt and not x.failed), None)
+    wall, base = r.median("wall_s"), plain.median("wall_s") if plain else None
+    value = wall / base if wall is not None and base else None
+    met = None if value is None or r.failed else value <= t.limit
+    r.targets.append({"target": t.text, "metric": t.metric, "limit": t.limit,
+                      "value": value, "met": met})
+
+
 def fmt_num(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -510,7 +534,7 @@ def fmt_num(v: float | None, digits: int = 2) -> str:
 def target_cell(row: Row) -> str:
     parts = []
     for t in row.targets:
-        what = "wall" if t["metric"] == "wall_ratio" else "RSS"
+        what = {"wall_ratio": "wall", "rss_ratio": "RSS", "qc_ratio": "wall/no-qc"}[t["metric"]]
         state = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
         parts.append(f"{what}<={t['limit']:g}x {state}")
     return "; ".join(parts)
@@ -707,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if s.returncode != 0 and s.log_tail:
                         log("    " + s.log_tail.strip().replace("\n", "\n    ")[-800:])
         for row in ds_rows.values():
-            if row.tool == "dicomvol" and not row.failed:
+            if row.tool in ("dicomvol", "dicomvol-qc") and not row.failed:
                 got = row.ok_samples[-1].outputs
                 if got != spec.series:
                     row.notes.append(f"CORRECTNESS: {got} outputs, expected {spec.series}")

@@ -41,6 +41,8 @@ def convert_run(paths: Sequence[PathLike], out_dir: PathLike, options: ConvertOp
                 progress: ProgressFn | None = None) -> RunReport:
     """Convert every volume under ``paths`` into ``out_dir`` (see :func:`dicomvol.convert`)."""
     check_template(options)
+    if options.qc:  # imported before the pool forks, so that no worker imports it again
+        import dicomvol.qc.capture  # noqa: F401
     with ExitStack() as stack:
         pool = None
         if options.jobs > 1 and not options.dask:  # one pool for headers and volumes

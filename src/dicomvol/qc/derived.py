@@ -186,14 +186,17 @@ def _rgb_or_grey(data: np.ndarray, axes: str) -> np.ndarray:
     index: list[Any] = []
     keep: list[str] = []
     for axis, n in zip(axes, data.shape, strict=True):
-        if axis in "YX" or (axis in "SC" and n in (3, 4) and not keep):
-            index.append(slice(None) if axis in "YX" else slice(0, 3))
+        if axis in "YX":
+            index.append(slice(None))
+            keep.append(axis)
+        elif axis in "SC" and n in (3, 4) and not any(a in "SC" for a in keep):
+            index.append(slice(0, 3))
             keep.append(axis)
         else:
             index.append(0)
     picked = data[tuple(index)]
     if len(keep) == 3:
-        order = [keep.index("Y"), keep.index("X"), keep.index(next(a for a in keep
-                                                                  if a in "SC"))]
+        colour = next(a for a in keep if a in "SC")
+        order = [keep.index("Y"), keep.index("X"), keep.index(colour)]
         return np.transpose(picked, order).astype(np.float32)
     return np.asarray(picked, dtype=np.float32)

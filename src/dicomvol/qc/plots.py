@@ -179,8 +179,9 @@ def _gap_text(steps: np.ndarray, median: float) -> str:
         if abs(ratio - round(ratio)) < 0.1 and missing >= 1:
             return f"gap {steps[0]:.3g} mm: {missing} slice(s) missing"
         return f"interval {steps[0]:.3g} mm = {ratio:.2g} x the median {median:.3g} mm"
-    return (f"{len(steps)} intervals of {float(steps.min()):.3g}-{float(steps.max()):.3g} mm "
-            f"(median {median:.3g} mm)")
+    lo, hi = f"{float(steps.min()):.3g}", f"{float(steps.max()):.3g}"
+    span = lo if lo == hi else f"{lo}-{hi}"
+    return f"{len(steps)} intervals of {span} mm (median {median:.3g} mm)"
 
 
 def _points(frame: _Frame, slices: list[tuple[float, int, str, float, float]],
