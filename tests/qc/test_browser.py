@@ -29,9 +29,13 @@ import pytest
 import dicomvol
 from conftest import skip_or_fail
 from dicomvol.options import ConvertOptions
-from dicomvol.qc.page import Entry, page
+from dicomvol.qc.build import build_page
+from dicomvol.qc.entry import Entry
+from dicomvol.qc.page import pages
 from dicomvol.qc.record import VolumeQC
 from dicomvol.qc.thumbs import Thumb, write_png
+from dicomvol.testing import write_series
+from qcfixtures import add_outputs, write_label_map, write_slide
 
 pytestmark = [pytest.mark.slow]
 
@@ -197,9 +201,9 @@ def _synthetic_page(folder: Path, n: int) -> Path:
     report = {"dicomvol_version": dicomvol.__version__, "outputs": [e.name for e in entries],
               "volumes": volumes, "skipped": [], "errors": [], "ignored": [],
               "summary": {"files": 60 * n, "outputs": n}}
-    path = qc / "index.html"
-    path.write_text(page(report, entries, "synthetic", "now"), encoding="utf-8")
-    return path
+    for name, html in pages(report, entries, "synthetic", "now").items():
+        (qc / name).write_text(html, encoding="utf-8")
+    return qc / "index.html"
 
 
 def test_thousand_output_page_opens_fast(browser: Any, tmp_path: Path) -> None:
@@ -219,7 +223,45 @@ def test_thousand_output_page_opens_fast(browser: Any, tmp_path: Path) -> None:
     assert timing["load"] / 1000.0 < MAX_LOAD_S, timing
     tab.fill("#filter", "P0999")
     assert _visible_rows(tab) == 1
+    # the sections are on pages of 100: the table links there, and those pages are light too
+    tab.click("#outputs-table a:text('P0999_49_series.nii.gz')")
+    tab.wait_for_load_state("load")
+    assert tab.evaluate("location.href").endswith("volumes-010.html#v-P0999_49_series")
+    assert tab.evaluate("document.querySelectorAll('article.vol').length") == 100
     images = _load_all_images(tab)
-    assert images["total"] == 6000 and images["broken"] == []
+    assert images["total"] == 600 and images["broken"] == []
+    start = time.perf_counter()
+    tab.goto((tmp_path / "qc" / "volumes-001.html").as_uri(), wait_until="load")
+    assert time.perf_counter() - start < MAX_LOAD_S
+    assert console.errors == []
+    tab.close()
+
+
+def test_label_map_overlays_and_slide_thumbnails_render(browser: Any, tmp_path: Path) -> None:
+    series = write_series(tmp_path / "in", shape=(48, 40, 10), modality="CT", seed=4)
+    out = tmp_path / "out"
+    report = dicomvol.convert([series.paths[0].parent], out, ConvertOptions(jobs=1, qc=True))
+    image = report.outputs[0].path
+    names = [write_label_map(out, image, "labels", "labels"),
+             write_label_map(out, image, "onehot", "one-hot"), write_slide(out)[0]]
+    add_outputs(out, names)
+    build_page(out)
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    console = Console(tab)
+    tab.goto((out / "qc" / "index.html").as_uri(), wait_until="load")
+    images = _load_all_images(tab)
+    assert images["broken"] == []
+    overlays = tab.evaluate("Array.from(document.querySelectorAll('img.overlay'))"
+                            ".map(i => [i.naturalWidth, i.width, i.previousElementSibling"
+                            ".naturalWidth])")
+    # two label maps x three views, under the image's section and under their own
+    assert len(overlays) == 12
+    assert all(natural > 0 and natural == under for natural, _, under in overlays)
+    slide = tab.evaluate("document.querySelector(\"img[src$='slide.slide.png']\").naturalWidth")
+    assert slide > 0
+    tab.evaluate(f"document.getElementById('v-{report.outputs[0].sidecar[:-5]}')"
+                 ".scrollIntoView()")
+    tab.wait_for_timeout(300)
+    tab.screenshot(path=str(tmp_path / "qc_derived.png"))
     assert console.errors == []
     tab.close()

@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pytest
 
@@ -23,17 +22,18 @@ import dicomvol
 from dicomvol.cli.main import main
 from dicomvol.options import ConvertOptions
 from dicomvol.qc.build import build_page
-from dicomvol.qc.page import Entry, ledger_of
+from dicomvol.qc.entry import Entry
+from dicomvol.qc.page import ledger_of
 from dicomvol.qc.thumbs import OVERLAY_ALPHA
 from dicomvol.testing import write_series
 from pngread import decode_png
+from qcfixtures import add_outputs, write_label_map, write_slide
 
 COLS, ROWS = 40, 36
 AXIAL = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
 ORIGIN = np.array([-20.0, -15.0, 10.0])
 #: Positions (mm) compared after the JSON round trip (4 decimals).
 POSITION_TOLERANCE_MM = 1e-3
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def _series(folder: Path, positions: list[np.ndarray], **kw: Any) -> Any:
@@ -200,56 +200,6 @@ def test_a_failing_thumbnail_costs_only_the_thumbnail(study: dict[str, Any], tmp
 # ----------------------------------------------------------------------- label maps, slides
 
 
-def _label_map(out: Path, image: str, name: str, encoding: str) -> str:
-    """Write a label map on ``image``'s grid: 1 at the patient's left-anterior, 2 at the
-    right-posterior (through every slice), in the contract's format; returns its file name."""
-    img: Any = nib.load(str(out / image))
-    shape = img.shape[:3]
-    lps = LPS_TO_RAS @ img.affine
-    ii, jj = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
-    x = lps[0, 0] * ii + lps[0, 1] * jj + lps[0, 3]
-    y = lps[1, 0] * ii + lps[1, 1] * jj + lps[1, 3]
-    cx, cy = np.median(x), np.median(y)
-    left_anterior = np.repeat(((x > cx) & (y < cy))[:, :, None], shape[2], axis=2)
-    right_posterior = np.repeat(((x < cx) & (y > cy))[:, :, None], shape[2], axis=2)
-    segments: list[dict[str, Any]] = [
-        {"SegmentNumber": 1, "Label": "left anterior", "RecommendedDisplayRGBValue": [255, 0, 0]},
-        {"SegmentNumber": 2, "Label": "right posterior", "RecommendedDisplayRGBValue": [0, 255, 0]}]
-    if encoding == "labels":
-        data = (left_anterior * 1 + right_posterior * 2).astype(np.uint8)
-        for n, s in enumerate(segments, 1):
-            s["LabelValue"] = n
-    else:
-        data = np.stack([left_anterior, right_posterior], axis=-1).astype(np.uint8)
-        for n, s in enumerate(segments):
-            s["Volume"] = n
-    nib.save(nib.Nifti1Image(data, img.affine), str(out / f"{name}.nii.gz"))
-    sidecar = {"Modality": "SEG", "SeriesInstanceUID": "1.2.3", "SeriesDescription": name,
-               "SourceInstances": [{"SOPInstanceUID": "1.2.3.4", "Frame": 1, "File": "seg.dcm"}],
-               "Resampled": False, "Geometry": {}, "Warnings": [],
-               "LabelMap": {"SourceObject": {"SOPInstanceUID": "1.2.3.4", "File": "seg.dcm",
-                                             "Modality": "SEG"},
-                            "ReferencedImage": image, "Encoding": encoding,
-                            "Segments": segments}}
-    (out / f"{name}.json").write_text(json.dumps(sidecar))
-    return f"{name}.nii.gz"
-
-
-def _slide(out: Path) -> tuple[str, list[tuple[int, int, int]]]:
-    """An OME-TIFF pyramid of 4 levels (1024x768 down to 128x96), each its own colour."""
-    tifffile = pytest.importorskip("tifffile")
-    colours = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]
-    with tifffile.TiffWriter(str(out / "slide.ome.tif"), ome=True) as tif:
-        for n, colour in enumerate(colours):
-            level = np.empty((1024 >> n, 768 >> n, 3), np.uint8)
-            level[...] = colour
-            extra: dict[str, Any] = ({"subifds": len(colours) - 1, "metadata": {"axes": "YXS"}}
-                                     if n == 0 else {"subfiletype": 1})
-            tif.write(level, tile=(64, 64), photometric="rgb", **extra)
-    (out / "slide.json").write_text(json.dumps({"Modality": "SM", "SourceInstances": []}))
-    return "slide.ome.tif", colours
-
-
 @pytest.mark.parametrize("encoding", ["labels", "one-hot"])
 def test_label_maps_and_slides_render(study: dict[str, Any], tmp_path: Path,
                                       encoding: str) -> None:
@@ -257,11 +207,9 @@ def test_label_maps_and_slides_render(study: dict[str, Any], tmp_path: Path,
     report = dicomvol.convert([study["root"] / "in" / "regular"], out,
                               ConvertOptions(jobs=1, qc=True))
     image = report.outputs[0].path
-    label = _label_map(out, image, "labels", encoding)
-    slide, colours = _slide(out)
-    on_disk = json.loads((out / "dicomvol_report.json").read_text())
-    on_disk["outputs"] += [label, slide]  # as the derived-object and slide writers list them
-    (out / "dicomvol_report.json").write_text(json.dumps(on_disk))
+    label = write_label_map(out, image, "labels", encoding)
+    slide, colours = write_slide(out)
+    add_outputs(out, [label, slide])  # as the derived-object and slide writers list them
     build_page(out)
     html = _html(out)
     rows = html.split('<table id="outputs-table">', 1)[1].split("</table>", 1)[0]

@@ -22,7 +22,8 @@ from dicomvol.errors import UsageError
 from dicomvol.io.atomic import atomic_path
 from dicomvol.qc.capture import from_image
 from dicomvol.qc.derived import SLIDE_ENDINGS, from_label_map, from_slide, is_label_map, is_slide
-from dicomvol.qc.page import Entry, page
+from dicomvol.qc.entry import Entry
+from dicomvol.qc.page import pages
 from dicomvol.qc.record import DATA_DIR, IMG_DIR, PAGE_NAME, QC_DIR, read_record
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,13 @@ def build_page(out_dir: str | Path, rebuild: bool = False,
     entries = entries_of(out, report, rebuild, progress)
     qc_dir = out / QC_DIR
     qc_dir.mkdir(parents=True, exist_ok=True)
-    html = page(report, entries, str(out.resolve().name),
-                time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    path = qc_dir / PAGE_NAME
-    with atomic_path(path) as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    written = pages(report, entries, str(out.resolve().name),
+                    time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    for name, html in written.items():
+        with atomic_path(qc_dir / name) as tmp:
+            tmp.write_text(html, encoding="utf-8")
+    for old in qc_dir.glob("volumes-*.html"):  # pages of an earlier, larger run
+        if old.name not in written:
+            old.unlink(missing_ok=True)
     _prune(qc_dir, entries)
-    return path
+    return qc_dir / PAGE_NAME

@@ -18,6 +18,7 @@ longer side (tifffile, when installed), so no large level is decoded.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ log = logging.getLogger(__name__)
 #: Segment keys holding a display colour, in the order they are tried.
 COLOUR_KEYS = ("RecommendedDisplayRGBValue", "DisplayColor", "DisplayColour", "Color",
                "Colour", "RGB", "RecommendedDisplayCIELabValue")
-#: Output endings drawn as slides.
-SLIDE_ENDINGS = (".ome.tif", ".ome.tiff", ".tif", ".tiff")
+#: Output endings drawn as slides (OME-Zarr folders are listed, not drawn yet).
+SLIDE_ENDINGS = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".ome.zarr", ".zarr")
 #: A one-hot or fractional voxel belongs to a segment at this value or above.
 SEGMENT_THRESHOLD = 0.5
 
@@ -117,9 +118,9 @@ def from_label_map(out_dir: Path, image_name: str, stem: str,
         combined = {axis: planes[(0, axis)] for axis in range(3)}
     else:
         per_segment: dict[int, list[np.ndarray]] = {0: [], 1: [], 2: []}
-        for entry in entries:
-            vol = np.asarray(image.volume(int(entry["volume"])))
-            sample = sample_volumes(shape3, lambda _, v=vol: v)  # type: ignore[misc]
+        for entry in entries:  # one segment's volume in memory at a time
+            segment = np.asarray(image.volume(int(entry["volume"])))
+            sample = sample_volumes(shape3, partial(_same, segment))
             for axis in range(3):
                 per_segment[axis].append(sample.planes[(0, axis)])
         values = [int(e["value"]) for e in entries]
@@ -136,10 +137,19 @@ def from_label_map(out_dir: Path, image_name: str, stem: str,
     return record
 
 
+def _same(volume: np.ndarray, t: int) -> np.ndarray:
+    """``volume``, whatever time point is asked for (one segment's 3D volume)."""
+    return volume
+
+
 def from_slide(out_dir: Path, image_name: str, stem: str) -> VolumeQC:
     """Render and write a slide's thumbnail from its smallest sufficient pyramid level."""
     path = out_dir / image_name
     record = VolumeQC(image_name, "SM", (), np.eye(4), image_stat=image_stat(path))
+    if image_name.lower().endswith(".zarr"):
+        record.notes.append("OME-Zarr: no thumbnail drawn yet (open it with napari or zarr)")
+        write_record(out_dir, stem, record)
+        return record
     try:
         import tifffile
     except ImportError:

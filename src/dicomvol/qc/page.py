@@ -1,54 +1,31 @@
 """The HTML of ``qc/index.html``: run counts and ledger, the outputs table, what was
-skipped and failed, the geometry of irregular series, and one section per output.
+skipped and failed, the geometry of irregular series, and one section per output
+(on ``index.html``, or on pages of their own for a large run: :mod:`~dicomvol.qc.sections`).
 
-Pure text assembly from :class:`Entry` values (built by :mod:`dicomvol.qc.build`);
-every link is relative (``../NAME.json``, ``img/...``), so the folder can be
-copied anywhere and opened from ``file://``. Images are lazy-loaded and carry
-their size, so a page of 1,000 outputs lays out at once.
+Pure text assembly from :class:`~dicomvol.qc.entry.Entry` values (built by
+:mod:`dicomvol.qc.build`); every link is relative (``../NAME.json``,
+``img/...``), so the folder can be copied anywhere and opened from ``file://``.
+Images are lazy-loaded and carry their size, so a page lays out at once.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from dicomvol.qc.assets import CSS, JS
-from dicomvol.qc.plots import PlotOutput, fourth_axis_plot, positions_plot
-from dicomvol.qc.record import VolumeQC
-from dicomvol.qc.thumbs import Thumb
+from dicomvol.qc.entry import Entry, fmt_list, status
+from dicomvol.qc.plots import PlotOutput, positions_plot
+from dicomvol.qc.record import PAGE_NAME
+from dicomvol.qc.sections import SECTIONS_PER_PAGE, page_names, section, volumes_page
 
 #: Keys under which a run report may count all input frames (the frame ledger), in order.
 FRAMES_IN_KEYS = ("frames_in", "frames_indexed", "frames_found", "input_frames")
 #: Keys under which it may count the frames of files in ``errors``.
 ERROR_FRAMES_KEYS = ("frames_errors", "frames_in_errors", "error_frames")
-
-
-@dataclass
-class Entry:
-    """One output as the page shows it."""
-
-    name: str
-    stem: str
-    sidecar: dict[str, Any]
-    volume: dict[str, Any]
-    record: VolumeQC | None = None
-    kind: str = "image"  # "image", "label" or "slide"
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def anchor(self) -> str:
-        """The section's HTML id."""
-        return "v-" + re.sub(r"[^A-Za-z0-9_.-]", "_", self.stem)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A value from the report's ``volumes`` entry, else from the sidecar."""
-        if key in self.volume:
-            return self.volume[key]
-        return self.sidecar.get(key, default)
 
 
 @dataclass(frozen=True)
@@ -98,31 +75,12 @@ def ledger_of(report: dict[str, Any], entries: Sequence[Entry]) -> Ledger:
                   error_frames, both)
 
 
-def _fmt_list(values: Any, digits: int = 4) -> str:
-    if not isinstance(values, list | tuple):
-        return ""
-    return "×".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in values)
-
-
 def _checks(geometry: Any) -> tuple[str, str]:
     """(cell text, class) for the IDC checks: ``ok`` or the names of those that fail."""
     if not isinstance(geometry, dict) or not geometry:
         return "-", "muted"
     failed = [k for k, v in geometry.items() if v is False and k != "regularly_spaced_3d_volume"]
     return ("ok", "ok") if not failed else (", ".join(failed), "bad")
-
-
-def _status(e: Entry) -> str:
-    flags = [str(e.get("Status", "written"))]
-    if e.get("Resampled"):
-        flags.append("resampled")
-    if e.get("Sheared"):
-        flags.append("sheared")
-    if e.kind == "label":
-        flags.append("label map")
-    if e.kind == "slide":
-        flags.append("slide")
-    return ", ".join(flags)
 
 
 def table(entries: Sequence[Entry]) -> str:
@@ -143,18 +101,18 @@ def table(entries: Sequence[Entry]) -> str:
                                                 e.sidecar.get("VolumeLabel", "")) if v)
         series = e.sidecar.get("SeriesNumber")
         cells = [
-            f'<td><a href="#{e.anchor}">{escape(e.name)}</a></td>',
+            f'<td><a href="{e.href(PAGE_NAME)}">{escape(e.name)}</a></td>',
             f'<td class="num" data-v="{series if isinstance(series, int) else -1}">'
             f'{escape(str(series if series is not None else ""))}</td>',
             f"<td>{escape(description)}</td>",
             f"<td>{escape(str(e.sidecar.get('Modality', '')))}</td>",
-            f'<td class="num nw" data-v="{voxels}">{escape(_fmt_list(shape))}</td>',
-            f"<td class=\"nw\">{escape(_fmt_list(e.get('Spacing') or []))}</td>",
+            f'<td class="num nw" data-v="{voxels}">{escape(fmt_list(shape))}</td>',
+            f"<td class=\"nw\">{escape(fmt_list(e.spacing))}</td>",
             f"<td>{escape(str(orientation))}</td>",
             f'<td class="{css}">{escape(checks)}</td>',
             f'<td class="num" data-v="{len(warnings)}" title="{escape(" | ".join(warnings))}">'
             f"{len(warnings) or ''}</td>",
-            f"<td>{escape(_status(e))}</td>",
+            f"<td>{escape(status(e))}</td>",
         ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     header = "".join(f"<th>{h}</th>" for h in head)
@@ -222,84 +180,6 @@ def errors_table(errors: Sequence[dict[str, Any]]) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
-def thumb_html(thumb: Thumb, overlay: Thumb | None = None) -> str:
-    """One view: the image, an optional overlay on top, the four letters and the caption."""
-    letters = "".join(f'<span class="lt {side}">{escape(text)}</span>'
-                      for side, text in zip("lrtb", thumb.letters, strict=True) if text)
-    over = ""
-    if overlay is not None:
-        over = (f'<img class="overlay" loading="lazy" decoding="async" src="{escape(overlay.file)}"'
-                f' width="{thumb.width}" height="{thumb.height}" alt="labels">')
-    return (f'<figure class="view"><div class="frame" style="width:{thumb.width}px;'
-            f'height:{thumb.height}px"><img loading="lazy" decoding="async" '
-            f'src="{escape(thumb.file)}" width="{thumb.width}" height="{thumb.height}" '
-            f'alt="{escape(thumb.caption)}">{over}{letters}</div>'
-            f"<figcaption>{escape(thumb.caption)}</figcaption></figure>")
-
-
-def view_rows(thumbs: Sequence[Thumb]) -> str:
-    """Thumbnails row by row, each row under its label."""
-    rows: dict[str, list[Thumb]] = {}
-    for t in thumbs:
-        rows.setdefault(t.row, []).append(t)
-    return "".join(f'<div class="row"><div class="rowlabel">{escape(label)}</div>'
-                   f"{''.join(thumb_html(t) for t in group)}</div>"
-                   for label, group in rows.items())
-
-
-def overlay_rows(image: Entry | None, label: Entry) -> str:
-    """A label map drawn over the first row of its referenced image, with its legend."""
-    assert label.record is not None
-    overlays = {t.plane: t for t in label.record.thumbs if t.row == "labels"}
-    base = [] if image is None or image.record is None else image.record.thumbs
-    first_row = base[0].row if base else None
-    views = [thumb_html(t, overlays.get(t.plane)) for t in base
-             if t.row == first_row and t.plane in overlays and "MIP" not in t.caption]
-    if not views:  # no image to draw over: the overlays alone
-        views = [thumb_html(t) for t in overlays.values()]
-    legend = "".join(f'<span><span class="swatch" style="background:rgb'
-                     f'({int(s["rgb"][0])},{int(s["rgb"][1])},{int(s["rgb"][2])})"></span>'
-                     f'{escape(str(s.get("label", "")))} ({escape(str(s.get("value", "")))})'
-                     f"</span>" for s in label.record.legend)
-    ref = (f'<a href="#{image.anchor}">{escape(image.name)}</a>' if image is not None
-           else "its image (not in this run)")
-    return (f'<div class="row"><div class="rowlabel">label map <a href="#{label.anchor}">'
-            f"{escape(label.name)}</a> on {ref}</div>{''.join(views)}</div>"
-            f'<div class="legend">{legend}</div>')
-
-
-def section(e: Entry, labels_on: Sequence[Entry], image_of: Entry | None,
-            plot_anchor: str | None) -> str:
-    """The section of one output."""
-    facts = [str(e.sidecar.get("Modality", "")), _fmt_list(e.get("Shape") or []),
-             (_fmt_list(e.get("Spacing") or []) + " mm") if e.get("Spacing") else ""]
-    detail = e.sidecar.get("GeometryDetail")
-    if isinstance(detail, dict):
-        facts += [str(detail.get("orientation", "")), str(detail.get("case", ""))]
-    links = (f'<a href="../{escape(e.name)}">image</a> · '
-             f'<a href="../{escape(e.stem)}.json">sidecar</a>')
-    if plot_anchor:
-        links += f' · <a href="#{plot_anchor}">slice positions</a>'
-    warnings = "".join(f"<li>{escape(str(w))}</li>" for w in e.get("Warnings") or ())
-    notes = [*e.problems, *(e.record.notes if e.record else [])]
-    body = ""
-    if e.kind == "label" and e.record is not None:
-        body = overlay_rows(image_of, e)
-    elif e.record is not None:
-        body = view_rows(e.record.thumbs)
-        body += "".join(overlay_rows(e, lab) for lab in labels_on if lab.record is not None)
-        if e.record.fourth is not None:
-            body += fourth_axis_plot(e.record.fourth) or (
-                f'<p class="muted">4D: {len(e.record.fourth.values)} volumes ordered by '
-                f"{escape(e.record.fourth.name)}</p>")
-    return (f'<article class="vol" id="{e.anchor}"><h3><a href="#{e.anchor}">'
-            f'{escape(e.name)}</a> <span class="muted">{escape(_status(e))}</span></h3>'
-            f'<p class="facts">{escape(" · ".join(f for f in facts if f))} · {links}</p>'
-            + (f'<ul class="warnings">{warnings}</ul>' if warnings else "")
-            + "".join(f'<p class="bad">{escape(n)}</p>' for n in notes)
-            + body + "</article>")
-
-
 def series_plots(groups: Sequence[tuple[str, list[Entry]]]) -> tuple[str, dict[str, str]]:
     """One slice-position plot per irregular series; also the plot anchor of each output."""
     html = []
@@ -316,18 +196,21 @@ def series_plots(groups: Sequence[tuple[str, list[Entry]]]) -> tuple[str, dict[s
         anchor = f"geometry-{n + 1}"
         for e in members:
             anchors[e.name] = anchor
-        links = ", ".join(f'<a href="#{e.anchor}">{escape(e.name)}</a>' for e in members)
+        links = ", ".join(f'<a href="{e.href(PAGE_NAME)}">{escape(e.name)}</a>'
+                          for e in members)
         html.append(f'<div id="{anchor}"><h3>{escape(title)}</h3><p class="muted">outputs: '
                     f"{links}</p>{positions_plot(title, outputs)}</div>")
     return "".join(html), anchors
 
 
-def page(report: dict[str, Any], entries: Sequence[Entry], title: str,
-         generated: str) -> str:
-    """The whole page.
+def pages(report: dict[str, Any], entries: Sequence[Entry], title: str,
+          generated: str) -> dict[str, str]:
+    """Every page: file name (in ``qc/``) -> HTML; ``index.html`` first.
 
-    Long: one template, top to bottom; each part is built by the functions above.
+    Sets each entry's ``page`` (see :func:`~dicomvol.qc.sections.page_names`).
     """
+    for e, name in zip(entries, page_names(len(entries)), strict=True):
+        e.page = name
     by_name = {e.name: e for e in entries}
     labels_on: dict[str, list[Entry]] = defaultdict(list)
     for e in entries:
@@ -336,14 +219,30 @@ def page(report: dict[str, Any], entries: Sequence[Entry], title: str,
             labels_on[str(ref)].append(e)
     groups = _irregular_series(entries)
     plots, plot_anchor = series_plots(groups)
+    by_page: dict[str, list[str]] = defaultdict(list)
+    for e in entries:
+        by_page[e.page].append(section(
+            e, labels_on.get(e.name, []),
+            by_name.get(str(e.sidecar["LabelMap"].get("ReferencedImage")))
+            if e.kind == "label" else None, plot_anchor.get(e.name)))
+    out = {PAGE_NAME: _index(report, entries, title, generated, plots, len(groups),
+                             "".join(by_page.pop(PAGE_NAME, [])), list(by_page))}
+    for name, parts in by_page.items():
+        out[name] = volumes_page(name, title, "".join(parts), list(by_page))
+    return out
+
+
+def _index(report: dict[str, Any], entries: Sequence[Entry], title: str, generated: str,
+           plots: str, n_groups: int, sections: str, volume_pages: list[str]) -> str:
+    """``index.html``: one template, top to bottom, of the parts built above."""
     ledger = ledger_of(report, entries)
-    sections = "".join(
-        section(e, labels_on.get(e.name, []),
-                by_name.get(str(e.sidecar["LabelMap"].get("ReferencedImage")))
-                if e.kind == "label" else None, plot_anchor.get(e.name)) for e in entries)
     skipped = [s for s in report.get("skipped", ()) if isinstance(s, dict)]
     ignored = [s for s in report.get("ignored", ()) if isinstance(s, dict)]
     kinds = Counter(e.kind for e in entries)
+    if volume_pages:
+        links = " · ".join(f'<a href="{p}">{escape(p)}</a>' for p in volume_pages)
+        sections = (f'<p>{len(entries)} outputs: their sections are on {len(volume_pages)} '
+                    f"pages of {SECTIONS_PER_PAGE} (the table links to each): {links}</p>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dicomvol QC: {escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -357,7 +256,7 @@ def page(report: dict[str, Any], entries: Sequence[Entry], title: str,
  <a href="#ignored">ignored</a> · <a href="#volumes">volumes</a></nav>
 <section id="run"><h2>Run</h2>{summary(report, entries, ledger)}</section>
 <section id="outputs"><h2>Outputs ({len(entries)})</h2>{table(entries)}</section>
-<section id="geometry"><h2>Irregular series ({len(groups)})</h2>
+<section id="geometry"><h2>Irregular series ({n_groups})</h2>
 {plots or '<p class="muted">Every series is one regular grid.</p>'}</section>
 <section id="skipped"><h2>Skipped frames ({len(skipped)})</h2>
 {grouped(skipped, "Reason", "frame(s)", ("File", "SOPInstanceUID", "Frame"))}</section>
