@@ -244,3 +244,38 @@ def test_cli_convert_qc(study: dict[str, Any], tmp_path: Path,
     assert (out / "qc" / "index.html").is_file()
     assert main(["qc", str(out), "-q", "--rebuild"]) == 0
     assert capsys.readouterr().out.strip() == str(out / "qc" / "index.html")
+
+
+def test_4d_shows_first_and_last_volume_and_its_fourth_axis(tmp_path: Path) -> None:
+    n = 4
+    write_series(tmp_path / "in", shape=(12, 10, n * 3), modality="MR",
+                 positions=[(0.0, 0.0, 2.0 * (k % n)) for k in range(n * 3)],
+                 per_slice={"TemporalPositionIdentifier": [k // n + 1 for k in range(n * 3)],
+                            "AcquisitionTime": [f"1200{2 * (k // n):02d}.{k % n}"
+                                                for k in range(n * 3)]})
+    out = tmp_path / "out"
+    report = dicomvol.convert([tmp_path / "in"], out, ConvertOptions(jobs=1, qc=True))
+    (output,) = report.outputs
+    record = _record(out, output.sidecar[:-5])
+    rows = list(dict.fromkeys(t["row"] for t in record["Thumbs"]))
+    assert [r.split(",")[0] for r in rows] == ["volume 1 of 3", "volume 3 of 3"]
+    fourth = record["FourthAxis"]
+    assert fourth["name"] == "temporal position" and fourth["values"] == [1.0, 2.0, 3.0]
+    # AcquisitionTime 12:00:00.0, 12:00:02.0, 12:00:04.0 for the first slice of each volume
+    assert np.allclose(fourth["times_s"], [0.0, 2.0, 4.0], atol=1e-6)
+    html = _html(out)
+    assert "4D: 3 volumes ordered by temporal position" in html
+    assert "acquisition time of each volume" in html
+
+
+@pytest.mark.parametrize("fmt", ["nrrd", "mha"])
+def test_qc_command_reads_nrrd_and_metaimage(study: dict[str, Any], tmp_path: Path,
+                                             fmt: str) -> None:
+    regular = study["root"] / "in" / "regular"
+    drawn = dicomvol.convert([regular], tmp_path / "job", ConvertOptions(jobs=1, qc=True))
+    dicomvol.convert([regular], tmp_path / fmt, ConvertOptions(jobs=1, format=fmt))
+    build_page(tmp_path / fmt)
+    stem = drawn.outputs[0].sidecar[:-5]
+    for thumb in _record(tmp_path / "job", stem)["Thumbs"]:  # NIfTI in the job vs read back
+        assert np.array_equal(decode_png(tmp_path / fmt / "qc" / thumb["file"]),
+                              decode_png(tmp_path / "job" / "qc" / thumb["file"]))

@@ -13,13 +13,14 @@ oblique and sheared.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dicomvol.qc.png import encode_png
 from dicomvol.qc.sample import SliceSampler, sample_array
-from dicomvol.qc.thumbs import drawn
+from dicomvol.qc.thumbs import drawn, render_views
 from dicomvol.qc.views import direction_letters, view_specs
 from dicomvol.qc.window import apply_window, ct_window, windows_for
 from pngread import decode_png
@@ -218,3 +219,23 @@ def test_streamed_sample_equals_in_memory_sample() -> None:
     assert np.array_equal(memory.planes[(3, 1)], data[:, 3, :, 3] * np.float32(0.5) - 10)
     assert np.array_equal(memory.mips[(3, 1)], data[:, :, :, 3].max(axis=1) * np.float32(0.5)
                           - 10)
+
+
+def test_pet_views_include_projections_that_show_an_off_centre_hot_spot(tmp_path: Path) -> None:
+    data = np.zeros(SHAPE, np.float32)
+    data += 10.0  # background uptake
+    # a hot spot at the patient's left, superior, away from every centre plane
+    ii, jj, kk = np.meshgrid(*(np.arange(n) for n in SHAPE), indexing="ij")
+    world = np.einsum("ab,bijk->aijk", AXIAL[:3, :3], np.stack([ii, jj, kk]).astype(float))
+    centre = AXIAL[:3, :3] @ ((np.array(SHAPE) - 1) / 2)
+    x, y, z = (world - centre[:, None, None, None])
+    data[(x > 10) & (abs(y - 8) < 3) & (z > 20)] = 5000.0
+    thumbs = render_views(sample_array(data, mip=True), AXIAL, "PT", tmp_path, "pet")
+    captions = [t.caption.split(" [")[0] for t in thumbs]
+    assert captions[3:] == ["coronal MIP 0-99.5 %", "sagittal MIP 0-99.5 %"]
+    coronal_view = decode_png(tmp_path / thumbs[1].file)[..., 0]
+    coronal_mip = decode_png(tmp_path / thumbs[3].file)[..., 0]
+    assert coronal_view.min() > 0  # no hot spot in the centre plane (inverted: hot is dark)
+    h, w = coronal_mip.shape
+    assert coronal_mip[: h // 2, w // 2:].min() == 0  # the projection shows it, top right
+    assert coronal_mip[h // 2:, : w // 2].min() > 0
