@@ -43,9 +43,9 @@ def sidecar_of(image: Path) -> dict[str, Any]:
 
 
 def load_lps(image: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(data as float64, LPS affine) of a NIfTI file (sform)."""
+    """(data with the header's scaling applied, LPS affine) of a NIfTI file (sform)."""
     img: Any = nib.load(str(image))
-    return np.asarray(img.get_fdata(), dtype=np.float64), FLIP @ np.asarray(img.get_sform())
+    return np.asanyarray(img.dataobj), FLIP @ np.asarray(img.get_sform())
 
 
 def assert_same_grid(label_map: Path, image: Path) -> None:
@@ -131,22 +131,27 @@ def check_seg(seg: Path, label_map: Path, image: Path | None = None) -> dict[str
 def rasterise_even_odd(polygons_ij: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     """Voxel centres (i, j) inside an odd number of polygon boundaries, shape (X, Y) bool.
 
-    Brute force over every voxel centre and every edge (the textbook crossing
-    test: a ray towards +i crosses edge (a, b) when the edge straddles the
-    centre's j, half-open, and the crossing lies at or left of the centre).
+    The textbook crossing test, row by row: for the row of centres at j, every
+    edge that straddles j (half-open: min(y0, y1) <= j < max(y0, y1)) crosses
+    it at some x; a centre i is inside when an odd number of crossings lie at
+    or left of it (counted with ``searchsorted``).
     """
     nx, ny = shape
-    ii, jj = np.meshgrid(np.arange(nx, dtype=float), np.arange(ny, dtype=float), indexing="ij")
-    inside = np.zeros((nx, ny), dtype=bool)
+    edges = []
     for poly in polygons_ij:
         a = np.asarray(poly, dtype=float)
-        b = np.roll(a, -1, axis=0)
-        for (x0, y0), (x1, y1) in zip(a, b, strict=True):
-            if y0 == y1:
-                continue
-            straddle = (np.minimum(y0, y1) <= jj) & (jj < np.maximum(y0, y1))
-            x = x0 + (jj - y0) * (x1 - x0) / (y1 - y0)
-            inside ^= straddle & (x <= ii)
+        edges.append(np.c_[a, np.roll(a, -1, axis=0)])
+    e = np.concatenate(edges)
+    e = e[e[:, 1] != e[:, 3]]
+    inside = np.zeros((nx, ny), dtype=bool)
+    centres = np.arange(nx, dtype=float)
+    for j in range(ny):
+        lo, hi = np.minimum(e[:, 1], e[:, 3]), np.maximum(e[:, 1], e[:, 3])
+        hit = e[(lo <= j) & (j < hi)]
+        if len(hit) == 0:
+            continue
+        x = np.sort(hit[:, 0] + (j - hit[:, 1]) * (hit[:, 2] - hit[:, 0]) / (hit[:, 3] - hit[:, 1]))
+        inside[:, j] = np.searchsorted(x, centres, side="right") % 2 == 1
     return inside
 
 
@@ -159,7 +164,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def rtstruct_reference(rtstruct: Path, label_map: Path,
                        plane_tolerance_mm: float) -> dict[int, np.ndarray]:
     """Per ROI number, the even-odd rasterisation of its closed contours on the map's grid."""
-    data, affine = load_lps(label_map)
+    img: Any = nib.load(str(label_map))
+    shape = img.shape
+    affine = FLIP @ np.asarray(img.get_sform())
     inverse = np.linalg.inv(affine)
     step = abs(float(np.linalg.norm(affine[:3, 2])))
     ds = pydicom.dcmread(rtstruct)
@@ -175,11 +182,11 @@ def rtstruct_reference(rtstruct: Path, label_map: Path,
             k = int(np.rint(np.median(idx[:, 2])))
             if float(np.max(np.abs(idx[:, 2] - k))) * step > plane_tolerance_mm:
                 continue
-            if 0 <= k < data.shape[2]:
+            if 0 <= k < shape[2]:
                 by_slice.setdefault(k, []).append(idx[:, :2])
-        volume = np.zeros(data.shape[:3], dtype=bool)
+        volume = np.zeros(shape[:3], dtype=bool)
         for k, polys in by_slice.items():
-            volume[:, :, k] = rasterise_even_odd(polys, data.shape[:2])
+            volume[:, :, k] = rasterise_even_odd(polys, shape[:2])
         out[number] = volume
     return out
 
