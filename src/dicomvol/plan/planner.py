@@ -49,8 +49,6 @@ NON_VOLUME_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.1.2": "mammography (a projection image)",
     "1.2.840.10008.5.1.4.1.1.1.2.1": "mammography (a projection image)",
     "1.2.840.10008.5.1.4.1.1.481.1": "RT image (a projection image)",
-    "1.2.840.10008.5.1.4.1.1.481.2": "RT dose grid (not yet supported)",
-    "1.2.840.10008.5.1.4.1.1.30": "parametric map (not yet supported)",
 }
 
 def plan_index(

@@ -14,6 +14,8 @@ from dicomvol.testing.derived import (
     SegFrame,
     polygon_on_slice,
     seg_frames_from_masks,
+    write_parametric_map,
+    write_rtdose,
     write_rtstruct,
     write_seg,
 )
@@ -33,6 +35,8 @@ __all__ = [
     "write_header_garbage",
     "write_localizer",
     "write_non_dicom",
+    "write_parametric_map",
+    "write_rtdose",
     "write_rtstruct",
     "write_seg",
     "write_series",

@@ -302,3 +302,79 @@ def polygon_on_slice(series: SyntheticSeries, k: float, ij: np.ndarray) -> np.nd
     affine = series.affine_lps
     pts = np.c_[ij, np.full(len(ij), float(k)), np.ones(len(ij))] @ affine.T
     return np.asarray(pts[:, :3])
+
+
+RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
+PARAMETRIC_MAP_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.30"
+
+
+def write_rtdose(path: str | Path, series: SyntheticSeries, dose_gy: np.ndarray,
+                 origin: Sequence[float], spacing: tuple[float, float, float], *,
+                 absolute_offsets: bool = False, scaling: float = 1e-4) -> Path:
+    """Write a multi-frame RT Dose on an axial grid, in the frame of reference of ``series``.
+
+    ``dose_gy`` has shape (X, Y, Z) (Gy); stored as uint32 ``round(dose / scaling)``.
+    ``spacing`` is (column step, row step, frame step) in mm. The GridFrameOffsetVector is
+    relative (first offset 0) or, with ``absolute_offsets``, the z coordinates.
+    """
+    ds = _base(RTDOSE_SOP_CLASS, series, "RTDOSE", 300, "synthetic dose")
+    nx, ny, nz = dose_gy.shape
+    ds.Rows, ds.Columns, ds.NumberOfFrames = ny, nx, nz
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 32, 32, 31, 0
+    ds.ImagePositionPatient = [ds_str(v) for v in origin]
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.PixelSpacing = [ds_str(spacing[1]), ds_str(spacing[0])]
+    offsets = np.arange(nz) * spacing[2] + (float(origin[2]) if absolute_offsets else 0.0)
+    ds.GridFrameOffsetVector = [ds_str(v) for v in offsets]
+    ds.FrameIncrementPointer = 0x3004000C
+    ds.DoseUnits, ds.DoseType, ds.DoseSummationType = "GY", "PHYSICAL", "PLAN"
+    ds.DoseGridScaling = ds_str(scaling)
+    stored = np.rint(np.asarray(dose_gy) / scaling).astype("<u4")
+    ds.PixelData = np.ascontiguousarray(stored.transpose(2, 1, 0)).tobytes()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_parametric_map(path: str | Path, series: SyntheticSeries, values: np.ndarray, *,
+                         units: tuple[str, str, str] = ("um2/s", "UCUM", "um2/s"),
+                         label: str = "ADC") -> Path:
+    """Write a Parametric Map (FloatPixelData) on the grid of ``series``.
+
+    ``values`` has the image's shape (X, Y, Z); frames are written in reverse slice order
+    with per-frame positions and an identity RealWorldValueMapping in ``units``.
+    """
+    ds = _base(PARAMETRIC_MAP_SOP_CLASS, series, series.modality, 400, f"synthetic {label}")
+    nx, ny, nz = values.shape
+    ds.ImageType = ["DERIVED", "PRIMARY"]
+    ds.ContentLabel = label
+    ds.Rows, ds.Columns, ds.NumberOfFrames = ny, nx, nz
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = 32
+    shared = _shared(series)
+    mapping = Dataset()
+    mapping.LUTLabel, mapping.LUTExplanation = label, f"{label} in {units[2]}"
+    mapping.RealWorldValueSlope, mapping.RealWorldValueIntercept = 1.0, 0.0
+    mapping.RealWorldValueFirstValueMapped, mapping.RealWorldValueLastValueMapped = 0, 0
+    mapping.MeasurementUnitsCodeSequence = DicomSequence([_code(units)])
+    shared.RealWorldValueMappingSequence = DicomSequence([mapping])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    order = list(range(nz))[::-1]
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence()
+    for k in order:
+        fg = Dataset()
+        pos = Dataset()
+        pos.ImagePositionPatient = [ds_str(v) for v in series.positions[k]]
+        fg.PlanePositionSequence = DicomSequence([pos])
+        content = Dataset()
+        content.DimensionIndexValues = [k + 1]
+        fg.FrameContentSequence = DicomSequence([content])
+        ds.PerFrameFunctionalGroupsSequence.append(fg)
+    frames = np.stack([np.asarray(values[:, :, k], dtype="<f4").T for k in order])
+    ds.FloatPixelData = frames.tobytes()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
