@@ -35,7 +35,7 @@ lint: $(VENV)/.test
 .venv-bench/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --upgrade pip
-	.venv-bench/bin/pip install --quiet -e ".[test]" dicom2nifti SimpleITK
+	.venv-bench/bin/pip install --quiet -e ".[test]" dicom2nifti SimpleITK dcmqi
 	touch $@
 
 bench: .venv-bench/.installed

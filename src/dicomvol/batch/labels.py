@@ -47,7 +47,13 @@ from dicomvol.objects.labels import (
     slicer_table,
     table_entries,
 )
-from dicomvol.objects.rtstruct import ContourAccount, labels_or_none, read_contours, roi_volumes
+from dicomvol.objects.rtstruct import (
+    ContourAccount,
+    fill_rois,
+    labels_or_none,
+    read_contours,
+    roi_volumes,
+)
 from dicomvol.objects.seg import SegMapper
 from dicomvol.options import ConvertOptions
 from dicomvol.report.run import OutputRecord
@@ -198,17 +204,17 @@ def build_rtstruct(plan: DerivedPlan, sources: JobSources) -> Built:
     obj = plan.obj
     ds = sources.take_dataset(obj.path)
     account = ContourAccount()
-    contours = read_contours(ds, obj, plan.grid, account)
+    filled = fill_rois(read_contours(ds, obj, plan.grid, account), plan.grid)
     rois = list(obj.segments)
     built = Built(encoding="labels", segments=rois, label_values=[r.number for r in rois],
                   voxels=account.voxels, used=[obj.instance_source()])
-    built.labels = labels_or_none(contours, rois, plan.grid, account)
+    built.labels = labels_or_none(filled, rois, plan.grid, account)
     if built.labels is None:
         built.encoding = "one-hot"
         built.warnings.append("ROIs overlap: written one-hot, one volume per ROI")
 
         def volumes() -> Iterator[np.ndarray]:
-            for info, volume in roi_volumes(contours, rois, plan.grid):
+            for info, volume in roi_volumes(filled, rois, plan.grid):
                 account.voxels[info.number] = int(np.count_nonzero(volume))
                 yield volume.astype(np.uint8)
 

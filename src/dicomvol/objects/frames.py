@@ -119,14 +119,17 @@ def place_frames(frames: Sequence[FrameRecord],
 def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray) -> int:
     """Write one frame's values (Rows, Columns) into ``volume`` (X, Y, Z) where it lands.
 
-    Only nonzero values are written. Returns the number of nonzero pixels that
-    fall outside the grid (clipped).
+    Values are non-negative; each voxel keeps the larger of what it holds and the
+    frame's value (so zeros never erase, and a frame written twice changes nothing).
+    Returns the number of nonzero pixels that fall outside the grid (clipped).
     """
     region, part = clipped_region(volume.shape, placement, values.shape)
     src = values.T[part]
     mask = src != 0
     target = volume[region]
-    target[mask] = src[mask]
+    np.maximum(target, src.astype(volume.dtype, copy=False), out=target)  # values are >= 0
+    if src.shape == values.T.shape:
+        return 0
     return int(np.count_nonzero(values)) - int(np.count_nonzero(mask))
 
 

@@ -181,35 +181,37 @@ def even_odd(polygons: Sequence[np.ndarray], shape: tuple[int, int]
     return i0, j0, mask
 
 
-def roi_slices(contours: dict[int, dict[int, list[np.ndarray]]], number: int,
-               shape: tuple[int, int]) -> dict[int, tuple[int, int, np.ndarray]]:
-    """An ROI's filled slices: k -> (i0, j0, mask of its bounding box)."""
-    return {k: even_odd(polygons, shape)
-            for k, polygons in sorted(contours.get(number, {}).items())}
+#: Filled slices of each ROI: ROI number -> k -> (i0, j0, bounding-box mask).
+Filled = dict[int, dict[int, tuple[int, int, np.ndarray]]]
 
 
-def roi_volumes(contours: dict[int, dict[int, list[np.ndarray]]], rois: Sequence[SegmentInfo],
+def fill_rois(contours: dict[int, dict[int, list[np.ndarray]]],
+              target: VolumeGeometry) -> Filled:
+    """Every ROI's filled slices (bounding boxes only: small next to the volume)."""
+    nx, ny, _ = target.spatial_shape
+    return {number: {k: even_odd(polygons, (nx, ny)) for k, polygons in sorted(slices.items())}
+            for number, slices in contours.items()}
+
+
+def roi_volumes(filled: Filled, rois: Sequence[SegmentInfo],
                 target: VolumeGeometry) -> Iterator[tuple[SegmentInfo, np.ndarray]]:
     """One boolean volume (X, Y, Z) per ROI, in StructureSetROISequence order."""
-    nx, ny, nz = target.spatial_shape
     for info in rois:
-        volume = np.zeros((nx, ny, nz), dtype=bool, order="F")
-        for k, (i0, j0, mask) in roi_slices(contours, info.number, (nx, ny)).items():
+        volume = np.zeros(target.spatial_shape, dtype=bool, order="F")
+        for k, (i0, j0, mask) in filled.get(info.number, {}).items():
             volume[i0:i0 + mask.shape[0], j0:j0 + mask.shape[1], k] = mask
         yield info, volume
 
 
-def labels_or_none(contours: dict[int, dict[int, list[np.ndarray]]],
-                   rois: Sequence[SegmentInfo], target: VolumeGeometry,
+def labels_or_none(filled: Filled, rois: Sequence[SegmentInfo], target: VolumeGeometry,
                    account: ContourAccount) -> np.ndarray | None:
     """One integer volume of ROI numbers, or None when two ROIs share a voxel."""
     top = max((r.number for r in rois), default=0)
-    nx, ny, _ = target.spatial_shape
     out = np.zeros(target.spatial_shape, order="F",
                    dtype=np.uint8 if top <= 255 else (np.uint16 if top <= 65535 else np.uint32))
     for info in rois:
         count = 0
-        for k, (i0, j0, mask) in roi_slices(contours, info.number, (nx, ny)).items():
+        for k, (i0, j0, mask) in filled.get(info.number, {}).items():
             region = out[i0:i0 + mask.shape[0], j0:j0 + mask.shape[1], k]
             if np.any(region[mask] != 0):
                 return None

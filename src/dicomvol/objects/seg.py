@@ -130,10 +130,11 @@ class SegMapper:
             region, part = clipped_region(out.shape, p, pixels.shape)
             mask = pixels.T[part] != 0
             target = out[region]
-            if np.any(target[mask] != 0) and np.any(target[mask] != seg):
+            if np.any(mask & (target != 0) & (target != seg)):
                 return None
-            target[mask] = seg
-            clipped += int(np.count_nonzero(pixels)) - int(np.count_nonzero(mask))
+            np.maximum(target, mask.astype(target.dtype) * target.dtype.type(seg), out=target)
+            if mask.shape != pixels.T.shape:
+                clipped += int(np.count_nonzero(pixels)) - int(np.count_nonzero(mask))
         self._note_clipped(clipped)
         counts = np.bincount(out.ravel(order="K"), minlength=1)
         self.account.voxels = {int(v): int(n) for v, n in enumerate(counts) if v and n}

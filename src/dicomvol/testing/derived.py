@@ -150,10 +150,13 @@ def write_seg(path: str | Path, series: SyntheticSeries, frames: Iterable[SegFra
     ds.SegmentSequence = DicomSequence([_segment_item(n, label, colours)
                                         for n, label in sorted(segments.items())])
     ds.SharedFunctionalGroupsSequence = DicomSequence([_shared(series)])
+    normal = np.cross(series.row_dir, series.col_dir)
+    ranks = {q: n for n, q in enumerate(sorted({round(float(np.asarray(f.position) @ normal), 4)
+                                                for f in frames}), 1)}
     ds.PerFrameFunctionalGroupsSequence = DicomSequence(
-        [_per_frame(f, n, kind, series) for n, f in enumerate(frames, 1)])
-    ds.DimensionOrganizationSequence = DicomSequence([Dataset()])
-    ds.DimensionOrganizationSequence[0].DimensionOrganizationUID = pydicom.uid.generate_uid()
+        [_per_frame(f, ranks[round(float(np.asarray(f.position) @ normal), 4)], kind, series)
+         for f in frames])
+    _dimensions(ds, kind)
     ref = Dataset()
     ref.SeriesInstanceUID = series.series_instance_uid
     ref.ReferencedInstanceSequence = DicomSequence()
@@ -201,10 +204,33 @@ def _shared(series: SyntheticSeries) -> Dataset:
     return shared
 
 
+def _dimensions(ds: Dataset, kind: str) -> None:
+    """Dimension organization: (segment number,) ImagePositionPatient, as SEG producers write."""
+    uid = pydicom.uid.generate_uid()
+    ds.DimensionOrganizationSequence = DicomSequence([Dataset()])
+    ds.DimensionOrganizationSequence[0].DimensionOrganizationUID = uid
+    ds.DimensionOrganizationType = "3D"
+    dims = []
+    if kind != "LABELMAP":
+        seg = Dataset()
+        seg.DimensionOrganizationUID = uid
+        seg.DimensionIndexPointer = 0x0062000B  # ReferencedSegmentNumber
+        seg.FunctionalGroupPointer = 0x0062000A  # SegmentIdentificationSequence
+        seg.DimensionDescriptionLabel = "ReferencedSegmentNumber"
+        dims.append(seg)
+    pos = Dataset()
+    pos.DimensionOrganizationUID = uid
+    pos.DimensionIndexPointer = 0x00200032  # ImagePositionPatient
+    pos.FunctionalGroupPointer = 0x00209113  # PlanePositionSequence
+    pos.DimensionDescriptionLabel = "ImagePositionPatient"
+    dims.append(pos)
+    ds.DimensionIndexSequence = DicomSequence(dims)
+
+
 def _per_frame(frame: SegFrame, n: int, kind: str, series: SyntheticSeries) -> Dataset:
     fg = Dataset()
     content = Dataset()
-    content.DimensionIndexValues = [max(frame.segment, 1), n]
+    content.DimensionIndexValues = [n] if kind == "LABELMAP" else [frame.segment, n]
     fg.FrameContentSequence = DicomSequence([content])
     pos = Dataset()
     pos.ImagePositionPatient = [ds_str(v) for v in frame.position]
