@@ -35,9 +35,10 @@ FRACTION_TOLERANCE = 1e-6
 
 def sidecar_of(image: Path) -> dict[str, Any]:
     name = image.name
-    for ext in (".nii.gz", ".nii"):
+    for ext in (".nii.gz", ".nii", ".nrrd", ".mha"):
         if name.endswith(ext):
             name = name[: -len(ext)]
+            break
     data: dict[str, Any] = json.loads((image.parent / f"{name}.json").read_text())
     return data
 

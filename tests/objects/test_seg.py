@@ -45,8 +45,8 @@ def blob(shape: tuple[int, int, int], centre: tuple[float, float, float], radius
 
 
 def convert(inputs: list[Path], out: Path, **options: Any) -> dict[str, Any]:
-    dicomvol.convert([str(p) for p in inputs], out, ConvertOptions(jobs=1, compress=False,
-                                                                   **options))
+    options = {"jobs": 1, "compress": False, **options}
+    dicomvol.convert([str(p) for p in inputs], out, ConvertOptions(**options))
     report: dict[str, Any] = json.loads((out / "dicomvol_report.json").read_text())
     return report
 
@@ -384,3 +384,53 @@ def test_masks_agree_with_image_affine_in_ras(
     img: Any = nib.load(str(label_map))
     np.testing.assert_allclose(FLIP @ img.get_sform(), series.affine_lps, atol=1e-4)
     assert set(map_masks(label_map)) == {1, 2, 3}
+
+
+@pytest.mark.slow
+def test_label_maps_in_every_run_mode(tmp_path: Path) -> None:
+    """Pool workers, NRRD, --reorient, --resume and an existing output: the same map or the
+    reason; every frame accounted."""
+    series = _tilted_ct(tmp_path / "ct")
+    masks = {1: blob(SHAPE, (8, 8, 4), 4.0, range(2, 7)), 2: blob(SHAPE, (10, 8, 4), 3.0,
+                                                                  range(3, 8))}
+    seg = write_seg(tmp_path / "seg" / "seg.dcm", series, seg_frames_from_masks(series, masks),
+                    {1: "a", 2: "b"})
+    inputs = [tmp_path / "ct", tmp_path / "seg"]
+    pool = convert(inputs, tmp_path / "pool", jobs=2)
+    _, maps = outputs(pool, tmp_path / "pool")
+    assert len(maps) == 2
+    for label_map in maps:
+        assert sidecar_of(label_map)["LabelMap"]["Encoding"] == "one-hot"
+        if not sidecar_of(label_map)["Resampled"]:
+            check_seg(seg, label_map, referenced_image(label_map))
+    assert_frames_accounted(pool, tmp_path / "pool", seg)
+    resumed = convert(inputs, tmp_path / "pool", resume=True)
+    assert [v["Status"] for v in resumed["volumes"]] == ["resumed"] * 4
+    assert_frames_accounted(resumed, tmp_path / "pool", seg)
+    again = convert(inputs, tmp_path / "pool")
+    assert again["outputs"] == []
+    assert any(s["SOPInstanceUID"] == pydicom_uid(seg) and "output exists" in s["Reason"]
+               for s in again["skipped"])
+    nrrd = convert(inputs, tmp_path / "nrrd", format="nrrd", plan=PlanOptions(tilt="resample"))
+    assert sorted(p.rsplit(".", 1)[1] for p in nrrd["outputs"]) == ["nrrd", "nrrd"]
+    import nrrd as pynrrd
+
+    (nrrd_image,), (nrrd_map,) = outputs(nrrd, tmp_path / "nrrd")
+    data, _ = pynrrd.read(str(nrrd_map), index_order="F")
+    image_data, _ = pynrrd.read(str(nrrd_image), index_order="F")
+    assert data.shape == (*image_data.shape, 2)
+    reoriented = convert(inputs, tmp_path / "reorient", reorient=True,
+                         plan=PlanOptions(tilt="resample"))
+    (image,), (label_map,) = outputs(reoriented, tmp_path / "reorient")
+    assert_same_grid(label_map, image)
+    assert "Reoriented" in sidecar_of(label_map)
+
+
+def referenced_image(label_map: Path) -> Path:
+    return label_map.parent / sidecar_of(label_map)["LabelMap"]["ReferencedImage"]
+
+
+def pydicom_uid(path: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)

@@ -29,7 +29,9 @@ from dicomvol.report.run import RunReport
 def label_jobs(derived: Sequence[DerivedPlan], image_jobs: Sequence[Job], out: Path,
                options: ConvertOptions, allocator: NameAllocator,
                report: RunReport) -> tuple[list[LabelJob], list[tuple[DerivedPlan, str]]]:
-    """One job per derived plan whose image output was written; the rest with why not."""
+    """One job per derived plan whose image output was written (or exists from an earlier
+    run: the label job's own triage then applies ``--overwrite``/``--resume``); the rest with
+    why not."""
     by_plan = {id(job.plan): job for job in image_jobs}
     written = {o.path for o in report.outputs}
     ext = extension(options.format, options.compress)
@@ -43,7 +45,7 @@ def label_jobs(derived: Sequence[DerivedPlan], image_jobs: Sequence[Job], out: P
         else:
             image = by_plan.get(id(plan.target))
             name = Path(image.image).name if image is not None else None
-            if image is None or name not in written:
+            if image is None or (name not in written and not Path(image.image).is_file()):
                 not_run.append((plan, "the image output whose grid the label map shares was "
                                       "not written in this run"))
                 continue
