@@ -22,6 +22,15 @@ many_small
 j2k_ct
     One series of 300 CT slices (cycled from the same real slices) re-encoded as JPEG 2000
     lossless with pylibjpeg-openjpeg.
+archive
+    Archive-shaped: 1,000 short series of 50 slices (50,000 files) in one tree of 100
+    patient folders, each holding the shuffled files of 10 series under random names. Half
+    the series are CT (the real ``ct_lung1`` slices cropped to 128 x 128 about the centre,
+    headers as scanned), half MR (the real 64 x 64 GE slices of ``mr_4d_nih/20180918GE/
+    mr_0004``). Per-file and per-series costs decide this case, as in an IDC collection.
+study30
+    One study of 30 short series (12 to 60 slices, CT 256 x 256 crops and MR 64 x 64 as
+    above) in one folder, shuffled.
 
 Everything is deterministic: UIDs are derived from fixed seeds (``pydicom.uid.generate_uid``
 with ``entropy_srcs``), names and write order come from seeded generators, so two builds on two
@@ -97,6 +106,7 @@ def specs(quick: bool = False) -> dict[str, Spec]:
     ct_series, ct_slices = (3, 40) if quick else (3, 400)
     mr_series, mr_slices = (8, 25) if quick else (40, 100)
     j2k_slices = 40 if quick else 300
+    archive_series, archive_slices = (40, 20) if quick else (1000, 50)
     return {
         "ct_study": Spec(
             f"ct_study{sfx}", "ct_study", ct_series, ct_slices,
@@ -112,6 +122,18 @@ def specs(quick: bool = False) -> dict[str, Spec]:
             f"j2k_ct{sfx}", "j2k_ct", 1, j2k_slices,
             f"1 series x {j2k_slices} slices, 512x512 CT, JPEG 2000 lossless",
             {"spacing_mm": 3.0, "seed": 3},
+        ),
+        "archive": Spec(
+            f"archive{sfx}", "archive", archive_series, archive_slices,
+            f"{archive_series} series x {archive_slices} slices (half CT 128x128 crops, half "
+            "MR 64x64, real headers) in 100 patient folders, shuffled",
+            {"seed": 4, "folders": 100 if not quick else 4, "ct_crop": 128},
+        ),
+        "study30": Spec(
+            f"study30{sfx}", "study30", 30 if not quick else 6, 36,
+            "one study of short series (12-60 slices, CT 256x256 crops and MR 64x64), one "
+            "folder, shuffled",
+            {"seed": 5, "ct_crop": 256, "min_slices": 12, "max_slices": 60},
         ),
     }
 
@@ -134,7 +156,11 @@ def corpus_dir() -> Path:
 
 
 def det_uid(*parts: object) -> str:
-    """A deterministic, valid UID derived from ``parts``."""
+    """A deterministic, valid UID derived from ``parts``.
+
+    pydicom concatenates entropy sources without a separator, so ``(1, 23)`` and
+    ``(12, 3)`` give the same UID: pass compound indices as one part (``"1/23"``).
+    """
     import pydicom.uid
 
     return str(pydicom.uid.generate_uid(UID_PREFIX, entropy_srcs=[repr(p) for p in parts]))
@@ -306,10 +332,132 @@ def build_j2k_ct(spec: Spec, dest: Path) -> None:
         list(pool.map(_j2k_slice, jobs, chunksize=8))
 
 
+def corpus_root() -> Path:
+    """The shared corpus (``$DICOMVOL_CORPUS`` or ``<repo>/../shared/corpus``)."""
+    return corpus_dir().parent.parent
+
+
+def load_real_mr() -> list[Any]:
+    """One volume of real GE MR slices (64 x 64), sorted by ascending z."""
+    import pydicom
+
+    folder = corpus_root() / "mr_4d_nih" / "20180918GE" / "mr_0004"
+    slices = []
+    for path in sorted(folder.iterdir()):
+        try:
+            slices.append(pydicom.dcmread(path))
+        except (pydicom.errors.InvalidDicomError, OSError):
+            continue  # a README or other non-DICOM file
+    slices = [ds for ds in slices if "PixelData" in ds and "ImagePositionPatient" in ds]
+    first = min(int(ds.get("TemporalPositionIdentifier", 1) or 1) for ds in slices)
+    slices = [ds for ds in slices if int(ds.get("TemporalPositionIdentifier", 1) or 1) == first]
+    slices.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
+    return slices
+
+
+def crop(ds: Any, size: int) -> Any:
+    """A copy of a real slice cropped to ``size`` x ``size`` about its centre (geometry kept)."""
+    import numpy as np
+
+    out = copy.deepcopy(ds)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if size >= min(rows, cols):
+        return out
+    r0, c0 = (rows - size) // 2, (cols - size) // 2
+    arr = ds.pixel_array[r0:r0 + size, c0:c0 + size]
+    row_dir = np.asarray(ds.ImageOrientationPatient[:3], dtype=float)
+    col_dir = np.asarray(ds.ImageOrientationPatient[3:], dtype=float)
+    ps = [float(v) for v in ds.PixelSpacing]
+    ipp = (np.asarray(ds.ImagePositionPatient, dtype=float) + c0 * ps[1] * row_dir
+           + r0 * ps[0] * col_dir)
+    out.ImagePositionPatient = [round(float(v), 4) for v in ipp]
+    out.Rows, out.Columns = size, size
+    out.PixelData = np.ascontiguousarray(arr).tobytes()
+    return out
+
+
+_SHORT_REAL: dict[str, list[Any]] = {}
+
+
+def _short_init(ct_crop: int) -> None:
+    _SHORT_REAL["CT"] = [crop(ds, ct_crop) for ds in load_real_ct()]
+    _SHORT_REAL["MR"] = load_real_mr()
+
+
+def _short_series(args: tuple[str, str, int, int, int, str, str, str, int, int]) -> None:
+    """Write one short series (CT or MR, from the real slices) into ``folder``, shuffled."""
+    import pydicom
+
+    folder, kind, seed, index, slices, study_uid, for_uid, patient, start, name_seed = args
+    real = _SHORT_REAL[kind]
+    spacing = float(getattr(real[0], "SpacingBetweenSlices", 0) or 0) or 3.0
+    z0 = float(real[0].ImagePositionPatient[2])
+    names = hex_names(slices, name_seed)
+    series_uid = det_uid(kind, seed, "series", f"{index}/")
+    order = list(range(slices))
+    random.Random(name_seed).shuffle(order)
+    for k in order:
+        ds = copy.deepcopy(real[(start + k) % len(real)])
+        _restamp(ds, study_uid=study_uid, series_uid=series_uid, for_uid=for_uid,
+                 sop_uid=det_uid(kind, seed, "sop", f"{index}/{k}"),
+                 series_number=index + 1,
+                 description=f"bench {kind} {index + 1}", k=k, z=z0 + k * spacing)
+        ds.PatientID = patient
+        pydicom.dcmwrite(Path(folder) / names[k], ds, enforce_file_format=True)
+
+
+def build_archive(spec: Spec, dest: Path) -> None:
+    """1,000 short series in patient folders, 10 series of one patient mixed per folder."""
+    seed = int(spec.params["seed"])
+    folders = int(spec.params["folders"])
+    per_folder = spec.series // folders
+    jobs = []
+    for i in range(spec.series):
+        patient = i // per_folder
+        folder = dest / f"P{patient:04d}"
+        folder.mkdir(exist_ok=True)
+        kind = "CT" if i % 2 == 0 else "MR"
+        jobs.append((str(folder), kind, seed, i, spec.slices,
+                     det_uid("archive", seed, "study", patient),
+                     det_uid("archive", seed, "for", patient), f"BENCH{patient:04d}",
+                     (7 * i) % 40, seed * 100_000 + i))
+    _run_short(jobs, int(spec.params["ct_crop"]))
+
+
+def build_study30(spec: Spec, dest: Path) -> None:
+    """One study of short series of varying length in one folder."""
+    seed = int(spec.params["seed"])
+    rng = random.Random(seed)
+    lo, hi = int(spec.params["min_slices"]), int(spec.params["max_slices"])
+    lengths = [rng.randint(lo, hi) for _ in range(spec.series)]
+    study_uid = det_uid("study30", seed, "study")
+    for_uid = det_uid("study30", seed, "for")
+    jobs = [(str(dest), "CT" if i % 3 else "MR", seed, i, n, study_uid, for_uid, "BENCH30",
+             (11 * i) % 40, seed * 100_000 + i) for i, n in enumerate(lengths)]
+    _run_short(jobs, int(spec.params["ct_crop"]))
+
+
+def _run_short(jobs: list[Any], ct_crop: int) -> None:
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, initializer=_short_init,
+                             initargs=(ct_crop,)) as pool:
+        list(pool.map(_short_series, jobs, chunksize=4))
+
+
+def expected_files(spec: Spec) -> int:
+    """How many files a built data set holds (study30's series vary in length)."""
+    if spec.kind == "study30":
+        rng = random.Random(int(spec.params["seed"]))
+        lo, hi = int(spec.params["min_slices"]), int(spec.params["max_slices"])
+        return sum(rng.randint(lo, hi) for _ in range(spec.series))
+    return spec.files
+
+
 BUILDERS: dict[str, Callable[[Spec, Path], None]] = {
     "ct_study": build_ct_study,
     "many_small": build_many_small,
     "j2k_ct": build_j2k_ct,
+    "archive": build_archive,
+    "study30": build_study30,
 }
 
 
@@ -337,21 +485,21 @@ def ensure(spec: Spec, force: bool = False, log: Callable[[str], None] = print) 
     log(f"building {spec.name}: {spec.description} ...")
     t0 = time.perf_counter()
     BUILDERS[spec.kind](spec, partial)
-    n = sum(1 for p in partial.iterdir() if p.is_file())
-    if n != spec.files:
-        raise RuntimeError(f"{spec.name}: built {n} files, expected {spec.files}")
+    n = sum(1 for p in partial.rglob("*") if p.is_file())
+    if n != expected_files(spec):
+        raise RuntimeError(f"{spec.name}: built {n} files, expected {expected_files(spec)}")
     spec.marker.unlink(missing_ok=True)
     shutil.rmtree(spec.path, ignore_errors=True)
     partial.rename(spec.path)
     spec.marker.write_text(json.dumps(spec.marker_payload(), indent=2) + "\n")
-    size = sum(p.stat().st_size for p in spec.path.iterdir()) / 2**20
+    size = sum(p.stat().st_size for p in spec.path.rglob("*") if p.is_file()) / 2**20
     log(f"built {spec.name}: {n} files, {size:.0f} MiB in {time.perf_counter() - t0:.0f} s")
     return spec.path
 
 
 def data_files(spec: Spec) -> list[Path]:
-    """The DICOM files of a built data set."""
-    return [p for p in spec.path.iterdir() if p.is_file()]
+    """The DICOM files of a built data set (nested folders included)."""
+    return [p for p in spec.path.rglob("*") if p.is_file()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,15 @@ Cases (data built once into ``benchmarks/data/``, see ``build``):
 Every tool runs as a subprocess into an empty folder (``run.measure``: wall
 time, peak RSS of the process tree). Usage::
 
-    .venv-bench/bin/python benchmarks/labelmaps.py --quick        # small data, 1 run
-    .venv-bench/bin/python benchmarks/labelmaps.py --runs 3       # what the lead times
-    .venv-bench/bin/python benchmarks/labelmaps.py --only big_seg --only dicomvol
+    make bench                                              # builds the venvs (once)
+    .venv/bin/python benchmarks/labelmaps.py --quick        # small data, 1 run
+    .venv/bin/python benchmarks/labelmaps.py --runs 3       # what the lead times
+    .venv/bin/python benchmarks/labelmaps.py --only big_seg --only dicomvol
 
-dcmqi and plastimatch come from PyPI (``pip install dcmqi plastimatch``,
-both in ``.venv-bench``); a tool that is not installed is reported as such.
+Run it with the test venv (``make test`` installs highdicom, rt-utils and
+plastimatch there); dcmqi ``segimage2itkimage`` comes from PyPI (``pip install
+dcmqi``) and is found on PATH or in ``.venv-bench-peers`` (``make bench``
+installs it there). A tool that is not installed is reported as such.
 """
 
 from __future__ import annotations
@@ -48,6 +51,22 @@ import run as bench  # noqa: E402  (the timing harness beside this file)
 DATA = HERE / "data"
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
+
+
+#: Where peer executables are looked for besides PATH: this interpreter's venv, then the
+#: peers venv ``make bench`` builds (dcmqi and plastimatch from PyPI).
+TOOL_DIRS = (BIN, HERE.parent / ".venv-bench-peers" / "bin")
+
+
+def find_tool(name: str) -> str:
+    """The executable ``name`` on PATH or in :data:`TOOL_DIRS` (the last candidate if none)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in TOOL_DIRS:
+        if (folder / name).is_file():
+            return str(folder / name)
+    return str(TOOL_DIRS[-1] / name)
 
 
 def corpus_root() -> Path:
@@ -164,8 +183,8 @@ def commands(paths: dict[str, Path], out: Path) -> dict[str, dict[str, list[str]
     """Per case, per tool: the command line (None when the tool is not installed)."""
     py = sys.executable
     dicomvol = [str(BIN / "dicomvol"), "convert", "-z", "n", "-q", "-j", "1", "-o", str(out)]
-    seg2itk = shutil.which("segimage2itkimage") or str(BIN / "segimage2itkimage")
-    plasti = shutil.which("plastimatch") or str(BIN / "plastimatch")
+    seg2itk = find_tool("segimage2itkimage")
+    plasti = find_tool("plastimatch")
     have = {"dcmqi": Path(seg2itk).is_file(), "plastimatch": Path(plasti).is_file()}
     lung = paths["lung1"]
     lseg = paths["lung1_seg"] / "seg.dcm"
