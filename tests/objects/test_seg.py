@@ -434,3 +434,26 @@ def pydicom_uid(path: Path) -> str:
     import pydicom
 
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def test_compressed_seg_frames_are_decoded_one_by_one(tmp_path: Path) -> None:
+    """An RLE Lossless Label Map Segmentation (encapsulated frames) lands like a native one."""
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    series = ct(tmp_path / "ct")
+    labels = np.zeros(SHAPE, dtype=np.uint8)
+    labels[3:11, 2:9, 1:6] = 1
+    labels[13:22, 6:17, 4:9] = 2
+    frames = [SegFrame(0, tuple(series.positions[k]), labels[:, :, k].T,
+                       series.sop_instance_uids[k]) for k in range(1, 9)]
+    seg = write_seg(tmp_path / "seg" / "seg.dcm", series, frames, {1: "a", 2: "b"},
+                    kind="LABELMAP", shuffle_seed=3)
+    ds = pydicom.dcmread(seg)
+    ds.compress(RLELossless)
+    ds.save_as(seg)
+    report = convert([tmp_path / "ct", tmp_path / "seg"], tmp_path / "out")
+    (image,), (label_map,) = outputs(report, tmp_path / "out")
+    check_seg(seg, label_map, image)
+    data, _ = load_lps(label_map)
+    assert np.array_equal(data, labels)

@@ -54,7 +54,7 @@ from dicomvol.objects.rtstruct import (
     read_contours,
     roi_volumes,
 )
-from dicomvol.objects.seg import SegMapper
+from dicomvol.objects.seg import MapAccount, SegMapper
 from dicomvol.options import ConvertOptions
 from dicomvol.report.run import OutputRecord
 
@@ -101,6 +101,8 @@ class Built:
     warnings: list[str] = field(default_factory=list)
     resample_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: A SEG's account, complete only once every volume was built.
+    account: MapAccount | None = None
 
 
 def label_digest(plan: DerivedPlan) -> str:
@@ -195,7 +197,7 @@ def build_seg(plan: DerivedPlan, sources: JobSources) -> Built:
     if obj.segmentation_type == "FRACTIONAL":
         built.extra.update({"SegmentationFractionalType": obj.fractional_type,
                             "MaximumFractionalValue": obj.max_fractional_value})
-    built.extra["_account"] = account
+    built.account = account
     return built
 
 
@@ -233,8 +235,8 @@ def sidecar(job: LabelJob, built: Built) -> dict[str, Any]:
     """The label map's sidecar without SourceInstances and Segments (filled after writing)."""
     plan = job.plan
     obj, target = plan.obj, plan.target
-    account = built.extra.pop("_account", None)
-    if account is not None:  # complete only once every volume was built
+    account = built.account
+    if account is not None:
         built.resample_reason = account.resample_reason
         built.voxels = account.voxels
     reason = built.resample_reason
