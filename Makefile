@@ -63,7 +63,7 @@ lint: $(VENV)/.test
 .venv-bench-peers/.installed:
 	$(PYTHON) -m venv .venv-bench-peers
 	.venv-bench-peers/bin/pip install --quiet --upgrade pip
-	.venv-bench-peers/bin/pip install --quiet dicom2nifti SimpleITK
+	.venv-bench-peers/bin/pip install --quiet dicom2nifti SimpleITK dcmqi plastimatch
 	touch $@
 
 bench: .venv-bench/.installed .venv-bench-base/.installed .venv-bench-peers/.installed

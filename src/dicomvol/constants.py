@@ -44,3 +44,15 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "nrrd": (".nrrd", ".nrrd"),
     "mha": (".mha", ".mha"),
 }
+
+#: A SEG frame snaps onto an output plane when its pixel (0, 0) lies within this distance
+#: (mm) of a voxel centre of that plane, or within SEG_SNAP_TOLERANCE_VOXELS of the voxel
+#: size, whichever is larger (real SEGs drift by a few hundredths of a mm from the slices
+#: they segment). The largest drift is recorded in the label map's sidecar.
+SEG_SNAP_TOLERANCE_MM = 0.05
+SEG_SNAP_TOLERANCE_VOXELS = 0.05
+#: An RTSTRUCT contour belongs to an output slice when every vertex lies within this
+#: distance (mm) of the slice plane, or within CONTOUR_PLANE_TOLERANCE_VOXELS of the slice
+#: step, whichever is larger; a contour on no slice plane is reported, never snapped.
+CONTOUR_PLANE_TOLERANCE_MM = 0.05
+CONTOUR_PLANE_TOLERANCE_VOXELS = 0.05

@@ -39,7 +39,7 @@ def checksums(out_dir: Path) -> dict[str, object]:
     resampled = set()
     for side in out_dir.glob("*.json"):
         meta = json.loads(side.read_text())
-        if meta.get("Resampled") is True:
+        if meta.get("Resampled") is True and "LabelMap" not in meta:  # label maps: integers
             resampled.add(side.name[:-len(".json")] + ".nii")
     out: dict[str, object] = {}
     for p in sorted(out_dir.iterdir()):

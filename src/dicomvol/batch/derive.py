@@ -17,6 +17,7 @@ import numpy as np
 
 from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.diffusion import Diffusion
+from dicomvol.dicom.frames import RTDOSE_SOP_CLASS
 from dicomvol.errors import HeaderError
 from dicomvol.io.formats import stem_of
 from dicomvol.io.fsl import write_bval_bvec
@@ -24,6 +25,7 @@ from dicomvol.metadata.diffusion import fsl_table
 from dicomvol.metadata.suv import SuvFactor, suv_bw_factor
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.volume import Volume
+from dicomvol.objects.dose import PARAMETRIC_MAP_SOP_CLASS, object_metadata
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,18 @@ def suv_factor(plan: VolumePlan, sources: JobSources) -> SuvFactor:
         series = [{"AcquisitionDate": f.acquisition_date, "AcquisitionTime": f.acquisition_time,
                    "AcquisitionDateTime": f.acquisition_datetime} for f in by_file.values()]
     return suv_bw_factor(first, series=series)
+
+
+def with_object_metadata(metadata: dict[str, Any], plan: VolumePlan,
+                         sources: JobSources) -> dict[str, Any]:
+    """The sidecar plus the units of an RT Dose or parametric map (unchanged for others)."""
+    extra = object_metadata(plan.first.sop_class_uid, sources.header(plan.first.path)) if (
+        plan.first.sop_class_uid in OBJECT_SOP_CLASSES) else {}
+    return {**metadata, **extra} if extra else metadata
+
+
+#: Image objects whose sidecars carry units from :mod:`dicomvol.objects.dose`.
+OBJECT_SOP_CLASSES = frozenset({RTDOSE_SOP_CLASS, PARAMETRIC_MAP_SOP_CLASS})
 
 
 def apply_suv(volume: Volume, factor: SuvFactor) -> Volume:

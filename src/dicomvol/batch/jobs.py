@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dicomvol.batch.derive import apply_suv, suv_factor, write_diffusion
+from dicomvol.batch.derive import apply_suv, suv_factor, with_object_metadata, write_diffusion
 from dicomvol.batch.reading import read_volume
 from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import HeaderError, PixelDataError
@@ -132,7 +132,7 @@ def run_job(job: Job) -> Done:
 def _run(job: Job, image: Path) -> Done:
     plan, opts = job.plan, job.options
     sources = JobSources()
-    metadata = build_metadata(plan, sources)
+    metadata = with_object_metadata(build_metadata(plan, sources), plan, sources)
     diffusions = plan_diffusion(plan, sources)
     factor = suv_factor(plan, sources) if opts.suv else None
     sample: Sample | None = None

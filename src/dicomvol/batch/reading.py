@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dicomvol.batch.derive import with_object_metadata
 from dicomvol.dicom.cache import JobSources
 from dicomvol.metadata.sidecar import build_metadata, mark_resampled
 from dicomvol.model.plan import VolumePlan
@@ -32,7 +33,8 @@ def read_volume(plan: VolumePlan, workers: int = 1, sources: JobSources | None =
         A frame cannot be decoded; the message names the file.
     """
     sources = sources if sources is not None else JobSources()
-    meta = metadata if metadata is not None else build_metadata(plan, sources)
+    meta = metadata if metadata is not None else with_object_metadata(
+        build_metadata(plan, sources), plan, sources)
     pixels = assemble(plan, workers, sources)
     if pixels.resampling is not None:
         meta = mark_resampled(meta, plan, pixels.resampling, tuple(pixels.data.shape))

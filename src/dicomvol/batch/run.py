@@ -18,6 +18,7 @@ from pathlib import Path
 from dicomvol._typing import PathLike
 from dicomvol.batch.executors import default_workers, run_dask, run_local
 from dicomvol.batch.jobs import Done, Job, run_job, triage
+from dicomvol.batch.labelmaps import label_jobs, run_label_jobs
 from dicomvol.batch.naming import NameAllocator, render, template_fields
 from dicomvol.batch.scan import ProgressFn, scan_inputs
 from dicomvol.errors import UsageError
@@ -68,12 +69,16 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
         1, min(options.jobs, default_workers()) // max(1, min(options.jobs, len(result.plans))))
     pending = [replace(job_for(plan, out, options, allocator), threads=threads)
                for plan in result.plans]
+    image_jobs = list(pending)
     for _ in range(MAX_REPLANS + 1):
         failures = _execute(pending, options, report, progress,
                             pool if threads == 1 else None)
         if not failures:
             break
         pending = _replan(failures, out, options, allocator, report)
+    if result.derived:
+        jobs, not_run = label_jobs(result.derived, image_jobs, out, options, allocator, report)
+        run_label_jobs(jobs, not_run, options, report, progress, pool)
     remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
     report.outputs.sort(key=lambda o: o.path)
     report.write()

@@ -1,4 +1,5 @@
-"""Scanning: discover files, index their headers in parallel chunks, plan volumes."""
+"""Scanning: discover files, index their headers in parallel chunks, plan volumes, pair
+derived objects (SEG, RTSTRUCT) with the image plans they reference."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from dicomvol._typing import PathLike
 from dicomvol.batch.executors import run_local
+from dicomvol.batch.pairing import pair_derived
 from dicomvol.dicom.index import IndexResult, IndexTask, index_task
 from dicomvol.inputs.discover import discover
 from dicomvol.model.plan import ScanResult
@@ -41,5 +43,7 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
         if progress is not None:
             progress(done, total, "reading headers")
     index.sort()
-    return plan_index(index.frames, index.ignored, index.errors, n_files=total,
-                      options=options, same_pixels=SamePixels())
+    result = plan_index(index.frames, index.ignored, index.errors, n_files=total,
+                        options=options, same_pixels=SamePixels())
+    pair_derived(result, index.derived, options)
+    return result

@@ -87,6 +87,16 @@ def print_table(rows: dict[str, Any]) -> None:
                   + "\n")
     if notes:
         out.write("\nwarnings:\n" + "\n".join(notes) + "\n")
+    derived = rows.get("derived") or []
+    if derived:
+        out.write("\nderived objects:\n")
+    for d in derived:
+        what = f"{len(d['Segments'])} {'ROIs' if d['Modality'] == 'RTSTRUCT' else 'segments'}"
+        frames = f", {d['Frames']} frames" if d["Frames"] is not None else ""
+        refs = ", ".join(d["ReferencedSeries"]) or "(no series named)"
+        out.write(f"  {d['Modality']} {d['File']} ({d['Type']}, {what}{frames}) references "
+                  f"{refs}: {d['Action']} {'x'.join(str(n) for n in d['Grid'])}\n")
+        out.writelines(f"    {w}\n" for w in d["Warnings"])
     for s in rows["skipped"]:
         out.write(f"skip {s['Frames']} frame(s): {s['Reason']}\n")
     ignored = Counter(i["Reason"] for i in rows["ignored"])

@@ -29,6 +29,9 @@ from dicomvol.errors import HeaderError
 from dicomvol.inputs.discover import Candidate
 from dicomvol.model.records import FrameRecord
 
+#: RT Dose Storage.
+RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
+
 
 def frame_records(
     ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
@@ -46,6 +49,7 @@ def frame_records(
         raise HeaderError("image without Rows/Columns")
     ts = str(transfer_syntax(ds))
     native_offset = info.value_offset if info.length != UNDEFINED_LENGTH else None
+    pixel_format = {(0x7FE0, 0x0008): "float32", (0x7FE0, 0x0009): "float64"}.get(info.tag, "")
     common: dict[str, Any] = dict(
         path=cand.path,
         rel=cand.rel,
@@ -67,6 +71,7 @@ def frame_records(
         pixel_representation=to_int(ds.get("PixelRepresentation")) or 0,
         transfer_syntax=ts,
         pixel_offset=native_offset,
+        pixel_format=pixel_format,
         gzipped=gzipped,
         gantry_tilt=to_float(ds.get("GantryDetectorTilt")),
         frame_of_reference_uid=to_str(ds.get("FrameOfReferenceUID")),
@@ -90,6 +95,7 @@ def frame_records(
         if "MOSAIC" in fields["image_type"]:
             return _mosaic_records(ds, common, fields)
         return [FrameRecord(frame=1, **common, **fields)]
+    dose = dose_positions(ds) if per_frame is None and shared is None else None
     records = []
     philips = vendor(ds) == "Philips"
     for index in range(n_frames):
@@ -101,10 +107,41 @@ def frame_records(
             fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
         if philips:
             fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
+        if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
+            fields["position"] = dose[index] if index < len(dose) else None
+            fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
+            fields["rescale_intercept"] = 0.0
         number = fields.pop("instance_number_override", None)
         frame_common = common if number is None else {**common, "instance_number": number}
         records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
     return records
+
+
+def dose_positions(ds: Any) -> list[Vec3] | None:
+    """ImagePositionPatient of each frame of a multi-frame RT Dose (PS3.3 C.8.8.3.2).
+
+    GridFrameOffsetVector gives each frame's offset along the slice normal,
+    either relative to ImagePositionPatient (first offset 0) or as the
+    absolute coordinate along the normal (first offset = IPP's, axial only);
+    both put frame 0 at IPP and frame k at ``IPP + (offset_k - offset_0) * normal``.
+    None when the object is not a multi-frame dose grid.
+    """
+    offsets = ds.get("GridFrameOffsetVector")
+    if offsets is None or to_str(ds.get("SOPClassUID")) != RTDOSE_SOP_CLASS:
+        return None
+    ipp = _position(ds.get("ImagePositionPatient"))
+    iop = _orientation(ds.get("ImageOrientationPatient"))
+    try:
+        values = [float(v) for v in offsets]
+    except (TypeError, ValueError):
+        values = [float(v) for v in str(offsets).split("\\")]
+    if ipp is None or iop is None or not values:
+        return None
+    row, col = iop[:3], iop[3:]
+    normal = (row[1] * col[2] - row[2] * col[1], row[2] * col[0] - row[0] * col[2],
+              row[0] * col[1] - row[1] * col[0])
+    return [(ipp[0] + (o - values[0]) * normal[0], ipp[1] + (o - values[0]) * normal[1],
+             ipp[2] + (o - values[0]) * normal[2]) for o in values]
 
 
 def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:
@@ -169,7 +206,11 @@ def _multi_frame_fields(
         if plane_ori
         else ds.get("ImageOrientationPatient")
     )
-    src = transform if transform is not None else ds
+    src: Any = transform if transform is not None else ds
+    if transform is None:  # parametric maps: the real world value mapping
+        mapping = functional_group(frame_fg, shared, "RealWorldValueMappingSequence")
+        if mapping is not None and mapping.get("RealWorldValueSlope") is not None:
+            src = _RealWorld(mapping)
     image_type = to_strs(frame_type.get("FrameType")) if frame_type else ()
     temporal = to_int(content.get("TemporalPositionIndex")) if content else None
     stack_id = to_str(content.get("StackID")) if content else ""
@@ -202,6 +243,18 @@ def _multi_frame_fields(
         diffusion_b=b_value,
         diffusion_direction=direction,
     )
+
+
+class _RealWorld:
+    """A RealWorldValueMapping item read like a PixelValueTransformation item."""
+
+    def __init__(self, item: Any) -> None:
+        self._item = item
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        name = {"RescaleSlope": "RealWorldValueSlope",
+                "RescaleIntercept": "RealWorldValueIntercept"}.get(keyword, keyword)
+        return self._item.get(name, default)
 
 
 def _orientation(value: Any) -> Orientation | None:

@@ -44,6 +44,8 @@ class PixelInfo:
     value_offset: int | None  # None when the offset is unknown (gzip/deflate)
     length: int  # UNDEFINED_LENGTH for encapsulated data
     remaining: int  # bytes from the value offset to the end of the file
+    #: The element: (7FE0,0010) PixelData, (7FE0,0008) FloatPixelData, (7FE0,0009) DoubleFloat.
+    tag: tuple[int, int] = (0x7FE0, 0x0010)
 
 
 def open_dicom(path: str) -> tuple[BinaryIO, bool]:
@@ -134,9 +136,11 @@ def _deflated_pixel_info(fp: BinaryIO) -> PixelInfo | None:
     """Deflated data sets: read fully (rare) to learn whether they hold pixel data."""
     fp.seek(0)
     full = pydicom.dcmread(fp, force=True)
-    if not any(kw in full for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        return None
-    return PixelInfo(0, None, UNDEFINED_LENGTH, 0)  # length checked when decoded
+    for keyword, tag in (("PixelData", (0x7FE0, 0x0010)), ("FloatPixelData", (0x7FE0, 0x0008)),
+                         ("DoubleFloatPixelData", (0x7FE0, 0x0009))):
+        if keyword in full:
+            return PixelInfo(0, None, UNDEFINED_LENGTH, 0, tag)  # length checked when decoded
+    return None
 
 
 def _looks_like_raw_dicom(head: bytes) -> bool:
@@ -179,7 +183,7 @@ def _pixel_info(fp: BinaryIO, ds: Dataset, gzipped: bool) -> PixelInfo | None:
             (length,) = struct.unpack(end + "H", head[6:8])
             value_offset = tag_offset + 8
     return PixelInfo(tag_offset, None if gzipped else value_offset, length,
-                     size - value_offset)
+                     size - value_offset, (group, elem))
 
 
 def check_pixel_length(ds: Any, info: PixelInfo) -> None:

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
 
+from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
 from dicomvol.dicom.frames import frame_records
 from dicomvol.dicom.header import (
     DICOMDIR_SOP_CLASS,
@@ -31,6 +32,7 @@ from dicomvol.dicom.lean import read_lean
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Candidate
+from dicomvol.model.derived import DerivedObject
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
 
 log = logging.getLogger(__name__)
@@ -43,18 +45,22 @@ class IndexResult:
     frames: list[FrameRecord] = field(default_factory=list)
     ignored: list[IgnoredFile] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
+    #: SEG and RTSTRUCT instances (a SEG's frames are in ``frames`` as well).
+    derived: list[DerivedObject] = field(default_factory=list)
 
     def extend(self, other: IndexResult) -> None:
         """Append another result's entries to this one."""
         self.frames.extend(other.frames)
         self.ignored.extend(other.ignored)
         self.errors.extend(other.errors)
+        self.derived.extend(other.derived)
 
     def sort(self) -> None:
         """Order entries by file, so results do not depend on which worker finished first."""
         self.frames.sort(key=lambda f: (f.path, f.frame, f.tile or 0))
         self.ignored.sort(key=lambda i: i.path)
         self.errors.sort(key=lambda e: e.path)
+        self.derived.sort(key=lambda d: (d.path, d.sop_instance_uid))
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,9 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
         result.ignored.append(IgnoredFile(cand.path, cand.rel, "DICOMDIR (a directory index)"))
         return
     sop_uid = str(ds.get("SOPInstanceUID", "") or meta_value(ds, "MediaStorageSOPInstanceUID"))
+    if is_rtstruct(sop_class) and sop_uid:
+        _index_rtstruct(ds, cand, names, result)
+        return
     if pixel_info is None:
         name = sop_name(sop_class)
         result.ignored.append(
@@ -146,13 +155,27 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
         return
     try:
         check_pixel_length(ds, pixel_info)
-        result.frames.extend(frame_records(ds, cand, pixel_info, gzipped, names))
+        frames = frame_records(ds, cand, pixel_info, gzipped, names)
+        if is_seg(sop_class):
+            result.derived.append(seg_object(ds, cand, names))
+        result.frames.extend(frames)
     except (HeaderError, PixelDataError) as exc:
         result.errors.append(FileError(cand.path, cand.rel, str(exc)))
     except Exception as exc:  # odd headers must cost this file only, with its name
         log.debug("%s: header not understood", cand.path, exc_info=True)
         msg = f"header not understood: {type(exc).__name__}: {exc}"
         result.errors.append(FileError(cand.path, cand.rel, msg))
+
+
+def _index_rtstruct(ds: Dataset, cand: Candidate, names: tuple[str, ...],
+                    result: IndexResult) -> None:
+    """An RTSTRUCT becomes a derived object; an unreadable one an error naming the file."""
+    try:
+        result.derived.append(rtstruct_object(ds, cand, names))
+    except Exception as exc:  # odd headers must cost this file only, with its name
+        log.debug("%s: structure set not understood", cand.path, exc_info=True)
+        result.errors.append(FileError(cand.path, cand.rel, "structure set not understood: "
+                                       f"{type(exc).__name__}: {exc}"))
 
 
 def _index_lean(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -186,3 +187,43 @@ def to_nifti(volume: Volume) -> nib.Nifti1Image:
     buf = io.BytesIO()
     write_stream(volume, buf)
     return nib.Nifti1Image.from_bytes(buf.getvalue())
+
+
+def write_nifti_volumes(spec: NiftiSpec, volumes: Iterable[np.ndarray],
+                        path: str | os.PathLike[str], compress: bool, threads: int = 1) -> int:
+    """Write a 4D NIfTI from 3D volumes given one at a time (atomically).
+
+    NIfTI stores voxels in Fortran order, so volume t is one contiguous run of
+    bytes after volume t - 1: each volume is written as soon as it is made and
+    only one is held in memory.
+
+    Parameters
+    ----------
+    spec : NiftiSpec
+        The header; ``spec.shape`` is (X, Y, Z, T) and ``spec.dtype`` the stored type.
+    volumes : iterable of ndarray of shape (X, Y, Z)
+        Exactly T volumes, converted to ``spec.dtype``.
+
+    Returns
+    -------
+    int
+        The number of volumes written.
+
+    Raises
+    ------
+    ValueError
+        A volume of another shape, or not T of them (the file is not left behind).
+    """
+    expected = tuple(spec.shape[:3])
+    count = 0
+    with atomic_path(Path(path)) as tmp, open_output(tmp, compress, threads) as fp:
+        write_header(spec, fp)
+        for volume in volumes:
+            if tuple(volume.shape) != expected:
+                raise ValueError(f"volume {count} has shape {volume.shape}, not {expected}")
+            data = np.asfortranarray(volume, dtype=spec.dtype.newbyteorder("<"))
+            fp.write(data.T.reshape(-1).data)
+            count += 1
+        if count != (spec.shape[3] if len(spec.shape) > 3 else 1):
+            raise ValueError(f"{count} volumes written, the header says {spec.shape}")
+    return count

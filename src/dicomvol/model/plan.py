@@ -8,9 +8,11 @@ accounts for every file and frame that indexing found.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from dicomvol.model.derived import DerivedObject
 from dicomvol.model.detail import GeometryChecks, GeometryDetail
 from dicomvol.model.grid import VolumeGeometry
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
@@ -88,6 +90,47 @@ class VolumePlan:
                               self.first.frame_of_reference_uid or None)
 
 
+@dataclass(frozen=True, eq=False)
+class DerivedPlan:
+    """One label map to write: a derived object placed on one image plan's output grid.
+
+    Attributes
+    ----------
+    obj : DerivedObject
+    frames : tuple of FrameRecord
+        SEG: every frame of the instance, in frame order (empty for RTSTRUCT).
+    target : VolumePlan
+        The image plan whose output grid the map is written on; for an own-grid
+        SEG, a plan made of the SEG's own frames (never written as an image).
+    grid : VolumeGeometry
+        The grid the map is written on: ``target.geometry`` for an image plan;
+        for an own-grid SEG the regular grid of its frames.
+    own_grid : bool
+        True when the referenced image is not in the input and the SEG is
+        written on the grid of its own frames.
+    warnings : tuple of str
+    """
+
+    obj: DerivedObject
+    frames: tuple[FrameRecord, ...]
+    target: VolumePlan
+    grid: VolumeGeometry
+    own_grid: bool = False
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def kind(self) -> str:
+        """The object's kind: "SEG" or "RTSTRUCT"."""
+        return self.obj.kind
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """What the label map's ``SourceInstances`` name: the SEG frames or the RTSTRUCT."""
+        if self.obj.kind == "RTSTRUCT":
+            return [self.obj.instance_source()]
+        return [f.source() for f in self.frames]
+
+
 @dataclass
 class ScanResult:
     """Plans and the accounting of every file and frame that is in no plan."""
@@ -98,3 +141,7 @@ class ScanResult:
     errors: list[FileError] = field(default_factory=list)
     series_checks: dict[str, GeometryChecks | None] = field(default_factory=dict)
     n_files: int = 0
+    #: Label maps to write: SEG and RTSTRUCT instances paired with an image plan.
+    derived: list[DerivedPlan] = field(default_factory=list)
+    #: SEG frames set aside by the planner for pairing (in ``derived`` or ``skipped`` after).
+    derived_frames: list[FrameRecord] = field(default_factory=list)

@@ -66,6 +66,9 @@ class FrameRecord:
     diffusion_direction: Vec3 | None = None
     #: Byte offset of the PixelData value for native (uncompressed) files, else None.
     pixel_offset: int | None = None
+    #: "float32" / "float64" for FloatPixelData / DoubleFloatPixelData (parametric maps),
+    #: "" for integer PixelData.
+    pixel_format: str = ""
     gzipped: bool = False
     #: FrameOfReferenceUID ("" when absent).
     frame_of_reference_uid: str = ""

@@ -24,6 +24,8 @@ NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 
 def stored_dtype(frame: FrameRecord) -> np.dtype[Any]:
     """numpy dtype of the stored pixel values of a frame."""
+    if frame.pixel_format:
+        return np.dtype(frame.pixel_format)
     bits = frame.bits_allocated if frame.bits_allocated in (8, 16, 32) else 16
     signed = frame.pixel_representation == 1
     return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")

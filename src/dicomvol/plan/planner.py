@@ -7,8 +7,9 @@ one plan or one :class:`~dicomvol.model.records.SkippedFrame`.
 Rules, in order:
 
 1. The same (SOPInstanceUID, frame) read twice is used once; the copy is skipped.
-2. Frames that are not part of a cross-sectional volume are skipped with a
-   reason: segmentations, secondary captures, microscopy and projection
+2. SEG frames are set aside for pairing with the image they segment
+   (``ScanResult.derived_frames``). Frames that are not part of a
+   cross-sectional volume are skipped with a reason: secondary captures, microscopy and projection
    images, localizers, colour images, frames without position/orientation.
 3. Frames are grouped by SeriesInstanceUID, then by grid: orientation,
    Rows/Columns and PixelSpacing.
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from dicomvol.model import geometry
+from dicomvol.model.derived import SEG_SOP_CLASSES
 from dicomvol.model.detail import GeometryChecks
 from dicomvol.model.plan import ScanResult, VolumePlan
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
@@ -35,8 +37,6 @@ from dicomvol.plan.stacks import StackContext
 
 #: SOP classes that hold pixel data but are never stacked into a volume.
 NON_VOLUME_SOP_CLASSES: dict[str, str] = {
-    "1.2.840.10008.5.1.4.1.1.66.4": "segmentation (convert it with a SEG tool such as highdicom)",
-    "1.2.840.10008.5.1.4.1.1.66.7": "label map segmentation (convert it with a SEG tool)",
     "1.2.840.10008.5.1.4.1.1.7": "secondary capture (a screenshot, not an acquired slice)",
     "1.2.840.10008.5.1.4.1.1.7.1": "secondary capture (a screenshot, not an acquired slice)",
     "1.2.840.10008.5.1.4.1.1.7.2": "secondary capture (a screenshot, not an acquired slice)",
@@ -49,8 +49,6 @@ NON_VOLUME_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.1.2": "mammography (a projection image)",
     "1.2.840.10008.5.1.4.1.1.1.2.1": "mammography (a projection image)",
     "1.2.840.10008.5.1.4.1.1.481.1": "RT image (a projection image)",
-    "1.2.840.10008.5.1.4.1.1.481.2": "RT dose grid (not yet supported)",
-    "1.2.840.10008.5.1.4.1.1.30": "parametric map (not yet supported)",
 }
 
 def plan_index(
@@ -82,6 +80,9 @@ def plan_index(
     result.skipped.extend(duplicates)
     volume_frames: list[FrameRecord] = []
     for frame in frames:
+        if frame.sop_class_uid in SEG_SOP_CLASSES:
+            result.derived_frames.append(frame)  # placed by pairing (batch), not stacked
+            continue
         reason = non_volume_reason(frame)
         if reason is None:
             volume_frames.append(frame)

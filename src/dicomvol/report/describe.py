@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from dicomvol.model.detail import GeometryDetail, checks_json
-from dicomvol.model.plan import ScanResult, VolumePlan
+from dicomvol.model.plan import DerivedPlan, ScanResult, VolumePlan
 
 
 def describe(result: ScanResult) -> dict[str, Any]:
@@ -20,6 +20,7 @@ def describe(result: ScanResult) -> dict[str, Any]:
         skipped[s.reason][s.rel.split("/")[0] if "/" in s.rel else "."] += 1
     return {
         "volumes": [describe_plan(plan) for plan in result.plans],
+        "derived": [describe_derived(d) for d in result.derived],
         "skipped": [{"Reason": r, "Frames": sum(c.values())} for r, c in skipped.items()],
         "ignored": [{"File": i.rel, "Reason": i.reason} for i in result.ignored],
         "errors": [{"File": e.rel, "Error": e.error} for e in result.errors],
@@ -83,3 +84,41 @@ def case_text(detail: GeometryDetail) -> str:
     if case == "lateral shift" and m is not None:
         case += f" up to {m.in_plane_shift_mm:g} mm"
     return case
+
+
+def describe_derived(plan: DerivedPlan) -> dict[str, Any]:
+    """One row per label map: the SEG or RTSTRUCT, what it references, what convert does."""
+    obj, target = plan.obj, plan.target
+    if plan.own_grid:
+        grid = "the SEG's own frames"
+    else:
+        t = target.first
+        grid = (f"series {t.series_number if t.series_number is not None else '-'} "
+                f"{t.modality} {t.series_description!r}" + (f" [{target.label}]"
+                                                            if target.label else ""))
+    if target.resample is not None and not plan.own_grid:
+        how = "resampled grid"
+    elif plan.grid.sheared:
+        how = "sheared grid"
+    else:
+        how = "exact grid"
+    kind = {"BINARY": "binary", "FRACTIONAL": "fractional", "LABELMAP": "label map"}.get(
+        obj.segmentation_type, "contours")
+    return {
+        "Modality": obj.kind,
+        "File": obj.rel,
+        "SOPInstanceUID": obj.sop_instance_uid,
+        "SeriesInstanceUID": obj.series_instance_uid,
+        "SeriesDescription": obj.series_description,
+        "Type": kind,
+        "Segments": [s.label for s in obj.segments if not (s.number == 0 and kind == "label map")],
+        "Frames": len(plan.frames) if obj.kind == "SEG" else None,
+        "ReferencedSeries": list(obj.referenced_series),
+        "ReferencedInstances": len(obj.referenced_instances),
+        "FrameOfReferenceUID": obj.frame_of_reference_uid or None,
+        "TargetSeriesInstanceUID": None if plan.own_grid else target.series_instance_uid,
+        "OwnGrid": plan.own_grid,
+        "Grid": list(plan.grid.spatial_shape),
+        "Action": f"write a label map on the {how} of {grid}",
+        "Warnings": list(plan.warnings),
+    }

@@ -1,0 +1,1 @@
+"""Derived objects on an image grid: SEG and RTSTRUCT label maps, RTDOSE and parametric maps."""
