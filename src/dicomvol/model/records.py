@@ -6,7 +6,8 @@ workers) and make up the run report's accounting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from dicomvol._typing import Orientation, Vec3
@@ -78,6 +79,11 @@ class FrameRecord:
     #: Header values an output name template asks for: (keyword, text) pairs.
     names: tuple[tuple[str, str], ...] = ()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the class and its field values (records cross process boundaries by the
+        ten thousand: this is several times faster than the dataclass default)."""
+        return (FrameRecord, _frame_values(self))
+
     @property
     def key(self) -> tuple[str, int, int]:
         """The slice's identity: (SOPInstanceUID, frame number, mosaic tile or 0)."""
@@ -90,6 +96,10 @@ class FrameRecord:
         if self.tile is not None:
             entry["Tile"] = self.tile
         return entry
+
+
+#: A FrameRecord's field values in declaration order (its ``__init__`` takes them so).
+_frame_values = attrgetter(*(f.name for f in fields(FrameRecord)))
 
 
 @dataclass(frozen=True, slots=True)
