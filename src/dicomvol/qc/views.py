@@ -231,7 +231,7 @@ def resize(image: np.ndarray, height: int, width: int, smooth: bool = True) -> n
     source = np.asarray(image)
     if fy * fx > MAX_GATHERED_BLOCK:  # large shrink: whole-image block means are cheaper
         blocks = np.asarray(source[:hb * fy, :wb * fx], dtype=np.float32)
-        means = blocks.reshape(hb, fy, wb, fx).mean(axis=(1, 3))
+        means: np.ndarray = blocks.reshape(hb, fy, wb, fx).mean(axis=(1, 3))
         return means[np.ix_(rows, cols)]
     total = np.zeros((height, width), dtype=np.float32)
     for dy in range(fy):
