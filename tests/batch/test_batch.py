@@ -446,7 +446,8 @@ def test_a_job_run_twice_is_still_reported_as_an_output(
     inp = tmp_path / "in"
     _small_series(inp, 2)
 
-    def run_twice(fn: Any, jobs: Any, workers: int, pool: Any = None) -> Iterator[Any]:
+    def run_twice(fn: Any, jobs: Any, workers: int, pool: Any = None,
+                  on_error: Any = None) -> Iterator[Any]:
         """What Dask does when a worker dies: the task runs again on another worker."""
         for job in jobs:
             if not hasattr(job, "plan"):  # header-reading chunks also run through run_local

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
 
+from dicomvol.dicom.damage import damaged_image
 from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
 from dicomvol.dicom.frames import frame_records
 from dicomvol.dicom.header import (
@@ -127,12 +128,28 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
     try:
         ds, pixel_info = read_header_from(stream, gzipped)
     except NotDicomError as exc:
-        result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
+        damage = damaged_image(stream, fs.stream_size(stream))
+        if damage is not None:  # a damaged image, not "not DICOM"
+            result.errors.append(FileError(cand.path, cand.rel, damage))
+        else:
+            result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
         return
     except (HeaderError, PixelDataError) as exc:
         result.errors.append(FileError(cand.path, cand.rel, str(exc)))
         return
+    if pixel_info is None and not _is_index_object(ds):
+        damage = damaged_image(stream, fs.stream_size(stream), ds)
+        if damage is not None:  # the header ends before PixelData: not "no pixel data"
+            result.errors.append(FileError(cand.path, cand.rel, damage))
+            return
     _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+
+
+def _is_index_object(ds: Dataset) -> bool:
+    """DICOMDIR or RTSTRUCT: objects without top-level pixels, whatever they embed."""
+    sop_class = str(ds.get("SOPClassUID", "") or meta_value(ds, "MediaStorageSOPClassUID"))
+    return (sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds
+            or is_rtstruct(sop_class))
 
 
 def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, cand: Candidate,

@@ -22,6 +22,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -34,6 +35,8 @@ from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedF
 from dicomvol.options import PlanOptions
 from dicomvol.plan.splits import SamePixels, plan_grid
 from dicomvol.plan.stacks import StackContext
+
+log = logging.getLogger(__name__)
 
 #: SOP classes that hold pixel data but are never stacked into a volume.
 NON_VOLUME_SOP_CLASSES: dict[str, str] = {
@@ -92,12 +95,25 @@ def plan_index(
     for frame in volume_frames:
         by_series[frame.series_instance_uid].append(frame)
     for uid in sorted(by_series, key=lambda u: (_series_sort_key(by_series[u]), u)):
-        plans, skipped, checks = plan_series(by_series[uid], options, same_pixels)
+        try:
+            plans, skipped, checks = plan_series(by_series[uid], options, same_pixels)
+        except Exception as exc:  # a bug or an absurd header costs this series, not the run
+            log.debug("planning series %s failed", uid, exc_info=True)
+            result.errors.extend(_series_failed(by_series[uid], exc))
+            continue
         result.plans.extend(plans)
         result.skipped.extend(skipped)
         result.series_checks[uid] = checks
     result.skipped = _collapse_instances(result.skipped, frames_in)
     return result
+
+
+def _series_failed(frames: Sequence[FrameRecord], exc: Exception) -> list[FileError]:
+    """One ``errors`` entry per file of a series that could not be planned."""
+    why = (f"internal: planning series {frames[0].series_instance_uid} failed: "
+           f"{type(exc).__name__}: {exc}")
+    files = {f.path: f.rel for f in frames}
+    return [FileError(path, rel, why) for path, rel in sorted(files.items())]
 
 
 def _philips_fp(frame: FrameRecord) -> FrameRecord:
