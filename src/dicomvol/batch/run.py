@@ -43,6 +43,7 @@ def convert_run(paths: Sequence[PathLike], out_dir: PathLike, options: ConvertOp
                 progress: ProgressFn | None = None) -> RunReport:
     """Convert every volume under ``paths`` into ``out_dir`` (see :func:`dicomvol.convert`)."""
     check_template(options)
+    check_output(Path(out_dir))
     if options.qc:  # imported before the pool forks, so that no worker imports it again
         import dicomvol.qc.capture  # noqa: F401
     with ExitStack() as stack:
@@ -141,6 +142,17 @@ def check_template(options: ConvertOptions) -> None:
         if named:
             raise UsageError(f"--anonymize: the name template uses {', '.join(named)}; "
                              "choose a template without patient identifiers")
+
+
+def check_output(out_dir: Path) -> None:
+    """Fail early (a usage error) when the output folder, or a folder above it, is a file."""
+    for path in (out_dir, *out_dir.absolute().parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                where = "" if path == out_dir else f" (in the output folder {out_dir})"
+                raise UsageError(f"{path}{where} is an existing file, not a folder; name a "
+                                 "new or an existing folder for the outputs")
+            return
 
 
 def remove_stale_temporaries(out: Path) -> None:

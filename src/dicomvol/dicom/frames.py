@@ -7,6 +7,7 @@ the same code.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -42,7 +43,11 @@ def frame_records(
     ``names`` are header keywords whose values the records carry as text (for
     output name templates), so that naming never reads a header again.
     """
-    n_frames = to_int(ds.get("NumberOfFrames")) or 1
+    raw_frames = ds.get("NumberOfFrames")
+    n_frames = to_int(raw_frames)
+    if n_frames is None and raw_frames is not None and str(raw_frames).strip():
+        raise HeaderError(f"NumberOfFrames {str(raw_frames)!r} is not a number")
+    n_frames = n_frames or 1
     rows = to_int(ds.get("Rows"))
     cols = to_int(ds.get("Columns"))
     if not rows or not cols:
@@ -114,7 +119,17 @@ def frame_records(
         number = fields.pop("instance_number_override", None)
         frame_common = common if number is None else {**common, "instance_number": number}
         records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
+    for record in records[:1] if records[0].rescale_slope == records[-1].rescale_slope else records:
+        _check_rescale(record)
     return records
+
+
+def _check_rescale(record: FrameRecord) -> None:
+    """Raise HeaderError for a rescale that is no finite number (values would be garbage)."""
+    for name, value in (("RescaleSlope", record.rescale_slope),
+                        ("RescaleIntercept", record.rescale_intercept)):
+        if not math.isfinite(value):
+            raise HeaderError(f"{name} {value} is not a finite number (frame {record.frame})")
 
 
 def dose_positions(ds: Any) -> list[Vec3] | None:

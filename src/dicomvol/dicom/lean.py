@@ -14,6 +14,7 @@ built by the same code either way.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -21,6 +22,8 @@ from typing import Any, BinaryIO
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dicomvol.dicom.values import vendor
+
+log = logging.getLogger(__name__)
 
 #: Bytes read first; a longer header is read in full on demand.
 _HEAD_BYTES = 32768
@@ -94,6 +97,9 @@ def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
     try:
         return _read_lean(fp, size, _tags_for(tuple(keywords)))
     except (struct.error, ValueError, IndexError):
+        return None
+    except Exception:  # anything else (MemoryError from an absurd length, ...): pydicom decides
+        log.debug("lean reader declined after %s", "an unexpected error", exc_info=True)
         return None
 
 

@@ -15,6 +15,8 @@ from dicomvol.pixels.decode import decode
 
 log = logging.getLogger(__name__)
 
+_UNDECODABLE = b"undecodable:"
+
 
 class SamePixels:
     """``same(a, b)``: True when two frames decode to the same values with the same rescale.
@@ -38,8 +40,12 @@ class SamePixels:
                     ).digest()
             except Exception:  # undecodable: like no other frame (decoding reports it later)
                 log.debug("%s: no pixel digest", frame.path, exc_info=True)
-                self._digests[key] = b"undecodable:" + repr(key).encode()
+                self._digests[key] = _UNDECODABLE + repr(key).encode()
         return self._digests[key]
+
+    def decodable(self, frame: FrameRecord) -> bool:
+        """Whether the frame's pixels decode (so that a comparison with it means something)."""
+        return not self.digest(frame).startswith(_UNDECODABLE)
 
     def __call__(self, a: FrameRecord, b: FrameRecord) -> bool:
         return self.digest(a) == self.digest(b)

@@ -7,7 +7,16 @@ The library never imports this package. Split by concern: :mod:`series`
 :mod:`demo` (the demo study).
 """
 
-from dicomvol.testing.damaged import write_header_garbage, write_non_dicom, write_truncated
+from dicomvol.testing.damaged import (
+    element_offsets,
+    write_conflicting_copy,
+    write_header_garbage,
+    write_nested_sequences,
+    write_non_dicom,
+    write_overlong_element,
+    write_raw_value,
+    write_truncated,
+)
 from dicomvol.testing.demo import write_demo_study
 from dicomvol.testing.derived import (
     Roi,
@@ -27,15 +36,20 @@ __all__ = [
     "SegFrame",
     "SyntheticSeries",
     "directions_for",
+    "element_offsets",
     "oblique_directions",
     "polygon_on_slice",
     "rotation_matrix",
     "seg_frames_from_masks",
+    "write_conflicting_copy",
     "write_demo_study",
     "write_header_garbage",
     "write_localizer",
+    "write_nested_sequences",
     "write_non_dicom",
+    "write_overlong_element",
     "write_parametric_map",
+    "write_raw_value",
     "write_rtdose",
     "write_rtstruct",
     "write_seg",
