@@ -159,9 +159,20 @@ def test_object_without_pixels_is_still_ignored(tmp_path: Path) -> None:
     src = write_series(tmp_path / "src", shape=(8, 6, 1), shuffle_seed=None)
     ds = pydicom.dcmread(src.paths[0])
     del ds.PixelData
+    ds.save_as(tmp_path / "CUT", enforce_file_format=True)  # an image header, pixels gone
+    for name in ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+                 "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"):
+        delattr(ds, name)
+    ds.save_as(tmp_path / "CUT2", enforce_file_format=True)  # a CT without the pixel module
+    raw = "1.2.840.10008.5.1.4.1.1.66"  # Raw Data Storage: not an image
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = raw
     ds.save_as(tmp_path / "NOPIXELS", enforce_file_format=True)
     result = index_file(Candidate(str(tmp_path / "NOPIXELS"), "NOPIXELS"))
-    assert [i.reason for i in result.ignored] == ["no pixel data (CT Image Storage)"]
+    assert [i.reason for i in result.ignored] == ["no pixel data (Raw Data Storage)"]
+    (error,) = index_file(Candidate(str(tmp_path / "CUT2"), "CUT2")).errors
+    assert "CT Image Storage" in error.error and "no Pixel Data" in error.error
+    (error,) = index_file(Candidate(str(tmp_path / "CUT"), "CUT")).errors
+    assert "no Pixel Data" in error.error and "truncated" in error.error
 
 
 # --- 5. no interpolation across a large gap -------------------------------------------------

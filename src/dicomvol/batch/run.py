@@ -226,7 +226,11 @@ def _replan(failures: list[Done], out: Path, options: ConvertOptions,
     first file; its frames are skipped unless another output holds them.
     """
     jobs: list[Job] = []
-    for done in failures:
+    reported = {e.path for e in report.errors}
+    replanned: set[frozenset[tuple[str, str, int, int]]] = set()
+    # Plans over the same frames (a tilted series' sheared and resampled volumes) fail on
+    # the same file: the series is planned again once, from the plan with the shortest name.
+    for done in sorted(failures, key=lambda d: (len(d.job.plan.suffix), d.job.image)):
         plan = done.job.plan
         frames = plan.all_frames
         rel_of = {f.path: f.rel for f in frames}
@@ -234,13 +238,21 @@ def _replan(failures: list[Done], out: Path, options: ConvertOptions,
         if bad is None or len(rel_of) == 1:
             first = frames[0]
             path = bad or first.path
-            report.errors.append(FileError(path, rel_of.get(path, first.rel),
-                                           done.error or "conversion failed"))
+            if path not in reported or bad is None:
+                report.errors.append(FileError(path, rel_of.get(path, first.rel),
+                                               done.error or "conversion failed"))
+                reported.add(path)
             if bad is None:
                 unused.extend(_skips(plan, f"volume failed: {done.error}"))
             continue
-        report.errors.append(FileError(bad, rel_of[bad], done.error or "cannot decode"))
+        if bad not in reported:
+            report.errors.append(FileError(bad, rel_of[bad], done.error or "cannot decode"))
+            reported.add(bad)
         rest = [f for f in frames if f.path != bad]
+        same = frozenset((f.path, f.sop_instance_uid, f.frame, f.tile or 0) for f in rest)
+        if same in replanned:
+            continue
+        replanned.add(same)
         try:
             plans, skipped, _ = plan_series(rest, options.plan, SamePixels())
         except Exception as exc:  # a bug in re-planning costs this series only

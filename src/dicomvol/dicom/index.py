@@ -38,6 +38,10 @@ from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
 
 log = logging.getLogger(__name__)
 
+#: Attributes of the Image Pixel module: a header holding one describes pixels it must have.
+IMAGE_PIXEL_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "PixelRepresentation",
+                        "SamplesPerPixel", "PhotometricInterpretation")
+
 
 @dataclass
 class IndexResult:
@@ -137,12 +141,17 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
     except (HeaderError, PixelDataError) as exc:
         result.errors.append(FileError(cand.path, cand.rel, str(exc)))
         return
-    if pixel_info is None and not _is_index_object(ds):
-        damage = damaged_image(stream, fs.stream_size(stream), ds)
-        if damage is not None:  # the header ends before PixelData: not "no pixel data"
-            result.errors.append(FileError(cand.path, cand.rel, damage))
-            return
-    _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+    try:
+        if pixel_info is None and not _is_index_object(ds):
+            damage = damaged_image(stream, fs.stream_size(stream), ds)
+            if damage is not None:  # the header ends before PixelData: not "no pixel data"
+                result.errors.append(FileError(cand.path, cand.rel, damage))
+                return
+        _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+    except Exception as exc:  # a value pydicom cannot convert (e.g. an unknown VR)
+        log.debug("%s: header not understood", cand.path, exc_info=True)
+        result.errors.append(FileError(cand.path, cand.rel, "header not understood: "
+                                       f"{type(exc).__name__}: {exc}"))
 
 
 def _is_index_object(ds: Dataset) -> bool:
@@ -164,6 +173,13 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
         return
     if pixel_info is None:
         name = sop_name(sop_class)
+        pixel_module = [k for k in IMAGE_PIXEL_KEYWORDS if k in ds]
+        if pixel_module or name.endswith("Image Storage"):  # an image without its pixels
+            what = ", ".join(pixel_module[:2]) or "an image SOP class"
+            result.errors.append(FileError(cand.path, cand.rel, (
+                f"image header ({name}, {what}) but no Pixel Data: the file ends before "
+                "it (truncated?)")))
+            return
         result.ignored.append(
             IgnoredFile(cand.path, cand.rel, f"no pixel data ({name})", sop_uid or None))
         return

@@ -31,6 +31,11 @@ _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
              b"UV"}
+#: Every explicit VR (PS3.5 6.2); any other two bytes send the file to pydicom.
+_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
+                   b"LT", b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ",
+                   b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT",
+                   b"UV"})
 _PIXEL_TAG = 0x7FE00010
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
@@ -144,6 +149,8 @@ def _meta(buf: bytes) -> tuple[int | None, str]:
         if group != 0x0002:
             return pos, ts
         vr = buf[pos + 4:pos + 6]
+        if vr not in _VRS:  # a damaged meta group: pydicom decides
+            return None, ""
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", buf, pos + 8)
             start = pos + 12
@@ -176,6 +183,8 @@ def _walk(buf: bytes, pos: int, implicit: bool,
             raw_vr = b""
         else:
             group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+            if raw_vr not in _VRS:  # not a VR: damaged or odd, pydicom decides
+                return None
             if raw_vr in long_vrs:
                 if pos + 12 > n:
                     return None
@@ -203,6 +212,8 @@ def _walk(buf: bytes, pos: int, implicit: bool,
             value = _convert(buf[start:pos], vr)
             if value is not None:
                 values[keyword] = value
+            elif length % struct.calcsize(_NUMERIC.get(vr, "B")):
+                return None  # a number of the wrong length: damaged, pydicom decides
     return None
 
 

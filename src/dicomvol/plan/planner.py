@@ -146,6 +146,7 @@ def _dedupe(frames: Iterable[FrameRecord], same_pixels: SamePixels | None = None
     kept: dict[tuple[Any, ...], FrameRecord] = {}
     by_key: dict[tuple[str, int, int], list[FrameRecord]] = defaultdict(list)
     skipped = []
+    warned: set[tuple[str, str]] = set()
     for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame, f.tile or 0)):
         first = next((f for f in by_key[frame.key] if _placement(f) == _placement(frame)), None)
         if first is None:
@@ -157,8 +158,10 @@ def _dedupe(frames: Iterable[FrameRecord], same_pixels: SamePixels | None = None
             kept[(*frame.key, _placement(frame))] = frame
         elif same_pixels is not None and _comparable(same_pixels, first, frame) and not (
                 same_pixels(first, frame)):
-            log.warning("%s: conflict: SOPInstanceUID %s as in %s, different pixel data",
-                        frame.rel, frame.sop_instance_uid, first.rel)
+            if (first.rel, frame.rel) not in warned:
+                warned.add((first.rel, frame.rel))
+                log.warning("%s: conflict: SOPInstanceUID %s as in %s, different pixel data",
+                            frame.rel, frame.sop_instance_uid, first.rel)
             skipped.append(SkippedFrame.of(
                 frame, f"conflict: the same SOPInstanceUID as {first.rel} at the same place, "
                 "but different pixel data (not a copy; which one is right cannot be told "
