@@ -352,3 +352,22 @@ def test_a_crashing_stage_still_writes_the_report(tmp_path: Path,
     assert len(report.outputs) == 1
     assert any("MemoryError" in e.error for e in report.errors)
     _assert_balanced(out, 6)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_executor_turns_a_failing_job_into_its_entry(workers: int) -> None:
+    """In this process and in a pool, a job that raises yields on_error's result, and the
+    other jobs' results still come."""
+    from dicomvol.batch.executors import run_local
+
+    failed: list[str] = []
+
+    def on_error(job: str, exc: BaseException) -> int:
+        failed.append(f"{job}: {type(exc).__name__}")
+        return -1
+
+    results = sorted(run_local(int, ["1", "x", "3"], workers, on_error=on_error))
+    assert results == [-1, 1, 3]
+    assert failed == ["x: ValueError"]
+    with pytest.raises(ValueError):  # without on_error, the failure propagates
+        list(run_local(int, ["1", "x"], 1))
