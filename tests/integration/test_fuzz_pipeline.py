@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import dicomvol
 from dicomvol.options import ConvertOptions
 from dicomvol.testing import (
+    deterministic_uids,
     element_offsets,
     write_nested_sequences,
     write_raw_value,
@@ -59,11 +60,12 @@ GARBLE = [
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three small good series: regular, tilted, with a gap of one slice."""
     root = tmp_path_factory.mktemp("fuzz_study")
-    write_series(root / "regular", shape=(6, 5, 4), series_number=1, shuffle_seed=None)
-    write_series(root / "tilted", shape=(6, 5, 3), series_number=2, shuffle_seed=None,
-                 positions=[(0.0, 0.0, 0.0), (0.0, 0.5, 2.0), (0.0, 1.0, 4.0)])
-    write_series(root / "gap", shape=(6, 5, 4), series_number=3, shuffle_seed=None,
-                 positions=[(0.0, 0.0, z) for z in (0.0, 2.0, 4.0, 8.0)])
+    with deterministic_uids():  # the same bytes on every run: reproducible examples
+        write_series(root / "regular", shape=(6, 5, 4), series_number=1, shuffle_seed=None)
+        write_series(root / "tilted", shape=(6, 5, 3), series_number=2, shuffle_seed=None,
+                     positions=[(0.0, 0.0, 0.0), (0.0, 0.5, 2.0), (0.0, 1.0, 4.0)])
+        write_series(root / "gap", shape=(6, 5, 4), series_number=3, shuffle_seed=None,
+                     positions=[(0.0, 0.0, z) for z in (0.0, 2.0, 4.0, 8.0)])
     return root
 
 

@@ -29,12 +29,18 @@ from dicomvol.testing.derived import (
     write_seg,
 )
 from dicomvol.testing.geometry import directions_for, oblique_directions, rotation_matrix
-from dicomvol.testing.series import SyntheticSeries, write_localizer, write_series
+from dicomvol.testing.series import (
+    SyntheticSeries,
+    deterministic_uids,
+    write_localizer,
+    write_series,
+)
 
 __all__ = [
     "Roi",
     "SegFrame",
     "SyntheticSeries",
+    "deterministic_uids",
     "directions_for",
     "element_offsets",
     "oblique_directions",
