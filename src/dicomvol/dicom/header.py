@@ -135,7 +135,9 @@ def read_header_from(fp: BinaryIO, gzipped: bool = False) -> tuple[Dataset, Pixe
 def _describe(exc: BaseException) -> str:
     """An exception as one short line: its text, or its type when it has none."""
     text = str(exc).strip()
-    if isinstance(exc, RecursionError | MemoryError | OverflowError):
+    if isinstance(exc, RecursionError):
+        return "sequences nested too deeply to read (RecursionError)"
+    if isinstance(exc, MemoryError | OverflowError):
         return f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}".rstrip(": ")
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
