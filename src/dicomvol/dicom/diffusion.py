@@ -76,6 +76,14 @@ GE_SCALED_VECTOR_RANGE = (0.03, 0.97)
 #: GE b-values at or above this carry a flag offset and are taken modulo it.
 GE_B_VALUE_OFFSET = 1e9
 
+#: Where a diffusion encoding was read (the sidecar's ``DiffusionGradientSource``).
+SOURCE_STANDARD = "DICOM standard (0018,9087/9089)"
+SOURCE_CSA = "Siemens CSA image header (0029,xx10)"
+SOURCE_SIEMENS = "Siemens private (0019,xx0C/xx0E)"
+SOURCE_PHILIPS = "Philips private (2001,xx03; 2005,xxB0-B2)"
+SOURCE_GE = "GE private (0043,xx39; 0019,xxBB-BD)"
+SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE)
+
 #: Siemens CSA and private creators.
 SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
 #: Philips private creators of the b-value (group 2001) and direction (group 2005).
@@ -186,7 +194,8 @@ def _standard(item: pydicom.Dataset) -> Diffusion | None:
 # --------------------------------------------------------------------------- vendors
 
 
-def _siemens(ds: pydicom.Dataset) -> Diffusion | None:
+def _siemens(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
+             ) -> tuple[Diffusion | None, str]:
     try:
         csa = csa_header(ds, "image")
     except HeaderError as exc:
@@ -201,20 +210,33 @@ def _siemens(ds: pydicom.Dataset) -> Diffusion | None:
             except ValueError:
                 g = None
             if g is not None:
-                return _result(b, _unit(np.asarray(g, dtype=np.float64), "Siemens CSA"))
+                return _result(b, _unit(np.asarray(g, dtype=np.float64), "Siemens CSA")), \
+                    SOURCE_CSA
             try:
                 bm = reader.get_b_matrix(csa)
             except ValueError:
                 bm = None
             if bm is not None and b > ZERO_B_VALUE:
                 log.debug("Siemens direction from the CSA B_matrix: polarity unknown")
-                return _result(b, _from_b_matrix(np.asarray(bm, dtype=np.float64)))
-            return _result(b, None)
-    b = to_float(private_value(ds, 0x0019, SIEMENS_MR_CREATOR, 0x0C))
-    if b is None:
-        return None
-    g = _floats(private_value(ds, 0x0019, SIEMENS_MR_CREATOR, 0x0E), 3)
-    return _result(b, _unit(g, "Siemens (0019,100E)"))
+                return _result(b, _from_b_matrix(np.asarray(bm, dtype=np.float64))), SOURCE_CSA
+            return _result(b, None), SOURCE_CSA
+    for holder in (*_private_items(frame_fg), ds):
+        b = to_float(private_value(holder, 0x0019, SIEMENS_MR_CREATOR, 0x0C))
+        g = _floats(private_value(holder, 0x0019, SIEMENS_MR_CREATOR, 0x0E), 3)
+        if b is not None or g is not None:
+            return _result(b or 0.0, _unit(g, "Siemens (0019,100E)")), SOURCE_SIEMENS
+    return None, SOURCE_SIEMENS
+
+
+def _private_items(frame_fg: pydicom.Dataset | None) -> list[pydicom.Dataset]:
+    """The items of the private sequences of a frame's functional groups (XA keeps some there)."""
+    if frame_fg is None or not hasattr(frame_fg, "iterall"):
+        return []
+    items: list[pydicom.Dataset] = []
+    for elem in frame_fg:
+        if elem.tag.is_private and elem.VR == "SQ":
+            items.extend(item for item in elem.value if isinstance(item, pydicom.Dataset))
+    return items
 
 
 def _philips_holder(frame_fg: pydicom.Dataset | None) -> pydicom.Dataset | None:
@@ -350,16 +372,91 @@ def diffusion_of(ds: pydicom.Dataset,
     dicomvol.errors.HeaderError
         A GE direction without ImageOrientationPatient to place it.
     """
+    found = read_diffusion(ds, frame_fg)
+    return None if found is None else found[0]
+
+
+def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
+                   ) -> tuple[Diffusion, str] | None:
+    """:func:`diffusion_of` with the source it read: one of :data:`SOURCES`.
+
+    A standard b > 0 without a direction (DiffusionDirectionality neither
+    ISOTROPIC nor NONE) takes the vendor's private direction when there is one
+    (Siemens XA "interoperable" classic images carry the b-value in (0018,9087)
+    and the direction only in (0019,xx0E), as dcm2niix reads it).
+    """
     item = _standard_item(ds, frame_fg)
-    if item is not None:
-        found = _standard(item)
-        if found is not None:
-            return found
+    standard = _standard(item) if item is not None else None
+    if standard is not None and not _lacks_direction(standard, item):
+        return standard, SOURCE_STANDARD
     maker = vendor(ds)
+    private: Diffusion | None = None
+    source = ""
     if maker == "Siemens":
-        return _siemens(ds)
-    if maker == "Philips":
-        return _philips(ds, frame_fg)
-    if maker == "GE":
-        return _ge(ds, frame_fg)
+        private, source = _siemens(ds, frame_fg)
+    elif maker == "Philips":
+        private, source = _philips(ds, frame_fg), SOURCE_PHILIPS
+    elif maker == "GE":
+        private, source = _ge(ds, frame_fg), SOURCE_GE
+    if standard is None:
+        return None if private is None else (private, source)
+    if private is not None and private[1] is not None:
+        log.debug("standard b = %g without a direction: %s direction used", standard[0], source)
+        return (standard[0], private[1]), source
+    return standard, SOURCE_STANDARD
+
+
+def _lacks_direction(found: Diffusion, item: Any) -> bool:
+    directionality = str(item.get("DiffusionDirectionality", "")).strip().upper()
+    return found[0] > ZERO_B_VALUE and found[1] is None and directionality not in (
+        "ISOTROPIC", "NONE")
+
+
+#: Image types (ImageType / FrameType values) of derived diffusion images -> output kind.
+DERIVED_IMAGE_TYPES = {"TRACEW": "trace", "TRACE": "trace", "ISOTROPIC": "trace",
+                       "ISO": "trace", "ADC": "ADC", "EADC": "eADC", "EXP": "eADC",
+                       "FA": "FA"}
+#: Of those, the values that name a derived image only when ImageType value 1 is DERIVED.
+_DERIVED_ONLY = {"ISO", "EXP", "FA"}
+
+
+def derived_kind(image_type: tuple[str, ...], diffusion: Diffusion | None, maker: str,
+                 isotropic: bool = False) -> str | None:
+    """The kind of a derived diffusion image (``"trace"``, ``"ADC"``, ``"FA"``, ``"eADC"``).
+
+    None for an acquired image (b = 0 or a gradient direction). A derived image is
+    named by its ImageType (or enhanced FrameType) values (Siemens and Philips
+    write TRACEW, ADC, FA, EADC); DiffusionDirectionality ISOTROPIC or the
+    Philips flag (2001,xx04) ``I`` with b > 0 (``isotropic``) is a trace image;
+    and a Philips image with b > 0 and a zero vector is one too (dcm2niix's rule
+    for Philips isotropic images).
+    """
+    derived = bool(image_type) and image_type[0].strip().upper() == "DERIVED"
+    for value in image_type[2:]:
+        token = value.strip().upper()
+        kind = DERIVED_IMAGE_TYPES.get(token)
+        if kind is not None and (derived or token not in _DERIVED_ONLY):
+            return kind
+    if diffusion is None or diffusion[0] <= ZERO_B_VALUE or diffusion[1] is not None:
+        return None
+    if isotropic or maker == "Philips":
+        return "trace"
     return None
+
+
+def is_isotropic(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None) -> bool:
+    """DiffusionDirectionality ISOTROPIC, or the Philips direction flag (2001,xx04) ``I``."""
+    item = _standard_item(ds, frame_fg)
+    if item is not None and str(item.get("DiffusionDirectionality", "")).strip().upper() == \
+            "ISOTROPIC":
+        return True
+    if vendor(ds) != "Philips":
+        return False
+    for holder in (_philips_holder(frame_fg), ds):
+        if holder is not None:
+            kind = private_value(holder, 0x2001, PHILIPS_IMAGING_CREATOR, 0x04)
+            if isinstance(kind, bytes):
+                kind = kind.decode("ascii", errors="ignore")
+            if kind is not None:
+                return str(kind).strip().upper() == "I"
+    return False

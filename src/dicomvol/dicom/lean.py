@@ -44,10 +44,21 @@ KEYWORDS = (
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
     "AcquisitionDate", "AcquisitionDateTime",
+    "InPlanePhaseEncodingDirection", "PatientPosition",
     # for output names
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )
+#: Private elements read as ``(group, element)`` keys: the GE diffusion encoding, which
+#: :func:`dicomvol.dicom.private.private_value` finds by its creator; value: (name, VR).
+PRIVATE_TAGS: dict[int, tuple[str, str]] = {
+    0x00430010: ("(0043,0010)", "LO"), 0x00431039: ("(0043,1039)", "IS"),
+    0x00190010: ("(0019,0010)", "LO"), 0x001910BB: ("(0019,10BB)", "DS"),
+    0x001910BC: ("(0019,10BC)", "DS"), 0x001910BD: ("(0019,10BD)", "DS"),
+}
 _TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
+_TAGS.update({tag: name for tag, (name, _) in PRIVATE_TAGS.items()})
+#: Siemens (0019,xx0C) diffusion b-value (XA classic): such files go to pydicom.
+_SIEMENS_B = 0x0019100C
 #: Top-level elements whose presence sends the file to pydicom.
 _FALLBACK_TAGS = {
     0x52009229,  # SharedFunctionalGroupsSequence
@@ -64,12 +75,28 @@ class LeanHeader:
         self._values = values
         self.file_meta = {"TransferSyntaxUID": transfer_syntax}
 
-    def get(self, keyword: str, default: Any = None) -> Any:
-        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``."""
+    def get(self, keyword: str | tuple[int, int], default: Any = None) -> Any:
+        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``.
+
+        A ``(group, element)`` key of :data:`PRIVATE_TAGS` gives an element-like
+        object with ``.value`` (as pydicom's ``Dataset.get`` of a tag does).
+        """
+        if isinstance(keyword, tuple):
+            value = self._values.get(f"({keyword[0]:04X},{keyword[1]:04X})")
+            return default if value is None else _Element(value)
         return self._values.get(keyword, default)
 
     def __contains__(self, keyword: str) -> bool:
         return keyword in self._values
+
+
+class _Element:
+    """The ``.value`` of a private element, as pydicom's ``DataElement`` offers it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
@@ -125,8 +152,11 @@ def _read_lean(fp: BinaryIO, size: int,
         return None
     values, tag_offset, value_offset, pixel_length = found
     image_type = values.get("ImageType") or ""
-    if "MOSAIC" in image_type or vendor(values.get("Manufacturer")) == "Philips":
+    maker = vendor(values.get("Manufacturer"))
+    if "MOSAIC" in image_type or maker == "Philips":
         return None
+    if maker == "Siemens" and ("DIFFUSION" in image_type or "siemens b" in values):
+        return None  # diffusion in the CSA header or (0019,xx0E): pydicom reads those
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 
 
@@ -191,6 +221,8 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         pos = start + length
         if pos > n:
             return None
+        if tag == _SIEMENS_B:
+            values["siemens b"] = True
         keyword = tags.get(tag)
         if keyword is not None:
             vr = raw_vr.decode("ascii", "replace") if raw_vr else _implicit_vr(tag)
@@ -257,6 +289,8 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int | None:
 
 
 def _implicit_vr(tag: int) -> str:
+    if tag in PRIVATE_TAGS:
+        return PRIVATE_TAGS[tag][1]
     try:
         return str(dictionary_VR(tag))
     except KeyError:

@@ -182,3 +182,22 @@ def _frame_diffusion(frame: FrameRecord, sources: JobSources) -> Diffusion | Non
     except HeaderError as exc:
         log.warning("%s: diffusion direction unavailable: %s", frame.rel, exc)
         return None
+
+
+def sidecar_keys(plan: VolumePlan) -> dict[str, Any]:
+    """Sidecar keys naming where the plan's diffusion encoding was read, and its derived kind.
+
+    ``DiffusionGradientSource``: the header source of the b-values and vectors
+    (one of :data:`dicomvol.dicom.diffusion.SOURCES`; a list when volumes differ),
+    dcm2niix has no such key. ``DiffusionDerivedImage``: ``"trace"``, ``"ADC"``,
+    ``"FA"`` or ``"eADC"`` for a derived image written apart from the DWI 4D.
+    """
+    frames = [vol[0] for vol in plan.frames]
+    sources = sorted({f.diffusion_source for f in frames if f.diffusion_source})
+    out: dict[str, Any] = {}
+    if sources and any(f.diffusion_b for f in frames):
+        out["DiffusionGradientSource"] = sources[0] if len(sources) == 1 else sources
+    kinds = sorted({f.diffusion_derived for f in frames if f.diffusion_derived})
+    if kinds:
+        out["DiffusionDerivedImage"] = kinds[0] if len(kinds) == 1 else kinds
+    return out
