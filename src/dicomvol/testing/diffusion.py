@@ -183,9 +183,14 @@ def write_dwi_series(folder: str | Path, vendor: str, volumes: Sequence[DwiVolum
     out.mkdir(parents=True, exist_ok=True)
     iop, ipps = _geometry(row, col, n_slices, spacing)
     uids = [str(pydicom.uid.generate_uid()) for _ in range(3)]
+    if enhanced and vendor == "SiemensXA":  # XA writes one enhanced object per volume
+        paths = [_write_enhanced(out / f"ENH{n + 1:04d}.dcm", vendor, [vol], shape, iop, ipps,
+                                 spacing, uids, transfer_syntax, n)
+                 for n, vol in enumerate(volumes)]
+        return DwiSeries(tuple(paths), tuple(volumes), tuple(float(v) for v in iop), uids[0])
     if enhanced:
-        path = _write_enhanced(out, vendor, volumes, shape, iop, ipps, spacing, uids,
-                               transfer_syntax)
+        path = _write_enhanced(out / "ENHANCED.dcm", vendor, volumes, shape, iop, ipps,
+                               spacing, uids, transfer_syntax)
         return DwiSeries((path,), tuple(volumes), tuple(float(v) for v in iop), uids[0])
     paths = []
     for n, vol in enumerate(volumes):
@@ -225,14 +230,16 @@ def _diffusion_item(vol: DwiVolume) -> Dataset:
     return item
 
 
-def _write_enhanced(out: Path, vendor: str, volumes: Sequence[DwiVolume],
+def _write_enhanced(path: Path, vendor: str, volumes: Sequence[DwiVolume],
                     shape: tuple[int, int], iop: list[str], ipps: list[list[str]],
-                    spacing: float, uids: list[str], transfer_syntax: str) -> Path:
+                    spacing: float, uids: list[str], transfer_syntax: str,
+                    first: int = 0) -> Path:
+    """One Enhanced MR object of ``volumes`` (volume ``first`` onwards of the series)."""
     ds = _base(pydicom.uid.EnhancedMRImageStorage, vendor, uids, shape, transfer_syntax)
     derived = any(v.kind != "dwi" for v in volumes)
     ds.ImageType = ["DERIVED" if derived else "ORIGINAL", "PRIMARY", "DIFFUSION", "MIXED"
                     if derived else "NONE"]
-    ds.InstanceNumber = 1
+    ds.InstanceNumber = first + 1
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit = 15
     ds.ContentDate, ds.ContentTime = "20240101", "120000"
@@ -254,7 +261,7 @@ def _write_enhanced(out: Path, vendor: str, volumes: Sequence[DwiVolume],
     dim_uid = pydicom.uid.generate_uid()
     dims = []
     for pointer, group in ((0x00209056, 0x00209111), (0x00209057, 0x00209111),
-                           (0x00189087, 0x00189117)):
+                           (0x00209128, 0x00209111)):
         d = Dataset()
         d.DimensionOrganizationUID = dim_uid
         d.DimensionIndexPointer = pointer
@@ -265,7 +272,7 @@ def _write_enhanced(out: Path, vendor: str, volumes: Sequence[DwiVolume],
     ds.DimensionOrganizationSequence = [org]
     ds.DimensionIndexSequence = dims
     frames, data = [], []
-    for n, vol in enumerate(volumes):
+    for n, vol in enumerate(volumes, start=first):
         for k, ipp in enumerate(ipps):
             fg = Dataset()
             content = Dataset()
@@ -291,6 +298,5 @@ def _write_enhanced(out: Path, vendor: str, volumes: Sequence[DwiVolume],
             data.append(_pixels(shape, n, k))
     ds.PerFrameFunctionalGroupsSequence = frames
     ds.PixelData = np.stack(data).tobytes()
-    path = out / "ENHANCED.dcm"
     ds.save_as(path, enforce_file_format=True)
     return path
