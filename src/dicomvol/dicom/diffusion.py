@@ -223,8 +223,11 @@ def _siemens(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
     for holder in (*_private_items(frame_fg), ds):
         b = to_float(private_value(holder, 0x0019, SIEMENS_MR_CREATOR, 0x0C))
         g = _floats(private_value(holder, 0x0019, SIEMENS_MR_CREATOR, 0x0E), 3)
-        if b is not None or g is not None:
-            return _result(b or 0.0, _unit(g, "Siemens (0019,100E)")), SOURCE_SIEMENS
+        direction = _unit(g, "Siemens (0019,100E)")
+        if b is not None:
+            return _result(b, direction), SOURCE_SIEMENS
+        if direction is not None:  # a direction for a b-value read elsewhere (XA enhanced)
+            return (0.0, direction), SOURCE_SIEMENS
     return None, SOURCE_SIEMENS
 
 

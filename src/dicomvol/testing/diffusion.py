@@ -73,6 +73,12 @@ def _pixels(shape: tuple[int, int], vol: int, k: int) -> np.ndarray:
     return out
 
 
+def _clock(seconds: int) -> str:
+    """HHMMSS of 12:00:00 plus ``seconds`` (one volume a second)."""
+    total = 12 * 3600 + seconds
+    return f"{total // 3600:02d}{total // 60 % 60:02d}{total % 60:02d}"
+
+
 def _geometry(row: Sequence[float], col: Sequence[float], n_slices: int,
               spacing: float) -> tuple[list[str], list[list[str]]]:
     r, c = np.asarray(row, dtype=float), np.asarray(col, dtype=float)
@@ -199,7 +205,7 @@ def write_dwi_series(folder: str | Path, vendor: str, volumes: Sequence[DwiVolum
             ds.ImageType = _image_type(vol)
             ds.InstanceNumber = n * n_slices + k + 1
             ds.AcquisitionNumber = 1
-            ds.AcquisitionTime = f"{120000 + n:06d}.{k * 100:06d}"
+            ds.AcquisitionTime = f"{_clock(n)}.{k * 100:06d}"
             ds.ImageOrientationPatient, ds.ImagePositionPatient = iop, ipp
             ds.PixelSpacing, ds.SliceThickness = ["2", "2"], ds_text(spacing)
             ds.SpacingBetweenSlices = ds_text(spacing)
@@ -280,7 +286,7 @@ def _write_enhanced(path: Path, vendor: str, volumes: Sequence[DwiVolume],
             content.InStackPositionNumber = k + 1
             content.TemporalPositionIndex = n + 1
             content.DimensionIndexValues = [1, k + 1, n + 1]
-            content.FrameAcquisitionDateTime = f"20240101{120000 + n:06d}.{k * 100:06d}"
+            content.FrameAcquisitionDateTime = f"20240101{_clock(n)}.{k * 100:06d}"
             pos = Dataset()
             pos.ImagePositionPatient = ipp
             ftype = Dataset()

@@ -12,9 +12,10 @@ A dcm2niix volume is *reproduced* when some dicomvol output holds a volume
 * with the same values (to :data:`VALUE_RTOL` of the value range), after
   undoing dcm2niix's Philips floating-point scaling (its sidecar's
   ``UsePhilipsFloatNotDisplayScaling``: FP * RS * SS = the DICOM value);
-* with the same b-value and the same physical gradient: each tool's FSL bvec
-  mapped back to patient LPS through its own affine (FSL: components along the
-  voxel axes, x negated when the affine's determinant is positive). A dcm2niix
+* with the same b-value and the same physical gradient axis (up to sign): each
+  tool's FSL bvec mapped back to patient LPS through its own affine (FSL:
+  components along the voxel axes, x negated when the affine's determinant is
+  positive). A dcm2niix
   volume without a bval (no table written) needs a dicomvol volume that has b = 0
   or no table either.
 """
@@ -155,11 +156,17 @@ def same_values(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def same_encoding(a: Image, t: int, b: Image, u: int) -> bool:
-    """Same b-value and LPS gradient (a missing table counts as b = 0)."""
+    """Same b-value and LPS gradient axis (a missing table counts as b = 0).
+
+    Up to sign: the diffusion signal is the same for g and -g (dcm2niix itself
+    writes vectors opposite to dicm2nii's for GE), and without
+    InPlanePhaseEncodingDirection the GE vector's polarity is not in the headers.
+    """
     ta, tb = a.table, b.table
     ba, ga = (0.0, np.zeros(3)) if ta is None else (float(ta[0][t]), ta[1][t])
     bb, gb = (0.0, np.zeros(3)) if tb is None else (float(tb[0][u]), tb[1][u])
-    return abs(ba - bb) <= BVAL_TOL and bool(np.abs(ga - gb).max() <= BVEC_TOL)
+    return abs(ba - bb) <= BVAL_TOL and bool(min(np.abs(ga - gb).max(),
+                                                 np.abs(ga + gb).max()) <= BVEC_TOL)
 
 
 def reproduced(reference: Sequence[Image], ours: Sequence[Image]) -> list[tuple[str, int, bool]]:
