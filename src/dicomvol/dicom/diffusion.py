@@ -41,6 +41,20 @@ order:
    between 0.03 and 0.97 scales the b-value by its squared length and is
    normalised. **GE directions are the least certain of all vendors here.**
 
+A standard b > 0 without a direction (and DiffusionDirectionality neither
+ISOTROPIC nor NONE) takes the vendor's direction when it has one: Siemens XA
+"interoperable" classic images carry the b-value in (0018,9087) and the
+direction only in (0019,xx0E), which XA enhanced frames may keep in a private
+functional group item (as dcm2niix reads them). :func:`read_diffusion` also
+returns which source it read (:data:`SOURCES`, the sidecar's
+``DiffusionGradientSource``).
+
+Derived images (:func:`derived_kind`): the trace (isotropic), ADC, FA and
+exponential ADC images scanners append to a DTI series are named by their
+ImageType / FrameType (TRACEW, ADC, FA, EADC), by DiffusionDirectionality
+ISOTROPIC or the Philips flag (2001,xx04) ``I``, or (Philips, dcm2niix's rule)
+by b > 0 with a zero vector; the planner writes them apart from the DWI 4D.
+
 The FSL ``.bval``/``.bvec`` tables are :mod:`dicomvol.metadata.diffusion`.
 """
 

@@ -7,6 +7,9 @@ recursively. Groups split by a temporal attribute that land on identical
 grids become one 4D volume; other splits become separate volumes. Frames
 that no attribute tells apart are ordered by InstanceNumber (GE stores 4D
 so), or, when every shared position holds copies of one image, used once.
+Diffusion is the one split that does not group by value: the acquired volumes
+(b = 0 and weighted, repeats included) become one 4D in acquisition order and
+derived images (trace, ADC, ...) their own outputs (:mod:`dicomvol.plan.dwi`).
 """
 
 from __future__ import annotations
