@@ -40,7 +40,7 @@ import run as bench_run  # noqa: E402  (benchmarks/run.py)
 from dicomvol.testing.diffusion import DwiVolume, write_dwi_series  # noqa: E402
 
 DATA = HERE / "data"
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 
 
 def directions(n: int) -> list[tuple[float, float, float]]:

@@ -126,6 +126,9 @@ def test_diffusion_matches_dcm2niix_or_headers(dcm2niix_exe: str, tmp_path: Path
 
     theirs = _dcm2niix(dcm2niix_exe, tmp_path / "in", tmp_path / "dx")
     main = max(theirs, key=lambda o: (o.table is not None, o.n_volumes))
+    if main.n_volumes > 1:  # pixdim[4]: the RepetitionTime, as dcm2niix writes it
+        assert float(dwi4d.img.header["pixdim"][4]) == pytest.approx(
+            float(main.img.header["pixdim"][4]))
     results = reproduced([main], [dwi4d])
     missing = [t for _, t, ok in results if not ok]
     if case not in DISAGREEMENTS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -61,6 +62,8 @@ def test_ge_b0_and_weighted_volumes_are_one_4d(tmp_path: Path,
     np.testing.assert_allclose(bvals, [v.b for v in GE_VOLUMES])
     meta = json.loads(niis[0].with_name(niis[0].name[:-7] + ".json").read_text())
     assert meta["DiffusionGradientSource"] == SOURCE_GE
+    # pixdim[4] is the RepetitionTime (5000 ms), as dcm2niix writes it for a DWI 4D
+    assert float(nib.load(niis[0]).header["pixdim"][4]) == pytest.approx(5.0)
 
 
 def test_scrambled_instance_numbers_keep_volumes_together(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def _pixels(shape: tuple[int, int], vol: int, k: int) -> np.ndarray:
 
 
 def _clock(seconds: int) -> str:
-    """HHMMSS of 12:00:00 plus ``seconds`` (one volume a second)."""
+    """HHMMSS of 12:00:00 plus ``seconds`` (volumes are one RepetitionTime, 5 s, apart)."""
     total = 12 * 3600 + seconds
     return f"{total // 3600:02d}{total // 60 % 60:02d}{total % 60:02d}"
 
@@ -205,7 +205,7 @@ def write_dwi_series(folder: str | Path, vendor: str, volumes: Sequence[DwiVolum
             ds.ImageType = _image_type(vol)
             ds.InstanceNumber = n * n_slices + k + 1
             ds.AcquisitionNumber = 1
-            ds.AcquisitionTime = f"{_clock(n)}.{k * 100:06d}"
+            ds.AcquisitionTime = f"{_clock(5 * n)}.{k * 100:06d}"
             ds.ImageOrientationPatient, ds.ImagePositionPatient = iop, ipp
             ds.PixelSpacing, ds.SliceThickness = ["2", "2"], ds_text(spacing)
             ds.SpacingBetweenSlices = ds_text(spacing)
@@ -286,7 +286,7 @@ def _write_enhanced(path: Path, vendor: str, volumes: Sequence[DwiVolume],
             content.InStackPositionNumber = k + 1
             content.TemporalPositionIndex = n + 1
             content.DimensionIndexValues = [1, k + 1, n + 1]
-            content.FrameAcquisitionDateTime = f"20240101{_clock(n)}.{k * 100:06d}"
+            content.FrameAcquisitionDateTime = f"20240101{_clock(5 * n)}.{k * 100:06d}"
             pos = Dataset()
             pos.ImagePositionPatient = ipp
             ftype = Dataset()
