@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
 from typing import Any
 
@@ -96,7 +97,8 @@ SOURCE_CSA = "Siemens CSA image header (0029,xx10)"
 SOURCE_SIEMENS = "Siemens private (0019,xx0C/xx0E)"
 SOURCE_PHILIPS = "Philips private (2001,xx03; 2005,xxB0-B2)"
 SOURCE_GE = "GE private (0043,xx39; 0019,xxBB-BD)"
-SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE)
+SOURCE_CANON = "Canon ImageComments (0020,4000)"
+SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE, SOURCE_CANON)
 
 #: Siemens CSA and private creators.
 SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
@@ -243,6 +245,28 @@ def _siemens(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
         if direction is not None:  # a direction for a b-value read elsewhere (XA enhanced)
             return (0.0, direction), SOURCE_SIEMENS
     return None, SOURCE_SIEMENS
+
+
+#: Canon ImageComments such as ``b=1500(0.445,0.000,0.895)``.
+_CANON_COMMENT = re.compile(r"b=\s*([-+\d.eE]+)\s*\(\s*([-+\d.eE]+)\s*,\s*([-+\d.eE]+)\s*,"
+                            r"\s*([-+\d.eE]+)\s*\)")
+
+
+def _canon_comment(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | None:
+    """Canon's direction in ImageComments (newer software omits (0018,9089)), as dcm2niix reads it.
+
+    The components (a, b, c) are in the image frame; dcm2niix's reading (validated by
+    its authors on axial data, measured here against dcm2niix v1.0.20260724 on axial and
+    oblique-axial series) is (-b, -a, c) along (row, column, normal).
+    """
+    found = _CANON_COMMENT.search(str(ds.get("ImageComments") or ""))
+    orientation = _orientation(ds, frame_fg)
+    if found is None or orientation is None:
+        return None
+    b, a1, a2, a3 = (float(v) for v in found.groups())
+    row, col = orientation[:3], orientation[3:6]
+    vector = -a2 * row - a1 * col + a3 * np.cross(row, col)
+    return _result(b, _unit(vector, "Canon ImageComments"))
 
 
 def _private_items(frame_fg: pydicom.Dataset | None) -> list[pydicom.Dataset]:
@@ -400,7 +424,8 @@ def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
     A standard b > 0 without a direction (DiffusionDirectionality neither
     ISOTROPIC nor NONE) takes the vendor's private direction when there is one
     (Siemens XA "interoperable" classic images carry the b-value in (0018,9087)
-    and the direction only in (0019,xx0E), as dcm2niix reads it).
+    and the direction only in (0019,xx0E), newer Canon software only in
+    ImageComments, as dcm2niix reads them).
     """
     item = _standard_item(ds, frame_fg)
     standard = _standard(item) if item is not None else None
@@ -415,6 +440,8 @@ def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
         private, source = _philips(ds, frame_fg), SOURCE_PHILIPS
     elif maker == "GE":
         private, source = _ge(ds, frame_fg), SOURCE_GE
+    elif maker in ("Canon", "Toshiba") and standard is not None:
+        private, source = _canon_comment(ds, frame_fg), SOURCE_CANON
     if standard is None:
         return None if private is None else (private, source)
     if private is not None and private[1] is not None:

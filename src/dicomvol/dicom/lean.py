@@ -44,7 +44,7 @@ KEYWORDS = (
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
     "AcquisitionDate", "AcquisitionDateTime",
-    "InPlanePhaseEncodingDirection", "PatientPosition",
+    "InPlanePhaseEncodingDirection", "PatientPosition", "ImageComments",
     # for output names
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )

@@ -11,7 +11,10 @@ Each vendor stores the diffusion encoding where its scanners do:
   enhanced: the per-frame MRDiffusionSequence;
 * ``"Philips"``: (2001,1003) b-value, (2001,1004) direction flag (``I`` for isotropic) and
   (2005,10B0/B1/B2) vector, plus the standard attributes, as Philips writes both;
-* ``"Canon"``: the standard DiffusionBValue and DiffusionGradientOrientation (0018,9087/9089).
+* ``"Canon"``: the standard DiffusionBValue and DiffusionGradientOrientation (0018,9087/9089);
+* ``"CanonComments"``: newer Canon software: DiffusionBValue, and the direction only in
+  ImageComments as ``b=1000(x,y,z)``, written from ``direction`` taken as the (a, b, c) of
+  that text (image-frame components; see ``dicomvol.dicom.diffusion._canon_comment``).
 
 Enhanced files (``enhanced=True``) hold every volume as frames of one Enhanced MR object with
 the per-frame MRDiffusionSequence (DiffusionDirectionality DIRECTIONAL, NONE or ISOTROPIC).
@@ -38,7 +41,7 @@ from dicomvol.testing.slices import slice_dataset
 #: Manufacturer values written per vendor key.
 MANUFACTURERS = {"GE": "GE MEDICAL SYSTEMS", "Siemens": "SIEMENS",
                  "SiemensXA": "Siemens Healthineers", "Philips": "Philips Medical Systems",
-                 "Canon": "CANON_MEC"}
+                 "Canon": "CANON_MEC", "CanonComments": "CANON_MEC"}
 #: ImageType value 4 of derived images per kind (what Philips and Siemens write).
 DERIVED_IMAGE_TYPES = {"trace": "TRACEW", "adc": "ADC", "fa": "FA", "eadc": "EADC"}
 
@@ -118,6 +121,9 @@ def _vendor_tags(ds: Dataset, vendor: str, vol: DwiVolume) -> None:
         ds.DiffusionBValue = float(vol.b)
         if vol.direction is not None:
             ds.DiffusionGradientOrientation = list(v)
+    elif vendor == "CanonComments":
+        ds.DiffusionBValue = float(vol.b)
+        ds.ImageComments = f"b={vol.b:g}({v[0]:.3f},{v[1]:.3f},{v[2]:.3f})"
     else:
         raise ValueError(f"unknown vendor {vendor!r}")
 
@@ -169,7 +175,7 @@ def write_dwi_series(folder: str | Path, vendor: str, volumes: Sequence[DwiVolum
     ----------
     folder : str or Path
         Output folder (created).
-    vendor : {"GE", "Siemens", "SiemensXA", "Philips", "Canon"}
+    vendor : {"GE", "Siemens", "SiemensXA", "Philips", "Canon", "CanonComments"}
         Where the diffusion encoding is stored (see the module docstring).
     volumes : sequence of DwiVolume
         In acquisition order; classic InstanceNumbers and enhanced frame numbers follow it.
