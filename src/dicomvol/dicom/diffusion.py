@@ -271,8 +271,10 @@ def _canon_comment(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Dif
 
 def _private_items(frame_fg: pydicom.Dataset | None) -> list[pydicom.Dataset]:
     """The items of the private sequences of a frame's functional groups (XA keeps some there)."""
-    if frame_fg is None or not hasattr(frame_fg, "iterall"):
+    if frame_fg is None:
         return []
+    if hasattr(frame_fg, "private_items"):  # a lean item (dicom/leanmf.py)
+        return list(frame_fg.private_items())
     items: list[pydicom.Dataset] = []
     for elem in frame_fg:
         if elem.tag.is_private and elem.VR == "SQ":

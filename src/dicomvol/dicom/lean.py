@@ -141,7 +141,7 @@ def _read_lean(fp: BinaryIO, size: int,
     buf = fp.read(_HEAD_BYTES)
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
-    meta_end, ts = _meta(buf)
+    meta_end, ts = read_meta(buf)
     if ts not in (_EXPLICIT_LE, _IMPLICIT_LE) or meta_end is None:
         return None
     found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
@@ -160,7 +160,7 @@ def _read_lean(fp: BinaryIO, size: int,
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 
 
-def _meta(buf: bytes) -> tuple[int | None, str]:
+def read_meta(buf: bytes) -> tuple[int | None, str]:
     """End offset of the file meta group and the transfer syntax."""
     pos, ts, end = 132, "", None
     while pos + 8 <= len(buf):
@@ -226,7 +226,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         keyword = tags.get(tag)
         if keyword is not None:
             vr = raw_vr.decode("ascii", "replace") if raw_vr else _implicit_vr(tag)
-            value = _convert(buf[start:pos], vr)
+            value = convert_value(buf[start:pos], vr)
             if value is not None:
                 values[keyword] = value
     return None
@@ -297,7 +297,7 @@ def _implicit_vr(tag: int) -> str:
         return "UN"
 
 
-def _convert(raw: bytes, vr: str) -> Any:
+def convert_value(raw: bytes, vr: str) -> Any:
     """A raw value as pydicom would give it for the VRs indexing reads."""
     if vr in _NUMERIC:
         code = _NUMERIC[vr]
