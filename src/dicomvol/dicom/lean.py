@@ -148,7 +148,7 @@ def _read_lean(fp: BinaryIO, size: int,
     if found is None and len(buf) < size:
         buf += fp.read()
         found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
-    if found is None:
+    if not isinstance(found, tuple):
         return None
     values, tag_offset, value_offset, pixel_length = found
     image_type = values.get("ImageType") or ""
@@ -187,8 +187,9 @@ _U32 = struct.Struct("<I")
 
 
 def _walk(buf: bytes, pos: int, implicit: bool,
-          tags: dict[int, str]) -> tuple[dict[str, Any], int, int, int] | None:
-    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd."""
+          tags: dict[int, str]) -> tuple[dict[str, Any], int, int, int] | bool | None:
+    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd,
+    False at an element that sends the file to pydicom (multi-frame, DICOMDIR)."""
     values: dict[str, Any] = {}
     n = len(buf)
     fallback = _FALLBACK_TAGS
@@ -211,7 +212,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         if tag == _PIXEL_TAG:
             return values, pos, start, length
         if tag in fallback:
-            return None
+            return False  # pydicom's case: no need to read the rest of the file
         if length == _UNDEFINED:
             end = _skip_undefined(buf, start, implicit)
             if end is None:

@@ -36,7 +36,6 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _EXPLICIT = struct.Struct("<HH2sH")
 _U32 = struct.Struct("<I")
-_SOP_CLASS_TAG = 0x00080016
 #: Bytes read first (a 5,000-frame header is a few MB; reads double until PixelData).
 _FIRST_READ = 1 << 20
 
@@ -53,16 +52,16 @@ class _Element:
 class _Block:
     """A private block: ``block[offset].value`` as pydicom's ``PrivateBlock`` gives it."""
 
-    __slots__ = ("base", "values")
+    __slots__ = ("base", "item")
 
-    def __init__(self, values: dict[int, Any], base: int) -> None:
-        self.values, self.base = values, base
+    def __init__(self, item: LeanItem, base: int) -> None:
+        self.item, self.base = item, base
 
     def __getitem__(self, offset: int) -> _Element:
-        tag = self.base | offset
-        if tag not in self.values:
-            raise KeyError(f"{tag:08X}")
-        return _Element(self.values[tag])
+        value = self.item.get(self.base | offset)
+        if value is None:
+            raise KeyError(f"{self.base | offset:08X}")
+        return value  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=2048)
@@ -78,18 +77,28 @@ class LeanItem(Dataset):
     holds so that the shared header code accepts it); pydicom's own machinery is not set up.
     """
 
-    def __init__(self, values: dict[int, Any]) -> None:  # no Dataset.__init__: cheap items
+    def __init__(self, values: dict[int, Any], buf: bytes) -> None:  # no Dataset.__init__
         object.__setattr__(self, "_lean_values", values)
+        object.__setattr__(self, "_lean_buf", buf)
+
+    def _value(self, tag: int) -> Any:
+        """The value of ``tag``, converted on first use (most elements are never read)."""
+        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
+        value = values.get(tag)
+        if type(value) is tuple:  # (VR, start, end) in the file's bytes
+            vr, start, end = value
+            raw = object.__getattribute__(self, "_lean_buf")[start:end]
+            value = raw if vr in _BINARY_VRS else convert_value(raw, vr)
+            values[tag] = value
+        return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
         if isinstance(key, str):
             tag = _tag(key)
-            return default if tag is None else values.get(tag, default)
-        if isinstance(key, tuple):
-            value = values.get((key[0] << 16) | key[1])
-        else:
-            value = values.get(int(key))
+            value = None if tag is None else self._value(tag)
+            return default if value is None else value
+        tag = (key[0] << 16) | key[1] if isinstance(key, tuple) else int(key)
+        value = self._value(tag)
         return default if value is None else _Element(value)
 
     def __contains__(self, key: Any) -> bool:
@@ -102,10 +111,10 @@ class LeanItem(Dataset):
         if name.startswith("_"):
             raise AttributeError(name)
         tag = _tag(name)
-        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
-        if tag is None or tag not in values:
+        value = None if tag is None else self._value(tag)
+        if value is None:
             raise AttributeError(name)
-        return values[tag]
+        return value
 
     def __bool__(self) -> bool:
         return bool(object.__getattribute__(self, "_lean_values"))
@@ -113,10 +122,10 @@ class LeanItem(Dataset):
     def private_block(self, group: int, private_creator: str, create: bool = False) -> Any:
         """The block of ``private_creator`` in ``group`` (``[offset].value``), as pydicom's."""
         values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
-        for tag, value in values.items():
-            if tag >> 16 == group and 0x10 <= tag & 0xFFFF <= 0xFF and isinstance(value, str) \
-                    and value.strip() == private_creator:
-                return _Block(values, (group << 16) | ((tag & 0xFF) << 8))
+        for tag in [t for t in values if t >> 16 == group and 0x10 <= t & 0xFFFF <= 0xFF]:
+            value = self._value(tag)
+            if isinstance(value, str) and value.strip() == private_creator:
+                return _Block(self, (group << 16) | ((tag & 0xFF) << 8))
         raise KeyError(f"private creator {private_creator!r} not in group {group:04X}")
 
     def private_items(self) -> list[LeanItem]:
@@ -129,8 +138,8 @@ class LeanItem(Dataset):
 class LeanHeaderMF(LeanItem):
     """The top-level data set, with the transfer syntax as ``file_meta``."""
 
-    def __init__(self, values: dict[int, Any], transfer_syntax: str) -> None:
-        super().__init__(values)
+    def __init__(self, values: dict[int, Any], buf: bytes, transfer_syntax: str) -> None:
+        super().__init__(values, buf)
         object.__setattr__(self, "file_meta", {"TransferSyntaxUID": transfer_syntax})
 
 
@@ -159,10 +168,11 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
             return None
         buf += more
     values, _, pixel = parsed
-    if pixel is None or str(values.get(_SOP_CLASS_TAG) or "") not in SOP_CLASSES:
+    header = LeanHeaderMF(values, buf, transfer_syntax)
+    if pixel is None or str(header.get("SOPClassUID") or "") not in SOP_CLASSES:
         return None
     tag_offset, value_offset, length = pixel
-    return LeanHeaderMF(values, transfer_syntax), tag_offset, value_offset, length
+    return header, tag_offset, value_offset, length
 
 
 def _dataset(buf: bytes, pos: int, end: int, top: bool = False
@@ -190,13 +200,7 @@ def _dataset(buf: bytes, pos: int, end: int, top: bool = False
         pos = start + length
         if pos > end:
             return None
-        vr = raw_vr.decode("ascii")
-        if vr in _BINARY_VRS:
-            values[tag] = buf[start:pos]
-        else:
-            value = convert_value(buf[start:pos], vr)
-            if value is not None:
-                values[tag] = value
+        values[tag] = (raw_vr.decode("ascii"), start, pos)  # converted when read
     return values, pos, None
 
 
@@ -221,7 +225,7 @@ def _sequence(buf: bytes, start: int, length: int) -> tuple[list[LeanItem], int]
         values, pos, _ = parsed
         if item_length != _UNDEFINED:
             pos = item_end
-        items.append(LeanItem(values))
+        items.append(LeanItem(values, buf))
     if length == _UNDEFINED:
         raise ValueError("sequence without delimiter")
     return items, end
