@@ -274,3 +274,24 @@ def test_siemens_mosaic_dwi_matches_dcm2niix(corpus: Path, dcm2niix_exe: str, tm
     theirs = _dcm2niix(dcm2niix_exe, tmp_path / "in", tmp_path / "dx")
     results = reproduced(theirs, ours)
     assert results and all(ok for _, _, ok in results), results
+
+
+@pytest.mark.parametrize("label", ["NONE", "ISOTROPIC", "BMATRIX"])
+def test_direction_read_whatever_the_directionality(dcm2niix_exe: str, tmp_path: Path,
+                                                    label: str) -> None:
+    """Item 8: weighted frames labelled NONE/ISOTROPIC/BMATRIX that carry a direction keep it
+    (as dcm2niix reads it), instead of b = 1000 with a zero vector."""
+    series = write_dwi_series(tmp_path / "in", "Canon", ACQUIRED, enhanced=True, row=ROW,
+                              col=COL)
+    ds = pydicom.dcmread(series.paths[0])
+    for fg in ds.PerFrameFunctionalGroupsSequence:
+        item = fg.MRDiffusionSequence[0]
+        if float(item.DiffusionBValue) > 0:
+            item.DiffusionDirectionality = label
+    ds.save_as(series.paths[0])
+    ours = [o for o in _ours(tmp_path / "in", tmp_path / "dv") if o.table is not None]
+    assert len(ours) == 1 and ours[0].table is not None
+    np.testing.assert_allclose(ours[0].table[1], _truth(series)[1], atol=BVEC_TOL)
+    theirs = _dcm2niix(dcm2niix_exe, tmp_path / "in", tmp_path / "dx")
+    results = reproduced(theirs, ours)
+    assert results and all(ok for _, _, ok in results), results

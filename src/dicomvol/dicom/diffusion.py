@@ -11,9 +11,12 @@ order:
    functional groups, or of the data set; else DiffusionBValue (0018,9087)
    at the top level. The direction is DiffusionGradientOrientation (0018,9089),
    directly or inside DiffusionGradientDirectionSequence (0018,9076), in
-   patient coordinates (LPS) by definition. DiffusionDirectionality ISOTROPIC
-   or NONE gives no direction; BMATRIX gives the principal eigenvector of the
-   b-matrix (sign arbitrary).
+   patient coordinates (LPS) by definition. A present, non-zero direction is
+   used whatever DiffusionDirectionality says (a weighted frame labelled NONE
+   or ISOTROPIC that carries a direction, as reported for Siemens XA: dcm2niix
+   reads the direction, measured); without one, ISOTROPIC or NONE gives no
+   direction and BMATRIX the principal eigenvector of the b-matrix (sign
+   arbitrary).
 2. **Siemens** CSA image header (0029,xx10) read with nibabel's
    ``csareader``: ``B_value`` and ``DiffusionGradientDirection`` (LPS, the
    frame dcm2niix assumes too); without a direction, the principal
@@ -190,8 +193,13 @@ def _standard(item: pydicom.Dataset) -> Diffusion | None:
     if b is None:
         return None
     directionality = str(item.get("DiffusionDirectionality", "")).strip().upper()
-    if directionality in ("ISOTROPIC", "NONE"):
-        return _result(b, None)
+    holder = first_item(item, "DiffusionGradientDirectionSequence") or item
+    vector = _unit(_floats(holder.get("DiffusionGradientOrientation"), 3), "DICOM")
+    if vector is not None:  # an explicit direction wins, whatever the directionality says
+        if directionality in ("ISOTROPIC", "NONE"):
+            log.debug("DiffusionDirectionality %s with a gradient direction: direction used",
+                      directionality)
+        return _result(b, vector)
     if directionality == "BMATRIX":
         bm = first_item(item, "DiffusionBMatrixSequence")
         if bm is not None:
@@ -202,9 +210,7 @@ def _standard(item: pydicom.Dataset) -> Diffusion | None:
                 xx, xy, xz, yy, yz, zz = (float(v) for v in vals if v is not None)
                 matrix = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
                 return _result(b, _from_b_matrix(matrix))
-    holder = first_item(item, "DiffusionGradientDirectionSequence") or item
-    vector = _floats(holder.get("DiffusionGradientOrientation"), 3)
-    return _result(b, _unit(vector, "DICOM"))
+    return _result(b, None)
 
 
 # --------------------------------------------------------------------------- vendors
