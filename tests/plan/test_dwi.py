@@ -19,10 +19,10 @@ from dicomvol.dicom.diffusion import (
     SOURCE_GE,
     SOURCE_SIEMENS,
     SOURCE_STANDARD,
-    derived_kind,
     diffusion_of,
     read_diffusion,
 )
+from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.plan.dwi import acquisition_volumes
 from dicomvol.plan.splits import position_clusters
 from dicomvol.testing.diffusion import DwiVolume, write_dwi_series

@@ -44,15 +44,13 @@ order:
    between 0.03 and 0.97 scales the b-value by its squared length and is
    normalised. **GE directions are the least certain of all vendors here.**
 
-A standard b > 0 without a direction (and DiffusionDirectionality neither
-ISOTROPIC nor NONE) takes the vendor's direction when it has one: Siemens XA
-"interoperable" classic images carry the b-value in (0018,9087) and the
-direction only in (0019,xx0E), which XA enhanced frames may keep in a private
-functional group item (as dcm2niix reads them). :func:`read_diffusion` also
-returns which source it read (:data:`SOURCES`, the sidecar's
-``DiffusionGradientSource``).
+A standard b > 0 without a direction (DiffusionDirectionality neither ISOTROPIC
+nor NONE) takes the vendor's direction: Siemens XA classic images keep it in
+(0019,xx0E) only, XA enhanced frames maybe in a private functional group item
+(as dcm2niix reads them). :func:`read_diffusion` also names the source it read
+(:data:`SOURCES`, the sidecar's ``DiffusionGradientSource``).
 
-Derived images (:func:`derived_kind`): the trace (isotropic), ADC, FA and
+Derived images (:func:`dicomvol.dicom.dwikind.derived_kind`): the trace (isotropic), ADC, FA and
 exponential ADC images scanners append to a DTI series are named by their
 ImageType / FrameType (TRACEW, ADC, FA, EADC), by DiffusionDirectionality
 ISOTROPIC or the Philips flag (2001,xx04) ``I``, or (Philips, dcm2niix's rule)
@@ -63,6 +61,7 @@ The FSL ``.bval``/``.bvec`` tables are :mod:`dicomvol.metadata.diffusion`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -376,16 +375,7 @@ def _ge(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | No
              for off in (0xBB, 0xBC, 0xBD)]
     if b <= ZERO_B_VALUE or any(c is None for c in comps):
         return _result(b, None)
-    v = np.array([c for c in comps if c is not None], dtype=np.float64)
-    length = float(np.linalg.norm(v))
-    if length <= ZERO_VECTOR_LENGTH:
-        return _result(b, None)
-    low, high = GE_SCALED_VECTOR_RANGE
-    if low < length < high:
-        b *= length * length
-        log.debug("GE direction of length %.4f: b-value scaled to %g", length, b)
-    orientation = _orientation(ds, frame_fg)
-    if orientation is None:
+    if (orientation := _orientation(ds, frame_fg)) is None:
         raise HeaderError("cannot place a GE diffusion direction: ImageOrientationPatient "
                           "missing")
     pe = _phase_encoding(ds, frame_fg)
@@ -393,6 +383,22 @@ def _ge(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | No
         log.warning("GE diffusion direction without InPlanePhaseEncodingDirection (0018,1312): "
                     "assuming COL")
         pe = "COL"
+    return _ge_encoding(b, tuple(c for c in comps if c is not None),
+                        tuple(float(x) for x in orientation), pe)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ge_encoding(b: float, comps: tuple[float, ...], orientation: tuple[float, ...],
+                 pe: str) -> Diffusion:
+    """(b, LPS direction) of a GE vector; cached: the slices of a volume share it."""
+    v = np.array(comps, dtype=np.float64)
+    length = float(np.linalg.norm(v))
+    if length <= ZERO_VECTOR_LENGTH:
+        return _result(b, None)
+    low, high = GE_SCALED_VECTOR_RANGE
+    if low < length < high:
+        b *= length * length
+        log.debug("GE direction of length %.4f: b-value scaled to %g", length, b)
     return _result(b, _unit(ge_direction_to_lps(v / length, orientation, pe), "GE"))
 
 
@@ -462,38 +468,6 @@ def _lacks_direction(found: Diffusion, item: Any) -> bool:
     directionality = str(item.get("DiffusionDirectionality", "")).strip().upper()
     return found[0] > ZERO_B_VALUE and found[1] is None and directionality not in (
         "ISOTROPIC", "NONE")
-
-
-#: Image types (ImageType / FrameType values) of derived diffusion images -> output kind.
-DERIVED_IMAGE_TYPES = {"TRACEW": "trace", "TRACE": "trace", "ISOTROPIC": "trace",
-                       "ISO": "trace", "ADC": "ADC", "EADC": "eADC", "EXP": "eADC",
-                       "FA": "FA"}
-#: Of those, the values that name a derived image only when ImageType value 1 is DERIVED.
-_DERIVED_ONLY = {"ISO", "EXP", "FA"}
-
-
-def derived_kind(image_type: tuple[str, ...], diffusion: Diffusion | None, maker: str,
-                 isotropic: bool = False) -> str | None:
-    """The kind of a derived diffusion image (``"trace"``, ``"ADC"``, ``"FA"``, ``"eADC"``).
-
-    None for an acquired image (b = 0 or a gradient direction). A derived image is
-    named by its ImageType (or enhanced FrameType) values (Siemens and Philips
-    write TRACEW, ADC, FA, EADC); DiffusionDirectionality ISOTROPIC or the
-    Philips flag (2001,xx04) ``I`` with b > 0 (``isotropic``) is a trace image;
-    and a Philips image with b > 0 and a zero vector is one too (dcm2niix's rule
-    for Philips isotropic images).
-    """
-    derived = bool(image_type) and image_type[0].strip().upper() == "DERIVED"
-    for value in image_type[2:]:
-        token = value.strip().upper()
-        kind = DERIVED_IMAGE_TYPES.get(token)
-        if kind is not None and (derived or token not in _DERIVED_ONLY):
-            return kind
-    if diffusion is None or diffusion[0] <= ZERO_B_VALUE or diffusion[1] is not None:
-        return None
-    if isotropic or maker == "Philips":
-        return "trace"
-    return None
 
 
 def is_isotropic(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None) -> bool:

@@ -12,7 +12,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
-from dicomvol.dicom.diffusion import derived_kind, is_isotropic, read_diffusion
+from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
+from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
