@@ -13,6 +13,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
+from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
+from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
@@ -96,6 +98,8 @@ def frame_records(
         common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
     if n_frames == 1 and per_frame is None and shared is None:
         fields = _single_frame_fields(ds)
+        if common["modality"] == "MR":
+            fields.update(diffusion_fields(ds, None, fields["image_type"]))
         if vendor(ds) == "Philips":
             fields["philips_scale_slope"] = _philips_ss(ds, None)
         if "MOSAIC" in fields["image_type"]:
@@ -113,6 +117,8 @@ def frame_records(
             fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
         if philips:
             fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
+        if common["modality"] == "MR":
+            fields.update(diffusion_fields(ds, frame_fg, fields["image_type"]))
         if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
             fields["position"] = dose[index] if index < len(dose) else None
             fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
@@ -181,6 +187,27 @@ def _check_rescale(record: FrameRecord) -> None:
                         ("RescaleIntercept", record.rescale_intercept)):
         if not math.isfinite(value):
             raise HeaderError(f"{name} {value} is not a finite number (frame {record.frame})")
+
+
+def diffusion_fields(ds: Any, frame_fg: Any, image_type: tuple[str, ...]) -> dict[str, Any]:
+    """The diffusion fields of an MR frame's record, from every source ``read_diffusion`` knows.
+
+    Empty when the header holds no diffusion encoding and the image type names no
+    derived diffusion image; an unreadable vendor header leaves the standard
+    fields (logged by the caller's job when it reads the table).
+    """
+    try:
+        found = read_diffusion(ds, frame_fg)
+    except HeaderError:
+        found = None
+    diffusion = None if found is None else found[0]
+    kind = derived_kind(image_type, diffusion, vendor(ds),
+                        diffusion is not None and is_isotropic(ds, frame_fg))
+    if found is None:
+        return {} if kind is None else {"diffusion_derived": kind}
+    (b, direction), source = found
+    return {"diffusion_b": b, "diffusion_direction": direction, "diffusion_source": source,
+            "diffusion_derived": kind}
 
 
 def dose_positions(ds: Any) -> list[Vec3] | None:
