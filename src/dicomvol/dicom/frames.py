@@ -45,48 +45,8 @@ def frame_records(
     ``names`` are header keywords whose values the records carry as text (for
     output name templates), so that naming never reads a header again.
     """
-    raw_frames = ds.get("NumberOfFrames")
-    n_frames = to_int(raw_frames)
-    if n_frames is None and raw_frames is not None and str(raw_frames).strip():
-        raise HeaderError(f"NumberOfFrames {str(raw_frames)!r} is not a number")
-    n_frames = n_frames or 1
-    rows = to_int(ds.get("Rows"))
-    cols = to_int(ds.get("Columns"))
-    if not rows or not cols:
-        raise HeaderError("image without Rows/Columns")
-    ts = str(transfer_syntax(ds))
-    native_offset = info.value_offset if info.length != UNDEFINED_LENGTH else None
-    pixel_format = {(0x7FE0, 0x0008): "float32", (0x7FE0, 0x0009): "float64"}.get(info.tag, "")
-    _check_pixel_module(ds, pixel_format)
-    common: dict[str, Any] = dict(
-        path=cand.path,
-        rel=cand.rel,
-        sop_instance_uid=to_str(ds.get("SOPInstanceUID")),
-        sop_class_uid=to_str(ds.get("SOPClassUID")),
-        number_of_frames=n_frames,
-        series_instance_uid=to_str(ds.get("SeriesInstanceUID")) or "(no SeriesInstanceUID)",
-        study_instance_uid=to_str(ds.get("StudyInstanceUID")),
-        modality=to_str(ds.get("Modality")),
-        series_number=to_int(ds.get("SeriesNumber")),
-        series_description=to_str(ds.get("SeriesDescription")),
-        instance_number=to_int(ds.get("InstanceNumber")),
-        rows=rows,
-        columns=cols,
-        samples_per_pixel=to_int(ds.get("SamplesPerPixel")) or 1,
-        photometric=to_str(ds.get("PhotometricInterpretation")) or "MONOCHROME2",
-        bits_allocated=to_int(ds.get("BitsAllocated")) or 16,
-        bits_stored=to_int(ds.get("BitsStored")) or to_int(ds.get("BitsAllocated")) or 16,
-        pixel_representation=to_int(ds.get("PixelRepresentation")) or 0,
-        transfer_syntax=ts,
-        pixel_offset=native_offset,
-        pixel_format=pixel_format,
-        gzipped=gzipped,
-        gantry_tilt=to_float(ds.get("GantryDetectorTilt")),
-        frame_of_reference_uid=to_str(ds.get("FrameOfReferenceUID")),
-        acquisition_date=to_str(ds.get("AcquisitionDate")) or None,
-        acquisition_datetime=to_str(ds.get("AcquisitionDateTime")) or None,
-        names=tuple((name, name_text(ds.get(name))) for name in names),
-    )
+    common = _common_fields(ds, cand, info, gzipped, names)
+    n_frames = int(common["number_of_frames"])
     shared = first_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
@@ -129,6 +89,54 @@ def frame_records(
     for record in records[:1] if records[0].rescale_slope == records[-1].rescale_slope else records:
         _check_rescale(record)
     return records
+
+
+def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
+                   names: tuple[str, ...]) -> dict[str, Any]:
+    """The record fields every frame of an object shares (HeaderError for a broken module)."""
+    raw_frames = ds.get("NumberOfFrames")
+    n_frames = to_int(raw_frames)
+    if n_frames is None and raw_frames is not None and str(raw_frames).strip():
+        raise HeaderError(f"NumberOfFrames {str(raw_frames)!r} is not a number")
+    n_frames = n_frames or 1
+    rows = to_int(ds.get("Rows"))
+    cols = to_int(ds.get("Columns"))
+    if not rows or not cols:
+        raise HeaderError("image without Rows/Columns")
+    ts = str(transfer_syntax(ds))
+    native_offset = info.value_offset if info.length != UNDEFINED_LENGTH else None
+    pixel_format = {(0x7FE0, 0x0008): "float32", (0x7FE0, 0x0009): "float64"}.get(info.tag, "")
+    _check_pixel_module(ds, pixel_format)
+    common: dict[str, Any] = dict(
+        path=cand.path,
+        rel=cand.rel,
+        sop_instance_uid=to_str(ds.get("SOPInstanceUID")),
+        sop_class_uid=to_str(ds.get("SOPClassUID")),
+        number_of_frames=n_frames,
+        series_instance_uid=to_str(ds.get("SeriesInstanceUID")) or "(no SeriesInstanceUID)",
+        study_instance_uid=to_str(ds.get("StudyInstanceUID")),
+        modality=to_str(ds.get("Modality")),
+        series_number=to_int(ds.get("SeriesNumber")),
+        series_description=to_str(ds.get("SeriesDescription")),
+        instance_number=to_int(ds.get("InstanceNumber")),
+        rows=rows,
+        columns=cols,
+        samples_per_pixel=to_int(ds.get("SamplesPerPixel")) or 1,
+        photometric=to_str(ds.get("PhotometricInterpretation")) or "MONOCHROME2",
+        bits_allocated=to_int(ds.get("BitsAllocated")) or 16,
+        bits_stored=to_int(ds.get("BitsStored")) or to_int(ds.get("BitsAllocated")) or 16,
+        pixel_representation=to_int(ds.get("PixelRepresentation")) or 0,
+        transfer_syntax=ts,
+        pixel_offset=native_offset,
+        pixel_format=pixel_format,
+        gzipped=gzipped,
+        gantry_tilt=to_float(ds.get("GantryDetectorTilt")),
+        frame_of_reference_uid=to_str(ds.get("FrameOfReferenceUID")),
+        acquisition_date=to_str(ds.get("AcquisitionDate")) or None,
+        acquisition_datetime=to_str(ds.get("AcquisitionDateTime")) or None,
+        names=tuple((name, name_text(ds.get(name))) for name in names),
+    )
+    return common
 
 
 #: PhotometricInterpretation values of PS3.3 C.7.6.3.1.2 (and retired ones still seen).
