@@ -56,3 +56,7 @@ SEG_SNAP_TOLERANCE_VOXELS = 0.05
 #: step, whichever is larger; a contour on no slice plane is reported, never snapped.
 CONTOUR_PLANE_TOLERANCE_MM = 0.05
 CONTOUR_PLANE_TOLERANCE_VOXELS = 0.05
+
+#: The IDC index gives a series' size as series_size_MB (10^6 bytes), in some releases
+#: rounded to 2 decimals: listed bytes match when within this many bytes (half of 0.01 MB).
+IDC_SIZE_TOLERANCE_BYTES = 5000

@@ -10,8 +10,10 @@ from dicomvol._typing import PathLike
 from dicomvol.batch.executors import run_local
 from dicomvol.batch.pairing import pair_derived
 from dicomvol.dicom.index import IndexResult, IndexTask, index_task
-from dicomvol.inputs.discover import discover
+from dicomvol.inputs import fs
+from dicomvol.inputs.discover import discover_all
 from dicomvol.model.plan import ScanResult
+from dicomvol.model.records import FileError, IgnoredFile
 from dicomvol.options import PlanOptions
 from dicomvol.pixels.digest import SamePixels
 from dicomvol.plan.planner import plan_index
@@ -31,10 +33,14 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
     ``pool`` reuses a run's process pool; ``names`` are header keywords the
     frame records carry for output names. See :func:`dicomvol.scan`.
     """
-    candidates = discover(paths)
+    fs.forget_listings()  # list every prefix afresh for this scan (once)
+    found = discover_all(paths)
+    candidates = found.candidates
     total = len(candidates)
     index = IndexResult()
-    tasks = [IndexTask(tuple(candidates[i:i + INDEX_CHUNK]), tuple(names))
+    index.ignored.extend(IgnoredFile(url, url, why) for url, why in found.ignored)
+    index.errors.extend(FileError(where, where, why) for where, why in found.problems)
+    tasks = [IndexTask(tuple(candidates[i:i + INDEX_CHUNK]), tuple(names), fs.storage_options())
              for i in range(0, total, INDEX_CHUNK)]
     done = 0
     for part in run_local(index_task, tasks, jobs if total > 2 * INDEX_CHUNK else 1, pool):

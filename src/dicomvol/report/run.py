@@ -13,6 +13,7 @@ from dicomvol.io.atomic import atomic_path
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.model.detail import GeometryChecks, checks_json
 from dicomvol.model.records import FileError, IgnoredFile, SkippedFrame
+from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries
 
 
 @dataclass
@@ -66,11 +67,15 @@ class RunReport:
     errors: list[FileError] = field(default_factory=list)
     ignored: list[IgnoredFile] = field(default_factory=list)
     n_files: int = 0
+    #: IDC series checked against the index (``idc_version`` is the index release).
+    completeness: list[SeriesCompleteness] = field(default_factory=list)
+    skipped_series: list[SkippedSeries] = field(default_factory=list)
+    idc_version: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when no file or series failed (skips are deliberate, not failures)."""
-        return not self.errors
+        """True when no file or series failed and every IDC series is complete."""
+        return not self.errors and all(c.complete for c in self.completeness)
 
     def to_json(self) -> dict[str, Any]:
         """The contract's report object, plus ``volumes``, ``ignored`` and ``summary``."""
@@ -81,6 +86,7 @@ class RunReport:
             "errors": [{"File": e.rel, "Error": e.error} for e in self.errors],
             "ignored": [{"File": i.rel, "Reason": i.reason} for i in self.ignored],
             "volumes": [o.to_json() for o in self.outputs],
+            **self._idc_json(),
             "summary": {
                 "files": self.n_files,
                 "outputs": len(self.outputs),
@@ -91,6 +97,15 @@ class RunReport:
             },
         }
 
+    def _idc_json(self) -> dict[str, Any]:
+        """The ``idc`` section: the index release, each series' completeness, skips."""
+        if self.idc_version is None and not self.completeness and not self.skipped_series:
+            return {}
+        return {"idc": {"idc_version": self.idc_version,
+                        "complete": all(c.complete for c in self.completeness),
+                        "series": [c.to_json() for c in self.completeness],
+                        "skipped_series": [s.to_json() for s in self.skipped_series]}}
+
     def write(self) -> Path:
         """Write ``dicomvol_report.json`` and the tabular report atomically."""
         path = Path(self.out_dir) / REPORT_NAME
@@ -100,7 +115,8 @@ class RunReport:
 
     def write_table(self) -> Path:
         """One row per output: ``dicomvol_report.parquet`` (pyarrow) or ``.csv``."""
-        rows = [o.to_row() for o in self.outputs]
+        idc = {c.series.series_instance_uid: c.to_row() for c in self.completeness}
+        rows = [{**o.to_row(), **idc.get(o.series_instance_uid, {})} for o in self.outputs]
         columns = list(dict.fromkeys(k for r in rows for k in r)) or ["path"]
         base = Path(self.out_dir) / REPORT_NAME.replace(".json", "")
         try:

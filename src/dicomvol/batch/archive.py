@@ -1,0 +1,167 @@
+"""Straight from the archive: IDC selections, bucket inputs and completeness against the index.
+
+:func:`select` turns ``--idc`` IDs and ``--idc-query`` SQL into bucket URLs
+(resolved on the shipped index, no bucket access), setting aside the series
+the index shows cannot become volumes. After the scan, :func:`check_run`
+compares every IDC series the run touched with the index: bucket folders from
+the scan's own listings (no second LIST), local folders (``--idc-check``) from
+the files in folders that ``idc download`` or s5cmd made
+(``.../Modality_SeriesInstanceUID/`` or ``.../crdc_series_uuid/``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicomvol.inputs import fs, idc
+from dicomvol.inputs.idc import IdcSeries
+from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries, check
+
+log = logging.getLogger(__name__)
+
+#: ``idc download`` names a series folder ``<Modality>_<SeriesInstanceUID>``.
+_IDC_FOLDER = re.compile(r"^[A-Za-z]+_(\d+(?:\.\d+)+)$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass
+class Archive:
+    """What a run takes from the archive.
+
+    Attributes
+    ----------
+    inputs : list of str
+        Paths and URLs to scan (the user's, then the selected series' folders).
+    selected : list of IdcSeries
+        Series chosen by ``--idc``/``--idc-query`` that will be fetched.
+    skipped : list of SkippedSeries
+        Selected series not fetched, with the index's reason.
+    local_check : bool
+        ``--idc-check``: compare local folders with the index too.
+    """
+
+    inputs: list[str] = field(default_factory=list)
+    selected: list[IdcSeries] = field(default_factory=list)
+    skipped: list[SkippedSeries] = field(default_factory=list)
+    local_check: bool = False
+
+    @property
+    def uses_index(self) -> bool:
+        """True when the run compares anything with the IDC index."""
+        return bool(self.selected or self.skipped or self.local_check
+                    or any(fs.is_url(i) for i in self.inputs))
+
+
+def select(inputs: Sequence[str], ids: Sequence[str] = (), sql: str | None = None,
+           scheme: str = "s3", local_check: bool = False) -> Archive:
+    """The inputs plus the IDC series the IDs and the query select (no bucket access).
+
+    Raises
+    ------
+    UsageError
+        An ID is not in the index, the query fails, or the index is not installed.
+    """
+    archive = Archive(inputs=[str(i) for i in inputs], local_check=local_check)
+    chosen: dict[str, IdcSeries] = {}
+    if ids:
+        chosen.update((s.series_instance_uid, s) for s in idc.resolve(ids))
+    if sql:
+        chosen.update((s.series_instance_uid, s) for s in idc.query(sql))
+    for series in chosen.values():
+        reason = series.skip_reason
+        if reason is not None:
+            archive.skipped.append(SkippedSeries(series, reason))
+        else:
+            archive.selected.append(series)
+            archive.inputs.append(series.url(scheme))
+    return archive
+
+
+def dry_run(archive: Archive) -> list[dict[str, object]]:
+    """What a run would fetch: one row per series folder or input, with bytes (no GET).
+
+    Selected series come from the index; other URL inputs are listed (one LIST
+    each); local inputs are summed on disk.
+    """
+    rows: list[dict[str, object]] = []
+    urls = {s.url("s3"): s for s in archive.selected} | {s.url("gs"): s for s in archive.selected}
+    for entry in archive.inputs:
+        series = urls.get(entry)
+        if series is not None:
+            rows.append({"input": entry, "SeriesInstanceUID": series.series_instance_uid,
+                         "Modality": series.modality, "objects": series.instance_count,
+                         "bytes": series.size_bytes, "from": f"IDC index {idc.data_version()}"})
+        elif fs.is_url(entry):
+            listed = [(n, b) for n, b in fs.list_objects(entry) if n.lower().endswith(".dcm")]
+            rows.append({"input": entry, "objects": len(listed),
+                         "bytes": sum(b for _, b in listed), "from": "listing"})
+        else:
+            files = [p for p in Path(entry).rglob("*") if p.is_file()] if Path(entry).is_dir() \
+                else [Path(entry)]
+            rows.append({"input": entry, "objects": len(files),
+                         "bytes": sum(p.stat().st_size for p in files), "from": "local"})
+    return rows
+
+
+def check_run(archive: Archive) -> tuple[list[SeriesCompleteness], str | None]:
+    """Completeness of every IDC series the scan listed (and, with ``--idc-check``, found).
+
+    Returns the comparisons and the index release (None when the index is not
+    installed and nothing was selected through it).
+    """
+    if not archive.uses_index or not idc.available():
+        return [], None
+    version = idc.data_version()
+    groups: dict[str, tuple[str, list[tuple[str, int]]]] = {}
+    for prefix, objects in fs.listings().items():
+        for name, nbytes in objects:
+            uuid = idc.series_uuid_of(name)
+            if uuid is not None and name.lower().endswith(".dcm"):
+                folder = name.rsplit("/", 1)[0] + "/"
+                groups.setdefault(uuid, (folder, []))[1].append((name, nbytes))
+        uuid = idc.series_uuid_of(prefix + "/x")
+        if uuid is not None:
+            groups.setdefault(uuid, (prefix + "/", []))
+    for series in archive.selected:  # a selected folder with nothing in it is incomplete
+        groups.setdefault(series.crdc_series_uuid, (series.s3_url, []))
+    by_uuid = idc.by_column("crdc_series_uuid", groups)
+    found = [check(by_uuid[u], objs, version, folder) for u, (folder, objs) in groups.items()
+             if u in by_uuid]
+    if archive.local_check:
+        found.extend(_local(archive.inputs, version))
+    found.sort(key=lambda c: c.series.series_instance_uid)
+    return found, version
+
+
+def _local(inputs: Sequence[str], version: str) -> list[SeriesCompleteness]:
+    """Series folders under local inputs named as ``idc download`` or s5cmd name them."""
+    by_uid: dict[str, str] = {}
+    by_uuid: dict[str, str] = {}
+    for entry in inputs:
+        if fs.is_url(entry) or not Path(entry).is_dir():
+            continue
+        for dirpath, dirnames, _ in os.walk(entry):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            name = os.path.basename(dirpath.rstrip(os.sep))
+            match = _IDC_FOLDER.match(name)
+            if match:
+                by_uid[match.group(1)] = dirpath
+            elif _UUID.match(name):
+                by_uuid[name] = dirpath
+    rows = idc.by_column("SeriesInstanceUID", by_uid)
+    out = [check(rows[uid], _files(folder), version, folder)
+           for uid, folder in by_uid.items() if uid in rows]
+    uuids = idc.by_column("crdc_series_uuid", by_uuid)
+    out.extend(check(uuids[u], _files(folder), version, folder)
+               for u, folder in by_uuid.items() if u in uuids)
+    return out
+
+
+def _files(folder: str) -> list[tuple[str, int]]:
+    return [(str(p), p.stat().st_size) for p in sorted(Path(folder).iterdir())
+            if p.is_file() and not p.name.startswith(".")]
