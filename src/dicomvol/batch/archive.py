@@ -114,7 +114,7 @@ def check_run(archive: Archive) -> tuple[list[SeriesCompleteness], str | None]:
     Returns the comparisons and the index release (None when the index is not
     installed and nothing was selected through it).
     """
-    if not archive.uses_index or not idc.available():
+    if not (archive.uses_index or fs.listings()) or not idc.available():
         return [], None
     version = idc.data_version()
     groups: dict[str, tuple[str, list[tuple[str, int]]]] = {}

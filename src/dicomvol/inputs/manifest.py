@@ -96,7 +96,9 @@ def _text(path: Path) -> Manifest:
             continue
         where = f"{path.name} line {n}"
         words = line.split()
-        entry = _s5cmd(line) if words[0] in S5CMD_VERBS and len(words) > 1 else line
+        entry: str | None = line
+        if words[0] in S5CMD_VERBS and len(words) > 1:
+            entry = _s5cmd(line) if words[0] in ("cp", "sync") else None
         if entry is None:
             manifest.problems.append((where, f"not an s5cmd copy of a bucket URL: {line[:120]}"))
         elif is_url(entry):
