@@ -100,6 +100,10 @@ def _build(scheme: str, options: StorageOptions) -> Any:
         if endpoint:
             kwargs["endpoint_url"] = endpoint
     try:
+        if scheme == "gs":  # the plain client: gcsfs's experimental one asks a gRPC control
+            from gcsfs.core import GCSFileSystem  # plane for each bucket's layout first
+
+            return GCSFileSystem(**kwargs)
         return fsspec.filesystem(scheme, **kwargs)
     except ImportError as exc:
         package = "s3fs" if scheme == "s3" else "gcsfs"
