@@ -11,6 +11,7 @@ the files in folders that ``idc download`` or s5cmd made
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 from dicomvol.inputs import fs, idc
 from dicomvol.inputs.idc import IdcSeries
 from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries, check
+from dicomvol.report.run import OutputRecord
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,42 @@ def check_run(archive: Archive) -> tuple[list[SeriesCompleteness], str | None]:
         found.extend(_local(archive.inputs, version))
     found.sort(key=lambda c: c.series.series_instance_uid)
     return found, version
+
+
+def revised_sources(out: Path, completeness: Sequence[SeriesCompleteness]
+                    ) -> dict[str, str]:
+    """Series whose outputs in ``out`` came from another crdc_series_uuid than the index's now.
+
+    IDC gives a revised series a new folder (its objects new names), so a
+    sidecar whose ``SourceInstances`` name another series folder was made from
+    an earlier version: ``--resume`` converts the series again and the report
+    says ``revised``. Returns SeriesInstanceUID -> the earlier crdc_series_uuid.
+    """
+    current = {c.series.series_instance_uid: c.series.crdc_series_uuid for c in completeness}
+    found: dict[str, str] = {}
+    if not current or not out.is_dir():
+        return found
+    for sidecar in out.glob("*.json"):
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        uid = meta.get("SeriesInstanceUID") if isinstance(meta, dict) else None
+        if uid not in current:
+            continue
+        for source in meta.get("SourceInstances") or ():
+            before = idc.series_uuid_of(str(source.get("File", "")))
+            if before is not None and before != current[uid]:
+                found[uid] = before
+                break
+    return found
+
+
+def mark_revised(outputs: Sequence[OutputRecord], revised: dict[str, str]) -> None:
+    """Outputs written again because their series was revised get the status ``revised``."""
+    for o in outputs:
+        if o.series_instance_uid in revised and o.status == "written":
+            o.status = "revised"
 
 
 def _local(inputs: Sequence[str], version: str) -> list[SeriesCompleteness]:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dicomvol._typing import PathLike
-from dicomvol.batch.archive import Archive, check_run
+from dicomvol.batch.archive import Archive, check_run, mark_revised, revised_sources
 from dicomvol.batch.executors import default_workers, run_dask, run_local
 from dicomvol.batch.jobs import Done, Job, run_job, triage
 from dicomvol.batch.labelmaps import label_jobs, run_label_jobs
@@ -74,6 +74,7 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
                        errors=list(result.errors), ignored=list(result.ignored),
                        n_files=result.n_files, skipped_series=list(archive.skipped))
     report.completeness, report.idc_version = check_run(archive)
+    revised = revised_sources(out, report.completeness) if options.resume else {}
     allocator = NameAllocator()
     # Per-job parallelism (decode processes/threads, gzip threads) when volumes are fewer
     # than workers; on Dask the cluster owns parallelism.
@@ -92,6 +93,7 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
         jobs, not_run = label_jobs(result.derived, image_jobs, out, options, allocator, report)
         run_label_jobs(jobs, not_run, options, report, progress, pool)
     remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
+    mark_revised(report.outputs, revised)
     report.outputs.sort(key=lambda o: o.path)
     report.write()
     if options.qc:
