@@ -19,8 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dicomvol.constants import (
+    IDC_GEOMETRY_OBLIQUITY_TOLERANCE_DEGREES,
+    IDC_GEOMETRY_SPACING_TOLERANCE_MM,
+)
 from dicomvol.inputs import fs, idc
 from dicomvol.inputs.idc import IdcSeries
+from dicomvol.model.detail import GeometryChecks
 from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries, check
 from dicomvol.report.run import OutputRecord
 
@@ -138,6 +143,38 @@ def check_run(archive: Archive) -> tuple[list[SeriesCompleteness], str | None]:
         found.extend(_local(archive.inputs, version))
     found.sort(key=lambda c: c.series.series_instance_uid)
     return found, version
+
+
+def geometry_differences(checks: dict[str, GeometryChecks | None]
+                         ) -> list[dict[str, object]]:
+    """Where dicomvol's per-series checks disagree with IDC's ``volume_geometry_index``.
+
+    Both measure each instance against its own orientation (IDC's definition).
+    One entry per differing column: ``{SeriesInstanceUID, check, dicomvol, idc}``;
+    empty when the table is not installed.
+    """
+    rows = idc.geometry_rows(uid for uid, c in checks.items() if c is not None)
+    out: list[dict[str, object]] = []
+    for uid, row in sorted(rows.items()):
+        ours = checks[uid]
+        assert ours is not None
+        for name in idc.GEOMETRY_COLUMNS:
+            mine, theirs = getattr(ours, name), row[name]
+            if theirs is None or _agrees(name, mine, theirs):
+                continue
+            out.append({"SeriesInstanceUID": uid, "check": name, "dicomvol": mine,
+                        "idc": theirs})
+    return out
+
+
+def _agrees(name: str, mine: object, theirs: object) -> bool:
+    if name == "slice_spacing_mm":
+        return mine is not None and abs(float(str(mine)) - float(str(theirs))) <= \
+            IDC_GEOMETRY_SPACING_TOLERANCE_MM
+    if name == "obliquity_degrees":
+        return abs(float(str(mine)) - float(str(theirs))) <= \
+            IDC_GEOMETRY_OBLIQUITY_TOLERANCE_DEGREES
+    return bool(mine) == bool(theirs)
 
 
 def revised_sources(out: Path, completeness: Sequence[SeriesCompleteness]

@@ -281,3 +281,29 @@ def series_uuid_of(url: str) -> str | None:
     if len(parts) >= 2 and _UUID.match(parts[1]):
         return parts[1]
     return None
+
+
+#: Columns of ``volume_geometry_index`` compared with dicomvol's checks.
+GEOMETRY_COLUMNS = ("single_orientation", "orthogonal_orientation", "unique_slice_positions",
+                    "consistent_in_plane_row", "consistent_in_plane_col",
+                    "consistent_pixel_spacing", "consistent_image_dimensions",
+                    "uniform_slice_spacing", "regularly_spaced_3d_volume",
+                    "obliquity_degrees", "slice_spacing_mm")
+
+
+def geometry_rows(series_uids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """IDC's ``volume_geometry_index`` rows by SeriesInstanceUID (empty when not installed).
+
+    ``idc-index-data`` ships this table's schema; the parquet itself is looked
+    for next to ``idc_index.parquet``.
+    """
+    table = _table_path("volume_geometry_index") if available() else None
+    wanted = sorted(set(series_uids))
+    if table is None or not wanted:
+        return {}
+    marks = ", ".join("?" for _ in wanted)
+    cols = ", ".join(GEOMETRY_COLUMNS)
+    rows = _connect().execute(
+        f"SELECT SeriesInstanceUID, {cols} FROM read_parquet('{_quote(table)}') "
+        f"WHERE SeriesInstanceUID IN ({marks})", wanted).fetchall()
+    return {str(r[0]): dict(zip(GEOMETRY_COLUMNS, r[1:], strict=True)) for r in rows}

@@ -71,6 +71,8 @@ class RunReport:
     completeness: list[SeriesCompleteness] = field(default_factory=list)
     skipped_series: list[SkippedSeries] = field(default_factory=list)
     idc_version: str | None = None
+    #: Where the geometry checks disagree with IDC's volume_geometry_index.
+    geometry_differences: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -104,7 +106,8 @@ class RunReport:
         return {"idc": {"idc_version": self.idc_version,
                         "complete": all(c.complete for c in self.completeness),
                         "series": [c.to_json() for c in self.completeness],
-                        "skipped_series": [s.to_json() for s in self.skipped_series]}}
+                        "skipped_series": [s.to_json() for s in self.skipped_series],
+                        "geometry_differences": list(self.geometry_differences)}}
 
     def write(self) -> Path:
         """Write ``dicomvol_report.json`` and the tabular report atomically."""
