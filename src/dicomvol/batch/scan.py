@@ -22,6 +22,9 @@ from dicomvol.plan.planner import plan_index
 ProgressFn = Callable[[int, int, str], None]
 #: Files per header-reading task (large enough to amortise process overhead).
 INDEX_CHUNK = 64
+#: Objects per header-reading task: each task reads its heads in one concurrent batch of
+#: range GETs, so a larger batch hides the network's latency better.
+OBJECT_CHUNK = 512
 
 
 def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
@@ -40,12 +43,14 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
     index = IndexResult()
     index.ignored.extend(IgnoredFile(url, url, why) for url, why in found.ignored)
     index.errors.extend(FileError(where, where, why) for where, why in found.problems)
-    tasks = [IndexTask(tuple(candidates[i:i + INDEX_CHUNK]), tuple(names), fs.storage_options())
-             for i in range(0, total, INDEX_CHUNK)]
+    remote = bool(candidates) and all(fs.is_url(c.path) for c in candidates)
+    chunk = OBJECT_CHUNK if remote else INDEX_CHUNK
+    tasks = [IndexTask(tuple(candidates[i:i + chunk]), tuple(names), fs.storage_options())
+             for i in range(0, total, chunk)]
     done = 0
-    for part in run_local(index_task, tasks, jobs if total > 2 * INDEX_CHUNK else 1, pool):
+    for part in run_local(index_task, tasks, jobs if total > 2 * chunk else 1, pool):
         index.extend(part)
-        done = min(total, done + INDEX_CHUNK)  # chunks finish in any order; all are full-size
+        done = min(total, done + chunk)  # chunks finish in any order; all are full-size
         if progress is not None:
             progress(done, total, "reading headers")
     index.sort()
