@@ -53,10 +53,24 @@ class _Counting:
     def __init__(self, app: Callable[..., Iterable[bytes]], log: list[Request],
                  lock: threading.Lock) -> None:
         self.app, self.log, self.lock = app, log, lock
+        self.throttle = 0  # answer this many object GETs with 503 SlowDown first
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterator[bytes]:
         status: list[int] = []
+        path = environ.get("PATH_INFO", "")
+        with self.lock:
+            slow = (self.throttle > 0 and environ["REQUEST_METHOD"] == "GET"
+                    and path.strip("/").count("/") >= 1)
+            if slow:
+                self.throttle -= 1
+                self.log.append(Request("GET", path, environ.get("QUERY_STRING", ""),
+                                        environ.get("HTTP_RANGE"), 503, 0))
+        if slow:
+            start_response("503 Slow Down", [("Content-Type", "application/xml")])
+            yield (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
+                   b"<Message>Please reduce your request rate.</Message></Error>")
+            return
 
         def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status.append(int(code.split()[0]))
@@ -96,8 +110,9 @@ class S3Server:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """The request log is ours (``requests``), not stderr."""
 
-        self._server = make_server("127.0.0.1", 0, _Counting(app, self.requests, self._lock),
-                                   threaded=True, request_handler=Quiet)
+        self._counting = _Counting(app, self.requests, self._lock)
+        self._server = make_server("127.0.0.1", 0, self._counting, threaded=True,
+                                   request_handler=Quiet)
         self.port = self._server.server_port
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -136,6 +151,11 @@ class S3Server:
             client.put_object(Bucket=bucket, Key=name, Body=path.read_bytes())
             keys.append(name)
         return keys
+
+    def throttle(self, n: int) -> None:
+        """Answer the next ``n`` object GETs with 503 SlowDown (as S3 does under load)."""
+        with self._lock:
+            self._counting.throttle = n
 
     def reset_log(self) -> None:
         """Forget the requests so far."""

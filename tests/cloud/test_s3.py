@@ -210,3 +210,15 @@ def test_anonymous_client_and_endpoint_from_the_environment(
     finally:
         fs.configure(StorageOptions())
         fs.forget_listings()
+
+
+def test_throttled_requests_are_retried(lung1: str, s3: S3Server,
+                                        storage: StorageOptions) -> None:
+    """503 SlowDown on 20 GETs: the header pass backs off and retries; nothing is lost."""
+    s3.throttle(20)
+    result = scan([lung1], storage=storage)
+    assert not result.errors
+    assert [len(p.all_frames) for p in result.plans] == [LUNG1_CT_COUNT]
+    log = s3.log()
+    assert sum(r.status == 503 for r in log) == 20
+    assert sum(r.is_object_get and r.status == 206 for r in log) == LUNG1_CT_COUNT

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print_table(rows)
+        print_idc(rows.get("idc"))
     return 1 if result.errors or not all(c.complete for c in completeness) else 0
 
 
@@ -113,3 +114,17 @@ def print_table(rows: dict[str, Any]) -> None:
         out.write(f"ignore {n} file(s): {reason}\n")
     for e in rows["errors"]:
         out.write(f"error: {e['File']}: {e['Error']}\n")
+
+
+def print_idc(idc: dict[str, Any] | None) -> None:
+    """One line per IDC series: complete or not against the index, and series not fetched."""
+    if not idc:
+        return
+    out = sys.stdout
+    for c in idc["series"]:
+        state = "complete" if c["complete"] else "INCOMPLETE"
+        out.write(f"IDC {c['idc_version']} {c['Modality']} {c['SeriesInstanceUID']}: {state}, "
+                  f"{c['listed_objects']}/{c['idc_instance_count']} objects, "
+                  f"{c['listed_bytes']:,}/{c['idc_bytes']:,} bytes\n")
+    for s in idc["skipped_series"]:
+        out.write(f"not fetched: {s['SeriesInstanceUID']} ({s['Modality']}): {s['Reason']}\n")
