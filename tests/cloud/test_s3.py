@@ -66,6 +66,11 @@ def test_bucket_gives_the_same_volumes_as_the_local_folder(
     assert sum(r.is_list for r in s3.log()) == 1
     idc = remote.to_json()["idc"]
     assert idc["series"][0]["complete"] is True
+    # a process pool: each forked worker builds its own client
+    s3.reset_log()
+    pooled = convert([lung1], tmp_path / "pool", ConvertOptions(jobs=2, storage=storage))
+    assert pooled.ok and _images(tmp_path / "pool") == remote_images
+    assert len(_full_gets(s3)) == LUNG1_CT_COUNT
 
 
 def test_inspect_reads_a_tenth_of_the_bytes_with_one_get_per_object(
@@ -212,6 +217,7 @@ def test_anonymous_client_and_endpoint_from_the_environment(
         fs.forget_listings()
 
 
+@pytest.mark.slow
 def test_throttled_requests_are_retried(lung1: str, s3: S3Server,
                                         storage: StorageOptions) -> None:
     """503 SlowDown on 20 GETs: the header pass backs off and retries; nothing is lost."""
