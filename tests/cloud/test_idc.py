@@ -181,3 +181,14 @@ def test_local_idc_download_tree_is_checked(tmp_path: Path, corpus: Path,
     (series,) = rows["idc"]["series"]
     assert rc == 1 and series["complete"] is False
     assert (series["listed_objects"], series["idc_instance_count"]) == (133, 134)
+
+
+def test_prior_versions_list_a_series_earlier_folders() -> None:
+    import duckdb
+
+    prior = Path(idc.index_path()).with_name("prior_versions_index.parquet")
+    uid, uuid = duckdb.execute(
+        f"SELECT SeriesInstanceUID, crdc_series_uuid FROM read_parquet('{prior}') "
+        "ORDER BY SeriesInstanceUID, crdc_series_uuid LIMIT 1").fetchall()[0]
+    assert uuid in idc.revisions([uid])[uid]
+    assert idc.revisions(["1.2.3.not.a.series"]) == {}

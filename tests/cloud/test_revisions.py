@@ -55,6 +55,9 @@ def test_resume_reconverts_a_series_revised_in_a_newer_index(
     assert main([*args, "--resume"]) == 0
     report = json.loads((out / "dicomvol_report.json").read_text())
     assert [v["Status"] for v in report["volumes"]] == ["revised"]
+    assert report["idc"]["revised"] == [{"SeriesInstanceUID": LUNG1_CT_UID,
+                                         "previous_crdc_series_uuid": OLD_UUID,
+                                         "in_prior_versions_index": False}]  # made-up release
     full = [r.path for r in s3.log() if r.is_object_get and r.range is None]
     assert len(full) == LUNG1_CT_COUNT and all(LUNG1_CT_UUID in p for p in full)
     sidecar = out / report["volumes"][0]["Sidecar"]

@@ -27,7 +27,7 @@ from dicomvol.inputs import fs, idc
 from dicomvol.inputs.idc import IdcSeries
 from dicomvol.model.detail import GeometryChecks
 from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries, check
-from dicomvol.report.run import OutputRecord
+from dicomvol.report.run import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +206,19 @@ def revised_sources(out: Path, completeness: Sequence[SeriesCompleteness]
     return found
 
 
-def mark_revised(outputs: Sequence[OutputRecord], revised: dict[str, str]) -> None:
-    """Outputs written again because their series was revised get the status ``revised``."""
-    for o in outputs:
+def mark_revised(report: RunReport, revised: dict[str, str]) -> None:
+    """Outputs written again because their series was revised get the status ``revised``.
+
+    The report's ``idc.revised`` names each such series, its earlier folder and
+    whether ``prior_versions_index`` lists that folder as an earlier version.
+    """
+    for o in report.outputs:
         if o.series_instance_uid in revised and o.status == "written":
             o.status = "revised"
+    earlier = idc.revisions(revised) if revised else {}
+    report.revised = [{"SeriesInstanceUID": uid, "previous_crdc_series_uuid": before,
+                       "in_prior_versions_index": before in earlier.get(uid, [])}
+                      for uid, before in sorted(revised.items())]
 
 
 def _local(inputs: Sequence[str], version: str) -> list[SeriesCompleteness]:

@@ -101,7 +101,7 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
         jobs, not_run = label_jobs(result.derived, image_jobs, out, options, allocator, report)
         run_label_jobs(jobs, not_run, options, report, progress, pool)
     remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
-    mark_revised(report.outputs, revised)
+    mark_revised(report, revised)
     report.outputs.sort(key=lambda o: o.path)
     report.write()
     if options.qc:

@@ -73,6 +73,8 @@ class RunReport:
     idc_version: str | None = None
     #: Where the geometry checks disagree with IDC's volume_geometry_index.
     geometry_differences: list[dict[str, Any]] = field(default_factory=list)
+    #: Series converted again under --resume because IDC revised them.
+    revised: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +109,8 @@ class RunReport:
                         "complete": all(c.complete for c in self.completeness),
                         "series": [c.to_json() for c in self.completeness],
                         "skipped_series": [s.to_json() for s in self.skipped_series],
-                        "geometry_differences": list(self.geometry_differences)}}
+                        "geometry_differences": list(self.geometry_differences),
+                        "revised": list(self.revised)}}
 
     def write(self) -> Path:
         """Write ``dicomvol_report.json`` and the tabular report atomically."""
