@@ -228,3 +228,36 @@ def test_throttled_requests_are_retried(lung1: str, s3: S3Server,
     log = s3.log()
     assert sum(r.status == 503 for r in log) == 20
     assert sum(r.is_object_get and r.status == 206 for r in log) == LUNG1_CT_COUNT
+
+
+def test_seg_label_maps_from_the_bucket_equal_the_local_ones(
+        tmp_path: Path, corpus: Path, s3: S3Server, storage: StorageOptions) -> None:
+    root = corpus / "seg_highdicom"
+    names = ["ct_image.dcm", "seg_image_ct_binary.dcm", "seg_image_ct_binary_overlap.dcm"]
+    local_in = tmp_path / "in"
+    local_in.mkdir()
+    s3.public_bucket("segs")
+    for name in names:
+        (local_in / name).symlink_to(root / name)
+        s3.client().put_object(Bucket="segs", Key=f"s/{name}", Body=(root / name).read_bytes())
+    local = convert([local_in], tmp_path / "local", ConvertOptions(jobs=1))
+    s3.reset_log()
+    remote = convert(["s3://segs/s/"], tmp_path / "remote", ConvertOptions(jobs=1, storage=storage))
+    assert local.ok and remote.ok, remote.to_json()["errors"]
+    assert len(remote.outputs) == len(local.outputs) == 3  # the CT and two label maps
+    files = sorted(p.name for p in (tmp_path / "local").iterdir() if p.is_file())
+    assert files == sorted(p.name for p in (tmp_path / "remote").iterdir() if p.is_file())
+    for name in files:
+        if name.startswith("dicomvol_report"):
+            continue
+        mine, theirs = tmp_path / "local" / name, tmp_path / "remote" / name
+        if name.endswith(".json"):
+            a = json.loads(mine.read_text())
+            b = json.loads(theirs.read_text().replace("s3://segs/s/", ""))
+            a.pop("DicomvolPlanDigest", None)
+            b.pop("DicomvolPlanDigest", None)
+            assert a == b, name
+        else:
+            assert mine.read_bytes() == theirs.read_bytes(), name
+    full = [r.path for r in s3.log() if r.is_object_get and r.range is None]
+    assert sorted(full) == sorted(f"/segs/s/{n}" for n in names)  # each object once
