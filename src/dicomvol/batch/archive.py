@@ -145,6 +145,21 @@ def check_run(archive: Archive) -> tuple[list[SeriesCompleteness], str | None]:
     return found, version
 
 
+def start_report(archive: Archive, report: RunReport, checks: dict[str, GeometryChecks | None],
+                 out: Path, resume: bool) -> dict[str, str]:
+    """Fill a run's ``idc`` section before its jobs run; the series a resume must redo.
+
+    Series skipped before fetching, completeness against the index, geometry
+    differences from ``volume_geometry_index``; with ``resume``, the series
+    whose outputs came from an earlier IDC version (see :func:`revised_sources`).
+    """
+    report.skipped_series = list(archive.skipped)
+    report.completeness, report.idc_version = check_run(archive)
+    if report.idc_version is not None:
+        report.geometry_differences = geometry_differences(checks)
+    return revised_sources(out, report.completeness) if resume else {}
+
+
 def geometry_differences(checks: dict[str, GeometryChecks | None]
                          ) -> list[dict[str, object]]:
     """Where dicomvol's per-series checks disagree with IDC's ``volume_geometry_index``.

@@ -16,13 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dicomvol._typing import PathLike
-from dicomvol.batch.archive import (
-    Archive,
-    check_run,
-    geometry_differences,
-    mark_revised,
-    revised_sources,
-)
+from dicomvol.batch.archive import Archive, mark_revised, start_report
 from dicomvol.batch.executors import default_workers, run_dask, run_local
 from dicomvol.batch.jobs import Done, Job, run_job, triage
 from dicomvol.batch.labelmaps import label_jobs, run_label_jobs
@@ -78,11 +72,8 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
     remove_stale_temporaries(out)
     report = RunReport(out_dir=str(out), skipped=list(result.skipped),
                        errors=list(result.errors), ignored=list(result.ignored),
-                       n_files=result.n_files, skipped_series=list(archive.skipped))
-    report.completeness, report.idc_version = check_run(archive)
-    if report.idc_version is not None:
-        report.geometry_differences = geometry_differences(result.series_checks)
-    revised = revised_sources(out, report.completeness) if options.resume else {}
+                       n_files=result.n_files)
+    revised = start_report(archive, report, result.series_checks, out, options.resume)
     allocator = NameAllocator()
     # Per-job parallelism (decode processes/threads, gzip threads) when volumes are fewer
     # than workers; on Dask the cluster owns parallelism.
