@@ -9,7 +9,8 @@ import dicomvol
 
 PUBLIC = {"scan", "read_volume", "read_series", "convert", "to_nifti", "to_simpleitk",
           "Volume", "VolumeGeometry", "VolumePlan", "ScanResult", "RunReport",
-          "ConvertOptions", "PlanOptions", "DicomvolError", "NotDicomError", "HeaderError",
+          "ConvertOptions", "PlanOptions", "StorageOptions", "DicomvolError", "NotDicomError",
+          "HeaderError",
           "PixelDataError", "MissingDecoderError", "GeometryError", "OutputExistsError",
           "UsageError", "__version__"}
 

@@ -41,6 +41,7 @@ __all__ = [
     "PlanOptions",
     "RunReport",
     "ScanResult",
+    "StorageOptions",
     "UsageError",
     "Volume",
     "VolumeGeometry",
@@ -69,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dicomvol.model.grid import VolumeGeometry
     from dicomvol.model.plan import ScanResult, VolumePlan
     from dicomvol.model.volume import Volume
-    from dicomvol.options import ConvertOptions, PlanOptions
+    from dicomvol.options import ConvertOptions, PlanOptions, StorageOptions
     from dicomvol.report.run import RunReport
 
 _LAZY = {
@@ -80,6 +81,7 @@ _LAZY = {
                     "dicomvol.errors"),
     "ConvertOptions": "dicomvol.options",
     "PlanOptions": "dicomvol.options",
+    "StorageOptions": "dicomvol.options",
     "ScanResult": "dicomvol.model.plan",
     "VolumePlan": "dicomvol.model.plan",
     "Volume": "dicomvol.model.volume",

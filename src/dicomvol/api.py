@@ -13,14 +13,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import PathLike
+from dicomvol.batch.archive import Archive
 from dicomvol.batch.reading import read_volume as _read_volume
 from dicomvol.batch.run import convert_run
 from dicomvol.batch.scan import ProgressFn, scan_inputs
+from dicomvol.inputs import fs
 from dicomvol.io.itk import to_simpleitk as _to_simpleitk
 from dicomvol.io.nifti import to_nifti as _to_nifti
 from dicomvol.model.plan import ScanResult, VolumePlan
 from dicomvol.model.volume import Volume
-from dicomvol.options import ConvertOptions, PlanOptions
+from dicomvol.options import ConvertOptions, PlanOptions, StorageOptions
 from dicomvol.report.run import RunReport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +37,7 @@ def scan(
     progress: ProgressFn | None = None,
     options: PlanOptions | None = None,
     jobs: int = 1,
+    storage: StorageOptions | None = None,
 ) -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
@@ -49,6 +52,8 @@ def scan(
         tilt both the sheared stack and a resampled copy).
     jobs : int
         Processes reading headers.
+    storage : StorageOptions, optional
+        Object-store clients for ``s3://``/``gs://`` inputs (anonymous by default).
 
     Returns
     -------
@@ -56,6 +61,8 @@ def scan(
         ``plans`` (one :class:`VolumePlan` per output volume), ``skipped``
         frames with reasons, ``ignored`` non-image files and read ``errors``.
     """
+    if storage is not None:
+        fs.configure(storage)
     return scan_inputs(paths, progress, options, jobs)
 
 
@@ -100,6 +107,7 @@ def convert(
     out_dir: PathLike,
     options: ConvertOptions | None = None,
     progress: ProgressFn | None = None,
+    archive: Archive | None = None,
 ) -> RunReport:
     """Convert every volume under ``paths`` into ``out_dir``.
 
@@ -107,7 +115,10 @@ def convert(
     ``dicomvol_report.json`` (plus ``dicomvol_report.parquet`` or ``.csv``)
     accounting for every input file and frame. A file that cannot be read is
     reported in ``errors`` and the rest of its series is planned again
-    without it; nothing raises for bad input.
+    without it; nothing raises for bad input. Inputs may be ``s3://`` or
+    ``gs://`` URLs; ``archive`` (from :func:`dicomvol.batch.archive.select`)
+    adds IDC selections, and the report then checks every IDC series against
+    the index (``report.ok`` is False when one is incomplete).
 
     Raises
     ------
@@ -115,7 +126,7 @@ def convert(
         An input does not exist, the name template is malformed, or the
         options cannot be honoured (e.g. Dask not installed).
     """
-    return convert_run(list(paths), out_dir, options or ConvertOptions(), progress)
+    return convert_run(list(paths), out_dir, options or ConvertOptions(), progress, archive)
 
 
 def to_nifti(volume: Volume) -> nib.Nifti1Image:

@@ -62,3 +62,11 @@ SEG_SNAP_TOLERANCE_VOXELS = 0.05
 #: step, whichever is larger; a contour on no slice plane is reported, never snapped.
 CONTOUR_PLANE_TOLERANCE_MM = 0.05
 CONTOUR_PLANE_TOLERANCE_VOXELS = 0.05
+
+#: The IDC index gives a series' size as series_size_MB (10^6 bytes), in some releases
+#: rounded to 2 decimals: listed bytes match when within this many bytes (half of 0.01 MB).
+IDC_SIZE_TOLERANCE_BYTES = 5000
+#: dicomvol's geometry checks agree with a row of IDC's volume_geometry_index when the
+#: booleans are equal and slice spacing / obliquity differ by at most these amounts.
+IDC_GEOMETRY_SPACING_TOLERANCE_MM = 0.01
+IDC_GEOMETRY_OBLIQUITY_TOLERANCE_DEGREES = 0.01

@@ -20,6 +20,30 @@ PHILIPS_CHOICES = ("display", "fp")
 
 
 @dataclass(frozen=True)
+class StorageOptions:
+    """How object-store clients (``s3://``, ``gs://`` inputs) are built in every process.
+
+    Attributes
+    ----------
+    endpoint_url : str or None
+        Another S3 (or GCS) endpoint; None uses ``AWS_ENDPOINT_URL`` (S3) or
+        ``STORAGE_EMULATOR_HOST`` (GCS) when set, else the provider's.
+    anon : bool
+        Anonymous access (default: IDC's buckets are public).
+    retries : int
+        Attempts per request (throttling and transient errors back off).
+    max_bytes_in_flight : int
+        A job fetches its objects concurrently, at most this many bytes ahead of
+        what it has consumed.
+    """
+
+    endpoint_url: str | None = None
+    anon: bool = True
+    retries: int = 10
+    max_bytes_in_flight: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     """How series that are not one regular grid are handled.
 
@@ -104,6 +128,8 @@ class ConvertOptions:
     qc : bool
         Also write the visual quality-control page ``qc/index.html``: each job
         draws its thumbnails while it holds the pixels.
+    storage : StorageOptions
+        Object-store clients for URL inputs (every worker builds its own).
     """
 
     compress: bool = True
@@ -118,6 +144,7 @@ class ConvertOptions:
     suv: bool = False
     reorient: bool = False
     qc: bool = False
+    storage: StorageOptions = field(default_factory=StorageOptions)
 
     def __post_init__(self) -> None:
         if self.anonymize and self.template == DEFAULT_TEMPLATE:

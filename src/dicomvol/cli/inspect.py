@@ -14,11 +14,13 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("inspect", help="list series and what convert would do (reads headers only)",
                        description="One row per output volume: modality, description, files, "
                        "matrix, spacing, orientation, IDC geometry checks and the action.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM files or folders")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="DICOM files or folders, s3:// or gs:// URLs, manifests")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    from dicomvol.cli.convert import add_policy_arguments
+    from dicomvol.cli.convert import add_archive_arguments, add_policy_arguments
 
+    add_archive_arguments(p)
     add_policy_arguments(p)
     p.set_defaults(run=run)
 
@@ -26,17 +28,24 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Scan and print; exit 1 when files could not be read."""
     from dicomvol.api import scan
-    from dicomvol.cli.convert import plan_options
+    from dicomvol.batch.archive import check_run
+    from dicomvol.cli.convert import archive_of, plan_options, storage_of
     from dicomvol.cli.progress import Progress
 
+    archive = archive_of(args)
     progress = Progress(enabled=False if args.quiet else None)
     try:
-        result = scan(args.inputs, progress, plan_options(args))
+        result = scan(archive.inputs, progress, plan_options(args), storage=storage_of(args))
     finally:
         progress.close()
     from dicomvol.report.describe import describe
 
     rows = describe(result)
+    completeness, version = check_run(archive)
+    if version is not None:
+        rows["idc"] = {"idc_version": version,
+                       "series": [c.to_json() for c in completeness],
+                       "skipped_series": [s.to_json() for s in archive.skipped]}
     from dicomvol.cli.convert import warn_if_nothing_found
 
     warn_if_nothing_found(result.n_files, len(result.plans) + len(result.skipped)
@@ -46,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print_table(rows)
-    return 1 if result.errors else 0
+        print_idc(rows.get("idc"))
+    return 1 if result.errors or not all(c.complete for c in completeness) else 0
 
 
 def print_table(rows: dict[str, Any]) -> None:
@@ -104,3 +114,17 @@ def print_table(rows: dict[str, Any]) -> None:
         out.write(f"ignore {n} file(s): {reason}\n")
     for e in rows["errors"]:
         out.write(f"error: {e['File']}: {e['Error']}\n")
+
+
+def print_idc(idc: dict[str, Any] | None) -> None:
+    """One line per IDC series: complete or not against the index, and series not fetched."""
+    if not idc:
+        return
+    out = sys.stdout
+    for c in idc["series"]:
+        state = "complete" if c["complete"] else "INCOMPLETE"
+        out.write(f"IDC {c['idc_version']} {c['Modality']} {c['SeriesInstanceUID']}: {state}, "
+                  f"{c['listed_objects']}/{c['idc_instance_count']} objects, "
+                  f"{c['listed_bytes']:,}/{c['idc_bytes']:,} bytes\n")
+    for s in idc["skipped_series"]:
+        out.write(f"not fetched: {s['SeriesInstanceUID']} ({s['Modality']}): {s['Reason']}\n")
