@@ -11,7 +11,7 @@ PUBLIC = {"scan", "read_volume", "read_series", "convert", "to_nifti", "to_simpl
           "Volume", "VolumeGeometry", "VolumePlan", "ScanResult", "RunReport",
           "ConvertOptions", "PlanOptions", "DicomvolError", "NotDicomError", "HeaderError",
           "PixelDataError", "MissingDecoderError", "GeometryError", "OutputExistsError",
-          "UsageError", "__version__"}
+          "UsageError", "__version__", "open_slide", "Slide"}
 
 
 def test_every_public_name_resolves() -> None:

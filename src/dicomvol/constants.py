@@ -44,6 +44,12 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "nrrd": (".nrrd", ".nrrd"),
     "mha": (".mha", ".mha"),
 }
+#: Whole-slide output formats -> extension (``-e``; the first is the default for SM).
+SLIDE_FORMATS: dict[str, str] = {
+    "ome.tif": ".ome.tif",
+    "tif": ".tif",
+    "ome.zarr": ".ome.zarr",
+}
 
 #: A SEG frame snaps onto an output plane when its pixel (0, 0) lies within this distance
 #: (mm) of a voxel centre of that plane, or within SEG_SNAP_TOLERANCE_VOXELS of the voxel

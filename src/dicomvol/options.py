@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dicomvol.constants import OUTPUT_FORMATS
+from dicomvol.constants import OUTPUT_FORMATS, SLIDE_FORMATS
 from dicomvol.errors import UsageError
 
 #: Default output name template; fields are DICOM keywords in braces.
@@ -17,6 +17,8 @@ IRREGULAR_CHOICES = ("resample", "split", "skip")
 INTERPOLATION_CHOICES = ("linear", "nearest")
 FORMAT_CHOICES = tuple(OUTPUT_FORMATS)
 PHILIPS_CHOICES = ("display", "fp")
+SLIDE_FORMAT_CHOICES = tuple(SLIDE_FORMATS)
+JPEG_COLOR_CHOICES = ("auto", "pi", "stream")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,35 @@ class PlanOptions:
 
 
 @dataclass(frozen=True)
+class SlideOptions:
+    """How whole-slide microscopy (SM) series are read and written.
+
+    Parameters
+    ----------
+    format : {"ome.tif", "tif", "ome.zarr"}
+        Pyramidal OME-TIFF (default), plain pyramidal TIFF (OpenSlide's generic
+        TIFF), or OME-Zarr (NGFF 0.5, zarr v3).
+    jpeg_color : {"auto", "pi", "stream"}
+        Colour decision for JPEG/JPEG 2000 frames: the codestream when it says
+        (default), the PhotometricInterpretation label, or the codestream only.
+    fill : float or None
+        Value of tiles no frame holds (TILED_SPARSE holes); None: white for
+        brightfield RGB, 0 for fluorescence.
+    """
+
+    format: str = "ome.tif"
+    jpeg_color: str = "auto"
+    fill: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("format", self.format, SLIDE_FORMAT_CHOICES),
+                                     ("jpeg_color", self.jpeg_color, JPEG_COLOR_CHOICES)):
+            if value not in choices:
+                raise UsageError(f"slide {name} must be one of {', '.join(choices)}; "
+                                 f"got {value!r}")
+
+
+@dataclass(frozen=True)
 class ConvertOptions:
     """How ``convert`` writes its outputs.
 
@@ -97,6 +128,8 @@ class ConvertOptions:
     qc : bool
         Also write the visual quality-control page ``qc/index.html``: each job
         draws its thumbnails while it holds the pixels.
+    slide : SlideOptions
+        Whole-slide microscopy: output format, colour decision, fill value.
     """
 
     compress: bool = True
@@ -111,6 +144,7 @@ class ConvertOptions:
     suv: bool = False
     reorient: bool = False
     qc: bool = False
+    slide: SlideOptions = field(default_factory=SlideOptions)
 
     def __post_init__(self) -> None:
         if self.anonymize and self.template == DEFAULT_TEMPLATE:

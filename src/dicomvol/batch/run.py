@@ -55,7 +55,7 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
              progress: ProgressFn | None, pool: ProcessPoolExecutor | None) -> RunReport:
     names = template_fields(options.template)
     result = scan_inputs(paths, progress, options.plan, jobs=1 if options.dask else options.jobs,
-                         pool=pool, names=names)
+                         pool=pool, names=names, jpeg_color=options.slide.jpeg_color)
     out = out_dir.resolve()  # workers elsewhere (Dask) need an absolute path
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -79,6 +79,10 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
     if result.derived:
         jobs, not_run = label_jobs(result.derived, image_jobs, out, options, allocator, report)
         run_label_jobs(jobs, not_run, options, report, progress, pool)
+    if result.slide_frames:  # whole-slide microscopy: pyramids, not volumes
+        from dicomvol.batch.slides import run_slides
+
+        run_slides(result, out, options, allocator, report, progress)
     remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
     report.outputs.sort(key=lambda o: o.path)
     report.write()

@@ -25,11 +25,12 @@ INDEX_CHUNK = 64
 def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
                 options: PlanOptions | None = None, jobs: int = 1,
                 pool: ProcessPoolExecutor | None = None,
-                names: Sequence[str] = ()) -> ScanResult:
+                names: Sequence[str] = (), jpeg_color: str = "auto") -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
     ``pool`` reuses a run's process pool; ``names`` are header keywords the
-    frame records carry for output names. See :func:`dicomvol.scan`.
+    frame records carry for output names; ``jpeg_color`` is the slide colour policy
+    (:data:`dicomvol.slide.colour.COLOR_MODES`). See :func:`dicomvol.scan`.
     """
     candidates = discover(paths)
     total = len(candidates)
@@ -46,4 +47,9 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
     result = plan_index(index.frames, index.ignored, index.errors, n_files=total,
                         options=options, same_pixels=SamePixels())
     pair_derived(result, index.derived, options)
+    if result.slide_frames:
+        from dicomvol.slide.index import index_slides
+
+        result.slides, errors = index_slides(result.slide_frames, jpeg_color)
+        result.errors.extend(errors)
     return result
