@@ -97,8 +97,8 @@ def j2k_mct(data: bytes) -> bool | None:
         if marker == 0xFF90:  # SOT: the main header is over
             return None
         (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-        if marker == 0xFF52 and pos + 9 < len(data):
-            return data[pos + 9] != 0  # Lcod(2) Scod(1) order(1) layers(2) MCT(1)
+        if marker == 0xFF52 and pos + 8 < len(data):
+            return data[pos + 8] != 0  # marker(2) Lcod(2) Scod(1) order(1) layers(2) MCT(1)
         pos += 2 + length
     return None
 
