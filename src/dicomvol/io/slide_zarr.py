@@ -3,8 +3,9 @@
 Axes (c, z, y, x): c holds the RGB samples of a brightfield slide or the
 optical paths of a multiplex one (named from the optical path descriptions),
 z the focal planes. Scales are µm, exactly the stored pixel spacings; chunks
-are the level's own tiles, written one tile row at a time (chunk-aligned, so
-no chunk is read back), so peak memory is one tile row of one level.
+are the level's own tiles (the three samples of an RGB tile in one chunk, each
+optical path in its own), written one tile row at a time (chunk-aligned, so no
+chunk is read back): peak memory is one tile row of one level.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _write_level(group: Any, name: str, level: SlideLevel, workers: int,
     nz = len(level.focal_planes)
     th, tw = level.tile_shape
     arr = group.create_array(name, shape=(nc, nz, level.height, level.width),
-                             chunks=(1, 1, th, tw), dtype=level.dtype,
+                             chunks=(nc if rgb else 1, 1, th, tw), dtype=level.dtype,
                              dimension_names=("c", "z", "y", "x"))
     for z in range(nz):
         for p in range(1 if rgb else nc):
