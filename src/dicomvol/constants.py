@@ -44,6 +44,9 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "nrrd": (".nrrd", ".nrrd"),
     "mha": (".mha", ".mha"),
 }
+#: PhotometricInterpretations of 8-bit colour frames converted as RGB volumes (NIfTI RGB24;
+#: pydicom converts the YBR ones to RGB while decoding).
+COLOUR_PHOTOMETRICS = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
 #: Whole-slide output formats -> extension (``-e``; the first is the default for SM).
 SLIDE_FORMATS: dict[str, str] = {
     "ome.tif": ".ome.tif",

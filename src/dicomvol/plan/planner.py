@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from dicomvol.constants import COLOUR_PHOTOMETRICS
 from dicomvol.model import geometry
 from dicomvol.model.derived import SEG_SOP_CLASSES
 from dicomvol.model.detail import GeometryChecks
@@ -139,9 +140,12 @@ def non_volume_reason(frame: FrameRecord) -> str | None:
         return known
     if "LOCALIZER" in frame.image_type:
         return "localizer (scout) image, not part of a volume"
-    if frame.samples_per_pixel != 1:
+    if frame.samples_per_pixel != 1 and not (
+            frame.samples_per_pixel == 3 and frame.bits_allocated == 8
+            and frame.photometric in COLOUR_PHOTOMETRICS):
         return (f"colour image ({frame.photometric}, {frame.samples_per_pixel} samples per "
-                "pixel); dicomvol writes greyscale volumes")
+                f"pixel, {frame.bits_allocated} bits); dicomvol writes greyscale volumes and "
+                "8-bit RGB volumes")
     missing = [name for name, value in (("ImagePositionPatient", frame.position),
                                         ("ImageOrientationPatient", frame.orientation),
                                         ("PixelSpacing", frame.pixel_spacing)) if value is None]
