@@ -166,6 +166,9 @@ def _base(spec: SlideSpec, img: np.ndarray, n_frames: int) -> Dataset:
     ds.Rows, ds.Columns = spec.tile
     ds.TotalPixelMatrixRows, ds.TotalPixelMatrixColumns = img.shape[:2]
     ds.NumberOfFrames = n_frames
+    ds.ImagedVolumeWidth = img.shape[1] * spec.spacing_mm  # mm, as wsidicom needs them
+    ds.ImagedVolumeHeight = img.shape[0] * spec.spacing_mm
+    ds.ImagedVolumeDepth = 0.001
     samples = img.shape[2] if img.ndim == 3 else 1
     ds.SamplesPerPixel = samples
     default = "MONOCHROME2" if samples == 1 else (
