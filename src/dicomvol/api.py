@@ -69,7 +69,7 @@ def scan(
 
 
 def open_slide(paths: Iterable[PathLike] | PathLike, *, series: str | None = None,
-               jpeg_color: str = "auto", workers: int = 1) -> Slide:
+               jpeg_color: str = "auto", workers: int = 1, apply_icc: bool = False) -> Slide:
     """Open a whole-slide microscopy (SM) pyramid: its levels, paths, planes and regions.
 
     Reads headers and encapsulated item headers only; a region read decodes
@@ -85,6 +85,8 @@ def open_slide(paths: Iterable[PathLike] | PathLike, *, series: str | None = Non
         Colour decision for JPEG/JPEG 2000 frames (default: the codestream decides).
     workers : int
         Threads decoding the tiles of one read.
+    apply_icc : bool
+        Reads give sRGB, converted with the slide's ICC profile.
 
     Returns
     -------
@@ -112,7 +114,7 @@ def open_slide(paths: Iterable[PathLike] | PathLike, *, series: str | None = Non
     if len(slides) > 1:
         raise UsageError(f"{len(slides)} slides found; choose one with series= (e.g. "
                          f"{slides[0].series_instance_uid}{slides[0].suffix})")
-    return Slide(slides[0], workers=workers)
+    return Slide(slides[0], workers=workers, apply_icc=apply_icc)
 
 
 def read_volume(plan: VolumePlan, workers: int = 1) -> Volume:

@@ -75,11 +75,15 @@ class SlideOptions:
     fill : float or None
         Value of tiles no frame holds (TILED_SPARSE holes); None: white for
         brightfield RGB, 0 for fluorescence.
+    apply_icc : bool
+        Convert RGB slides to sRGB with their ICC profile (default: carry the
+        profile into the output and leave the pixels as stored).
     """
 
     format: str = "ome.tif"
     jpeg_color: str = "auto"
     fill: float | None = None
+    apply_icc: bool = False
 
     def __post_init__(self) -> None:
         for name, value, choices in (("format", self.format, SLIDE_FORMAT_CHOICES),

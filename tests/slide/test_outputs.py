@@ -152,3 +152,30 @@ def test_inspect_prints_slide_rows(corpus: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "12 levels, 52 frames" in out and "JFIF APP0 -> YCbCr" in out
     assert "level 1: 1110x1483, tile 500x500, 0.998x0.998 um/px, x2," in out
+
+
+def test_icc_profile_carried_and_applied(tmp_path: Path) -> None:
+    tifffile = import_peer("tifffile")
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img = smooth_image(96, 128, 3, seed=6)
+    src = tmp_path / "src"
+    write_slide(SlideSpec([[img]], tile=(64, 64), codec="jpeg", variant="adobe0",
+                          photometric="RGB", icc_profile=icc), src)
+    slide = dicomvol.open_slide(src)
+    assert slide.icc_profile == icc
+    carried = dicomvol.convert([src], tmp_path / "carried", dicomvol.ConvertOptions(jobs=1))
+    with tifffile.TiffFile(tmp_path / "carried" / carried.outputs[0].path) as tif:
+        assert tif.pages[0].iccprofile == icc and tif.pages[0].compression == 7
+        np.testing.assert_array_equal(tif.series[0].asarray(), slide.read_level(0))
+    applied = dicomvol.convert([src], tmp_path / "applied", dicomvol.ConvertOptions(
+        jobs=1, slide=dicomvol.options.SlideOptions(apply_icc=True)))
+    side = json.loads((tmp_path / "applied" / applied.outputs[0].sidecar).read_text())
+    assert side["Slide"]["ICCApplied"] is True
+    srgb = dicomvol.open_slide(src, apply_icc=True).read_level(0)
+    # sRGB -> sRGB through LittleCMS: the same colours within rounding
+    assert np.abs(srgb.astype(int) - slide.read_level(0)).max() <= 2
+    with tifffile.TiffFile(tmp_path / "applied" / applied.outputs[0].path) as tif:
+        assert tif.pages[0].iccprofile is None and tif.pages[0].compression == 8
+        np.testing.assert_array_equal(tif.series[0].asarray(), srgb)

@@ -28,20 +28,22 @@ log = logging.getLogger(__name__)
 
 
 def write_slide_file(info: SlideInfo, levels: list[SlideLevel], path: Path, fmt: str,
-                     workers: int = 1, fill: float | None = None) -> list[str]:
+                     workers: int = 1, fill: float | None = None,
+                     apply_icc: bool = False) -> list[str]:
     """Write ``levels`` of one slide in ``fmt`` (a key of ``SLIDE_FORMATS``)."""
     if fmt == "ome.zarr":
         from dicomvol.io.slide_zarr import write_slide_zarr
 
-        return write_slide_zarr(info, levels, path, workers=workers, fill=fill)
+        return write_slide_zarr(info, levels, path, workers=workers, fill=fill,
+                                apply_icc=apply_icc)
     from dicomvol.io.slide_tiff import write_slide_tiff
 
     return write_slide_tiff(info, levels, path, ome=fmt == "ome.tif", workers=workers,
-                            fill=fill)
+                            fill=fill, apply_icc=apply_icc)
 
 
 def slide_sidecar(info: SlideInfo, levels: list[SlideLevel], warnings: list[str],
-                  image: str, anonymize: bool) -> dict[str, Any]:
+                  image: str, anonymize: bool, icc_applied: bool = False) -> dict[str, Any]:
     """The JSON sidecar of one slide output (contract keys, then ``Slide``)."""
     instances = [i for lv in levels for i in lv.instances]
     missing = [{"Level": n, "OpticalPath": lv.optical_paths[p], "FocalPlane": lv.focal_planes[z],
@@ -65,6 +67,7 @@ def slide_sidecar(info: SlideInfo, levels: list[SlideLevel], warnings: list[str]
             "ColorDecision": [{"SOPInstanceUID": i.sop_instance_uid, "File": i.rel,
                                **i.colour.to_json()} for i in instances],
             "ICCProfileBytes": len(info.icc_profile) if info.icc_profile else 0,
+            "ICCApplied": icc_applied and bool(info.icc_profile),
             "MissingTiles": missing, "Anonymized": anonymize,
         },
     }
@@ -120,12 +123,13 @@ def run_slides(result: ScanResult, out: Path, options: ConvertOptions,
                 continue
             try:
                 warnings = list(info.warnings) + write_slide_file(
-                    info, levels, image, fmt, options.jobs, options.slide.fill)
+                    info, levels, image, fmt, options.jobs, options.slide.fill,
+                    options.slide.apply_icc)
             except (DicomvolError, OSError, ValueError, RuntimeError) as exc:
                 _failed(report, levels, exc, used)
                 continue
             write_json_atomic(sidecar, slide_sidecar(info, levels, warnings, image.name,
-                                                     options.anonymize))
+                                                     options.anonymize, options.slide.apply_icc))
             report.outputs.append(_record(info, levels, image, sidecar, out,
                                           "slide" + suffix, warnings))
             used.update(i.sop_instance_uid for lv in levels for i in lv.instances)

@@ -38,6 +38,9 @@ def add_parser(sub: Any) -> None:
                    help="slides: colour of JPEG/JPEG 2000 frames from the codestream when it "
                    "says (auto, default), from the PhotometricInterpretation (pi), or the "
                    "codestream only (stream)")
+    p.add_argument("--apply-icc", action="store_true",
+                   help="slides: convert RGB to sRGB with the slide's ICC profile (default: "
+                   "carry the profile, pixels as stored)")
     p.add_argument("--slide-fill", type=float, metavar="VALUE",
                    help="slides: value of missing tiles (default white for RGB, 0 otherwise)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -114,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
                              reorient=args.reorient, qc=args.qc,
                              slide=SlideOptions(format=slide[0] if slide else "ome.tif",
                                                 jpeg_color=args.jpeg_color,
-                                                fill=args.slide_fill))
+                                                fill=args.slide_fill,
+                                                apply_icc=args.apply_icc))
     progress = Progress(enabled=False if args.quiet else None)
     try:
         report = convert(args.inputs, args.output, options, progress)

@@ -76,11 +76,11 @@ def _copied_tiles(level: SlideLevel, planes: list[tuple[int, int]],
 
 
 def _retiled(level: SlideLevel, planes: list[tuple[int, int]], size: int,
-             workers: int, value: float | None) -> Iterator[np.ndarray]:
+             workers: int, value: float | None, icc: bytes | None) -> Iterator[np.ndarray]:
     for z, p in planes:
         for y in range(0, level.height, size):
             h = min(size, level.height - y)
-            strip = read_level_region(level, 0, y, level.width, h, p, z, value, workers)
+            strip = read_level_region(level, 0, y, level.width, h, p, z, value, workers, icc)
             for x in range(0, level.width, size):
                 tile = strip[:, x:x + size]
                 if tile.shape[0] != size or tile.shape[1] != size:
@@ -90,7 +90,7 @@ def _retiled(level: SlideLevel, planes: list[tuple[int, int]], size: int,
 
 
 def _options(level: SlideLevel, planes: list[tuple[int, int]], warnings: list[str],
-             what: str, workers: int, fill: float | None) -> dict[str, Any]:
+             what: str, workers: int, fill: float | None, icc: bytes | None) -> dict[str, Any]:
     """tifffile ``write`` arguments for one level: data iterator, shape, tiles, compression."""
     rgb = level.samples == 3
     n = len(planes)
@@ -101,7 +101,7 @@ def _options(level: SlideLevel, planes: list[tuple[int, int]], warnings: list[st
     opts: dict[str, Any] = dict(
         shape=shape, dtype=level.dtype, photometric="rgb" if rgb else "minisblack",
         resolution=(1e4 / sx, 1e4 / sy), resolutionunit="CENTIMETER")
-    if can_copy(level):
+    if can_copy(level) and icc is None:
         first = level.instances[0]
         head = frame_bytes(first, 0) if first.n_frames else b""
         if rgb and first.colour.decoded_as == "YCbCr":
@@ -112,11 +112,16 @@ def _options(level: SlideLevel, planes: list[tuple[int, int]], warnings: list[st
     size = min(RETILE_SIZE, max(TIFF_TILE_MULTIPLE, TIFF_TILE_MULTIPLE * math.ceil(
         max(level.tile_width, level.tile_height) / TIFF_TILE_MULTIPLE)))
     syntaxes = ", ".join(sorted({i.transfer_syntax for i in level.instances}))
-    reason = (f"tiles {level.tile_width}x{level.tile_height} are not multiples of "
-              f"{TIFF_TILE_MULTIPLE}" if can_copy_but_size(level) else f"frames are {syntaxes}")
+    if icc is not None and can_copy(level):
+        reason = "--apply-icc changes the pixels"
+    elif can_copy_but_size(level):
+        reason = (f"tiles {level.tile_width}x{level.tile_height} are not multiples of "
+                  f"{TIFF_TILE_MULTIPLE}")
+    else:
+        reason = f"frames are {syntaxes}"
     warnings.append(f"{what} ({level.width}x{level.height}, {reason}): re-tiled into "
                     f"{size}x{size} lossless deflate tiles")
-    opts.update(data=_retiled(level, planes, size, workers, fill), compression="zlib",
+    opts.update(data=_retiled(level, planes, size, workers, fill, icc), compression="zlib",
                 tile=(size, size), maxworkers=1)
     return opts
 
@@ -155,7 +160,7 @@ def ome_metadata(info: SlideInfo, level: SlideLevel, n_planes: int) -> dict[str,
 
 def write_slide_tiff(info: SlideInfo, levels: list[SlideLevel], path: str | os.PathLike[str],
                      *, ome: bool = True, workers: int = 1,
-                     fill: float | None = None) -> list[str]:
+                     fill: float | None = None, apply_icc: bool = False) -> list[str]:
     """Write ``levels`` (largest first) as one pyramidal TIFF, atomically.
 
     Parameters
@@ -173,6 +178,9 @@ def write_slide_tiff(info: SlideInfo, levels: list[SlideLevel], path: str | os.P
         Threads decoding re-tiled levels.
     fill : float, optional
         Value of missing tiles (default white for RGB, 0 otherwise).
+    apply_icc : bool
+        Convert RGB to sRGB with the slide's ICC profile (levels are re-tiled, and
+        the profile is not embedded); otherwise the profile is embedded as it is.
 
     Returns
     -------
@@ -190,11 +198,14 @@ def write_slide_tiff(info: SlideInfo, levels: list[SlideLevel], path: str | os.P
                         "use -e ome.tif or -e ome.zarr for all")
     bigtiff = _estimated_bytes(levels, len(planes)) > BIGTIFF_BYTES
     icc = info.icc_profile if base.samples == 3 else None
+    applied = icc if apply_icc else None
+    if apply_icc and icc is None:
+        warnings.append("--apply-icc: the slide has no ICC profile; pixels written as stored")
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff, ome=ome) as tif:
         for n, level in enumerate(levels):
             what = f"level {n}" if level.flavour == "VOLUME" else level.flavour.lower()
-            opts = _options(level, planes, warnings, what, workers, fill)
-            if icc is not None:
+            opts = _options(level, planes, warnings, what, workers, fill, applied)
+            if icc is not None and applied is None:
                 opts["iccprofile"] = icc
             if n == 0:
                 if ome:

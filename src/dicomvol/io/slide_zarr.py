@@ -50,9 +50,13 @@ def ngff_attributes(info: SlideInfo, levels: list[SlideLevel]) -> dict[str, Any]
 
 
 def write_slide_zarr(info: SlideInfo, levels: list[SlideLevel], path: str | os.PathLike[str],
-                     *, workers: int = 1, fill: float | None = None) -> list[str]:
+                     *, workers: int = 1, fill: float | None = None,
+                     apply_icc: bool = False) -> list[str]:
     """Write ``levels`` (largest first) as an OME-Zarr group, atomically (a temporary
     folder renamed into place).
+
+    ``apply_icc`` converts RGB to sRGB with the slide's ICC profile (OME-Zarr has no
+    place for the profile itself: the sidecar says whether it was applied).
 
     Returns
     -------
@@ -65,10 +69,13 @@ def write_slide_zarr(info: SlideInfo, levels: list[SlideLevel], path: str | os.P
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     warnings: list[str] = []
+    icc = info.icc_profile if apply_icc else None
+    if apply_icc and icc is None:
+        warnings.append("--apply-icc: the slide has no ICC profile; pixels written as stored")
     try:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         for n, level in enumerate(levels):
-            _write_level(group, str(n), level, workers, fill)
+            _write_level(group, str(n), level, workers, fill, icc)
         group.attrs["ome"] = ngff_attributes(info, levels)
         if target.exists():
             shutil.rmtree(target)
@@ -80,7 +87,7 @@ def write_slide_zarr(info: SlideInfo, levels: list[SlideLevel], path: str | os.P
 
 
 def _write_level(group: Any, name: str, level: SlideLevel, workers: int,
-                 fill: float | None) -> None:
+                 fill: float | None, icc: bytes | None) -> None:
     rgb = level.samples == 3
     nc = 3 if rgb else len(level.optical_paths)
     nz = len(level.focal_planes)
@@ -92,7 +99,8 @@ def _write_level(group: Any, name: str, level: SlideLevel, workers: int,
         for p in range(1 if rgb else nc):
             for y in range(0, level.height, th):
                 h = min(th, level.height - y)
-                strip = read_level_region(level, 0, y, level.width, h, p, z, fill, workers)
+                strip = read_level_region(level, 0, y, level.width, h, p, z, fill, workers,
+                                          icc)
                 if rgb:
                     arr[:, z, y:y + h, :] = strip.transpose(2, 0, 1)
                 else:

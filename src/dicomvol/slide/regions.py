@@ -65,8 +65,10 @@ def read_tiles(level: SlideLevel, keys: list[tuple[int, int, int, int]],
 
 
 def read_level_region(level: SlideLevel, x: int, y: int, w: int, h: int, path: int = 0,
-                      z: int = 0, fill: float | None = None, workers: int = 1) -> np.ndarray:
-    """Read ``[y:y+h, x:x+w]`` of one level (see :meth:`Slide.read_region`)."""
+                      z: int = 0, fill: float | None = None, workers: int = 1,
+                      icc: bytes | None = None) -> np.ndarray:
+    """Read ``[y:y+h, x:x+w]`` of one level (see :meth:`Slide.read_region`); ``icc``: an ICC
+    profile applied to give sRGB (RGB uint8 levels only)."""
     if w <= 0 or h <= 0:
         raise RegionError(f"region size {w}x{h} is empty")
     inside = x >= 0 and y >= 0 and x + w <= level.width and y + h <= level.height
@@ -90,6 +92,10 @@ def read_level_region(level: SlideLevel, x: int, y: int, w: int, h: int, path: i
         sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
         sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
         out[sy0 - y:sy1 - y, sx0 - x:sx1 - x] = tile[sy0 - ty0:sy1 - ty0, sx0 - tx0:sx1 - tx0]
+    if icc is not None and level.samples == 3 and level.dtype == np.uint8:
+        from dicomvol.slide.icc import to_srgb
+
+        out = to_srgb(icc)(out)
     return out
 
 
@@ -112,13 +118,16 @@ class Slide:
         From :func:`dicomvol.scan` (``ScanResult.slides``) or :func:`dicomvol.open_slide`.
     workers : int
         Threads decoding the tiles of one read.
+    apply_icc : bool
+        Convert RGB reads to sRGB with the slide's ICC profile (when it has one).
     """
 
-    def __init__(self, info: SlideInfo, workers: int = 1) -> None:
+    def __init__(self, info: SlideInfo, workers: int = 1, apply_icc: bool = False) -> None:
         if not info.levels:
             raise UsageError(f"series {info.series_instance_uid} holds no VOLUME level")
         self.info = info
         self.workers = workers
+        self.icc = info.icc_profile if apply_icc else None
 
     def __repr__(self) -> str:
         base = self.levels[0]
@@ -158,7 +167,8 @@ class Slide:
     def _whole(self, level: SlideLevel | None) -> np.ndarray | None:
         if level is None:
             return None
-        return read_level_region(level, 0, 0, level.width, level.height, workers=self.workers)
+        return read_level_region(level, 0, 0, level.width, level.height, workers=self.workers,
+                                 icc=self.icc)
 
     def _level(self, level: int) -> SlideLevel:
         if not 0 <= level < len(self.levels):
@@ -207,7 +217,7 @@ class Slide:
         lv = self._level(level)
         p = self._axis(path, lv.optical_paths, "optical path")
         zi = self._axis(z, lv.focal_planes, "focal plane")
-        return read_level_region(lv, x, y, w, h, p, zi, fill, self.workers)
+        return read_level_region(lv, x, y, w, h, p, zi, fill, self.workers, self.icc)
 
     def read_level(self, level: int, **kwargs: Any) -> np.ndarray:
         """A whole level: ``read_region(level, 0, 0, width, height)``."""
@@ -251,7 +261,7 @@ class Slide:
         def block(block_info: Any = None) -> np.ndarray:
             loc = block_info[None]["array-location"]
             (y0, y1), (x0, x1) = loc[0], loc[1]
-            return read_level_region(lv, x0, y0, x1 - x0, y1 - y0, p, zi)
+            return read_level_region(lv, x0, y0, x1 - x0, y1 - y0, p, zi, icc=self.icc)
 
         array: dask.array.Array = da.map_blocks(  # type: ignore[no-untyped-call]
             block, chunks=chunks, dtype=lv.dtype, meta=np.empty((0,) * len(chunks), lv.dtype))

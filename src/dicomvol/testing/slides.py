@@ -133,6 +133,7 @@ class SlideSpec:
     path_names: Sequence[str] = ()
     z_um: Sequence[float] = ()
     seed: int = 0
+    icc_profile: bytes | None = None
 
 
 def _tiles(spec: SlideSpec) -> list[tuple[int, int, int, int, np.ndarray]]:
@@ -186,6 +187,8 @@ def _base(spec: SlideSpec, img: np.ndarray, n_frames: int) -> Dataset:
         item = Dataset()
         item.OpticalPathIdentifier = str(p + 1)
         item.OpticalPathDescription = spec.path_names[p] if p < len(spec.path_names) else ""
+        if spec.icc_profile is not None:
+            item.ICCProfile = spec.icc_profile
         optical.append(item)
     ds.OpticalPathSequence = optical
     shared = Dataset()
