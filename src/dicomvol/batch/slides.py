@@ -82,7 +82,9 @@ def _record(info: SlideInfo, levels: list[SlideLevel], image: Path, sidecar: Pat
         path=str(image.relative_to(out)), sidecar=str(sidecar.relative_to(out)),
         series_instance_uid=info.series_instance_uid, label=label, shape=shape,
         spacing=(base.pixel_spacing_um[0] / 1000.0, base.pixel_spacing_um[1] / 1000.0),
-        n_frames=sum(lv.n_frames for lv in levels), warnings=tuple(warnings), sheared=False)
+        n_frames=sum(lv.n_frames for lv in levels), warnings=tuple(warnings), sheared=False,
+        sources=tuple((i.path, i.sop_instance_uid, n + 1, 0)  # ledger keys of every frame
+                      for lv in levels for i in lv.instances for n in range(i.n_frames)))
 
 
 def _outputs(info: SlideInfo, anonymize: bool) -> tuple[list[tuple[str, list[SlideLevel]]],

@@ -15,6 +15,7 @@ built by the same code either way.
 from __future__ import annotations
 
 import functools
+import logging
 import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -23,16 +24,24 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dicomvol.dicom.values import vendor
 
+log = logging.getLogger(__name__)
+
 #: Bytes read first; a longer header is read in full on demand.
 _HEAD_BYTES = 32768
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
              b"UV"}
+#: Every explicit VR (PS3.5 6.2); any other two bytes send the file to pydicom.
+_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
+                   b"LT", b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ",
+                   b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT",
+                   b"UV"})
 _PIXEL_TAG = 0x7FE00010
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+_NUMERIC_SIZE = {vr: struct.calcsize(code) for vr, code in _NUMERIC.items()}
 
 #: Keywords the index reads from a single-frame header.
 KEYWORDS = (
@@ -96,6 +105,9 @@ def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
         return _read_lean(fp, size, _table(tuple(keywords)))
     except (struct.error, ValueError, IndexError):
         return None
+    except Exception:  # anything else (MemoryError from an absurd length, ...): pydicom decides
+        log.debug("lean reader declined after %s", "an unexpected error", exc_info=True)
+        return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -146,6 +158,8 @@ def _meta(buf: bytes) -> tuple[int | None, str]:
         if group != 0x0002:
             return pos, ts
         vr = buf[pos + 4:pos + 6]
+        if vr not in _VRS:  # a damaged meta group: pydicom decides
+            return None, ""
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", buf, pos + 8)
             start = pos + 12
@@ -166,6 +180,7 @@ _EXPLICIT = struct.Struct("<IHH")  # swapped tag, VR code, 16-bit length
 _IMPLICIT = struct.Struct("<II")  # swapped tag, 32-bit length
 _U32 = struct.Struct("<I")
 _LONG_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _LONG_VRS)
+_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _VRS)
 #: Markers in a walk table (besides a (keyword, implicit VR) pair).
 _STOP_PIXELS, _STOP_FALLBACK = "pixels", "fallback"
 
@@ -190,11 +205,13 @@ def _walk(buf: bytes, pos: int, implicit: bool,
     last = n - 8  # the last offset where an element header fits
     unpack = _EXPLICIT.unpack_from
     u32 = _U32.unpack_from
-    long_vrs = _LONG_VR_CODES
+    long_vrs, vrs = _LONG_VR_CODES, _VR_CODES
     get = table.get
     pixels, fallback, undefined = _STOP_PIXELS, _STOP_FALLBACK, _UNDEFINED
     while pos <= last:
         tag, vr, length = unpack(buf, pos)
+        if vr not in vrs:  # not a VR: damaged or odd, pydicom decides
+            return None
         if vr in long_vrs:
             if pos + 12 > n:
                 return None
@@ -224,9 +241,12 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         end = start + length
         if end > n:
             return None
-        value = _convert(buf[start:end], buf[pos + 4:pos + 6].decode("ascii", "replace"))
+        vr_name = buf[pos + 4:pos + 6].decode("ascii", "replace")
+        value = _convert(buf[start:end], vr_name)
         if value is not None:
             values[action[0]] = value
+        elif length % _NUMERIC_SIZE.get(vr_name, 1):
+            return None  # a number of the wrong length: damaged, pydicom decides
         pos = end
     return None
 
@@ -263,6 +283,8 @@ def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
         value = _convert(buf[start:pos], action[1])
         if value is not None:
             values[action[0]] = value
+        elif length % _NUMERIC_SIZE.get(action[1], 1):
+            return None  # a number of the wrong length: damaged, pydicom decides
     return None
 
 
