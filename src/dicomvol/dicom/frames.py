@@ -13,6 +13,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
+from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
+from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
@@ -43,6 +45,55 @@ def frame_records(
     ``names`` are header keywords whose values the records carry as text (for
     output name templates), so that naming never reads a header again.
     """
+    common = _common_fields(ds, cand, info, gzipped, names)
+    n_frames = int(common["number_of_frames"])
+    shared = first_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
+    if unassigned is not None:  # legacy converted: attributes may live only in there
+        ds = Fallback(ds, unassigned)  # type: ignore[assignment]
+        for key, keyword in (("series_description", "SeriesDescription"),
+                             ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
+            common[key] = common[key] or to_str(ds.get(keyword))
+        common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
+    if n_frames == 1 and per_frame is None and shared is None:
+        fields = _single_frame_fields(ds)
+        if common["modality"] == "MR":
+            fields.update(diffusion_fields(ds, None, fields["image_type"]))
+        if vendor(ds) == "Philips":
+            fields["philips_scale_slope"] = _philips_ss(ds, None)
+        if "MOSAIC" in fields["image_type"]:
+            return _mosaic_records(ds, common, fields)
+        return [FrameRecord(frame=1, **common, **fields)]
+    dose = dose_positions(ds) if per_frame is None and shared is None else None
+    records = []
+    philips = vendor(ds) == "Philips"
+    for index in range(n_frames):
+        frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
+        own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
+        frame_ds: Any = ds if own is None else Fallback(own, ds)
+        fields = _multi_frame_fields(frame_ds, shared, frame_fg)
+        if own is not None and to_int(own.get("InstanceNumber")) is not None:
+            fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
+        if philips:
+            fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
+        if common["modality"] == "MR":
+            fields.update(diffusion_fields(ds, frame_fg, fields["image_type"]))
+        if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
+            fields["position"] = dose[index] if index < len(dose) else None
+            fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
+            fields["rescale_intercept"] = 0.0
+        number = fields.pop("instance_number_override", None)
+        frame_common = common if number is None else {**common, "instance_number": number}
+        records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
+    for record in records[:1] if records[0].rescale_slope == records[-1].rescale_slope else records:
+        _check_rescale(record)
+    return records
+
+
+def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
+                   names: tuple[str, ...]) -> dict[str, Any]:
+    """The record fields every frame of an object shares (HeaderError for a broken module)."""
     raw_frames = ds.get("NumberOfFrames")
     n_frames = to_int(raw_frames)
     if n_frames is None and raw_frames is not None and str(raw_frames).strip():
@@ -85,44 +136,7 @@ def frame_records(
         acquisition_datetime=to_str(ds.get("AcquisitionDateTime")) or None,
         names=tuple((name, name_text(ds.get(name))) for name in names),
     )
-    shared = first_item(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
-    if unassigned is not None:  # legacy converted: attributes may live only in there
-        ds = Fallback(ds, unassigned)  # type: ignore[assignment]
-        for key, keyword in (("series_description", "SeriesDescription"),
-                             ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
-            common[key] = common[key] or to_str(ds.get(keyword))
-        common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
-    if n_frames == 1 and per_frame is None and shared is None:
-        fields = _single_frame_fields(ds)
-        if vendor(ds) == "Philips":
-            fields["philips_scale_slope"] = _philips_ss(ds, None)
-        if "MOSAIC" in fields["image_type"]:
-            return _mosaic_records(ds, common, fields)
-        return [FrameRecord(frame=1, **common, **fields)]
-    dose = dose_positions(ds) if per_frame is None and shared is None else None
-    records = []
-    philips = vendor(ds) == "Philips"
-    for index in range(n_frames):
-        frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
-        own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
-        frame_ds: Any = ds if own is None else Fallback(own, ds)
-        fields = _multi_frame_fields(frame_ds, shared, frame_fg)
-        if own is not None and to_int(own.get("InstanceNumber")) is not None:
-            fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
-        if philips:
-            fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
-        if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
-            fields["position"] = dose[index] if index < len(dose) else None
-            fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
-            fields["rescale_intercept"] = 0.0
-        number = fields.pop("instance_number_override", None)
-        frame_common = common if number is None else {**common, "instance_number": number}
-        records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
-    for record in records[:1] if records[0].rescale_slope == records[-1].rescale_slope else records:
-        _check_rescale(record)
-    return records
+    return common
 
 
 #: PhotometricInterpretation values of PS3.3 C.7.6.3.1.2 (and retired ones still seen).
@@ -181,6 +195,27 @@ def _check_rescale(record: FrameRecord) -> None:
                         ("RescaleIntercept", record.rescale_intercept)):
         if not math.isfinite(value):
             raise HeaderError(f"{name} {value} is not a finite number (frame {record.frame})")
+
+
+def diffusion_fields(ds: Any, frame_fg: Any, image_type: tuple[str, ...]) -> dict[str, Any]:
+    """The diffusion fields of an MR frame's record, from every source ``read_diffusion`` knows.
+
+    Empty when the header holds no diffusion encoding and the image type names no
+    derived diffusion image; an unreadable vendor header leaves the standard
+    fields (logged by the caller's job when it reads the table).
+    """
+    try:
+        found = read_diffusion(ds, frame_fg)
+    except HeaderError:
+        found = None
+    diffusion = None if found is None else found[0]
+    kind = derived_kind(image_type, diffusion, vendor(ds),
+                        diffusion is not None and is_isotropic(ds, frame_fg))
+    if found is None:
+        return {} if kind is None else {"diffusion_derived": kind}
+    (b, direction), source = found
+    return {"diffusion_b": b, "diffusion_direction": direction, "diffusion_source": source,
+            "diffusion_derived": kind}
 
 
 def dose_positions(ds: Any) -> list[Vec3] | None:

@@ -30,6 +30,7 @@ from dicomvol.dicom.header import (
     sop_name,
 )
 from dicomvol.dicom.lean import read_lean
+from dicomvol.dicom.leanmf import read_enhanced
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Candidate
@@ -129,6 +130,9 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
         if _index_lean(fp, size, cand, names, result):
             return
         fp.seek(0)
+        if _index_enhanced(fp, size, cand, names, result):
+            return
+        fp.seek(0)
     try:
         ds, pixel_info = read_header_from(stream, gzipped)
     except NotDicomError as exc:
@@ -209,6 +213,27 @@ def _index_rtstruct(ds: Dataset, cand: Candidate, names: tuple[str, ...],
         log.debug("%s: structure set not understood", cand.path, exc_info=True)
         result.errors.append(FileError(cand.path, cand.rel, "structure set not understood: "
                                        f"{type(exc).__name__}: {exc}"))
+
+
+def _index_enhanced(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],
+                    result: IndexResult) -> bool:
+    """Enhanced MR in explicit VR LE, read by :mod:`dicomvol.dicom.leanmf`; False: pydicom."""
+    found = read_enhanced(fp)
+    if found is None:
+        return False
+    header, tag_offset, value_offset, length = found
+    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
+    lean: Any = header
+    try:
+        if not header.get("SOPInstanceUID"):
+            return False
+        check_pixel_length(lean, info)
+        frames = frame_records(lean, cand, info, False, names)
+    except Exception:  # anything unexpected (errors too): pydicom decides, with its message
+        log.debug("%s: lean enhanced path failed; using pydicom", cand.path, exc_info=True)
+        return False
+    result.frames.extend(frames)
+    return True
 
 
 def _index_lean(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],

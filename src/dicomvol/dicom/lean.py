@@ -54,10 +54,21 @@ KEYWORDS = (
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
     "AcquisitionDate", "AcquisitionDateTime",
+    "InPlanePhaseEncodingDirection", "PatientPosition", "ImageComments",
     # for output names
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )
+#: Private elements read as ``(group, element)`` keys: the GE diffusion encoding, which
+#: :func:`dicomvol.dicom.private.private_value` finds by its creator; value: (name, VR).
+PRIVATE_TAGS: dict[int, tuple[str, str]] = {
+    0x00430010: ("(0043,0010)", "LO"), 0x00431039: ("(0043,1039)", "IS"),
+    0x00190010: ("(0019,0010)", "LO"), 0x001910BB: ("(0019,10BB)", "DS"),
+    0x001910BC: ("(0019,10BC)", "DS"), 0x001910BD: ("(0019,10BD)", "DS"),
+}
 _TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
+_TAGS.update({tag: name for tag, (name, _) in PRIVATE_TAGS.items()})
+#: Siemens (0019,xx0C) diffusion b-value (XA classic): such files go to pydicom.
+_SIEMENS_B = 0x0019100C
 #: Top-level elements whose presence sends the file to pydicom.
 _FALLBACK_TAGS = {
     0x52009229,  # SharedFunctionalGroupsSequence
@@ -74,12 +85,28 @@ class LeanHeader:
         self._values = values
         self.file_meta = {"TransferSyntaxUID": transfer_syntax}
 
-    def get(self, keyword: str, default: Any = None) -> Any:
-        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``."""
+    def get(self, keyword: str | tuple[int, int], default: Any = None) -> Any:
+        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``.
+
+        A ``(group, element)`` key of :data:`PRIVATE_TAGS` gives an element-like
+        object with ``.value`` (as pydicom's ``Dataset.get`` of a tag does).
+        """
+        if isinstance(keyword, tuple):
+            value = self._values.get(f"({keyword[0]:04X},{keyword[1]:04X})")
+            return default if value is None else _Element(value)
         return self._values.get(keyword, default)
 
     def __contains__(self, keyword: str) -> bool:
         return keyword in self._values
+
+
+class _Element:
+    """The ``.value`` of a private element, as pydicom's ``DataElement`` offers it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
@@ -126,6 +153,7 @@ def _table(extra: tuple[str, ...]) -> dict[int, Any]:
                              for tag, keyword in tags.items()}
     table.update({_swapped(tag): _STOP_FALLBACK for tag in _FALLBACK_TAGS})
     table[_swapped(_PIXEL_TAG)] = _STOP_PIXELS
+    table[_swapped(_SIEMENS_B)] = ("siemens b", "LO")  # only its presence matters
     return table
 
 
@@ -134,23 +162,26 @@ def _read_lean(fp: BinaryIO, size: int,
     buf = fp.read(_HEAD_BYTES)
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
-    meta_end, ts = _meta(buf)
+    meta_end, ts = read_meta(buf)
     if ts not in (_EXPLICIT_LE, _IMPLICIT_LE) or meta_end is None:
         return None
     found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
     if found is None and len(buf) < size:
         buf += fp.read()
         found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
-    if found is None:
+    if not isinstance(found, tuple):
         return None
     values, tag_offset, value_offset, pixel_length = found
     image_type = values.get("ImageType") or ""
-    if "MOSAIC" in image_type or vendor(values.get("Manufacturer")) == "Philips":
+    maker = vendor(values.get("Manufacturer"))
+    if "MOSAIC" in image_type or maker == "Philips":
         return None
+    if maker == "Siemens" and ("DIFFUSION" in image_type or "siemens b" in values):
+        return None  # diffusion in the CSA header or (0019,xx0E): pydicom reads those
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 
 
-def _meta(buf: bytes) -> tuple[int | None, str]:
+def read_meta(buf: bytes) -> tuple[int | None, str]:
     """End offset of the file meta group and the transfer syntax."""
     pos, ts, end = 132, "", None
     while pos + 8 <= len(buf):
@@ -191,8 +222,9 @@ def _swapped(tag: int) -> int:
 
 
 def _walk(buf: bytes, pos: int, implicit: bool,
-          table: dict[int, Any]) -> tuple[dict[str, Any], int, int, int] | None:
-    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd.
+          table: dict[int, Any]) -> tuple[dict[str, Any], int, int, int] | bool | None:
+    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd,
+    False at an element that sends the file to pydicom (multi-frame, DICOMDIR).
 
     The hot loop of indexing (a GE header has ~340 top-level elements, most of them
     private): per element one ``unpack_from``, one set and one dict lookup; only the
@@ -222,7 +254,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
                 if action is pixels:
                     return values, pos, start, length
                 if action is fallback:
-                    return None
+                    return False
                 end = _skip_undefined(buf, start, False)
                 if end is None:
                     return None
@@ -237,12 +269,12 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         if action is pixels:
             return values, pos, start, length
         if action is fallback:
-            return None
+            return False  # pydicom's case: no need to read the rest of the file
         end = start + length
         if end > n:
             return None
         vr_name = buf[pos + 4:pos + 6].decode("ascii", "replace")
-        value = _convert(buf[start:end], vr_name)
+        value = convert_value(buf[start:end], vr_name)
         if value is not None:
             values[action[0]] = value
         elif length % _NUMERIC_SIZE.get(vr_name, 1):
@@ -252,7 +284,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
 
 
 def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
-                   ) -> tuple[dict[str, Any], int, int, int] | None:
+                   ) -> tuple[dict[str, Any], int, int, int] | bool | None:
     """:func:`_walk` for implicit VR little endian (VRs from the dictionary)."""
     values: dict[str, Any] = {}
     n = len(buf)
@@ -270,7 +302,7 @@ def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
         if action is pixels:
             return values, pos, start, length
         if action is fallback:
-            return None
+            return False  # pydicom's case: no need to read the rest of the file
         if length == undefined:
             end = _skip_undefined(buf, start, True)
             if end is None:
@@ -280,7 +312,7 @@ def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
         pos = start + length
         if pos > n:
             return None
-        value = _convert(buf[start:pos], action[1])
+        value = convert_value(buf[start:pos], action[1])
         if value is not None:
             values[action[0]] = value
         elif length % _NUMERIC_SIZE.get(action[1], 1):
@@ -345,13 +377,15 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int | None:
 
 
 def _implicit_vr(tag: int) -> str:
+    if tag in PRIVATE_TAGS:
+        return PRIVATE_TAGS[tag][1]
     try:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
 
 
-def _convert(raw: bytes, vr: str) -> Any:
+def convert_value(raw: bytes, vr: str) -> Any:
     """A raw value as pydicom would give it for the VRs indexing reads."""
     if vr in _NUMERIC:
         code = _NUMERIC[vr]
