@@ -12,7 +12,7 @@ PUBLIC = {"scan", "read_volume", "read_series", "convert", "to_nifti", "to_simpl
           "ConvertOptions", "PlanOptions", "StorageOptions", "DicomvolError", "NotDicomError",
           "HeaderError",
           "PixelDataError", "MissingDecoderError", "GeometryError", "OutputExistsError",
-          "UsageError", "__version__"}
+          "UsageError", "__version__", "open_slide", "Slide"}
 
 
 def test_every_public_name_resolves() -> None:

@@ -14,6 +14,8 @@ read_series(paths) -> list[Volume]
     Scan and read every volume found under ``paths``.
 convert(paths, out_dir, options) -> RunReport
     Scan, read and write every volume, with sidecars and a run report.
+open_slide(paths) -> Slide
+    A whole-slide microscopy pyramid: levels, regions, dask arrays.
 to_nifti(volume), to_simpleitk(volume)
     A volume as a ``nibabel.Nifti1Image`` or a ``SimpleITK.Image``.
 
@@ -41,6 +43,7 @@ __all__ = [
     "PlanOptions",
     "RunReport",
     "ScanResult",
+    "Slide",
     "StorageOptions",
     "UsageError",
     "Volume",
@@ -48,6 +51,7 @@ __all__ = [
     "VolumePlan",
     "__version__",
     "convert",
+    "open_slide",
     "read_series",
     "read_volume",
     "scan",
@@ -56,7 +60,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dicomvol.api import convert, read_series, read_volume, scan, to_nifti, to_simpleitk
+    from dicomvol.api import (
+        convert,
+        open_slide,
+        read_series,
+        read_volume,
+        scan,
+        to_nifti,
+        to_simpleitk,
+    )
     from dicomvol.errors import (
         DicomvolError,
         GeometryError,
@@ -72,10 +84,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from dicomvol.model.volume import Volume
     from dicomvol.options import ConvertOptions, PlanOptions, StorageOptions
     from dicomvol.report.run import RunReport
+    from dicomvol.slide.regions import Slide
 
 _LAZY = {
-    **dict.fromkeys(("convert", "read_series", "read_volume", "scan", "to_nifti",
-                     "to_simpleitk"), "dicomvol.api"),
+    **dict.fromkeys(("convert", "open_slide", "read_series", "read_volume", "scan",
+                     "to_nifti", "to_simpleitk"), "dicomvol.api"),
     **dict.fromkeys(("DicomvolError", "GeometryError", "HeaderError", "MissingDecoderError",
                      "NotDicomError", "OutputExistsError", "PixelDataError", "UsageError"),
                     "dicomvol.errors"),
@@ -87,6 +100,7 @@ _LAZY = {
     "Volume": "dicomvol.model.volume",
     "VolumeGeometry": "dicomvol.model.grid",
     "RunReport": "dicomvol.report.run",
+    "Slide": "dicomvol.slide.regions",
 }
 
 

@@ -50,6 +50,15 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "nrrd": (".nrrd", ".nrrd"),
     "mha": (".mha", ".mha"),
 }
+#: PhotometricInterpretations of 8-bit colour frames converted as RGB volumes (NIfTI RGB24;
+#: pydicom converts the YBR ones to RGB while decoding).
+COLOUR_PHOTOMETRICS = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
+#: Whole-slide output formats -> extension (``-e``; the first is the default for SM).
+SLIDE_FORMATS: dict[str, str] = {
+    "ome.tif": ".ome.tif",
+    "tif": ".tif",
+    "ome.zarr": ".ome.zarr",
+}
 
 #: A SEG frame snaps onto an output plane when its pixel (0, 0) lies within this distance
 #: (mm) of a voxel centre of that plane, or within SEG_SNAP_TOLERANCE_VOXELS of the voxel

@@ -74,7 +74,8 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
     names = template_fields(options.template)
     ledger = Ledger()
     result = scan_inputs(paths, progress, options.plan, jobs=1 if options.dask else options.jobs,
-                         pool=pool, names=names, ledger=ledger)
+                         pool=pool, names=names, ledger=ledger,
+                         jpeg_color=options.slide.jpeg_color)
     out = out_dir.resolve()  # workers elsewhere (Dask) need an absolute path
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -124,6 +125,10 @@ def _run_jobs(result: ScanResult, out: Path, options: ConvertOptions, report: Ru
     if result.derived:
         jobs, not_run = label_jobs(result.derived, image_jobs, out, options, allocator, report)
         run_label_jobs(jobs, not_run, options, report, progress, pool)
+    if result.slide_frames:  # whole-slide microscopy: pyramids, not volumes
+        from dicomvol.batch.slides import run_slides
+
+        run_slides(result, out, options, allocator, report, progress)
 
 
 def _still_unused(unused: Sequence[SkippedFrame], report: RunReport) -> list[SkippedFrame]:

@@ -34,13 +34,15 @@ OBJECT_CHUNK = 512
 def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
                 options: PlanOptions | None = None, jobs: int = 1,
                 pool: ProcessPoolExecutor | None = None,
-                names: Sequence[str] = (), ledger: Ledger | None = None) -> ScanResult:
+                names: Sequence[str] = (), ledger: Ledger | None = None,
+                jpeg_color: str = "auto") -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
     ``pool`` reuses a run's process pool; ``names`` are header keywords the
     frame records carry for output names; ``ledger`` is given every frame
     indexing found. A chunk of files whose worker fails (or dies) costs those
-    files an ``errors`` entry each. See :func:`dicomvol.scan`.
+    files an ``errors`` entry each; ``jpeg_color`` is the slide colour policy
+    (:data:`dicomvol.slide.colour.COLOR_MODES`). See :func:`dicomvol.scan`.
     """
     fs.forget_listings()  # list every prefix afresh for this scan (once)
     found = discover_all(paths)
@@ -75,6 +77,11 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
         result.errors.extend(FileError(o.path, o.rel, "internal: pairing with the image "
                                        f"series failed: {type(exc).__name__}: {exc}")
                              for o in index.derived)
+    if result.slide_frames:
+        from dicomvol.slide.index import index_slides
+
+        result.slides, errors = index_slides(result.slide_frames, jpeg_color)
+        result.errors.extend(errors)
     return result
 
 

@@ -9,7 +9,12 @@ import sys
 from typing import Any
 
 from dicomvol.batch.executors import default_workers
-from dicomvol.options import DEFAULT_TEMPLATE, FORMAT_CHOICES
+from dicomvol.options import (
+    DEFAULT_TEMPLATE,
+    FORMAT_CHOICES,
+    JPEG_COLOR_CHOICES,
+    SLIDE_FORMAT_CHOICES,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -28,8 +33,20 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-f", "--filename", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
                    help="output name template of DICOM keywords in braces "
                    f"(default {DEFAULT_TEMPLATE.replace('%', '%%')!r})")
-    p.add_argument("-e", "--format", choices=FORMAT_CHOICES, default="nifti",
-                   help="output format (default nifti)")
+    p.add_argument("-e", "--format", action="append", metavar="FORMAT",
+                   choices=FORMAT_CHOICES + SLIDE_FORMAT_CHOICES,
+                   help="output format: volumes nifti (default), nrrd or mha; slide microscopy "
+                   "ome.tif (default), tif (plain pyramidal TIFF) or ome.zarr; may be given "
+                   "twice (one of each)")
+    p.add_argument("--jpeg-color", choices=JPEG_COLOR_CHOICES, default="auto",
+                   help="slides: colour of JPEG/JPEG 2000 frames from the codestream when it "
+                   "says (auto, default), from the PhotometricInterpretation (pi), or the "
+                   "codestream only (stream)")
+    p.add_argument("--apply-icc", action="store_true",
+                   help="slides: convert RGB to sRGB with the slide's ICC profile (default: "
+                   "carry the profile, pixels as stored)")
+    p.add_argument("--slide-fill", type=float, metavar="VALUE",
+                   help="slides: value of missing tiles (default white for RGB, 0 otherwise)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--resume", action="store_true",
                    help="keep outputs whose sidecar shows the same sources; convert the rest")
@@ -127,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from dicomvol.api import convert
     from dicomvol.cli.progress import Progress
     from dicomvol.errors import UsageError
-    from dicomvol.options import ConvertOptions
+    from dicomvol.options import ConvertOptions, SlideOptions
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -136,11 +153,20 @@ def run(args: argparse.Namespace) -> int:
     archive = archive_of(args)
     if args.dry_run:
         return print_dry_run(archive, storage_of(args), args.json)
+    formats = args.format or []
+    volume = [f for f in formats if f in FORMAT_CHOICES]
+    slide = [f for f in formats if f in SLIDE_FORMAT_CHOICES]
+    if len(volume) > 1 or len(slide) > 1:
+        raise UsageError("-e: give at most one volume format and one slide format")
     options = ConvertOptions(compress=args.compress == "y", template=args.filename,
                              overwrite=args.overwrite, jobs=args.jobs, plan=plan_options(args),
-                             format=args.format, resume=args.resume, dask=args.dask,
-                             anonymize=args.anonymize, suv=args.suv == "bw",
-                             reorient=args.reorient, qc=args.qc, storage=storage_of(args))
+                             format=volume[0] if volume else "nifti", resume=args.resume,
+                             dask=args.dask, anonymize=args.anonymize, suv=args.suv == "bw",
+                             reorient=args.reorient, qc=args.qc, storage=storage_of(args),
+                             slide=SlideOptions(format=slide[0] if slide else "ome.tif",
+                                                jpeg_color=args.jpeg_color,
+                                                fill=args.slide_fill,
+                                                apply_icc=args.apply_icc))
     progress = Progress(enabled=False if args.quiet else None)
     try:
         report = convert(archive.inputs, args.output, options, progress, archive)

@@ -22,6 +22,10 @@ def add_parser(sub: Any) -> None:
 
     add_archive_arguments(p)
     add_policy_arguments(p)
+    from dicomvol.options import JPEG_COLOR_CHOICES
+
+    p.add_argument("--jpeg-color", choices=JPEG_COLOR_CHOICES, default="auto",
+                   help="slides: colour decision for JPEG/JPEG 2000 frames (default auto)")
     p.set_defaults(run=run)
 
 
@@ -35,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     archive = archive_of(args)
     progress = Progress(enabled=False if args.quiet else None)
     try:
-        result = scan(archive.inputs, progress, plan_options(args), storage=storage_of(args))
+        result = scan(archive.inputs, progress, plan_options(args), storage=storage_of(args),
+                      jpeg_color=args.jpeg_color)
     finally:
         progress.close()
     from dicomvol.report.describe import describe
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from dicomvol.cli.convert import warn_if_nothing_found
 
     warn_if_nothing_found(result.n_files, len(result.plans) + len(result.skipped)
-                          + len(result.errors), len(result.ignored))
+                          + len(result.errors) + len(result.slides), len(result.ignored))
     if args.json:
         json.dump(rows, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -64,7 +69,7 @@ def print_table(rows: dict[str, Any]) -> None:
     from dicomvol.model.detail import IDC_CHECK_NAMES
 
     out = sys.stdout
-    if not rows["volumes"]:
+    if not rows["volumes"] and not rows.get("slides"):
         out.write("no volumes\n")
     header = ("#", "Mod", "Description", "Files", "Matrix", "Pixel mm", "Slice mm",
               "Orientation", "IDC regular", "Case", "Action")
@@ -107,6 +112,7 @@ def print_table(rows: dict[str, Any]) -> None:
         out.write(f"  {d['Modality']} {d['File']} ({d['Type']}, {what}{frames}) references "
                   f"{refs}: {d['Action']} {'x'.join(str(n) for n in d['Grid'])}\n")
         out.writelines(f"    {w}\n" for w in d["Warnings"])
+    print_slides(rows.get("slides") or [])
     for s in rows["skipped"]:
         out.write(f"skip {s['Frames']} frame(s): {s['Reason']}\n")
     ignored = Counter(i["Reason"] for i in rows["ignored"])
@@ -128,3 +134,35 @@ def print_idc(idc: dict[str, Any] | None) -> None:
                   f"{c['listed_bytes']:,}/{c['idc_bytes']:,} bytes\n")
     for s in idc["skipped_series"]:
         out.write(f"not fetched: {s['SeriesInstanceUID']} ({s['Modality']}): {s['Reason']}\n")
+#: Short names of the transfer syntaxes slides use.
+_TS = {"1.2.840.10008.1.2.1": "native", "1.2.840.10008.1.2": "native-implicit",
+       "1.2.840.10008.1.2.4.50": "JPEG", "1.2.840.10008.1.2.4.51": "JPEG-12",
+       "1.2.840.10008.1.2.4.80": "JPEG-LS", "1.2.840.10008.1.2.4.81": "JPEG-LS-near",
+       "1.2.840.10008.1.2.4.90": "J2K-lossless", "1.2.840.10008.1.2.4.91": "J2K",
+       "1.2.840.10008.1.2.4.201": "HTJ2K-lossless", "1.2.840.10008.1.2.4.203": "HTJ2K",
+       "1.2.840.10008.1.2.5": "RLE"}
+
+
+def print_slides(slides: list[dict[str, Any]]) -> None:
+    """One row per slide (levels, flags, other images, colour), then one line per level."""
+    out = sys.stdout
+    if slides:
+        out.write("\nslides:\n")
+    for s in slides:
+        flags = [f"{len(s['OpticalPaths'])} optical path(s)", f"{s['FocalPlanes']} plane(s)"]
+        flags += [name for name in ("Sparse", "Concatenated") if s[name]]
+        others = [name.lower() for name in ("Label", "Overview", "Thumbnail") if s[name]]
+        out.write(f"  {s['SeriesNumber'] if s['SeriesNumber'] is not None else '-'}"
+                  f"{s['Suffix']} {s['Modality']} {s['SeriesDescription']!r}: "
+                  f"{len(s['Levels'])} levels, {s['Frames']} frames, {', '.join(flags)}; "
+                  f"{'/'.join(others) or 'no label/overview'}; colour: "
+                  f"{'; '.join(s['ColorDecision'])}\n")
+        for n, lv in enumerate(s["Levels"]):
+            ts = "/".join(_TS.get(t, t) for t in lv["TransferSyntax"])
+            um = "x".join(f"{v:.4g}" for v in lv["PixelSpacingUm"])
+            out.write(f"    level {n}: {lv['Width']}x{lv['Height']}, tile {lv['TileWidth']}x"
+                      f"{lv['TileHeight']}, {um} um/px, x{lv['Downsample']:g}, "
+                      f"{lv['Frames']} frames, {ts}, {'/'.join(lv['Photometric'])}"
+                      + (f", {lv['MissingTiles']} missing tiles" if lv["MissingTiles"] else "")
+                      + "\n")
+        out.writelines(f"    warning: {w}\n" for w in s["Warnings"])
