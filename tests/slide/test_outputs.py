@@ -169,6 +169,14 @@ def test_icc_profile_carried_and_applied(tmp_path: Path) -> None:
     with tifffile.TiffFile(tmp_path / "carried" / carried.outputs[0].path) as tif:
         assert tif.pages[0].iccprofile == icc and tif.pages[0].compression == 7
         np.testing.assert_array_equal(tif.series[0].asarray(), slide.read_level(0))
+    zarr = import_peer("zarr")
+    as_zarr = dicomvol.convert([src], tmp_path / "zarr", dicomvol.ConvertOptions(
+        jobs=1, slide=dicomvol.options.SlideOptions(format="ome.zarr")))
+    store = tmp_path / "zarr" / as_zarr.outputs[0].path
+    group = zarr.open_group(str(store), mode="r")
+    assert (store / group.attrs["dicomvol"]["icc_profile"]).read_bytes() == icc
+    np.testing.assert_array_equal(np.asarray(group["0"])[:, 0].transpose(1, 2, 0),
+                                  slide.read_level(0))
     applied = dicomvol.convert([src], tmp_path / "applied", dicomvol.ConvertOptions(
         jobs=1, slide=dicomvol.options.SlideOptions(apply_icc=True)))
     side = json.loads((tmp_path / "applied" / applied.outputs[0].sidecar).read_text())

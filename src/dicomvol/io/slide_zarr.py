@@ -23,6 +23,10 @@ NGFF_VERSION = "0.5"
 _RGB = (("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF"))
 
 
+#: The carried ICC profile, a file in the OME-Zarr group folder (zarr ignores it).
+ICC_FILE = "icc_profile.icc"
+
+
 def ngff_attributes(info: SlideInfo, levels: list[SlideLevel]) -> dict[str, Any]:
     """The group's ``ome`` attributes: multiscales and omero channels."""
     base = levels[0]
@@ -55,8 +59,10 @@ def write_slide_zarr(info: SlideInfo, levels: list[SlideLevel], path: str | os.P
     """Write ``levels`` (largest first) as an OME-Zarr group, atomically (a temporary
     folder renamed into place).
 
-    ``apply_icc`` converts RGB to sRGB with the slide's ICC profile (OME-Zarr has no
-    place for the profile itself: the sidecar says whether it was applied).
+    ``apply_icc`` converts RGB to sRGB with the slide's ICC profile. Otherwise the
+    profile is carried: NGFF has no place for one, so it is stored beside the arrays
+    as the file :data:`ICC_FILE` inside the group, named by the group attribute
+    ``dicomvol.icc_profile`` (the sidecar says whether it was applied).
 
     Returns
     -------
@@ -77,6 +83,9 @@ def write_slide_zarr(info: SlideInfo, levels: list[SlideLevel], path: str | os.P
         for n, level in enumerate(levels):
             _write_level(group, str(n), level, workers, fill, icc)
         group.attrs["ome"] = ngff_attributes(info, levels)
+        if icc is None and info.icc_profile is not None and levels and levels[0].samples == 3:
+            (tmp / ICC_FILE).write_bytes(info.icc_profile)
+            group.attrs["dicomvol"] = {"icc_profile": ICC_FILE}
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
