@@ -182,6 +182,7 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
         diffusion_direction=_position(ds.get("DiffusionGradientOrientation")),
         trigger_time=to_float(ds.get("TriggerTime")),
         acquisition_time=to_str(ds.get("AcquisitionTime")) or None,
+        content_time=to_str(ds.get("ContentTime")) or None,
     )
 
 

@@ -43,7 +43,7 @@ KEYWORDS = (
     "RescaleIntercept", "EchoNumbers", "EchoTime", "AcquisitionNumber",
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
-    "AcquisitionDate", "AcquisitionDateTime",
+    "AcquisitionDate", "AcquisitionDateTime", "ContentTime",
     # for output names
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )

@@ -106,6 +106,8 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
     })
     if plan.label:
         meta["VolumeLabel"] = plan.label
+    if plan.detail.temporal_order:
+        meta["TemporalOrderSource"] = list(plan.detail.temporal_order)
     return meta
 
 

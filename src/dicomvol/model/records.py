@@ -77,6 +77,8 @@ class FrameRecord:
     acquisition_datetime: str | None = None
     #: Header values an output name template asks for: (keyword, text) pairs.
     names: tuple[tuple[str, str], ...] = ()
+    #: ContentTime (TM text), a last temporal attribute for 4D order.
+    content_time: str | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:

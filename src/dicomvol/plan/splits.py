@@ -2,11 +2,14 @@
 
 Within a grid, frames sharing a slice position are split by the first
 attribute that tells them apart (stack, echo, diffusion, temporal position,
-trigger time, acquisition number, image type, acquisition time),
-recursively. Groups split by a temporal attribute that land on identical
-grids become one 4D volume; other splits become separate volumes. Frames
-that no attribute tells apart are ordered by InstanceNumber (GE stores 4D
-so), or, when every shared position holds copies of one image, used once.
+trigger time, acquisition number, image type, acquisition time, content
+time), recursively. Parts split by a temporal attribute that land on one grid
+become one 4D volume in time order (:mod:`dicomvol.plan.temporal`: a part that
+is itself 4D contributes all its volumes); other splits become separate
+volumes. Frames that no attribute tells apart are ordered by InstanceNumber,
+then acquisition time, then frame number (GE stores 4D so, classic Philips
+ASL its label/control pairs, an enhanced object its repeated frames), or, when
+every shared position holds copies of one image, used once.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
+from dicomvol.constants import SAME_POSITION_TOLERANCE_MM
 from dicomvol.model import geometry
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord, SkippedFrame
-from dicomvol.plan.stacks import StackContext, make_plan, plan_stack
+from dicomvol.plan.stacks import StackContext, plan_stack
+from dicomvol.plan.temporal import join_4d, tm_seconds
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,12 @@ SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
     ("acquisition number", lambda f: f.acquisition_number, True),
     ("image type", lambda f: f.image_type, False),
     ("acquisition time", lambda f: f.acquisition_time, True),
+    ("content time", lambda f: f.content_time, True),
 )
 
 _SUFFIX = {"stack": "stack", "diffusion": "dwi", "echo": "e", "temporal position": "t",
            "trigger time": "trig", "acquisition number": "acq", "image type": "type",
-           "acquisition time": "time"}
+           "acquisition time": "time", "content time": "ctime"}
 
 
 def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
@@ -63,31 +66,34 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
         parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
         sub_plans: list[list[VolumePlan]] = []
         skipped: list[SkippedFrame] = []
+        subs = []
         for n, (value, part) in enumerate(zip(values, parts, strict=True)):
             sub = ctx.sub(f"_{_SUFFIX[name]}{n + 1}", f"{name} {_value_text(value)}")
             p, s = plan_grid(part, sub, same_pixels)
             sub_plans.append(p)
+            subs.append(sub)
             skipped.extend(s)
         if temporal:
-            merged = _merge_4d(sub_plans, name, ctx, ctx.notes)
-            if merged is not None:
-                return [merged], skipped
+            joined = join_4d(sub_plans, subs, name, ctx, ctx.notes)
+            if joined is not None:
+                return joined, skipped
         if name == "acquisition number":
             sub_plans = _as_stacks(sub_plans, ctx.suffix)
         return [p for group in sub_plans for p in group], skipped
     by_rank = _instance_order_split(clusters)
     if by_rank is not None:
-        sub_plans, skipped = [], []
+        sub_plans, skipped, subs = [], [], []
         for n, part in enumerate(by_rank):
             sub = ctx.sub(f"_t{n + 1}", f"volume {n + 1}")
             p, s = plan_grid(part, sub, same_pixels)
             sub_plans.append(p)
+            subs.append(sub)
             skipped.extend(s)
         why = (f"{len(by_rank)} frames at each slice position with no attribute telling them "
-               "apart; volumes ordered by InstanceNumber")
-        merged = _merge_4d(sub_plans, "instance number", ctx, (*ctx.notes, why))
-        if merged is not None:
-            return [merged], skipped
+               f"apart; volumes ordered by {_RANK_RULE}")
+        joined = join_4d(sub_plans, subs, "instance number", ctx, (*ctx.notes, why))
+        if joined is not None:
+            return joined, skipped
         return [p for group in sub_plans for p in group], skipped
     deduped = _identical_duplicates(clusters, same_pixels) if same_pixels else None
     if deduped is not None:
@@ -163,18 +169,33 @@ def _identical_duplicates(
 def _instance_order_split(
     clusters: list[list[FrameRecord]],
 ) -> list[list[FrameRecord]] | None:
-    """Volume t = the t-th frame by InstanceNumber at every position (GE stores 4D so).
+    """Volume t = the t-th frame at every position by :func:`_rank_key` (as dcm2niix orders).
 
-    Only when every position holds the same number of frames and InstanceNumbers are
-    distinct; otherwise None.
+    GE stores 4D so, and classic Philips ASL its label and control images; in an
+    enhanced object the frames at one position differ only in frame number. Only
+    when every position holds the same number of frames and the keys at each
+    position are distinct; otherwise None.
     """
     counts = {len(c) for c in clusters}
-    numbers = [f.instance_number for c in clusters for f in c]
-    if len(counts) != 1 or None in numbers or len(set(numbers)) != len(numbers):
+    if len(counts) != 1:
         return None
+    for c in clusters:
+        if len({_rank_key(f) for f in c}) != len(c):
+            return None
     m = counts.pop()
-    ranked = [sorted(c, key=lambda f: f.instance_number or 0) for c in clusters]
+    ranked = [sorted(c, key=_rank_key) for c in clusters]
     return [[c[t] for c in ranked] for t in range(m)]
+
+
+#: The rule :func:`_rank_key` applies, as the sidecar names it.
+_RANK_RULE = "InstanceNumber, then AcquisitionTime, then frame number"
+
+
+def _rank_key(f: FrameRecord) -> tuple[int, float, int]:
+    """InstanceNumber, then acquisition time (s), then frame number (missing ones first)."""
+    acq = tm_seconds(f.acquisition_time)
+    return (f.instance_number if f.instance_number is not None else -1,
+            acq if acq is not None else -1.0, f.frame)
 
 
 def _hashable(value: Any) -> Any:
@@ -204,22 +225,3 @@ def _value_text(value: Any) -> str:
     if isinstance(value, tuple):
         return "\\".join(str(v) for v in value)
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
-              notes: Sequence[str]) -> VolumePlan | None:
-    """One 4D plan when every group is one 3D plan on the same grid."""
-    if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None for g in groups):
-        return None
-    plans = [g[0] for g in groups]
-    ref = plans[0]
-    for p in plans[1:]:
-        if p.shape != ref.shape or not np.allclose(p.affine, ref.affine, atol=1e-4):
-            return None
-        if any(geometry.voxel_errors(ref.affine, vol).max() > EXACTNESS_TOLERANCE_VOXELS
-               for vol in p.frames):
-            return None
-    volumes = [list(p.frames[0]) for p in plans]
-    return make_plan(volumes, ref.affine, ctx.suffix, ctx.label,
-                     [*notes, f"4D: {len(volumes)} volumes ordered by {name}"],
-                     ref.checks, ref.detail.with_(fourth_dimension=name))
