@@ -128,6 +128,8 @@ def test_dce_passes_sharing_an_acquisition_number_are_one_4d_in_time_order(
     np.testing.assert_allclose(np.asarray(img.dataobj), ts.values, rtol=0, atol=1e-6)
     assert sources(side) == list(ts.sop_instance_uids)
     assert side["TemporalOrderSource"] == ["AcquisitionTime"]
+    times = side["TemporalOrderValues"]["AcquisitionTime"]
+    assert times == sorted(times) and len(set(times)) == 3
     assert "_stack" not in json.dumps(side)
 
 
@@ -154,6 +156,10 @@ def test_multiphase_asl_is_one_4d_not_one_file_per_phase(tmp_path: Path) -> None
     assert sources(side) == list(ts.sop_instance_uids)
     assert side["TemporalOrderSource"] == ["TemporalPositionIdentifier", "TriggerTime",
                                            "InstanceNumber"]
+    values = side["TemporalOrderValues"]
+    assert values["TemporalPositionIdentifier"] == [1 + v // 8 for v in range(24)]
+    assert values["TriggerTime"] == pytest.approx([[100.0, 400.0, 700.0, 1000.0][v % 8 // 2]
+                                                   for v in range(24)])
 
 
 def test_temporal_parts_split_by_image_type_join_part_by_part(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
 from dicomvol.metadata.slicetiming import slice_timing
 from dicomvol.model.detail import checks_json
 from dicomvol.model.plan import VolumePlan
+from dicomvol.plan.temporal import order_values
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
         meta["VolumeLabel"] = plan.label
     if plan.detail.temporal_order:
         meta["TemporalOrderSource"] = list(plan.detail.temporal_order)
+        meta["TemporalOrderValues"] = order_values(plan.frames, plan.detail.temporal_order)
     return meta
 
 

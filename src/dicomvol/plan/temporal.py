@@ -14,7 +14,8 @@ one grid that an attribute told apart join here:
   :data:`TEMPORAL_ORDER` that the series actually varies, as many as it
   takes to tell every volume apart (InstanceNumber, as dcm2niix orders 2D
   files, and the frame number of a multi-frame object come last). The
-  attributes used are the sidecar's ``TemporalOrderSource``.
+  attributes used are the sidecar's ``TemporalOrderSource``, and their
+  per-volume values its ``TemporalOrderValues``.
 
 Diffusion volumes keep the order their split gave them (acquisition order of
 the (b, direction) pairs): their bval/bvec follow it.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +61,8 @@ class OrderKey:
     #: Name for frames of a multi-frame (enhanced) object.
     enhanced_name: str
     get: Callable[[FrameRecord], float | int | None]
+    #: The value as the sidecar shows it (the TM text for times); ``get`` when None.
+    show: Callable[[FrameRecord], Any] | None = None
 
 
 #: Attributes that order time series, most significant first.
@@ -67,8 +71,10 @@ TEMPORAL_ORDER: tuple[OrderKey, ...] = (
              lambda f: f.temporal_position),
     OrderKey("TriggerTime", "TriggerTime", lambda f: f.trigger_time),
     OrderKey("AcquisitionTime", "FrameAcquisitionDateTime",
-             lambda f: tm_seconds(f.acquisition_time)),
-    OrderKey("ContentTime", "ContentTime", lambda f: tm_seconds(f.content_time)),
+             lambda f: tm_seconds(f.acquisition_time), lambda f: f.acquisition_time),
+    OrderKey("ContentTime", "ContentTime", lambda f: tm_seconds(f.content_time),
+             lambda f: f.content_time),
+    OrderKey("AcquisitionNumber", "AcquisitionNumber", lambda f: f.acquisition_number),
     OrderKey("InstanceNumber", "InstanceNumber", lambda f: f.instance_number),
     OrderKey("FrameNumber", "FrameNumber", lambda f: f.frame),
 )
@@ -114,6 +120,21 @@ def time_order(volumes: Sequence[Sequence[FrameRecord]]
             sources.append("storage order")
     order = sorted(range(len(volumes)), key=lambda t: (keys[t], t))
     return order, tuple(sources)
+
+
+def order_values(frames: Sequence[Sequence[FrameRecord]],
+                 sources: Sequence[str]) -> dict[str, list[Any]]:
+    """Each volume's value of each attribute in ``sources`` (``TemporalOrderValues``).
+
+    ``frames[t][k]`` as in a plan; a volume's value is that of its earliest slice.
+    """
+    out: dict[str, list[Any]] = {}
+    for key in TEMPORAL_ORDER:
+        for name in {key.name, key.enhanced_name}:
+            if name in sources:
+                show = key.show or key.get
+                out[name] = [show(min(vol, key=lambda f: key.get(f) or 0)) for vol in frames]
+    return out
 
 
 def _volume_value(frames: Sequence[FrameRecord],
