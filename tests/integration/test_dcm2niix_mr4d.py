@@ -10,69 +10,19 @@ dcm2niix runs as ``dcm2niix -z n -b y -ba n -f %s_%d -o OUT DIR``.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
-from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
 
-import dicomvol
-from dicomvol import ConvertOptions
 from dicomvol.testing import mr4d
 from dicomvol.testing.enhanced import enhanced_from_files
-from exactness import check_exact
+from peercheck import run_dcm2niix, run_dicomvol, volume_map
 
 pytestmark = [pytest.mark.dcm2niix]
 
-#: World-space tolerance between the two tools' affines (dcm2niix stores float32).
-AFFINE_TOL_MM = 1e-3
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def run_dcm2niix(exe: str, inp: Path, out: Path) -> list[tuple[Any, dict[str, Any]]]:
-    out.mkdir()
-    subprocess.run([exe, "-z", "n", "-b", "y", "-ba", "n", "-f", "%s_%d", "-o", str(out),
-                    str(inp)], check=True, capture_output=True, text=True)
-    return [(nib.load(p), json.loads(p.with_suffix(".json").read_text()))
-            for p in sorted(out.glob("*.nii"))]
-
-
-def run_dicomvol(inp: Path, out: Path) -> list[tuple[Any, dict[str, Any]]]:
-    dicomvol.convert([inp], out, ConvertOptions(jobs=1, compress=False))
-    report = json.loads((out / "dicomvol_report.json").read_text())
-    assert report["errors"] == [] and report["skipped"] == []
-    found = []
-    for name in report["outputs"]:
-        check_exact(out / name, [inp])
-        found.append((nib.load(out / name),
-                      json.loads((out / name.replace(".nii", ".json")).read_text())))
-    return found
-
-
-def canonical(img: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(data as float, always 4D; affine) in the closest canonical orientation."""
-    can = nib.as_closest_canonical(img)
-    data = np.asarray(can.get_fdata(dtype=np.float64))
-    return data.reshape((*data.shape[:3], -1)), np.asarray(can.affine)
-
-
-def volume_map(theirs: Any, ours: Any) -> list[int]:
-    """For each dcm2niix volume, the index of the dicomvol volume it equals (same grid)."""
-    dc, dc_affine = canonical(theirs)
-    dv, dv_affine = canonical(ours)
-    assert dc.shape[:3] == dv.shape[:3], (dc.shape, dv.shape)
-    np.testing.assert_allclose(dc_affine, dv_affine, atol=AFFINE_TOL_MM)
-    found = []
-    for t in range(dc.shape[3]):
-        same = [u for u in range(dv.shape[3])
-                if np.allclose(dc[..., t], dv[..., u], rtol=1e-5, atol=1e-3)]
-        assert len(same) == 1, f"dcm2niix volume {t}: matches {same}"
-        found.append(same[0])
-    return found
 
 
 def test_classic_asl_agrees(dcm2niix_exe: str, tmp_path: Path) -> None:
