@@ -12,6 +12,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
+from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
@@ -183,6 +184,7 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
         trigger_time=to_float(ds.get("TriggerTime")),
         acquisition_time=to_str(ds.get("AcquisitionTime")) or None,
         content_time=to_str(ds.get("ContentTime")) or None,
+        complex_part=complex_part(ds, to_strs(ds.get("ImageType"))),
     )
 
 
@@ -241,6 +243,8 @@ def _multi_frame_fields(
         trigger_time=None,
         acquisition_time=acq_dt[8:] if len(acq_dt) > 8 else None,
         stack_id=stack_id or None,
+        complex_part=complex_part(ds, image_type or to_strs(ds.get("ImageType")),
+                                  frame_type.get("ComplexImageComponent") if frame_type else None),
         diffusion_b=b_value,
         diffusion_direction=direction,
     )

@@ -48,6 +48,13 @@ KEYWORDS = (
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )
 _TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
+#: Private elements the lean reader also reads, under these names, with their VRs (for
+#: implicit VR files): GE's image type (0043,102F) of private creator GEMS_PARM_01.
+PRIVATE: dict[int, tuple[str, str]] = {
+    0x00430010: ("GEPrivateCreator0043", "LO"),
+    0x0043102F: ("GEImageTypePrivate", "SS"),
+}
+_TAGS.update({tag: name for tag, (name, _) in PRIVATE.items()})
 #: Top-level elements whose presence sends the file to pydicom.
 _FALLBACK_TAGS = {
     0x52009229,  # SharedFunctionalGroupsSequence
@@ -194,6 +201,8 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         keyword = tags.get(tag)
         if keyword is not None:
             vr = raw_vr.decode("ascii", "replace") if raw_vr else _implicit_vr(tag)
+            if vr == "UN" and tag in PRIVATE:
+                vr = PRIVATE[tag][1]
             value = _convert(buf[start:pos], vr)
             if value is not None:
                 values[keyword] = value
@@ -257,6 +266,8 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int | None:
 
 
 def _implicit_vr(tag: int) -> str:
+    if tag in PRIVATE:
+        return PRIVATE[tag][1]
     try:
         return str(dictionary_VR(tag))
     except KeyError:

@@ -14,6 +14,7 @@ from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.header import merged_header
 from dicomvol.errors import DicomvolError
 from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
+from dicomvol.metadata.fieldmap import part_metadata
 from dicomvol.metadata.slicetiming import slice_timing
 from dicomvol.model.detail import checks_json
 from dicomvol.model.plan import VolumePlan
@@ -72,7 +73,9 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
     first = plan.first
     meta: dict[str, Any] = {}
     try:
-        meta.update(bids_metadata(merged_header(sources.header(first.path))))
+        header = merged_header(sources.header(first.path))
+        meta.update(bids_metadata(header))
+        meta.update(part_metadata(plan, header, meta))
     except (DicomvolError, OSError) as exc:  # the pixels were readable; keep going
         log.warning("%s: header metadata unavailable: %s", first.rel, exc)
     meta.update({
@@ -93,7 +96,9 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
         if timing is not None:
             meta["SliceTiming"] = timing  # seconds, per slice k (dcm2niix/BIDS)
     echo_times = sorted({f.echo_time for f in plan.all_frames if f.echo_time is not None})
-    if len(echo_times) == 1:
+    if "EchoTime1" in meta:  # a field map: its two echo times, as dcm2niix writes them
+        meta.pop("EchoTime", None)
+    elif len(echo_times) == 1:
         meta["EchoTime"] = round(echo_times[0] / 1000.0, 6)
     meta.update({
         "ImageOrientationPatientDICOM": list(first.orientation or ()),

@@ -79,6 +79,9 @@ class FrameRecord:
     names: tuple[tuple[str, str], ...] = ()
     #: ContentTime (TM text), a last temporal attribute for 4D order.
     content_time: str | None = None
+    #: "MAGNITUDE", "PHASE", "REAL" or "IMAGINARY" (ImageType, ComplexImageComponent or GE
+    #: private (0043,xx2F)), None when the header does not say.
+    complex_part: str | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:

@@ -32,7 +32,7 @@ from dicomvol.model.detail import GeometryChecks
 from dicomvol.model.plan import ScanResult, VolumePlan
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
 from dicomvol.options import PlanOptions
-from dicomvol.plan.splits import SamePixels, plan_grid
+from dicomvol.plan.splits import SamePixels, plan_grid, with_part_suffix
 from dicomvol.plan.stacks import StackContext
 
 #: SOP classes that hold pixel data but are never stacked into a volume.
@@ -193,7 +193,7 @@ def plan_series(
             note = ""
         ctx = StackContext(prefix, label, (note,) if note else (), checks, options)
         p, s = plan_grid(grid, ctx, same_pixels)
-        plans.extend(p)
+        plans.extend(with_part_suffix(plan) for plan in p)
         skipped.extend(s)
     return plans, skipped, checks
 

@@ -37,6 +37,7 @@ SamePixels = Callable[[FrameRecord, FrameRecord], bool]
 SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
     ("stack", lambda f: f.stack_id, False),
     ("echo", lambda f: f.echo_number if f.echo_number is not None else f.echo_time, False),
+    ("complex part", lambda f: f.complex_part, False),
     ("diffusion", lambda f: (f.diffusion_b, f.diffusion_direction), True),
     ("temporal position", lambda f: f.temporal_position, True),
     ("trigger time", lambda f: f.trigger_time, True),
@@ -48,7 +49,16 @@ SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
 
 _SUFFIX = {"stack": "stack", "diffusion": "dwi", "echo": "e", "temporal position": "t",
            "trigger time": "trig", "acquisition number": "acq", "image type": "type",
-           "acquisition time": "time", "content time": "ctime"}
+           "acquisition time": "time", "content time": "ctime", "complex part": "part"}
+
+
+def _tags(name: str, values: Sequence[Any], parts: Sequence[Sequence[FrameRecord]]) -> list[str]:
+    """Name suffixes of the parts: dcm2niix's for parts of a complex signal, else numbered."""
+    numbered = [f"_{_SUFFIX[name]}{n + 1}" for n in range(len(values))]
+    if name != "complex part":
+        return numbered
+    named = [part_suffix(v, p[0].image_type) for v, p in zip(values, parts, strict=True)]
+    return named if len(set(named)) == len(named) else numbered
 
 
 def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
@@ -67,8 +77,8 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
         sub_plans: list[list[VolumePlan]] = []
         skipped: list[SkippedFrame] = []
         subs = []
-        for n, (value, part) in enumerate(zip(values, parts, strict=True)):
-            sub = ctx.sub(f"_{_SUFFIX[name]}{n + 1}", f"{name} {_value_text(value)}")
+        for value, part, tag in zip(values, parts, _tags(name, values, parts), strict=True):
+            sub = ctx.sub(tag, f"{name} {_value_text(value)}")
             p, s = plan_grid(part, sub, same_pixels)
             sub_plans.append(p)
             subs.append(sub)
@@ -225,3 +235,36 @@ def _value_text(value: Any) -> str:
     if isinstance(value, tuple):
         return "\\".join(str(v) for v in value)
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def is_b0_map(image_type: Sequence[str]) -> bool:
+    """ImageType names a B0 field map (``B0 MAP``, ``B0MAP`` as dcm2niix tests it; Philips
+    enhanced ``FIELD_MAP``)."""
+    text = "_".join(image_type).upper()
+    return ("B0" in text and "MAP" in text) or "FIELD_MAP" in text or "FIELDMAP" in text
+
+
+def part_suffix(part: str | None, image_type: Sequence[str]) -> str:
+    """The name suffix dcm2niix gives a part of a complex signal: ``_ph``, ``_real``,
+    ``_imaginary``, ``_fieldmaphz`` (a real B0 field map, in Hz); none for magnitude."""
+    if part == "PHASE":
+        return "_ph"
+    if part == "REAL":
+        return "_fieldmaphz" if is_b0_map(image_type) else "_real"
+    if part == "IMAGINARY":
+        return "_imaginary"
+    return ""
+
+
+def with_part_suffix(plan: VolumePlan) -> VolumePlan:
+    """A plan of one non-magnitude part (a phase series, a field map split off by echo)
+    named as dcm2niix names it (``_ph``, ``_real``, ``_imaginary``, ``_fieldmaphz``),
+    when no complex-part split named it already."""
+    parts = {f.complex_part for f in plan.all_frames}
+    if len(parts) != 1:
+        return plan
+    tag = part_suffix(parts.pop(), plan.first.image_type)
+    if not tag or tag in plan.suffix:
+        return plan
+    return replace(plan, suffix=plan.suffix + tag)
+
