@@ -78,11 +78,12 @@ def test_no_layout_names_every_missing_attribute(tmp_path: Path) -> None:
     out = tmp_path / "out"
     dicomvol.convert([tmp_path / "in"], out, ConvertOptions(jobs=1, compress=False))
     report = json.loads((out / "dicomvol_report.json").read_text())
-    assert report["outputs"] == []
-    ((entry,),) = [report["errors"]]
+    assert report["outputs"] == [] and report["errors"] == []
+    ((entry,),) = [report["skipped"]]  # an image whose layout cannot be read: skipped, said why
+    assert entry["File"] == "MOSAIC0001.dcm"
     for name in ("CSA image header (0029,xx10)", "NumberOfImagesInMosaic (0019,xx0A)",
                  "sSliceArray.lSize", "CSA series header (0029,xx20)"):
-        assert name in entry["Error"]
+        assert name in entry["Reason"]
 
 
 def test_protocol_disagreeing_with_the_geometry_is_an_error(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
+from dicomvol.dicom.uih import is_uih_grid, uih_grid_info
 from dicomvol.dicom.values import (
     first_item,
     functional_group,
@@ -95,6 +96,8 @@ def frame_records(
             fields["philips_scale_slope"] = _philips_ss(ds, None)
         if "MOSAIC" in fields["image_type"]:
             return _mosaic_records(ds, common, fields)
+        if is_uih_grid(ds):
+            return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
     records = []
@@ -151,10 +154,19 @@ def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:
 
 
 def _mosaic_records(
-    ds: Dataset, common: dict[str, Any], fields: dict[str, Any]
+    ds: Dataset, common: dict[str, Any], fields: dict[str, Any], uih: bool = False,
 ) -> list[FrameRecord]:
-    """One record per slice of a Siemens MOSAIC, placed at the tile's own position."""
-    info = mosaic_info(ds)  # HeaderError names what is missing
+    """One record per slice of a Siemens MOSAIC (or a UIH grid), placed at the tile's own
+    position; one record with ``layout_error`` (skipped by the planner with that reason)
+    when the layout cannot be read."""
+    try:
+        info = uih_grid_info(ds) if uih else mosaic_info(ds)  # HeaderError names what is missing
+    except HeaderError as exc:
+        kind = "UIH grid image" if uih else "Siemens mosaic"
+        why = str(exc) if str(exc).startswith(kind) else f"{kind}: {exc}"
+        return [FrameRecord(frame=1, **common, **fields, layout_error=why)]
+    if fields.get("orientation") is None and info.orientation is not None:
+        fields = {**fields, "orientation": info.orientation}  # UIH: from the grid's items
     common = {**common, "rows": info.tile_rows, "columns": info.tile_columns,
               "pixel_offset": None}
     return [

@@ -4,7 +4,7 @@ Most archives hold single-frame images in (implicit or explicit VR) little
 endian. For those, walking the data elements with ``struct`` up to PixelData
 and converting only the ~40 values indexing needs is several times faster than
 building a pydicom ``Dataset`` (see ``benchmarks/``). Anything else (big
-endian, deflated, gzip, enhanced multi-frame, Siemens MOSAIC, Philips private
+endian, deflated, gzip, enhanced multi-frame, Siemens MOSAIC, UIH grids, Philips private
 scaling, odd encodings) returns None and the caller uses pydicom.
 
 :class:`LeanHeader` offers the small ``Dataset`` surface that
@@ -132,7 +132,7 @@ def _read_lean(fp: BinaryIO, size: int,
         return None
     values, tag_offset, value_offset, pixel_length = found
     image_type = values.get("ImageType") or ""
-    if "MOSAIC" in image_type or vendor(values.get("Manufacturer")) == "Philips":
+    if "MOSAIC" in image_type or vendor(values.get("Manufacturer")) in ("Philips", "UIH"):
         return None
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 

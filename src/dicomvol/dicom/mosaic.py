@@ -61,7 +61,7 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 
-from dicomvol._typing import Vec3
+from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.private import (
     CSA_IMAGE,
     CSA_SERIES,
@@ -104,6 +104,8 @@ class MosaicInfo:
     #: (cross(row, col) itself when the CSA header has no SliceNormalVector). Tile t + 1
     #: lies one slice spacing from tile t along this vector.
     normal: Vec3
+    #: ImageOrientationPatient when it comes from elsewhere than the top level (UIH grids).
+    orientation: Orientation | None = None
 
 
 def is_mosaic(ds: pydicom.Dataset) -> bool:

@@ -82,6 +82,9 @@ class FrameRecord:
     #: "MAGNITUDE", "PHASE", "REAL" or "IMAGINARY" (ImageType, ComplexImageComponent or GE
     #: private (0043,xx2F)), None when the header does not say.
     complex_part: str | None = None
+    #: Why a vendor layout (Siemens mosaic, UIH grid) of this image cannot be read, naming
+    #: the missing attribute; such a frame is skipped with this reason.
+    layout_error: str | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:

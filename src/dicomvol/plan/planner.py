@@ -129,6 +129,8 @@ def _dedupe(frames: Iterable[FrameRecord]) -> tuple[list[FrameRecord], list[Skip
 
 def non_volume_reason(frame: FrameRecord) -> str | None:
     """Why a frame can never be part of a volume, or None when it can."""
+    if frame.layout_error:
+        return f"{frame.layout_error}; the image is not converted"
     known = NON_VOLUME_SOP_CLASSES.get(frame.sop_class_uid)
     if known:
         return known
