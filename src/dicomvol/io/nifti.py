@@ -41,7 +41,6 @@ ZLIB_LEVEL = 1
 VOX_OFFSET = 352
 #: What a 4D volume's 4th axis may order for pixdim[4] to be the RepetitionTime.
 TEMPORAL_AXES = frozenset({"temporal position", "acquisition number", "acquisition time",
-                           "content time",
                            "trigger time", "instance number"})
 
 

@@ -110,11 +110,11 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
         "ConversionSoftware": "dicomvol",
         "ConversionSoftwareVersion": __version__,
     })
-    if plan.label:
-        meta["VolumeLabel"] = plan.label
     if plan.detail.temporal_order:
         meta["TemporalOrderSource"] = list(plan.detail.temporal_order)
         meta["TemporalOrderValues"] = order_values(plan.frames, plan.detail.temporal_order)
+    if plan.label:
+        meta["VolumeLabel"] = plan.label
     return meta
 
 

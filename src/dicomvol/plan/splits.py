@@ -1,15 +1,21 @@
 """Frames of one grid that share slice positions: split by what tells them apart, join as 4D.
 
+Second reading (:mod:`dicomvol.plan.temporal`): a temporal part that is itself
+4D contributes all its volumes (ASL label/control pairs per temporal position,
+DCE passes sharing an AcquisitionNumber, temporal positions x trigger delays),
+parts split further by a non-temporal attribute join part by part, and the
+volumes are put in time order by what the series varies; frames nothing tells
+apart are ranked by InstanceNumber, then AcquisitionTime, then frame number
+(classic Philips ASL, enhanced repeats). Parts of a complex signal (magnitude,
+phase, real, imaginary) are split like echoes and named as dcm2niix names them.
+
 Within a grid, frames sharing a slice position are split by the first
 attribute that tells them apart (stack, echo, diffusion, temporal position,
-trigger time, acquisition number, image type, acquisition time, content
-time), recursively. Parts split by a temporal attribute that land on one grid
-become one 4D volume in time order (:mod:`dicomvol.plan.temporal`: a part that
-is itself 4D contributes all its volumes); other splits become separate
-volumes. Frames that no attribute tells apart are ordered by InstanceNumber,
-then acquisition time, then frame number (GE stores 4D so, classic Philips
-ASL its label/control pairs, an enhanced object its repeated frames), or, when
-every shared position holds copies of one image, used once.
+trigger time, acquisition number, image type, acquisition time),
+recursively. Groups split by a temporal attribute that land on identical
+grids become one 4D volume; other splits become separate volumes. Frames
+that no attribute tells apart are ordered by InstanceNumber (GE stores 4D
+so), or, when every shared position holds copies of one image, used once.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from dicomvol.constants import SAME_POSITION_TOLERANCE_MM
+import numpy as np
+
+from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
 from dicomvol.model import geometry
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord, SkippedFrame
-from dicomvol.plan.stacks import StackContext, plan_stack
+from dicomvol.plan.stacks import StackContext, make_plan, plan_stack
 from dicomvol.plan.temporal import join_4d, tm_seconds
 
 log = logging.getLogger(__name__)
@@ -268,3 +276,23 @@ def with_part_suffix(plan: VolumePlan) -> VolumePlan:
         return plan
     return replace(plan, suffix=plan.suffix + tag)
 
+
+def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
+              notes: Sequence[str]) -> VolumePlan | None:
+    """One 4D plan when every group is one 3D plan on the same grid (groups that are
+    themselves 4D join with :func:`dicomvol.plan.temporal.join_4d`)."""
+    if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None
+                              or len(g[0].frames) != 1 for g in groups):
+        return None
+    plans = [g[0] for g in groups]
+    ref = plans[0]
+    for p in plans[1:]:
+        if p.shape != ref.shape or not np.allclose(p.affine, ref.affine, atol=1e-4):
+            return None
+        if any(geometry.voxel_errors(ref.affine, vol).max() > EXACTNESS_TOLERANCE_VOXELS
+               for vol in p.frames):
+            return None
+    volumes = [list(p.frames[0]) for p in plans]
+    return make_plan(volumes, ref.affine, ctx.suffix, ctx.label,
+                     [*notes, f"4D: {len(volumes)} volumes ordered by {name}"],
+                     ref.checks, ref.detail.with_(fourth_dimension=name))
