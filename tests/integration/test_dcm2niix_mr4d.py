@@ -117,6 +117,9 @@ def test_multiphase_asl(dcm2niix_exe: str, tmp_path: Path) -> None:
     ((ours, side),) = run_dicomvol(tmp_path / "in", tmp_path / "dv")
     assert ours.shape == (16, 12, 5, 24)
     triggers = side["TemporalOrderValues"]["TriggerTime"]
+    if len(theirs) == 1:  # a dcm2niix that writes the series as one 4D: it must agree
+        assert volume_map(theirs[0][0], ours) == list(range(24))
+        return
     covered: list[int] = []
     for img, _ in theirs:
         mapping = volume_map(img, ours)

@@ -191,3 +191,15 @@ def test_parts_on_different_grids_stay_apart(tmp_path: Path) -> None:
     outputs = convert(tmp_path / "in", tmp_path / "out")
     assert sum(len(side["SourceInstances"]) for _, side in outputs) == 3 * z
     assert all(len(img.shape) == 3 or img.shape[3] < 3 for img, _ in outputs)
+
+
+def test_content_time_orders_when_nothing_else_varies(tmp_path: Path) -> None:
+    """Two passes told apart only by ContentTime: one 4D, ordered by it."""
+    ts = mr4d.write_time_series(tmp_path / "in", shape=(8, 6, 4), n_volumes=2,
+                                per_volume={"ContentTime": ["121000", "120500"]})
+    ((img, side),) = convert(tmp_path / "in", tmp_path / "out")
+    assert img.shape == (8, 6, 4, 2)
+    np.testing.assert_allclose(np.asarray(img.dataobj), ts.values[..., ::-1], atol=1e-6)
+    assert side["TemporalOrderSource"] == ["ContentTime"]
+    assert side["TemporalOrderValues"] == {"ContentTime": ["120500", "121000"]}
+    assert side["GeometryDetail"]["fourth_dimension"] == "content time"
