@@ -17,7 +17,12 @@ from pydicom.dataset import Dataset
 import dicomvol
 from dicomvol.dicom.complex import complex_part, ge_image_type
 from dicomvol.plan.splits import is_b0_map, part_suffix
-from dicomvol.testing.ge import echo_spacing_s, write_ge_fieldmap, write_ge_multiecho_phase
+from dicomvol.testing.fieldmaps import (
+    echo_spacing_s,
+    write_ge_fieldmap,
+    write_ge_multiecho_phase,
+    write_siemens_fieldmap,
+)
 from peercheck import run_dcm2niix, run_dicomvol, volume_map
 
 
@@ -112,3 +117,44 @@ def test_ge_parts_match_dcm2niix(dcm2niix_exe: str, tmp_path: Path, case: str) -
             if key in side or key in our_side:
                 assert json.dumps(our_side.get(key)) == json.dumps(side.get(key)) or (
                     our_side.get(key) == pytest.approx(side.get(key))), (suffix, key)
+
+
+def test_siemens_phase_difference(tmp_path: Path) -> None:
+    """gre_field_mapping: magnitude _e1/_e2; the phase difference (echo 2 only) _e2_ph with
+    EchoTime1/EchoTime2 from the protocol's alTE[0]/alTE[1]."""
+    mag, phase = write_siemens_fieldmap(tmp_path / "in")
+    mags = by_suffix(run_dicomvol(tmp_path / "in" / "magnitude", tmp_path / "m"),
+                     "SYNTH001_1_gre_field_mapping")
+    assert sorted(mags) == ["_e1", "_e2"]
+    for n, suffix in enumerate(["_e1", "_e2"]):
+        img, side = mags[suffix]
+        np.testing.assert_allclose(np.asarray(img.get_fdata()), mag.values[..., n], atol=1e-6)
+        assert side["ImageType"] == ["ORIGINAL", "PRIMARY", "M", "ND", "MAGNITUDE"]
+        assert "EchoTime1" not in side
+    ((img, side),) = run_dicomvol(tmp_path / "in" / "phasediff", tmp_path / "p")
+    assert Path(img.get_filename()).name == "SYNTH001_2_gre_field_mapping_e2_ph.nii"
+    np.testing.assert_allclose(np.asarray(img.get_fdata()), phase.values[..., 0], atol=1e-6)
+    assert (side["EchoTime1"], side["EchoTime2"]) == (pytest.approx(0.00492),
+                                                      pytest.approx(0.00738))
+    assert side["EchoTime"] == pytest.approx(0.00738) and side["EchoNumber"] == 2
+    assert side["ImageType"][-1] == "PHASE"
+
+
+def test_siemens_phase_difference_matches_dcm2niix(dcm2niix_exe: str, tmp_path: Path) -> None:
+    write_siemens_fieldmap(tmp_path / "in")
+    for part, number in (("magnitude", 1), ("phasediff", 2)):
+        stem = f"{number}_gre_field_mapping"
+        theirs = by_suffix(run_dcm2niix(dcm2niix_exe, tmp_path / "in" / part,
+                                        tmp_path / f"dc_{part}"), stem)
+        ours = by_suffix(run_dicomvol(tmp_path / "in" / part, tmp_path / f"dv_{part}"),
+                         f"SYNTH001_{stem}")
+        assert sorted(theirs) == sorted(ours)
+        for suffix, (img, side) in theirs.items():
+            our_img, our_side = ours[suffix]
+            assert volume_map(img, our_img) == [0]
+            for key in ("EchoTime", "EchoTime1", "EchoTime2", "EchoNumber", "ImageType"):
+                assert (key in side) == (key in our_side), (suffix, key)
+                if isinstance(side.get(key), float):
+                    assert our_side[key] == pytest.approx(side[key])
+                else:
+                    assert our_side.get(key) == side.get(key)

@@ -96,7 +96,7 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
         if timing is not None:
             meta["SliceTiming"] = timing  # seconds, per slice k (dcm2niix/BIDS)
     echo_times = sorted({f.echo_time for f in plan.all_frames if f.echo_time is not None})
-    if "EchoTime1" in meta:  # a field map: its two echo times, as dcm2niix writes them
+    if (meta.get("ImageType") or [""])[-1] == "FIELDMAPHZ":  # a map in Hz: EchoTime1/2 only
         meta.pop("EchoTime", None)
     elif len(echo_times) == 1:
         meta["EchoTime"] = round(echo_times[0] / 1000.0, 6)

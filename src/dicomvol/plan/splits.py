@@ -21,6 +21,7 @@ so), or, when every shared position holds copies of one image, used once.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -63,6 +64,8 @@ _SUFFIX = {"stack": "stack", "diffusion": "dwi", "echo": "e", "temporal position
 def _tags(name: str, values: Sequence[Any], parts: Sequence[Sequence[FrameRecord]]) -> list[str]:
     """Name suffixes of the parts: dcm2niix's for parts of a complex signal, else numbered."""
     numbered = [f"_{_SUFFIX[name]}{n + 1}" for n in range(len(values))]
+    if name == "echo" and all(isinstance(v, int) and v > 0 for v in values):
+        return [f"_e{v}" for v in values]  # EchoNumbers, as dcm2niix names echoes
     if name != "complex part":
         return numbered
     named = [part_suffix(v, p[0].image_type) for v, p in zip(values, parts, strict=True)]
@@ -265,16 +268,19 @@ def part_suffix(part: str | None, image_type: Sequence[str]) -> str:
 
 
 def with_part_suffix(plan: VolumePlan) -> VolumePlan:
-    """A plan of one non-magnitude part (a phase series, a field map split off by echo)
-    named as dcm2niix names it (``_ph``, ``_real``, ``_imaginary``, ``_fieldmaphz``),
-    when no complex-part split named it already."""
+    """A plan named as dcm2niix names it when no split did: a single later echo
+    (EchoNumbers n > 1) gets ``_e<n>``, one non-magnitude part (a phase series, a field map
+    split off by echo) ``_ph``, ``_real``, ``_imaginary`` or ``_fieldmaphz``."""
+    suffix = plan.suffix
+    echoes = {f.echo_number for f in plan.all_frames}
+    echo = echoes.pop() if len(echoes) == 1 else None
+    if echo is not None and echo > 1 and not re.search(r"_e\d", suffix):
+        suffix += f"_e{echo}"  # dcm2niix names a later echo alone too (a phase difference)
     parts = {f.complex_part for f in plan.all_frames}
-    if len(parts) != 1:
-        return plan
-    tag = part_suffix(parts.pop(), plan.first.image_type)
-    if not tag or tag in plan.suffix:
-        return plan
-    return replace(plan, suffix=plan.suffix + tag)
+    tag = part_suffix(parts.pop(), plan.first.image_type) if len(parts) == 1 else ""
+    if tag and tag not in suffix:
+        suffix += tag
+    return plan if suffix == plan.suffix else replace(plan, suffix=suffix)
 
 
 def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,

@@ -1,4 +1,5 @@
-"""Synthetic GE MR series whose parts differ only in GE private tags.
+"""Synthetic field maps and magnitude/phase series: GE (parts told apart only by GE
+private tags) and Siemens (a magnitude series of two echoes and a phase difference).
 
 * :func:`write_ge_fieldmap`: a GE direct B0 field map: per position, the field
   map in Hz (a real image, (0043,xx2F) = 2, ImageType ``B0 MAP``, signed
@@ -6,6 +7,9 @@
   with VelocityEncodeScale (0019,xxE2) that gives the echo spacing.
 * :func:`write_ge_multiecho_phase`: magnitude and phase ((0043,xx2F) 0 and 1)
   of each echo of a multi-echo gradient echo.
+* :func:`write_siemens_fieldmap`: Siemens gre_field_mapping: the magnitude series
+  (echoes 1 and 2) and the phase difference series (ImageType ``P``, echo 2 only),
+  the echo times in the protocol (``alTE[0]``, ``alTE[1]``) of the CSA series header.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import pydicom
 
 from dicomvol.testing.mr4d import TimeSeries, write_time_series
+from dicomvol.testing.siemens import add_csa, csa2
 
 GE = "GE MEDICAL SYSTEMS"
 #: VelocityEncodeScale of GE's example (dcm_qa_fmap GE_6): echo spacing 2.304 ms.
@@ -74,3 +79,33 @@ def write_ge_multiecho_phase(folder: str | Path, *, shape: tuple[int, int, int] 
         _ge_private(ds, (n // z) % 2, "efgre3d")
         ds.save_as(path)
     return ts
+
+
+def write_siemens_fieldmap(folder: str | Path, *, shape: tuple[int, int, int] = (16, 12, 6),
+                           echo_times_ms: tuple[float, float] = (4.92, 7.38),
+                           **kwargs: Any) -> tuple[TimeSeries, TimeSeries]:
+    """The magnitude series (folder/magnitude) and the phase difference (folder/phasediff)."""
+    te1, te2 = echo_times_ms
+    protocol = ("### ASCCONV BEGIN ###\n"
+                f"alTE[0]\t = {te1 * 1000:g}\nalTE[1]\t = {te2 * 1000:g}\nlContrasts\t = 2\n"
+                "### ASCCONV END ###\n")
+    series_csa = csa2({"MrPhoenixProtocol": ("UN", [protocol])})
+    root = Path(folder)
+    mag = write_time_series(root / "magnitude", shape=shape, n_volumes=2, manufacturer="SIEMENS",
+                            series_description="gre_field_mapping",
+                            per_volume={"EchoNumbers": [1, 2],
+                                        "EchoTime": [f"{te1:g}", f"{te2:g}"]}, **kwargs)
+    phase = write_time_series(root / "phasediff", shape=shape, n_volumes=1,
+                              manufacturer="SIEMENS", series_description="gre_field_mapping",
+                              **kwargs)
+    for ts, image_type in ((mag, "M"), (phase, "P")):
+        for path in ts.paths:
+            ds = pydicom.dcmread(path)
+            ds.ImageType = ["ORIGINAL", "PRIMARY", image_type, "ND"]
+            if image_type == "P":
+                ds.EchoNumbers, ds.EchoTime = 2, f"{te2:g}"
+                ds.SeriesNumber = 2
+            add_csa(ds, series=series_csa)
+            ds.save_as(path)
+    return mag, phase
+
