@@ -247,10 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.setdefault(case, {})[tool] = {
                 "status": "ok" if ok else f"failed: {samples[-1].log_tail[-300:]}",
                 "wall_s": statistics.median(s.wall_s for s in samples),
+                "cpu_s": statistics.median(s.cpu_s for s in samples),
+                "bg_cores": statistics.median(s.background_cores or 0.0 for s in samples),
                 "peak_mib": statistics.median((s.tree_pss_mib or s.maxrss_mib) for s in samples),
             }
             r = results[case][tool]
-            print(f"{case:16s} {tool:26s} {r['wall_s']:8.2f} s {r['peak_mib']:8.0f} MiB "
+            print(f"{case:16s} {tool:26s} {r['wall_s']:8.2f} s wall {r['cpu_s']:8.2f} s cpu "
+                  f"{r['peak_mib']:8.0f} MiB bg {r['bg_cores']:.1f} cores "
                   f"{r['status'][:60]}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "labelmaps.json").write_text(json.dumps(results, indent=2))

@@ -14,6 +14,7 @@ built by the same code either way.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -99,35 +100,42 @@ def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
         Never raises for malformed content.
     """
     try:
-        return _read_lean(fp, size, _tags_for(tuple(keywords)))
+        return _read_lean(fp, size, _table(tuple(keywords)))
     except (struct.error, ValueError, IndexError):
         return None
 
 
-def _tags_for(extra: tuple[str, ...]) -> dict[int, str]:
-    """Tag -> keyword for :data:`KEYWORDS` plus ``extra`` (unknown keywords are ignored)."""
-    if not extra:
-        return _TAGS
+@functools.lru_cache(maxsize=64)
+def _table(extra: tuple[str, ...]) -> dict[int, Any]:
+    """The walk's table for :data:`KEYWORDS` plus ``extra`` (unknown keywords are ignored).
+
+    Swapped tag (see :data:`_EXPLICIT`) -> (keyword, implicit VR), or a stop marker for
+    PixelData and :data:`_FALLBACK_TAGS` (which win over a keyword of the same tag).
+    """
     tags = dict(_TAGS)
     for keyword in extra:
         tag = tag_for_keyword(keyword)
         if tag is not None:
             tags[int(tag)] = keyword
-    return tags
+    table: dict[int, Any] = {_swapped(tag): (keyword, _implicit_vr(tag))
+                             for tag, keyword in tags.items()}
+    table.update({_swapped(tag): _STOP_FALLBACK for tag in _FALLBACK_TAGS})
+    table[_swapped(_PIXEL_TAG)] = _STOP_PIXELS
+    return table
 
 
 def _read_lean(fp: BinaryIO, size: int,
-               tags: dict[int, str]) -> tuple[LeanHeader, int, int, int] | None:
+               table: dict[int, Any]) -> tuple[LeanHeader, int, int, int] | None:
     buf = fp.read(_HEAD_BYTES)
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
     meta_end, ts = _meta(buf)
     if ts not in (_EXPLICIT_LE, _IMPLICIT_LE) or meta_end is None:
         return None
-    found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
+    found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
     if found is None and len(buf) < size:
         buf += fp.read()
-        found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
+        found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
     if found is None:
         return None
     values, tag_offset, value_offset, pixel_length = found
@@ -158,39 +166,100 @@ def _meta(buf: bytes) -> tuple[int | None, str]:
     return end, ts
 
 
-_EXPLICIT = struct.Struct("<HH2sH")  # tag, VR, 16-bit length
-_IMPLICIT = struct.Struct("<HHI")  # tag, 32-bit length
+#: One element header as little-endian unsigned ints. A tag read as one uint32 has its
+#: halves swapped (element << 16 | group), so the walk keys its tables by swapped tags and
+#: never shifts; a VR read as a uint16 is compared with the codes of :data:`_LONG_VRS`.
+_EXPLICIT = struct.Struct("<IHH")  # swapped tag, VR code, 16-bit length
+_IMPLICIT = struct.Struct("<II")  # swapped tag, 32-bit length
 _U32 = struct.Struct("<I")
+_LONG_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _LONG_VRS)
+#: Markers in a walk table (besides a (keyword, implicit VR) pair).
+_STOP_PIXELS, _STOP_FALLBACK = "pixels", "fallback"
+
+
+def _swapped(tag: int) -> int:
+    """A (group << 16 | element) tag as a little-endian uint32 read gives it."""
+    return ((tag & 0xFFFF) << 16) | (tag >> 16)
 
 
 def _walk(buf: bytes, pos: int, implicit: bool,
-          tags: dict[int, str]) -> tuple[dict[str, Any], int, int, int] | None:
-    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd."""
+          table: dict[int, Any]) -> tuple[dict[str, Any], int, int, int] | None:
+    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd.
+
+    The hot loop of indexing (a GE header has ~340 top-level elements, most of them
+    private): per element one ``unpack_from``, one set and one dict lookup; only the
+    elements of ``table`` are decoded. Only a long VR can have an undefined length.
+    """
+    if implicit:
+        return _walk_implicit(buf, pos, table)
     values: dict[str, Any] = {}
     n = len(buf)
-    fallback = _FALLBACK_TAGS
-    long_vrs = _LONG_VRS
-    while pos + 8 <= n:
-        if implicit:
-            group, elem, length = _IMPLICIT.unpack_from(buf, pos)
-            start = pos + 8
-            raw_vr = b""
-        else:
-            group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
-            if raw_vr in long_vrs:
-                if pos + 12 > n:
+    last = n - 8  # the last offset where an element header fits
+    unpack = _EXPLICIT.unpack_from
+    u32 = _U32.unpack_from
+    long_vrs = _LONG_VR_CODES
+    get = table.get
+    pixels, fallback, undefined = _STOP_PIXELS, _STOP_FALLBACK, _UNDEFINED
+    while pos <= last:
+        tag, vr, length = unpack(buf, pos)
+        if vr in long_vrs:
+            if pos + 12 > n:
+                return None
+            (length,) = u32(buf, pos + 8)
+            start = pos + 12
+            if length == undefined:
+                action = get(tag)
+                if action is pixels:
+                    return values, pos, start, length
+                if action is fallback:
                     return None
-                (length,) = _U32.unpack_from(buf, pos + 8)
-                start = pos + 12
-            else:
-                start = pos + 8
-        tag = (group << 16) | elem
-        if tag == _PIXEL_TAG:
+                end = _skip_undefined(buf, start, False)
+                if end is None:
+                    return None
+                pos = end
+                continue
+        else:
+            start = pos + 8
+        action = get(tag)
+        if action is None:
+            pos = start + length  # past the buffer: the loop ends, None
+            continue
+        if action is pixels:
             return values, pos, start, length
-        if tag in fallback:
+        if action is fallback:
             return None
-        if length == _UNDEFINED:
-            end = _skip_undefined(buf, start, implicit)
+        end = start + length
+        if end > n:
+            return None
+        value = _convert(buf[start:end], buf[pos + 4:pos + 6].decode("ascii", "replace"))
+        if value is not None:
+            values[action[0]] = value
+        pos = end
+    return None
+
+
+def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
+                   ) -> tuple[dict[str, Any], int, int, int] | None:
+    """:func:`_walk` for implicit VR little endian (VRs from the dictionary)."""
+    values: dict[str, Any] = {}
+    n = len(buf)
+    last = n - 8
+    unpack = _IMPLICIT.unpack_from
+    get = table.get
+    pixels, fallback, undefined = _STOP_PIXELS, _STOP_FALLBACK, _UNDEFINED
+    while pos <= last:
+        tag, length = unpack(buf, pos)
+        start = pos + 8
+        action: Any = get(tag)
+        if action is None and length != undefined:
+            pos = start + length
+            continue
+        if action is pixels:
+            return values, pos, start, length
+        if action is fallback:
+            return None
+        if length == undefined:
+            end = _skip_undefined(buf, start, True)
             if end is None:
                 return None
             pos = end
@@ -198,14 +267,9 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         pos = start + length
         if pos > n:
             return None
-        keyword = tags.get(tag)
-        if keyword is not None:
-            vr = raw_vr.decode("ascii", "replace") if raw_vr else _implicit_vr(tag)
-            if vr == "UN" and tag in PRIVATE:
-                vr = PRIVATE[tag][1]
-            value = _convert(buf[start:pos], vr)
-            if value is not None:
-                values[keyword] = value
+        value = _convert(buf[start:pos], action[1])
+        if value is not None:
+            values[action[0]] = value
     return None
 
 

@@ -63,25 +63,56 @@ def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Candidate]:
         else:
             roots.append(root)
     for root in roots:
-        for path, rel in _walk(root):
-            real = os.path.realpath(path)
+        for path, rel, real in _walk(root):
             if real in seen:
                 continue
             seen.add(real)
-            found.append(Candidate(path=os.path.abspath(path), rel=rel))
+            found.append(Candidate(path=path, rel=rel))
     log.debug("discovered %d files", len(found))
     return found
 
 
-def _walk(root: Path) -> Iterator[tuple[str, str]]:
+def _walk(root: Path) -> Iterator[tuple[str, str, str]]:
+    """(absolute path, path relative to ``root``, real path) of every file under ``root``.
+
+    Top-down, names sorted per folder, a folder's files before its subfolders (the order
+    of ``os.walk``). One ``scandir`` per folder and no system call per regular file: the
+    absolute and real paths of a file are its folder's plus its name (a folder reached
+    here is never a link, so its real path is its parent's plus its name); only a link
+    to a file is resolved on its own.
+    """
     if root.is_file():
-        yield str(root), root.name
+        yield os.path.abspath(root), root.name, os.path.realpath(root)
         return
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
+    base = os.path.abspath(root)
+    stack = [(base, os.path.realpath(base), "")]
+    while stack:
+        folder, real, rel = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")),
+                                 key=lambda e: e.name)
+        except OSError:  # unreadable folder: skipped, as os.walk does
+            continue
+        folders = []
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink():  # links to folders are not followed
+                    folders.append(name)
                 continue
-            full = os.path.join(dirpath, name)
-            if os.path.isfile(full):
-                yield full, os.path.relpath(full, root)
+            try:
+                is_file = entry.is_file()
+            except OSError:
+                is_file = False
+            if not is_file:  # broken links, sockets, fifos
+                continue
+            path = os.path.join(folder, name)
+            yield (path, rel + name,
+                   os.path.realpath(path) if entry.is_symlink() else os.path.join(real, name))
+        stack.extend((os.path.join(folder, name), os.path.join(real, name), f"{rel}{name}{os.sep}")
+                     for name in reversed(folders))

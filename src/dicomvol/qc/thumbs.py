@@ -111,26 +111,33 @@ def render_views(sample: Sample, affine: np.ndarray, modality: str, qc_dir: Path
         windows, mip_windows = windows[:1], mip_windows[:1]
     thumbs: list[Thumb] = []
     for t in sample.times:
+        # each plane is resized once and windowed as often as the modality has windows
+        screens = {spec.fixed_axis: drawn(sample.planes[(t, spec.fixed_axis)], spec)
+                   for spec in specs}
+        mips = {spec.fixed_axis: drawn(sample.mips[(t, spec.fixed_axis)], spec)
+                for spec in specs if modality in MIP_MODALITIES and sample.mips
+                and spec.plane in MIP_PLANES}
         for w_index, window in enumerate(windows):
             row = (f"volume {t + 1} of {sample.shape[3]}, {window.text}" if four_d
                    else window.text)
             tag = f"t{t}w{w_index}"
             for spec in specs:
-                thumbs.append(_one(sample.planes[(t, spec.fixed_axis)], spec, window, row,
+                thumbs.append(_one(screens[spec.fixed_axis], spec, window, row,
                                    qc_dir, f"{stem}.{tag}.{spec.plane}", spec.caption))
             if modality in MIP_MODALITIES and sample.mips:
                 for spec in specs:
                     if spec.plane in MIP_PLANES:
                         mip_window = mip_windows[min(w_index, len(mip_windows) - 1)]
-                        thumbs.append(_one(sample.mips[(t, spec.fixed_axis)], spec, mip_window,
+                        thumbs.append(_one(mips[spec.fixed_axis], spec, mip_window,
                                            row, qc_dir, f"{stem}.{tag}.mip-{spec.plane}",
                                            f"{spec.plane} MIP {mip_window.text}"))
     return thumbs
 
 
-def _one(plane: np.ndarray, spec: ViewSpec, window: Window, row: str, qc_dir: Path,
+def _one(screen: np.ndarray, spec: ViewSpec, window: Window, row: str, qc_dir: Path,
          name: str, caption: str) -> Thumb:
-    grey = apply_window(drawn(plane, spec), window)
+    """Window a drawn plane (:func:`drawn`) and write it as a PNG thumbnail."""
+    grey = apply_window(screen, window)
     rel = f"img/{name}.png"
     write_png(qc_dir / rel, grey)
     return Thumb(row, spec.plane, rel, int(grey.shape[1]), int(grey.shape[0]),

@@ -35,6 +35,9 @@ AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
 LETTER_MIN_COMPONENT = 0.2
 #: Longest side of a thumbnail (px); the other side follows the physical aspect ratio.
 THUMB_BOX_PX = 192
+#: Largest shrink block (pixels) that :func:`resize` averages by gathering only the blocks
+#: it shows; larger blocks are averaged over the whole image at once.
+MAX_GATHERED_BLOCK = 16
 #: Plane name -> (fixed LPS axis, LPS unit vector screen-right, LPS unit vector screen-down).
 PLANES: dict[str, tuple[int, tuple[float, float, float], tuple[float, float, float]]] = {
     "axial": (2, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
@@ -218,13 +221,20 @@ def resize(image: np.ndarray, height: int, width: int, smooth: bool = True) -> n
         Values (``smooth``) or labels (``smooth=False``: nearest only).
     """
     h, w = image.shape
-    if smooth:
-        fy, fx = max(1, h // height), max(1, w // width)
-        if fy > 1 or fx > 1:
-            hh, ww = (h // fy) * fy, (w // fx) * fx
-            blocks = np.asarray(image[:hh, :ww], dtype=np.float32)
-            image = blocks.reshape(hh // fy, fy, ww // fx, fx).mean(axis=(1, 3))
-            h, w = image.shape
-    rows = np.minimum((np.arange(height) + 0.5) * h / height, h - 1).astype(np.intp)
-    cols = np.minimum((np.arange(width) + 0.5) * w / width, w - 1).astype(np.intp)
-    return np.asarray(image)[np.ix_(rows, cols)]
+    fy, fx = (max(1, h // height), max(1, w // width)) if smooth else (1, 1)
+    # the blocks the nearest-neighbour step picks (block means of the others are never seen)
+    hb, wb = h // fy, w // fx
+    rows = np.minimum((np.arange(height) + 0.5) * hb / height, hb - 1).astype(np.intp)
+    cols = np.minimum((np.arange(width) + 0.5) * wb / width, wb - 1).astype(np.intp)
+    if fy == 1 and fx == 1:
+        return np.asarray(image)[np.ix_(rows, cols)]
+    source = np.asarray(image)
+    if fy * fx > MAX_GATHERED_BLOCK:  # large shrink: whole-image block means are cheaper
+        blocks = np.asarray(source[:hb * fy, :wb * fx], dtype=np.float32)
+        means: np.ndarray = blocks.reshape(hb, fy, wb, fx).mean(axis=(1, 3))
+        return means[np.ix_(rows, cols)]
+    total = np.zeros((height, width), dtype=np.float32)
+    for dy in range(fy):
+        for dx in range(fx):
+            total += source[np.ix_(rows * fy + dy, cols * fx + dx)]
+    return total * np.float32(1.0 / (fy * fx))

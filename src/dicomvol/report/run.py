@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from dicomvol.io.atomic import atomic_path
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.model.detail import GeometryChecks, checks_json
 from dicomvol.model.records import FileError, IgnoredFile, SkippedFrame
+from dicomvol.report.parquet import write_parquet
 
 
 @dataclass
@@ -99,14 +101,16 @@ class RunReport:
         return path
 
     def write_table(self) -> Path:
-        """One row per output: ``dicomvol_report.parquet`` (pyarrow) or ``.csv``."""
+        """One row per output: ``dicomvol_report.parquet`` (pyarrow installed) or ``.csv``.
+
+        The Parquet file is written by :mod:`dicomvol.report.parquet`, without importing
+        pyarrow (its import would cost every run ~0.4 s and ~40 MiB); where pyarrow, the
+        usual reader, is not installed, the table is CSV.
+        """
         rows = [o.to_row() for o in self.outputs]
         columns = list(dict.fromkeys(k for r in rows for k in r)) or ["path"]
         base = Path(self.out_dir) / REPORT_NAME.replace(".json", "")
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
+        if not _have_pyarrow():
             path = base.with_suffix(".csv")
             with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fp:
                 writer = csv.DictWriter(fp, fieldnames=columns)
@@ -114,7 +118,13 @@ class RunReport:
                 writer.writerows(rows)
             return path
         path = base.with_suffix(".parquet")
-        table = pa.table({c: [r.get(c) for r in rows] for c in columns})
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp)
+        write_parquet(path, {c: [r.get(c) for r in rows] for c in columns}, len(rows))
         return path
+
+
+def _have_pyarrow() -> bool:
+    """Whether pyarrow can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec("pyarrow") is not None
+    except (ImportError, ValueError):
+        return False
