@@ -34,6 +34,12 @@ INDEX_ORDER = ("i: column (along row direction)", "j: row (along column directio
 LPS_TO_RAS = ((-1.0, 0.0, 0.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0),
               (0.0, 0.0, 0.0, 1.0))
 
+#: Resampling fills small irregularities (jitter, a few missing slices). A gap where more than
+#: this many slices are missing (at the stack's median step) is never interpolated across: the
+#: stack is split there into pieces, each planned on its own (exact, or resampled for its own
+#: small irregularities), with the reason in each piece's sidecar (``PlanOptions.max_gap_slices``).
+MAX_RESAMPLE_GAP_SLICES = 3
+
 #: Name of the run report written in every output folder.
 REPORT_NAME = "dicomvol_report.json"
 

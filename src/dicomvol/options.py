@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dicomvol.constants import OUTPUT_FORMATS
+from dicomvol.constants import MAX_RESAMPLE_GAP_SLICES, OUTPUT_FORMATS
 from dicomvol.errors import UsageError
 
 #: Default output name template; fields are DICOM keywords in braces.
@@ -35,6 +35,10 @@ class PlanOptions:
         skip the series with the reason.
     interpolation : {"linear", "nearest"}
         Interpolation used when resampling.
+    max_gap_slices : int
+        With ``irregular="resample"``: a gap of more missing slices than this
+        splits the stack into pieces instead of being interpolated across
+        (default :data:`~dicomvol.constants.MAX_RESAMPLE_GAP_SLICES`).
     philips_scaling : {"display", "fp"}
         Philips MR: "display" applies RescaleSlope/Intercept (the DICOM modality
         values every viewer shows; dcm2niix ``-p n``); "fp" gives Philips'
@@ -46,8 +50,11 @@ class PlanOptions:
     irregular: str = "resample"
     interpolation: str = "linear"
     philips_scaling: str = "display"
+    max_gap_slices: int = MAX_RESAMPLE_GAP_SLICES
 
     def __post_init__(self) -> None:
+        if self.max_gap_slices < 0:
+            raise UsageError(f"max_gap_slices must be 0 or more; got {self.max_gap_slices}")
         for name, value, choices in (("tilt", self.tilt, TILT_CHOICES),
                                      ("irregular", self.irregular, IRREGULAR_CHOICES),
                                      ("interpolation", self.interpolation,

@@ -49,6 +49,7 @@ def add_parser(sub: Any) -> None:
 
 def add_policy_arguments(p: argparse.ArgumentParser) -> None:
     """Options for tilted and irregular series (shared by convert and inspect)."""
+    from dicomvol.constants import MAX_RESAMPLE_GAP_SLICES
     from dicomvol.options import (
         INTERPOLATION_CHOICES,
         IRREGULAR_CHOICES,
@@ -62,6 +63,10 @@ def add_policy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--irregular", choices=IRREGULAR_CHOICES, default="resample",
                    help="variable spacing / missing slices / lateral shift: resample onto a "
                    "regular grid (default), split into exact regular pieces, or skip")
+    p.add_argument("--max-gap-slices", type=int, default=MAX_RESAMPLE_GAP_SLICES, metavar="N",
+                   help="--irregular resample: split a series where more than N slices are "
+                   f"missing instead of interpolating across the gap (default "
+                   f"{MAX_RESAMPLE_GAP_SLICES})")
     p.add_argument("--interpolation", choices=INTERPOLATION_CHOICES, default="linear",
                    help="interpolation when resampling (default linear)")
     p.add_argument("--philips-scaling", choices=PHILIPS_CHOICES, default="display",
@@ -74,7 +79,8 @@ def plan_options(args: argparse.Namespace) -> Any:
     from dicomvol.options import PlanOptions
 
     return PlanOptions(tilt=args.tilt, irregular=args.irregular,
-                       interpolation=args.interpolation, philips_scaling=args.philips_scaling)
+                       interpolation=args.interpolation, philips_scaling=args.philips_scaling,
+                       max_gap_slices=args.max_gap_slices)
 
 
 def run(args: argparse.Namespace) -> int:

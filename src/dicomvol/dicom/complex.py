@@ -45,11 +45,7 @@ def ge_image_type(ds: Any) -> int | None:
     """GE's private image type (0043,xx2F), or None (not GE, or absent)."""
     if vendor(ds.get("Manufacturer")) != "GE":
         return None
-    lean = ds.get("GEImageTypePrivate")  # the lean reader's name for (0043,102F)
-    if lean is not None:
-        creator = str(ds.get("GEPrivateCreator0043") or "").strip()
-        return to_int(lean) if creator in ("", GE_PARM) else None
-    value = private_value(ds, 0x0043, GE_PARM, 0x2F)
+    value = private_value(ds, 0x0043, GE_PARM, 0x2F)  # the lean reader reads it too
     if isinstance(value, bytes | bytearray):  # UN (implicit VR without a dictionary)
         return int.from_bytes(value[:2], "little", signed=True) if len(value) >= 2 else None
     return to_int(value)

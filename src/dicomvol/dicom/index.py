@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
 
+from dicomvol.dicom.damage import damaged_image
 from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
 from dicomvol.dicom.frames import frame_records
 from dicomvol.dicom.header import (
@@ -29,6 +30,7 @@ from dicomvol.dicom.header import (
     sop_name,
 )
 from dicomvol.dicom.lean import read_lean
+from dicomvol.dicom.leanmf import read_enhanced
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Candidate
@@ -36,6 +38,10 @@ from dicomvol.model.derived import DerivedObject
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
 
 log = logging.getLogger(__name__)
+
+#: Attributes of the Image Pixel module: a header holding one describes pixels it must have.
+IMAGE_PIXEL_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "PixelRepresentation",
+                        "SamplesPerPixel", "PhotometricInterpretation")
 
 
 @dataclass
@@ -124,15 +130,39 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
         if _index_lean(fp, size, cand, names, result):
             return
         fp.seek(0)
+        if _index_enhanced(fp, size, cand, names, result):
+            return
+        fp.seek(0)
     try:
         ds, pixel_info = read_header_from(stream, gzipped)
     except NotDicomError as exc:
-        result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
+        damage = damaged_image(stream, fs.stream_size(stream))
+        if damage is not None:  # a damaged image, not "not DICOM"
+            result.errors.append(FileError(cand.path, cand.rel, damage))
+        else:
+            result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
         return
     except (HeaderError, PixelDataError) as exc:
         result.errors.append(FileError(cand.path, cand.rel, str(exc)))
         return
-    _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+    try:
+        if pixel_info is None and not _is_index_object(ds):
+            damage = damaged_image(stream, fs.stream_size(stream), ds)
+            if damage is not None:  # the header ends before PixelData: not "no pixel data"
+                result.errors.append(FileError(cand.path, cand.rel, damage))
+                return
+        _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+    except Exception as exc:  # a value pydicom cannot convert (e.g. an unknown VR)
+        log.debug("%s: header not understood", cand.path, exc_info=True)
+        result.errors.append(FileError(cand.path, cand.rel, "header not understood: "
+                                       f"{type(exc).__name__}: {exc}"))
+
+
+def _is_index_object(ds: Dataset) -> bool:
+    """DICOMDIR or RTSTRUCT: objects without top-level pixels, whatever they embed."""
+    sop_class = str(ds.get("SOPClassUID", "") or meta_value(ds, "MediaStorageSOPClassUID"))
+    return (sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds
+            or is_rtstruct(sop_class))
 
 
 def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, cand: Candidate,
@@ -147,6 +177,13 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
         return
     if pixel_info is None:
         name = sop_name(sop_class)
+        pixel_module = [k for k in IMAGE_PIXEL_KEYWORDS if k in ds]
+        if pixel_module or name.endswith("Image Storage"):  # an image without its pixels
+            what = ", ".join(pixel_module[:2]) or "an image SOP class"
+            result.errors.append(FileError(cand.path, cand.rel, (
+                f"image header ({name}, {what}) but no Pixel Data: the file ends before "
+                "it (truncated?)")))
+            return
         result.ignored.append(
             IgnoredFile(cand.path, cand.rel, f"no pixel data ({name})", sop_uid or None))
         return
@@ -176,6 +213,27 @@ def _index_rtstruct(ds: Dataset, cand: Candidate, names: tuple[str, ...],
         log.debug("%s: structure set not understood", cand.path, exc_info=True)
         result.errors.append(FileError(cand.path, cand.rel, "structure set not understood: "
                                        f"{type(exc).__name__}: {exc}"))
+
+
+def _index_enhanced(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],
+                    result: IndexResult) -> bool:
+    """Enhanced MR in explicit VR LE, read by :mod:`dicomvol.dicom.leanmf`; False: pydicom."""
+    found = read_enhanced(fp)
+    if found is None:
+        return False
+    header, tag_offset, value_offset, length = found
+    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
+    lean: Any = header
+    try:
+        if not header.get("SOPInstanceUID"):
+            return False
+        check_pixel_length(lean, info)
+        frames = frame_records(lean, cand, info, False, names)
+    except Exception:  # anything unexpected (errors too): pydicom decides, with its message
+        log.debug("%s: lean enhanced path failed; using pydicom", cand.path, exc_info=True)
+        return False
+    result.frames.extend(frames)
+    return True
 
 
 def _index_lean(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],

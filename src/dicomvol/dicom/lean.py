@@ -15,6 +15,7 @@ built by the same code either way.
 from __future__ import annotations
 
 import functools
+import logging
 import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -23,16 +24,24 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dicomvol.dicom.values import vendor
 
+log = logging.getLogger(__name__)
+
 #: Bytes read first; a longer header is read in full on demand.
 _HEAD_BYTES = 32768
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
              b"UV"}
+#: Every explicit VR (PS3.5 6.2); any other two bytes send the file to pydicom.
+_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
+                   b"LT", b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ",
+                   b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT",
+                   b"UV"})
 _PIXEL_TAG = 0x7FE00010
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+_NUMERIC_SIZE = {vr: struct.calcsize(code) for vr, code in _NUMERIC.items()}
 
 #: Keywords the index reads from a single-frame header.
 KEYWORDS = (
@@ -45,17 +54,22 @@ KEYWORDS = (
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
     "AcquisitionDate", "AcquisitionDateTime", "ContentTime",
+    "InPlanePhaseEncodingDirection", "PatientPosition", "ImageComments",
     # for output names
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )
-_TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
-#: Private elements the lean reader also reads, under these names, with their VRs (for
-#: implicit VR files): GE's image type (0043,102F) of private creator GEMS_PARM_01.
-PRIVATE: dict[int, tuple[str, str]] = {
-    0x00430010: ("GEPrivateCreator0043", "LO"),
-    0x0043102F: ("GEImageTypePrivate", "SS"),
+#: Private elements read as ``(group, element)`` keys: the GE diffusion encoding, which
+#: :func:`dicomvol.dicom.private.private_value` finds by its creator; value: (name, VR).
+PRIVATE_TAGS: dict[int, tuple[str, str]] = {
+    0x00430010: ("(0043,0010)", "LO"), 0x00431039: ("(0043,1039)", "IS"),
+    0x00190010: ("(0019,0010)", "LO"), 0x001910BB: ("(0019,10BB)", "DS"),
+    0x001910BC: ("(0019,10BC)", "DS"), 0x001910BD: ("(0019,10BD)", "DS"),
+    0x0043102F: ("(0043,102F)", "SS"),  # GE image type: magnitude/phase/real/imaginary
 }
-_TAGS.update({tag: name for tag, (name, _) in PRIVATE.items()})
+_TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
+_TAGS.update({tag: name for tag, (name, _) in PRIVATE_TAGS.items()})
+#: Siemens (0019,xx0C) diffusion b-value (XA classic): such files go to pydicom.
+_SIEMENS_B = 0x0019100C
 #: Top-level elements whose presence sends the file to pydicom.
 _FALLBACK_TAGS = {
     0x52009229,  # SharedFunctionalGroupsSequence
@@ -72,12 +86,28 @@ class LeanHeader:
         self._values = values
         self.file_meta = {"TransferSyntaxUID": transfer_syntax}
 
-    def get(self, keyword: str, default: Any = None) -> Any:
-        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``."""
+    def get(self, keyword: str | tuple[int, int], default: Any = None) -> Any:
+        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``.
+
+        A ``(group, element)`` key of :data:`PRIVATE_TAGS` gives an element-like
+        object with ``.value`` (as pydicom's ``Dataset.get`` of a tag does).
+        """
+        if isinstance(keyword, tuple):
+            value = self._values.get(f"({keyword[0]:04X},{keyword[1]:04X})")
+            return default if value is None else _Element(value)
         return self._values.get(keyword, default)
 
     def __contains__(self, keyword: str) -> bool:
         return keyword in self._values
+
+
+class _Element:
+    """The ``.value`` of a private element, as pydicom's ``DataElement`` offers it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
@@ -103,6 +133,9 @@ def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
         return _read_lean(fp, size, _table(tuple(keywords)))
     except (struct.error, ValueError, IndexError):
         return None
+    except Exception:  # anything else (MemoryError from an absurd length, ...): pydicom decides
+        log.debug("lean reader declined after %s", "an unexpected error", exc_info=True)
+        return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -121,6 +154,7 @@ def _table(extra: tuple[str, ...]) -> dict[int, Any]:
                              for tag, keyword in tags.items()}
     table.update({_swapped(tag): _STOP_FALLBACK for tag in _FALLBACK_TAGS})
     table[_swapped(_PIXEL_TAG)] = _STOP_PIXELS
+    table[_swapped(_SIEMENS_B)] = ("siemens b", "LO")  # only its presence matters
     return table
 
 
@@ -129,23 +163,26 @@ def _read_lean(fp: BinaryIO, size: int,
     buf = fp.read(_HEAD_BYTES)
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
-    meta_end, ts = _meta(buf)
+    meta_end, ts = read_meta(buf)
     if ts not in (_EXPLICIT_LE, _IMPLICIT_LE) or meta_end is None:
         return None
     found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
     if found is None and len(buf) < size:
         buf += fp.read()
         found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
-    if found is None:
+    if not isinstance(found, tuple):
         return None
     values, tag_offset, value_offset, pixel_length = found
     image_type = values.get("ImageType") or ""
-    if "MOSAIC" in image_type or vendor(values.get("Manufacturer")) in ("Philips", "UIH"):
+    maker = vendor(values.get("Manufacturer"))
+    if "MOSAIC" in image_type or maker in ("Philips", "UIH"):
         return None
+    if maker == "Siemens" and ("DIFFUSION" in image_type or "siemens b" in values):
+        return None  # diffusion in the CSA header or (0019,xx0E): pydicom reads those
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 
 
-def _meta(buf: bytes) -> tuple[int | None, str]:
+def read_meta(buf: bytes) -> tuple[int | None, str]:
     """End offset of the file meta group and the transfer syntax."""
     pos, ts, end = 132, "", None
     while pos + 8 <= len(buf):
@@ -153,6 +190,8 @@ def _meta(buf: bytes) -> tuple[int | None, str]:
         if group != 0x0002:
             return pos, ts
         vr = buf[pos + 4:pos + 6]
+        if vr not in _VRS:  # a damaged meta group: pydicom decides
+            return None, ""
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", buf, pos + 8)
             start = pos + 12
@@ -173,6 +212,7 @@ _EXPLICIT = struct.Struct("<IHH")  # swapped tag, VR code, 16-bit length
 _IMPLICIT = struct.Struct("<II")  # swapped tag, 32-bit length
 _U32 = struct.Struct("<I")
 _LONG_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _LONG_VRS)
+_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _VRS)
 #: Markers in a walk table (besides a (keyword, implicit VR) pair).
 _STOP_PIXELS, _STOP_FALLBACK = "pixels", "fallback"
 
@@ -183,8 +223,9 @@ def _swapped(tag: int) -> int:
 
 
 def _walk(buf: bytes, pos: int, implicit: bool,
-          table: dict[int, Any]) -> tuple[dict[str, Any], int, int, int] | None:
-    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd.
+          table: dict[int, Any]) -> tuple[dict[str, Any], int, int, int] | bool | None:
+    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd,
+    False at an element that sends the file to pydicom (multi-frame, DICOMDIR).
 
     The hot loop of indexing (a GE header has ~340 top-level elements, most of them
     private): per element one ``unpack_from``, one set and one dict lookup; only the
@@ -197,11 +238,13 @@ def _walk(buf: bytes, pos: int, implicit: bool,
     last = n - 8  # the last offset where an element header fits
     unpack = _EXPLICIT.unpack_from
     u32 = _U32.unpack_from
-    long_vrs = _LONG_VR_CODES
+    long_vrs, vrs = _LONG_VR_CODES, _VR_CODES
     get = table.get
     pixels, fallback, undefined = _STOP_PIXELS, _STOP_FALLBACK, _UNDEFINED
     while pos <= last:
         tag, vr, length = unpack(buf, pos)
+        if vr not in vrs:  # not a VR: damaged or odd, pydicom decides
+            return None
         if vr in long_vrs:
             if pos + 12 > n:
                 return None
@@ -212,7 +255,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
                 if action is pixels:
                     return values, pos, start, length
                 if action is fallback:
-                    return None
+                    return False
                 end = _skip_undefined(buf, start, False)
                 if end is None:
                     return None
@@ -227,19 +270,22 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         if action is pixels:
             return values, pos, start, length
         if action is fallback:
-            return None
+            return False  # pydicom's case: no need to read the rest of the file
         end = start + length
         if end > n:
             return None
-        value = _convert(buf[start:end], buf[pos + 4:pos + 6].decode("ascii", "replace"))
+        vr_name = buf[pos + 4:pos + 6].decode("ascii", "replace")
+        value = convert_value(buf[start:end], vr_name)
         if value is not None:
             values[action[0]] = value
+        elif length % _NUMERIC_SIZE.get(vr_name, 1):
+            return None  # a number of the wrong length: damaged, pydicom decides
         pos = end
     return None
 
 
 def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
-                   ) -> tuple[dict[str, Any], int, int, int] | None:
+                   ) -> tuple[dict[str, Any], int, int, int] | bool | None:
     """:func:`_walk` for implicit VR little endian (VRs from the dictionary)."""
     values: dict[str, Any] = {}
     n = len(buf)
@@ -257,7 +303,7 @@ def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
         if action is pixels:
             return values, pos, start, length
         if action is fallback:
-            return None
+            return False  # pydicom's case: no need to read the rest of the file
         if length == undefined:
             end = _skip_undefined(buf, start, True)
             if end is None:
@@ -267,9 +313,11 @@ def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
         pos = start + length
         if pos > n:
             return None
-        value = _convert(buf[start:pos], action[1])
+        value = convert_value(buf[start:pos], action[1])
         if value is not None:
             values[action[0]] = value
+        elif length % _NUMERIC_SIZE.get(action[1], 1):
+            return None  # a number of the wrong length: damaged, pydicom decides
     return None
 
 
@@ -330,15 +378,15 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int | None:
 
 
 def _implicit_vr(tag: int) -> str:
-    if tag in PRIVATE:
-        return PRIVATE[tag][1]
+    if tag in PRIVATE_TAGS:
+        return PRIVATE_TAGS[tag][1]
     try:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
 
 
-def _convert(raw: bytes, vr: str) -> Any:
+def convert_value(raw: bytes, vr: str) -> Any:
     """A raw value as pydicom would give it for the VRs indexing reads."""
     if vr in _NUMERIC:
         code = _NUMERIC[vr]

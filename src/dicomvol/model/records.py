@@ -65,6 +65,10 @@ class FrameRecord:
     stack_id: str | None = None
     diffusion_b: float | None = None
     diffusion_direction: Vec3 | None = None
+    #: Where the diffusion encoding was read (standard, CSA, vendor private), and the kind of
+    #: a derived diffusion image ("trace", "ADC", "FA", "eADC"; None for an acquired one).
+    diffusion_source: str | None = None
+    diffusion_derived: str | None = None
     #: Byte offset of the PixelData value for native (uncompressed) files, else None.
     pixel_offset: int | None = None
     #: "float32" / "float64" for FloatPixelData / DoubleFloatPixelData (parametric maps),

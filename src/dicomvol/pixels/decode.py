@@ -1,7 +1,7 @@
 """Frames -> pixel arrays: a small native fast path, and pydicom's decoder plugins.
 
-Uncompressed little-endian single-frame files are read straight from their
-pixel offset (:func:`read_native`, tested against pydicom); everything else
+Uncompressed little-endian files (single-frame, and multi-frame in one range) are read
+straight from their pixel offset (:func:`read_native`, tested against pydicom); the rest
 is decoded by pydicom (pylibjpeg, openjpeg, libjpeg, rle, pyjpegls). When no
 installed plugin handles a transfer syntax, pydicom's own decoder registry
 names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
@@ -9,6 +9,7 @@ names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,35 @@ def read_native(frame: FrameRecord, sources: JobSources | None = None) -> np.nda
     return arr.reshape(frame.rows, frame.columns)
 
 
+def _native_frames(path: str, frames: list[FrameRecord], sources: JobSources | None
+                   ) -> list[tuple[FrameRecord, np.ndarray]]:
+    """Frames of a native (uncompressed little-endian) multi-frame file, read in one range."""
+    first = frames[0]
+    dtype = stored_dtype(first).newbyteorder("<")
+    per_frame = first.rows * first.columns * dtype.itemsize
+    nbytes = per_frame * first.number_of_frames
+    assert first.pixel_offset is not None
+    try:
+        raw = (sources.take_range(path, first.pixel_offset, nbytes) if sources is not None
+               else fs.read_bytes(path, first.pixel_offset, nbytes))
+    except OSError as exc:
+        raise PixelDataError(f"{first.rel}: cannot read pixel data: {exc}", path) from exc
+    if len(raw) != nbytes:
+        raise PixelDataError(f"{first.rel}: file is truncated ({len(raw) // per_frame} of "
+                             f"{first.number_of_frames} frames)", path)
+    arr = np.frombuffer(raw, dtype=dtype).reshape(first.number_of_frames, first.rows,
+                                                  first.columns)
+    if first.pixel_representation == 0 and first.bits_stored < first.bits_allocated:
+        arr = arr & np.array((1 << first.bits_stored) - 1, dtype=arr.dtype)
+    out = []
+    for frame in frames:
+        if not 1 <= frame.frame <= first.number_of_frames:
+            raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
+                                 f"{first.number_of_frames} frames", path)
+        out.append((frame, arr[frame.frame - 1]))
+    return out
+
+
 def decode(path: str, frames: list[FrameRecord],
            sources: JobSources | None = None) -> list[tuple[FrameRecord, np.ndarray]]:
     """Decode the given frames of one file (the file is read and decoded once).
@@ -84,6 +114,9 @@ def decode(path: str, frames: list[FrameRecord],
     first = frames[0]
     if len(frames) == 1 and native_ok(first):
         return [(first, read_native(first, sources))]
+    if first.number_of_frames > 1 and native_ok(replace(first, number_of_frames=1)) \
+            and first.tile is None:
+        return _native_frames(path, frames, sources)
     check_decoder(first)
     try:
         ds = sources.take_dataset(path) if sources is not None else dataset_of(path)

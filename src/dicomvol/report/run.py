@@ -14,6 +14,7 @@ from dicomvol.io.atomic import atomic_path
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.model.detail import GeometryChecks, checks_json
 from dicomvol.model.records import FileError, IgnoredFile, SkippedFrame
+from dicomvol.report.ledger import FrameKey, Ledger, LedgerSummary
 from dicomvol.report.parquet import write_parquet
 
 
@@ -33,6 +34,8 @@ class OutputRecord:
     resampled: bool = False
     checks: GeometryChecks | None = None
     status: str = "written"
+    #: The frames the output's ``SourceInstances`` name, as ledger keys (not in the JSON).
+    sources: tuple[FrameKey, ...] = field(default=(), repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for the report's ``volumes`` list."""
@@ -68,15 +71,33 @@ class RunReport:
     errors: list[FileError] = field(default_factory=list)
     ignored: list[IgnoredFile] = field(default_factory=list)
     n_files: int = 0
+    #: How the frames ended (set by :meth:`settle`; None before, or for a report built by hand).
+    ledger: LedgerSummary | None = None
 
     @property
     def ok(self) -> bool:
         """True when no file or series failed (skips are deliberate, not failures)."""
         return not self.errors
 
+    def settle(self, ledger: Ledger) -> LedgerSummary:
+        """Check every frame of ``ledger`` against this report (see :mod:`.ledger`).
+
+        A frame in no output, not skipped and not in a file with an error is
+        added to ``errors`` (so ``ok`` turns False); the summary is kept in
+        :attr:`ledger`.
+        """
+        summary, lost = ledger.settle((o.sources for o in self.outputs),
+                                      ((s.path, s.sop_instance_uid, s.frame)
+                                       for s in self.skipped),
+                                      (e.path for e in self.errors))
+        self.errors.extend(lost)
+        self.ledger = summary
+        return summary
+
     def to_json(self) -> dict[str, Any]:
-        """The contract's report object, plus ``volumes``, ``ignored`` and ``summary``."""
-        return {
+        """The contract's report object, plus ``volumes``, ``ignored``, ``summary`` and
+        ``ledger`` (once settled)."""
+        out: dict[str, Any] = {
             "dicomvol_version": __version__,
             "outputs": [o.path for o in self.outputs],
             "skipped": [s.to_json() for s in self.skipped],
@@ -92,6 +113,9 @@ class RunReport:
                 "files_ignored": len(self.ignored),
             },
         }
+        if self.ledger is not None:
+            out["ledger"] = self.ledger.to_json()
+        return out
 
     def write(self) -> Path:
         """Write ``dicomvol_report.json`` and the tabular report atomically."""
