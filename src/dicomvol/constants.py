@@ -50,6 +50,15 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "nrrd": (".nrrd", ".nrrd"),
     "mha": (".mha", ".mha"),
 }
+#: PhotometricInterpretations of 8-bit colour frames converted as RGB volumes (NIfTI RGB24;
+#: pydicom converts the YBR ones to RGB while decoding).
+COLOUR_PHOTOMETRICS = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
+#: Whole-slide output formats -> extension (``-e``; the first is the default for SM).
+SLIDE_FORMATS: dict[str, str] = {
+    "ome.tif": ".ome.tif",
+    "tif": ".tif",
+    "ome.zarr": ".ome.zarr",
+}
 
 #: A SEG frame snaps onto an output plane when its pixel (0, 0) lies within this distance
 #: (mm) of a voxel centre of that plane, or within SEG_SNAP_TOLERANCE_VOXELS of the voxel
@@ -62,3 +71,11 @@ SEG_SNAP_TOLERANCE_VOXELS = 0.05
 #: step, whichever is larger; a contour on no slice plane is reported, never snapped.
 CONTOUR_PLANE_TOLERANCE_MM = 0.05
 CONTOUR_PLANE_TOLERANCE_VOXELS = 0.05
+
+#: The IDC index gives a series' size as series_size_MB (10^6 bytes), in some releases
+#: rounded to 2 decimals: listed bytes match when within this many bytes (half of 0.01 MB).
+IDC_SIZE_TOLERANCE_BYTES = 5000
+#: dicomvol's geometry checks agree with a row of IDC's volume_geometry_index when the
+#: booleans are equal and slice spacing / obliquity differ by at most these amounts.
+IDC_GEOMETRY_SPACING_TOLERANCE_MM = 0.01
+IDC_GEOMETRY_OBLIQUITY_TOLERANCE_DEGREES = 0.01

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dicomvol.constants import MAX_RESAMPLE_GAP_SLICES, OUTPUT_FORMATS
+from dicomvol.constants import MAX_RESAMPLE_GAP_SLICES, OUTPUT_FORMATS, SLIDE_FORMATS
 from dicomvol.errors import UsageError
 
 #: Default output name template; fields are DICOM keywords in braces.
@@ -17,6 +17,32 @@ IRREGULAR_CHOICES = ("resample", "split", "skip")
 INTERPOLATION_CHOICES = ("linear", "nearest")
 FORMAT_CHOICES = tuple(OUTPUT_FORMATS)
 PHILIPS_CHOICES = ("display", "fp")
+SLIDE_FORMAT_CHOICES = tuple(SLIDE_FORMATS)
+JPEG_COLOR_CHOICES = ("auto", "pi", "stream")
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How object-store clients (``s3://``, ``gs://`` inputs) are built in every process.
+
+    Attributes
+    ----------
+    endpoint_url : str or None
+        Another S3 (or GCS) endpoint; None uses ``AWS_ENDPOINT_URL`` (S3) or
+        ``STORAGE_EMULATOR_HOST`` (GCS) when set, else the provider's.
+    anon : bool
+        Anonymous access (default: IDC's buckets are public).
+    retries : int
+        Attempts per request (throttling and transient errors back off).
+    max_bytes_in_flight : int
+        A job fetches its objects concurrently, at most this many bytes ahead of
+        what it has consumed.
+    """
+
+    endpoint_url: str | None = None
+    anon: bool = True
+    retries: int = 10
+    max_bytes_in_flight: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,6 +92,39 @@ class PlanOptions:
 
 
 @dataclass(frozen=True)
+class SlideOptions:
+    """How whole-slide microscopy (SM) series are read and written.
+
+    Parameters
+    ----------
+    format : {"ome.tif", "tif", "ome.zarr"}
+        Pyramidal OME-TIFF (default), plain pyramidal TIFF (OpenSlide's generic
+        TIFF), or OME-Zarr (NGFF 0.5, zarr v3).
+    jpeg_color : {"auto", "pi", "stream"}
+        Colour decision for JPEG/JPEG 2000 frames: the codestream when it says
+        (default), the PhotometricInterpretation label, or the codestream only.
+    fill : float or None
+        Value of tiles no frame holds (TILED_SPARSE holes); None: white for
+        brightfield RGB, 0 for fluorescence.
+    apply_icc : bool
+        Convert RGB slides to sRGB with their ICC profile (default: carry the
+        profile into the output and leave the pixels as stored).
+    """
+
+    format: str = "ome.tif"
+    jpeg_color: str = "auto"
+    fill: float | None = None
+    apply_icc: bool = False
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("format", self.format, SLIDE_FORMAT_CHOICES),
+                                     ("jpeg_color", self.jpeg_color, JPEG_COLOR_CHOICES)):
+            if value not in choices:
+                raise UsageError(f"slide {name} must be one of {', '.join(choices)}; "
+                                 f"got {value!r}")
+
+
+@dataclass(frozen=True)
 class ConvertOptions:
     """How ``convert`` writes its outputs.
 
@@ -104,6 +163,10 @@ class ConvertOptions:
     qc : bool
         Also write the visual quality-control page ``qc/index.html``: each job
         draws its thumbnails while it holds the pixels.
+    storage : StorageOptions
+        Object-store clients for URL inputs (every worker builds its own).
+    slide : SlideOptions
+        Whole-slide microscopy: output format, colour decision, fill value.
     """
 
     compress: bool = True
@@ -118,6 +181,8 @@ class ConvertOptions:
     suv: bool = False
     reorient: bool = False
     qc: bool = False
+    storage: StorageOptions = field(default_factory=StorageOptions)
+    slide: SlideOptions = field(default_factory=SlideOptions)
 
     def __post_init__(self) -> None:
         if self.anonymize and self.template == DEFAULT_TEMPLATE:

@@ -24,6 +24,7 @@ from dicomvol.batch.derive import apply_suv, suv_factor, with_object_metadata, w
 from dicomvol.batch.reading import read_volume
 from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import HeaderError, PixelDataError
+from dicomvol.inputs import fs
 from dicomvol.io.formats import write_volume
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.io.readback import read_grid
@@ -167,6 +168,7 @@ def run_job(job: Job) -> Done:
     :class:`Done` naming what went wrong.
     """
     image = Path(job.image)
+    fs.configure(job.options.storage)  # this worker's own object-store client
     try:
         return _run(job, image)
     except PixelDataError as exc:
@@ -181,7 +183,16 @@ def run_job(job: Job) -> Done:
 
 def _run(job: Job, image: Path) -> Done:
     plan, opts = job.plan, job.options
-    sources = JobSources()
+    sources = JobSources(list(dict.fromkeys(f.path for f in plan.all_frames)),
+                         opts.storage.max_bytes_in_flight)
+    try:
+        return _run_with(job, image, sources)
+    finally:
+        sources.close()
+
+
+def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
+    plan, opts = job.plan, job.options
     metadata = with_object_metadata(build_metadata(plan, sources), plan, sources)
     diffusions = plan_diffusion(plan, sources)
     factor = suv_factor(plan, sources) if opts.suv else None

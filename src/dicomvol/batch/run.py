@@ -16,12 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from dicomvol._typing import PathLike
+from dicomvol.batch.archive import Archive, mark_revised, start_report
 from dicomvol.batch.executors import default_workers, run_dask, run_local
 from dicomvol.batch.jobs import Done, Job, run_job, triage
 from dicomvol.batch.labelmaps import label_jobs, run_label_jobs
 from dicomvol.batch.naming import NameAllocator, render, template_fields
 from dicomvol.batch.scan import ProgressFn, scan_inputs
 from dicomvol.errors import UsageError
+from dicomvol.inputs import fs
 from dicomvol.io.atomic import TEMPORARY_GLOB
 from dicomvol.io.formats import extension
 from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS
@@ -40,21 +42,30 @@ MAX_REPLANS = 3
 
 
 def convert_run(paths: Sequence[PathLike], out_dir: PathLike, options: ConvertOptions,
-                progress: ProgressFn | None = None) -> RunReport:
-    """Convert every volume under ``paths`` into ``out_dir`` (see :func:`dicomvol.convert`)."""
+                progress: ProgressFn | None = None, archive: Archive | None = None
+                ) -> RunReport:
+    """Convert every volume under ``paths`` into ``out_dir`` (see :func:`dicomvol.convert`).
+
+    ``archive`` (IDC selections, bucket inputs) adds the completeness check
+    against the IDC index to the report; without it one is made for URL inputs.
+    """
     check_template(options)
     check_output(Path(out_dir))
+    fs.configure(options.storage)
+    if archive is None:
+        archive = Archive(inputs=[str(p) for p in paths])
     if options.qc:  # imported before the pool forks, so that no worker imports it again
         import dicomvol.qc.capture  # noqa: F401
     with ExitStack() as stack:
         pool = None
         if options.jobs > 1 and not options.dask:  # one pool for headers and volumes
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=options.jobs))
-        return _convert(list(paths), Path(out_dir), options, progress, pool)
+        return _convert(list(paths), Path(out_dir), options, progress, pool, archive)
 
 
 def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
-             progress: ProgressFn | None, pool: ProcessPoolExecutor | None) -> RunReport:
+             progress: ProgressFn | None, pool: ProcessPoolExecutor | None,
+             archive: Archive) -> RunReport:
     """Scan, run every job, then settle the frame ledger and write the report.
 
     Whatever fails inside (a bug included) costs the frames it concerns, never
@@ -63,13 +74,15 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
     names = template_fields(options.template)
     ledger = Ledger()
     result = scan_inputs(paths, progress, options.plan, jobs=1 if options.dask else options.jobs,
-                         pool=pool, names=names, ledger=ledger)
+                         pool=pool, names=names, ledger=ledger,
+                         jpeg_color=options.slide.jpeg_color)
     out = out_dir.resolve()  # workers elsewhere (Dask) need an absolute path
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     report = RunReport(out_dir=str(out), skipped=list(result.skipped),
                        errors=list(result.errors), ignored=list(result.ignored),
                        n_files=result.n_files)
+    revised = start_report(archive, report, result.series_checks, out, options.resume)
     unused: list[SkippedFrame] = []
     try:
         _run_jobs(result, out, options, report, unused, progress, pool)
@@ -79,6 +92,7 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
         log.debug("run failed", exc_info=True)
     report.skipped.extend(_still_unused(unused, report))
     remove_stale_temporaries(out)  # e.g. left by a cluster worker that died mid-write
+    mark_revised(report, revised)
     report.outputs.sort(key=lambda o: o.path)
     report.settle(ledger)
     report.write()
@@ -111,6 +125,10 @@ def _run_jobs(result: ScanResult, out: Path, options: ConvertOptions, report: Ru
     if result.derived:
         jobs, not_run = label_jobs(result.derived, image_jobs, out, options, allocator, report)
         run_label_jobs(jobs, not_run, options, report, progress, pool)
+    if result.slide_frames:  # whole-slide microscopy: pyramids, not volumes
+        from dicomvol.batch.slides import run_slides
+
+        run_slides(result, out, options, allocator, report, progress)
 
 
 def _still_unused(unused: Sequence[SkippedFrame], report: RunReport) -> list[SkippedFrame]:

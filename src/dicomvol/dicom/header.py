@@ -318,3 +318,8 @@ def gunzip_if_needed(data: bytes) -> tuple[bytes, bool]:
         return gzip.decompress(data), True
     except (OSError, EOFError) as exc:
         raise NotDicomError(f"gzip file cannot be decompressed: {exc}") from exc
+
+
+def pixel_info_at(fp: BinaryIO, ds: Dataset) -> PixelInfo | None:
+    """Where PixelData lies, for a stream that pydicom just read up to it (not gzip)."""
+    return _pixel_info(fp, ds, False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -34,8 +35,10 @@ from dicomvol.dicom.leanmf import read_enhanced
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Candidate
+from dicomvol.inputs.heads import parse_heads
 from dicomvol.model.derived import DerivedObject
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
+from dicomvol.options import StorageOptions
 
 log = logging.getLogger(__name__)
 
@@ -75,31 +78,46 @@ class IndexTask:
 
     candidates: tuple[Candidate, ...]
     names: tuple[str, ...] = ()
+    storage: StorageOptions | None = None  # how a worker builds its object-store client
 
 
 def index_task(task: IndexTask) -> IndexResult:
     """:func:`index_files` for a picklable task (the unit a worker process runs)."""
+    if task.storage is not None:
+        fs.configure(task.storage)
     return index_files(task.candidates, task.names)
 
 
 def index_files(candidates: Iterable[Candidate], names: Sequence[str] = ()) -> IndexResult:
-    """Index every candidate; never raises for a bad file (it is recorded)."""
+    """Index every candidate; never raises for a bad file (it is recorded).
+
+    Objects (URLs) are read in concurrent batches of range requests
+    (:func:`dicomvol.inputs.heads.parse_heads`).
+    """
     result = IndexResult()
-    for cand in candidates:
-        result.extend(index_file(cand, names))
+    cands = list(candidates)
+    objects = [c for c in cands if fs.is_url(c.path)]
+    for part in parse_heads(objects, lambda c, fp: index_file(c, names, stream=fp),
+                            lambda c, why: IndexResult(errors=[FileError(c.path, c.rel, why)])):
+        result.extend(part)
+    for cand in cands:
+        if not fs.is_url(cand.path):
+            result.extend(index_file(cand, names))
     return result
 
 
-def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True) -> IndexResult:
+def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True,
+               stream: BinaryIO | None = None) -> IndexResult:
     """Index one file into frame records, an ignored entry or an error.
 
     ``names`` are header keywords the records carry for output names. With
     ``lean=False`` pydicom reads every file (the lean reader is tested
-    against this).
+    against this). ``stream`` is the file's content already open (e.g. the
+    first bytes of an object), read instead of opening ``cand.path``.
     """
     result = IndexResult()
     try:
-        with fs.open_input(cand.path) as fp:
+        with nullcontext(stream) if stream is not None else fs.open_input(cand.path) as fp:
             _index_stream(fp, cand, tuple(names), result, lean)
     except OSError as exc:
         result.errors.append(FileError(cand.path, cand.rel,

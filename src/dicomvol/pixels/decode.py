@@ -21,12 +21,18 @@ from dicomvol.inputs import fs
 from dicomvol.model.records import FrameRecord
 
 NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+#: One RGB voxel: NIfTI's RGB24 (datatype 128), the representation nibabel and dcm2niix
+#: use for colour volumes; a colour frame is a 2D array of these, so stacking, streaming
+#: and writing treat it like any other voxel type.
+RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
 
 def stored_dtype(frame: FrameRecord) -> np.dtype[Any]:
     """numpy dtype of the stored pixel values of a frame."""
     if frame.pixel_format:
         return np.dtype(frame.pixel_format)
+    if frame.samples_per_pixel == 3:
+        return RGB24
     bits = frame.bits_allocated if frame.bits_allocated in (8, 16, 32) else 16
     signed = frame.pixel_representation == 1
     return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
@@ -126,6 +132,8 @@ def decode(path: str, frames: list[FrameRecord],
     except Exception as exc:  # decoder plugins raise many types; name the file and codec
         raise PixelDataError(decode_message(first, exc), path) from exc
     arr = np.asarray(arr)
+    if first.samples_per_pixel == 3:
+        arr = as_rgb24(arr, first)
     out = []
     for frame in frames:
         if frame.tile is not None and frame.tiles_per_side:
@@ -140,6 +148,14 @@ def decode(path: str, frames: list[FrameRecord],
         else:
             out.append((frame, arr))
     return out
+
+
+def as_rgb24(arr: np.ndarray, frame: FrameRecord) -> np.ndarray:
+    """(..., Rows, Columns, 3) uint8 from pydicom (RGB) -> (..., Rows, Columns) of RGB24."""
+    if arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise PixelDataError(f"{frame.rel}: colour pixel data decoded to {arr.shape} "
+                             f"{arr.dtype}, expected (..., 3) uint8", frame.path)
+    return np.ascontiguousarray(arr).view(RGB24)[..., 0]
 
 
 def check_decoder(frame: FrameRecord) -> None:

@@ -8,8 +8,9 @@ Rules, in order:
 
 1. The same (SOPInstanceUID, frame) read twice is used once; the copy is skipped.
 2. SEG frames are set aside for pairing with the image they segment
-   (``ScanResult.derived_frames``). Frames that are not part of a
-   cross-sectional volume are skipped with a reason: secondary captures, microscopy and projection
+   (``ScanResult.derived_frames``), SM frames for the slide index
+   (``ScanResult.slide_frames``). Frames that are not part of a
+   cross-sectional volume are skipped with a reason: secondary captures, projection
    images, localizers, colour images, frames without position/orientation.
 3. Frames are grouped by SeriesInstanceUID, then by grid: orientation,
    Rows/Columns and PixelSpacing.
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from dicomvol.constants import COLOUR_PHOTOMETRICS
 from dicomvol.model import geometry
 from dicomvol.model.derived import SEG_SOP_CLASSES
 from dicomvol.model.detail import GeometryChecks
@@ -40,6 +42,8 @@ from dicomvol.plan.stacks import StackContext
 
 log = logging.getLogger(__name__)
 
+#: Whole Slide Microscopy Image Storage: set aside for the slide index (dicomvol.slide).
+SM_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 #: SOP classes that hold pixel data but are never stacked into a volume.
 NON_VOLUME_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7": "secondary capture (a screenshot, not an acquired slice)",
@@ -47,7 +51,6 @@ NON_VOLUME_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7.2": "secondary capture (a screenshot, not an acquired slice)",
     "1.2.840.10008.5.1.4.1.1.7.3": "secondary capture (a screenshot, not an acquired slice)",
     "1.2.840.10008.5.1.4.1.1.7.4": "secondary capture (a screenshot, not an acquired slice)",
-    "1.2.840.10008.5.1.4.1.1.77.1.6": "whole-slide microscopy (tiled, not a patient-space volume)",
     "1.2.840.10008.5.1.4.1.1.1": "computed radiography (a projection image)",
     "1.2.840.10008.5.1.4.1.1.1.1": "digital X-ray (a projection image)",
     "1.2.840.10008.5.1.4.1.1.1.1.1": "digital X-ray (a projection image)",
@@ -87,6 +90,9 @@ def plan_index(
     for frame in frames:
         if frame.sop_class_uid in SEG_SOP_CLASSES:
             result.derived_frames.append(frame)  # placed by pairing (batch), not stacked
+            continue
+        if frame.sop_class_uid == SM_SOP_CLASS:
+            result.slide_frames.append(frame)  # indexed as slides (batch/scan), not stacked
             continue
         reason = non_volume_reason(frame)
         if reason is None:
@@ -196,9 +202,12 @@ def non_volume_reason(frame: FrameRecord) -> str | None:
         return known
     if "LOCALIZER" in frame.image_type:
         return "localizer (scout) image, not part of a volume"
-    if frame.samples_per_pixel != 1:
+    if frame.samples_per_pixel != 1 and not (
+            frame.samples_per_pixel == 3 and frame.bits_allocated == 8
+            and frame.photometric in COLOUR_PHOTOMETRICS):
         return (f"colour image ({frame.photometric}, {frame.samples_per_pixel} samples per "
-                "pixel); dicomvol writes greyscale volumes")
+                f"pixel, {frame.bits_allocated} bits); dicomvol writes greyscale volumes and "
+                "8-bit RGB volumes")
     missing = [name for name, value in (("ImagePositionPatient", frame.position),
                                         ("ImageOrientationPatient", frame.orientation),
                                         ("PixelSpacing", frame.pixel_spacing)) if value is None]

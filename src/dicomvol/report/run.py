@@ -14,6 +14,7 @@ from dicomvol.io.atomic import atomic_path
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.model.detail import GeometryChecks, checks_json
 from dicomvol.model.records import FileError, IgnoredFile, SkippedFrame
+from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries
 from dicomvol.report.ledger import FrameKey, Ledger, LedgerSummary
 from dicomvol.report.parquet import write_parquet
 
@@ -71,13 +72,21 @@ class RunReport:
     errors: list[FileError] = field(default_factory=list)
     ignored: list[IgnoredFile] = field(default_factory=list)
     n_files: int = 0
+    #: IDC series checked against the index (``idc_version`` is the index release).
+    completeness: list[SeriesCompleteness] = field(default_factory=list)
+    skipped_series: list[SkippedSeries] = field(default_factory=list)
+    idc_version: str | None = None
+    #: Where the geometry checks disagree with IDC's volume_geometry_index.
+    geometry_differences: list[dict[str, Any]] = field(default_factory=list)
+    #: Series converted again under --resume because IDC revised them.
+    revised: list[dict[str, Any]] = field(default_factory=list)
     #: How the frames ended (set by :meth:`settle`; None before, or for a report built by hand).
     ledger: LedgerSummary | None = None
 
     @property
     def ok(self) -> bool:
-        """True when no file or series failed (skips are deliberate, not failures)."""
-        return not self.errors
+        """True when no file or series failed and every IDC series is complete."""
+        return not self.errors and all(c.complete for c in self.completeness)
 
     def settle(self, ledger: Ledger) -> LedgerSummary:
         """Check every frame of ``ledger`` against this report (see :mod:`.ledger`).
@@ -104,6 +113,7 @@ class RunReport:
             "errors": [{"File": e.rel, "Error": e.error} for e in self.errors],
             "ignored": [{"File": i.rel, "Reason": i.reason} for i in self.ignored],
             "volumes": [o.to_json() for o in self.outputs],
+            **self._idc_json(),
             "summary": {
                 "files": self.n_files,
                 "outputs": len(self.outputs),
@@ -116,6 +126,17 @@ class RunReport:
         if self.ledger is not None:
             out["ledger"] = self.ledger.to_json()
         return out
+
+    def _idc_json(self) -> dict[str, Any]:
+        """The ``idc`` section: the index release, each series' completeness, skips."""
+        if self.idc_version is None and not self.completeness and not self.skipped_series:
+            return {}
+        return {"idc": {"idc_version": self.idc_version,
+                        "complete": all(c.complete for c in self.completeness),
+                        "series": [c.to_json() for c in self.completeness],
+                        "skipped_series": [s.to_json() for s in self.skipped_series],
+                        "geometry_differences": list(self.geometry_differences),
+                        "revised": list(self.revised)}}
 
     def write(self) -> Path:
         """Write ``dicomvol_report.json`` and the tabular report atomically."""
@@ -131,7 +152,8 @@ class RunReport:
         pyarrow (its import would cost every run ~0.4 s and ~40 MiB); where pyarrow, the
         usual reader, is not installed, the table is CSV.
         """
-        rows = [o.to_row() for o in self.outputs]
+        idc = {c.series.series_instance_uid: c.to_row() for c in self.completeness}
+        rows = [{**o.to_row(), **idc.get(o.series_instance_uid, {})} for o in self.outputs]
         columns = list(dict.fromkeys(k for r in rows for k in r)) or ["path"]
         base = Path(self.out_dir) / REPORT_NAME.replace(".json", "")
         if not _have_pyarrow():
