@@ -47,9 +47,32 @@ def frame_geometry(ds: Any, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return (np.array([float(v) for v in ipp]), iop[:3], iop[3:], float(ps[0]), float(ps[1]))
 
 
+def _uih_grid(ds: Any) -> tuple[int, int, int, list[Any]] | None:
+    """(slices, tiles across, rows of tiles, MRVFrameSequence items) of a UIH grid image
+    ((0065,xx50), (0065,xx51) of creator "Image Private Header"), or None."""
+    if not str(ds.get("Manufacturer", "")).upper().startswith("UI"):
+        return None
+    try:
+        block = ds.private_block(0x0065, "Image Private Header")
+        n = int(float(block[0x50].value))
+        items = list(block[0x51].value)
+    except (KeyError, ValueError):
+        return None
+    across = int(np.ceil(np.sqrt(n)))
+    return n, across, -(-n // across), items
+
+
 def tile_geometry(ds: Any, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """Geometry of one Siemens MOSAIC tile (1-based), from nibabel's MosaicWrapper."""
+    """Geometry of one Siemens MOSAIC tile (1-based), from nibabel's MosaicWrapper; of a UIH
+    grid tile, its MRVFrameSequence item's ImagePositionPatient."""
     import warnings
+
+    uih = _uih_grid(ds)
+    if uih is not None:
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        ps = [float(v) for v in ds.PixelSpacing]
+        ipp = np.array([float(v) for v in uih[3][tile - 1].ImagePositionPatient])
+        return ipp, iop[:3], iop[3:], ps[0], ps[1]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -66,8 +89,17 @@ def tile_geometry(ds: Any, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def tile_values(ds: Any, tile: int) -> np.ndarray:
-    """Modality values of one mosaic tile, shape (tile rows, tile columns)."""
+    """Modality values of one mosaic (or UIH grid) tile, shape (tile rows, tile columns)."""
     import warnings
+
+    uih = _uih_grid(ds)
+    if uih is not None:
+        _, across, down, _ = uih
+        rows, cols = int(ds.Rows) // down, int(ds.Columns) // across
+        r, c = divmod(tile - 1, across)
+        arr = ds.pixel_array[r * rows:(r + 1) * rows, c * cols:(c + 1) * cols]
+        return arr.astype(np.float64) * float(ds.get("RescaleSlope", 1) or 1) + float(
+            ds.get("RescaleIntercept", 0) or 0)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -13,11 +13,13 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
+from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
+from dicomvol.dicom.uih import is_uih_grid, uih_grid_info
 from dicomvol.dicom.values import (
     first_item,
     functional_group,
@@ -64,6 +66,8 @@ def frame_records(
             fields["philips_scale_slope"] = _philips_ss(ds, None)
         if "MOSAIC" in fields["image_type"]:
             return _mosaic_records(ds, common, fields)
+        if is_uih_grid(ds):
+            return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
     records = []
@@ -251,10 +255,19 @@ def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:
 
 
 def _mosaic_records(
-    ds: Dataset, common: dict[str, Any], fields: dict[str, Any]
+    ds: Dataset, common: dict[str, Any], fields: dict[str, Any], uih: bool = False,
 ) -> list[FrameRecord]:
-    """One record per slice of a Siemens MOSAIC, placed at the tile's own position."""
-    info = mosaic_info(ds)  # HeaderError names what is missing
+    """One record per slice of a Siemens MOSAIC (or a UIH grid), placed at the tile's own
+    position; one record with ``layout_error`` (skipped by the planner with that reason)
+    when the layout cannot be read."""
+    try:
+        info = uih_grid_info(ds) if uih else mosaic_info(ds)  # HeaderError names what is missing
+    except HeaderError as exc:
+        kind = "UIH grid image" if uih else "Siemens mosaic"
+        why = str(exc) if str(exc).startswith(kind) else f"{kind}: {exc}"
+        return [FrameRecord(frame=1, **common, **fields, layout_error=why)]
+    if fields.get("orientation") is None and info.orientation is not None:
+        fields = {**fields, "orientation": info.orientation}  # UIH: from the grid's items
     common = {**common, "rows": info.tile_rows, "columns": info.tile_columns,
               "pixel_offset": None}
     return [
@@ -283,6 +296,8 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
         diffusion_direction=_position(ds.get("DiffusionGradientOrientation")),
         trigger_time=to_float(ds.get("TriggerTime")),
         acquisition_time=to_str(ds.get("AcquisitionTime")) or None,
+        content_time=to_str(ds.get("ContentTime")) or None,
+        complex_part=complex_part(ds, to_strs(ds.get("ImageType"))),
     )
 
 
@@ -341,6 +356,8 @@ def _multi_frame_fields(
         trigger_time=None,
         acquisition_time=acq_dt[8:] if len(acq_dt) > 8 else None,
         stack_id=stack_id or None,
+        complex_part=complex_part(ds, image_type or to_strs(ds.get("ImageType")),
+                                  frame_type.get("ComplexImageComponent") if frame_type else None),
         diffusion_b=b_value,
         diffusion_direction=direction,
     )

@@ -4,7 +4,7 @@ Most archives hold single-frame images in (implicit or explicit VR) little
 endian. For those, walking the data elements with ``struct`` up to PixelData
 and converting only the ~40 values indexing needs is several times faster than
 building a pydicom ``Dataset`` (see ``benchmarks/``). Anything else (big
-endian, deflated, gzip, enhanced multi-frame, Siemens MOSAIC, Philips private
+endian, deflated, gzip, enhanced multi-frame, Siemens MOSAIC, UIH grids, Philips private
 scaling, odd encodings) returns None and the caller uses pydicom.
 
 :class:`LeanHeader` offers the small ``Dataset`` surface that
@@ -53,7 +53,7 @@ KEYWORDS = (
     "RescaleIntercept", "EchoNumbers", "EchoTime", "AcquisitionNumber",
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
-    "AcquisitionDate", "AcquisitionDateTime",
+    "AcquisitionDate", "AcquisitionDateTime", "ContentTime",
     "InPlanePhaseEncodingDirection", "PatientPosition", "ImageComments",
     # for output names
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
@@ -64,6 +64,7 @@ PRIVATE_TAGS: dict[int, tuple[str, str]] = {
     0x00430010: ("(0043,0010)", "LO"), 0x00431039: ("(0043,1039)", "IS"),
     0x00190010: ("(0019,0010)", "LO"), 0x001910BB: ("(0019,10BB)", "DS"),
     0x001910BC: ("(0019,10BC)", "DS"), 0x001910BD: ("(0019,10BD)", "DS"),
+    0x0043102F: ("(0043,102F)", "SS"),  # GE image type: magnitude/phase/real/imaginary
 }
 _TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
 _TAGS.update({tag: name for tag, (name, _) in PRIVATE_TAGS.items()})
@@ -174,7 +175,7 @@ def _read_lean(fp: BinaryIO, size: int,
     values, tag_offset, value_offset, pixel_length = found
     image_type = values.get("ImageType") or ""
     maker = vendor(values.get("Manufacturer"))
-    if "MOSAIC" in image_type or maker == "Philips":
+    if "MOSAIC" in image_type or maker in ("Philips", "UIH"):
         return None
     if maker == "Siemens" and ("DIFFUSION" in image_type or "siemens b" in values):
         return None  # diffusion in the CSA header or (0019,xx0E): pydicom reads those

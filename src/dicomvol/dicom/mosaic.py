@@ -4,7 +4,13 @@ A Siemens mosaic stores a whole volume in one image whose ImageType contains
 ``MOSAIC``. The tiles are laid out row-major in a square grid of
 ``ceil(sqrt(N))`` tiles per side (the unused tiles at the end are blank),
 where N is ``NumberOfImagesInMosaic`` in the Siemens CSA image header
-(private element (0029,xx10), creator ``SIEMENS CSA HEADER``).
+(private element (0029,xx10), creator ``SIEMENS CSA HEADER``). When that header
+was removed (common after de-identification), N comes from (0019,xx0A)
+NumberOfImagesInMosaic or the protocol's ``sSliceArray.lSize`` in the CSA
+series header (0029,xx20), the slice normal's sign from
+``sSliceArray.asSlice[0].sNormal``, and the tile positions are checked
+against the protocol's slice centres ``sSliceArray.asSlice[t].sPosition``
+(as dcm2niix and dicom2nifti read such files).
 
 Geometry (all LPS, mm; row_dir = IOP[:3], col_dir = IOP[3:]; PixelSpacing =
 (spacing between rows, spacing between columns)):
@@ -55,8 +61,16 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 
-from dicomvol._typing import Vec3
-from dicomvol.dicom.private import CSA_IMAGE, csa_header, csareader
+from dicomvol._typing import Orientation, Vec3
+from dicomvol.dicom.private import (
+    CSA_IMAGE,
+    CSA_SERIES,
+    SIEMENS_MR_HEADER,
+    csa_header,
+    csareader,
+    private_value,
+    siemens_protocol,
+)
 from dicomvol.errors import HeaderError, PixelDataError
 
 log = logging.getLogger(__name__)
@@ -64,6 +78,10 @@ log = logging.getLogger(__name__)
 #: Largest allowed 1 - |cos| between the CSA SliceNormalVector and cross(row, col).
 #: nibabel asserts ``np.allclose(abs(dot), 1, atol=1e-5)``; the corpus is within 1e-8.
 _NORMAL_PARALLEL_TOLERANCE = 1e-4
+
+#: Largest distance (mm) between a tile centre and the protocol's slice centre when the
+#: CSA image header is absent (the corpus agrees within 1e-3 mm).
+PROTOCOL_CENTRE_TOLERANCE_MM = 0.05
 
 _CSA_IMAGE = CSA_IMAGE
 
@@ -86,6 +104,8 @@ class MosaicInfo:
     #: (cross(row, col) itself when the CSA header has no SliceNormalVector). Tile t + 1
     #: lies one slice spacing from tile t along this vector.
     normal: Vec3
+    #: ImageOrientationPatient when it comes from elsewhere than the top level (UIH grids).
+    orientation: Orientation | None = None
 
 
 def is_mosaic(ds: pydicom.Dataset) -> bool:
@@ -110,8 +130,9 @@ def mosaic_info(ds: pydicom.Dataset) -> MosaicInfo:
         Columns is not a multiple of the tiles per side; or when the CSA
         SliceNormalVector is not parallel to the row x column direction.
     """
-    csa = _csa_image_header(ds)
-    n_slices = _n_mosaic(csa)
+    csa, why = _csa_image_header(ds)
+    protocol = _protocol(ds) if csa is None or _csa_n(csa) is None else None
+    n_slices = _n_mosaic(ds, csa, why, protocol)
     tiles = math.isqrt(n_slices)
     if tiles * tiles < n_slices:
         tiles += 1  # ceil(sqrt(n)), exactly
@@ -133,17 +154,21 @@ def mosaic_info(ds: pydicom.Dataset) -> MosaicInfo:
     if norm == 0:
         raise HeaderError("ImageOrientationPatient has parallel row and column directions")
     normal = cross / norm
-    csa_normal = _csa_slice_normal(csa)
+    csa_normal = _csa_slice_normal(csa) if csa is not None else None
+    normal_source = f"{_CSA_IMAGE} SliceNormalVector"
+    if csa_normal is None and protocol is not None:
+        csa_normal = _protocol_normal(protocol)
+        normal_source = f"{CSA_SERIES} sSliceArray.asSlice[0].sNormal"
     if csa_normal is None:
         log.warning("%s has no SliceNormalVector: mosaic tiles assumed to run along "
                     "row x column direction", _CSA_IMAGE)
     else:
         # nibabel SiemensWrapper.slice_normal: direction from the cross product,
-        # sign from the CSA SliceNormalVector.
+        # sign from the CSA SliceNormalVector (or the protocol's slice normal).
         csa_norm = float(np.linalg.norm(csa_normal))
         cos = float(csa_normal @ normal) / csa_norm if csa_norm > 0 else 0.0
         if 1.0 - abs(cos) > _NORMAL_PARALLEL_TOLERANCE:
-            raise HeaderError(f"CSA SliceNormalVector {tuple(csa_normal.tolist())} is not "
+            raise HeaderError(f"{normal_source} {tuple(csa_normal.tolist())} is not "
                               f"parallel to row x column {tuple(normal.tolist())}")
         if cos < 0:
             normal = -normal
@@ -155,6 +180,9 @@ def mosaic_info(ds: pydicom.Dataset) -> MosaicInfo:
     step = _slice_spacing(ds) if n_slices > 1 else 0.0
     # nibabel Wrapper.affine on the de-mosaiced array: tile t at t * spacing along the normal.
     positions = tuple(_vec3(first + t * step * normal) for t in range(n_slices))
+    if protocol is not None:  # no image header: the protocol's slice centres must agree
+        centre = row_dir * spacing[1] * tile_columns / 2.0 + col_dir * spacing[0] * tile_rows / 2.0
+        _check_protocol_centres([np.asarray(p) + centre for p in positions], protocol)
     log.debug("mosaic: %d slices in %d x %d tiles of %d x %d, spacing %g mm, normal %s",
               n_slices, tiles, tiles, tile_rows, tile_columns, step, _vec3(normal))
     return MosaicInfo(n_slices=n_slices, tiles_per_side=tiles, tile_rows=tile_rows,
@@ -185,28 +213,88 @@ def extract_tiles(pixels: NDArray[Any], info: MosaicInfo) -> NDArray[Any]:
     return np.ascontiguousarray(tiles)
 
 
-def _csa_image_header(ds: pydicom.Dataset) -> dict[str, Any]:
+def _csa_image_header(ds: pydicom.Dataset) -> tuple[dict[str, Any] | None, str]:
+    """The CSA image header, or None and why it is not there."""
     try:
         csa = csa_header(ds, "image")
     except HeaderError as exc:
-        raise HeaderError(f"{exc}; NumberOfImagesInMosaic unknown") from exc
+        return None, str(exc)
     if not csa:
-        raise HeaderError(f"no Siemens {_CSA_IMAGE}: NumberOfImagesInMosaic unknown")
-    return csa
+        return None, f"no Siemens {_CSA_IMAGE}"
+    return csa, f"{_CSA_IMAGE} lacks NumberOfImagesInMosaic"
 
 
-def _n_mosaic(csa: dict[str, Any]) -> int:
-    value = csareader().get_n_mosaic(csa)
-    if value is None:
-        raise HeaderError(f"{_CSA_IMAGE} lacks NumberOfImagesInMosaic")
+def _protocol(ds: pydicom.Dataset) -> dict[str, str] | None:
     try:
-        n = int(value)
-    except (TypeError, ValueError) as exc:
-        raise HeaderError(f"{_CSA_IMAGE} NumberOfImagesInMosaic {value!r} is not a number") \
-            from exc
-    if n < 1:
-        raise HeaderError(f"{_CSA_IMAGE} NumberOfImagesInMosaic is {n}")
-    return n
+        return siemens_protocol(ds)
+    except HeaderError as exc:
+        log.debug("mosaic: %s", exc)
+        return None
+
+
+def _csa_n(csa: dict[str, Any]) -> Any:
+    return csareader().get_n_mosaic(csa)
+
+
+def _n_mosaic(ds: pydicom.Dataset, csa: dict[str, Any] | None, why: str,
+              protocol: dict[str, str] | None) -> int:
+    """NumberOfImagesInMosaic: the CSA image header's, else (0019,xx0A), else sSliceArray.lSize.
+
+    dcm2niix and dicom2nifti read the same three places; de-identification often
+    removes the CSA image header but keeps the others.
+    """
+    candidates: list[tuple[str, Any]] = []
+    if csa is not None:
+        candidates.append((f"{_CSA_IMAGE} NumberOfImagesInMosaic", _csa_n(csa)))
+    candidates.append(("NumberOfImagesInMosaic (0019,xx0A)",
+                       private_value(ds, 0x0019, SIEMENS_MR_HEADER, 0x0A)))
+    if protocol is not None:
+        candidates.append((f"{CSA_SERIES} sSliceArray.lSize", protocol.get("sSliceArray.lSize")))
+    for where, value in candidates:
+        if value is None or value == "" or value == b"":
+            continue
+        if isinstance(value, bytes) and len(value) == 2:  # US read without a dictionary
+            value = int.from_bytes(value, "little")
+        try:
+            n = int(value)
+        except (TypeError, ValueError) as exc:
+            raise HeaderError(f"{where} {value!r} is not a number") from exc
+        if n < 1:
+            raise HeaderError(f"{where} is {n}")
+        if where != candidates[0][0] or csa is None:
+            log.debug("mosaic: %d slices from %s (%s)", n, where, why)
+        return n
+    raise HeaderError(f"{why}, and neither NumberOfImagesInMosaic (0019,xx0A) nor "
+                      f"sSliceArray.lSize in the {CSA_SERIES} protocol is present: "
+                      "NumberOfImagesInMosaic unknown")
+
+
+def _protocol_vector(protocol: dict[str, str], prefix: str) -> NDArray[np.float64] | None:
+    """``prefix.dSag/dCor/dTra`` of the protocol (LPS x, y, z; absent components are 0)."""
+    values = [protocol.get(f"{prefix}.d{axis}") for axis in ("Sag", "Cor", "Tra")]
+    if all(v is None for v in values):
+        return None
+    try:
+        return np.asarray([float(v) if v is not None else 0.0 for v in values])
+    except ValueError as exc:
+        raise HeaderError(f"{CSA_SERIES} {prefix} {values!r} is not numeric") from exc
+
+
+def _protocol_normal(protocol: dict[str, str]) -> NDArray[np.float64] | None:
+    return _protocol_vector(protocol, "sSliceArray.asSlice[0].sNormal")
+
+
+def _check_protocol_centres(centres: list[NDArray[np.float64]],
+                            protocol: dict[str, str]) -> None:
+    """Tile centres from the DICOM geometry against ``sSliceArray.asSlice[t].sPosition``."""
+    worst = 0.0
+    for t, centre in enumerate(centres):
+        theirs = _protocol_vector(protocol, f"sSliceArray.asSlice[{t}].sPosition")
+        if theirs is not None:
+            worst = max(worst, float(np.linalg.norm(centre - theirs)))
+    if worst > PROTOCOL_CENTRE_TOLERANCE_MM:
+        raise HeaderError(f"mosaic tile centres are {worst:.3g} mm from the slice centres of "
+                          f"the {CSA_SERIES} protocol (sSliceArray.asSlice[].sPosition)")
 
 
 def _csa_slice_normal(csa: dict[str, Any]) -> NDArray[np.float64] | None:

@@ -17,6 +17,8 @@ from dicomvol.errors import HeaderError
 #: Where the Siemens CSA headers live: (0029,xx10) image, (0029,xx20) series.
 CSA_IMAGE = "CSA image header (0029,xx10)"
 CSA_SERIES = "CSA series header (0029,xx20)"
+#: Private creator of the Siemens MR header (group 0019; (0019,xx0A) NumberOfImagesInMosaic).
+SIEMENS_MR_HEADER = "SIEMENS MR HEADER"
 
 
 def private_value(ds: Any, group: int, creator: str, offset: int) -> Any:
@@ -77,3 +79,36 @@ def csa_items(csa: dict[str, Any] | None, name: str) -> list[Any] | None:
     tag = csa.get("tags", {}).get(name)
     items = tag.get("items") if tag else None
     return list(items) if items else None
+
+
+def siemens_protocol(ds: Any) -> dict[str, str] | None:
+    """The ASCCONV block of the Siemens protocol in the CSA series header, or None.
+
+    ``MrPhoenixProtocol`` (``MrProtocol`` on older systems) holds the scan
+    protocol as text; between ``### ASCCONV BEGIN`` and ``### ASCCONV END ###``
+    each line is ``key = value`` (e.g. ``sSliceArray.lSize = 36``,
+    ``sSliceArray.asSlice[0].sPosition.dTra = -12.5``). Values are returned as
+    text without quotes or trailing comments.
+
+    Raises
+    ------
+    HeaderError
+        The CSA series header is present but cannot be parsed.
+    """
+    csa = csa_header(ds, "series")
+    items = csa_items(csa, "MrPhoenixProtocol") or csa_items(csa, "MrProtocol")
+    if not items:
+        return None
+    raw = items[0]
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    start = text.find("### ASCCONV BEGIN")
+    if start < 0:
+        return None
+    end = text.find("### ASCCONV END", start)
+    out: dict[str, str] = {}
+    for line in text[start:end if end > 0 else None].splitlines()[1:]:
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.split("#", 1)[0].strip().strip('"')
+    return out
+

@@ -15,9 +15,11 @@ from dicomvol.dicom.header import merged_header
 from dicomvol.errors import DicomvolError
 from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
 from dicomvol.metadata.diffusion import sidecar_keys as diffusion_sidecar_keys
+from dicomvol.metadata.fieldmap import part_metadata
 from dicomvol.metadata.slicetiming import slice_timing
 from dicomvol.model.detail import checks_json
 from dicomvol.model.plan import VolumePlan
+from dicomvol.plan.temporal import order_values
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,9 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
     first = plan.first
     meta: dict[str, Any] = {}
     try:
-        meta.update(bids_metadata(merged_header(sources.header(first.path))))
+        header = merged_header(sources.header(first.path))
+        meta.update(bids_metadata(header))
+        meta.update(part_metadata(plan, header, meta))
     except (DicomvolError, OSError) as exc:  # the pixels were readable; keep going
         log.warning("%s: header metadata unavailable: %s", first.rel, exc)
     meta.update({
@@ -93,7 +97,9 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
         if timing is not None:
             meta["SliceTiming"] = timing  # seconds, per slice k (dcm2niix/BIDS)
     echo_times = sorted({f.echo_time for f in plan.all_frames if f.echo_time is not None})
-    if len(echo_times) == 1:
+    if (meta.get("ImageType") or [""])[-1] == "FIELDMAPHZ":  # a map in Hz: EchoTime1/2 only
+        meta.pop("EchoTime", None)
+    elif len(echo_times) == 1:
         meta["EchoTime"] = round(echo_times[0] / 1000.0, 6)
     meta.update({
         "ImageOrientationPatientDICOM": list(first.orientation or ()),
@@ -105,6 +111,9 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
         "ConversionSoftware": "dicomvol",
         "ConversionSoftwareVersion": __version__,
     })
+    if plan.detail.temporal_order:
+        meta["TemporalOrderSource"] = list(plan.detail.temporal_order)
+        meta["TemporalOrderValues"] = order_values(plan.frames, plan.detail.temporal_order)
     if plan.label:
         meta["VolumeLabel"] = plan.label
     meta.update(diffusion_sidecar_keys(plan))

@@ -158,6 +158,9 @@ class GeometryDetail:
         Length of the affine's slice step; whether it leaves the normal, by how much.
     fourth_dimension : str or None
         What the 4th axis orders (``"temporal position"``, ``"diffusion"``, ...).
+    temporal_order : tuple of str
+        The attributes that order the volumes of a 4D time series, most significant
+        first (the sidecar's ``TemporalOrderSource``; empty otherwise).
     """
 
     orientation: str
@@ -172,6 +175,7 @@ class GeometryDetail:
     sheared: bool = False
     shear_degrees: float | None = None
     fourth_dimension: str | None = None
+    temporal_order: tuple[str, ...] = ()
 
     def with_(self, **changes: Any) -> GeometryDetail:
         """A copy with some fields changed."""

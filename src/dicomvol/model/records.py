@@ -82,6 +82,14 @@ class FrameRecord:
     acquisition_datetime: str | None = None
     #: Header values an output name template asks for: (keyword, text) pairs.
     names: tuple[tuple[str, str], ...] = ()
+    #: ContentTime (TM text), a last temporal attribute for 4D order.
+    content_time: str | None = None
+    #: "MAGNITUDE", "PHASE", "REAL" or "IMAGINARY" (ImageType, ComplexImageComponent or GE
+    #: private (0043,xx2F)), None when the header does not say.
+    complex_part: str | None = None
+    #: Why a vendor layout (Siemens mosaic, UIH grid) of this image cannot be read, naming
+    #: the missing attribute; such a frame is skipped with this reason.
+    layout_error: str | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the class and its field values.

@@ -37,7 +37,7 @@ from dicomvol.model.detail import GeometryChecks
 from dicomvol.model.plan import ScanResult, VolumePlan
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
 from dicomvol.options import PlanOptions
-from dicomvol.plan.splits import SamePixels, plan_grid
+from dicomvol.plan.splits import SamePixels, plan_grid, with_part_suffix
 from dicomvol.plan.stacks import StackContext
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,8 @@ def _placement(frame: FrameRecord) -> tuple[Any, ...]:
 
 def non_volume_reason(frame: FrameRecord) -> str | None:
     """Why a frame can never be part of a volume, or None when it can."""
+    if frame.layout_error:
+        return f"{frame.layout_error}; the image is not converted"
     known = NON_VOLUME_SOP_CLASSES.get(frame.sop_class_uid)
     if known:
         return known
@@ -269,7 +271,7 @@ def plan_series(
             note = ""
         ctx = StackContext(prefix, label, (note,) if note else (), checks, options)
         p, s = plan_grid(grid, ctx, same_pixels)
-        plans.extend(p)
+        plans.extend(with_part_suffix(plan) for plan in p)
         skipped.extend(s)
     return plans, skipped, checks
 

@@ -1,5 +1,14 @@
 """Frames of one grid that share slice positions: split by what tells them apart, join as 4D.
 
+Second reading (:mod:`dicomvol.plan.temporal`): a temporal part that is itself
+4D contributes all its volumes (ASL label/control pairs per temporal position,
+DCE passes sharing an AcquisitionNumber, temporal positions x trigger delays),
+parts split further by a non-temporal attribute join part by part, and the
+volumes are put in time order by what the series varies; frames nothing tells
+apart are ranked by InstanceNumber, then AcquisitionTime, then frame number
+(classic Philips ASL, enhanced repeats). Parts of a complex signal (magnitude,
+phase, real, imaginary) are split like echoes and named as dcm2niix names them.
+
 Within a grid, frames sharing a slice position are split by the first
 attribute that tells them apart (stack, echo, diffusion, temporal position,
 trigger time, acquisition number, image type, acquisition time),
@@ -15,6 +24,7 @@ derived images (trace, ADC, ...) their own outputs (:mod:`dicomvol.plan.dwi`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,6 +37,7 @@ from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord, SkippedFrame
 from dicomvol.plan import dwi
 from dicomvol.plan.stacks import StackContext, make_plan, plan_stack
+from dicomvol.plan.temporal import join_4d, tm_seconds
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +50,30 @@ SamePixels = Callable[[FrameRecord, FrameRecord], bool]
 SPLIT_ATTRIBUTES: tuple[tuple[str, Callable[[FrameRecord], Any], bool], ...] = (
     ("stack", lambda f: f.stack_id, False),
     ("echo", lambda f: f.echo_number if f.echo_number is not None else f.echo_time, False),
+    ("complex part", lambda f: f.complex_part, False),
     ("diffusion", lambda f: (f.diffusion_b, f.diffusion_direction), True),
     ("temporal position", lambda f: f.temporal_position, True),
     ("trigger time", lambda f: f.trigger_time, True),
     ("acquisition number", lambda f: f.acquisition_number, True),
     ("image type", lambda f: f.image_type, False),
     ("acquisition time", lambda f: f.acquisition_time, True),
+    ("content time", lambda f: f.content_time, True),
 )
 
 _SUFFIX = {"stack": "stack", "diffusion": "dwi", "echo": "e", "temporal position": "t",
            "trigger time": "trig", "acquisition number": "acq", "image type": "type",
-           "acquisition time": "time"}
+           "acquisition time": "time", "content time": "ctime", "complex part": "part"}
+
+
+def _tags(name: str, values: Sequence[Any], parts: Sequence[Sequence[FrameRecord]]) -> list[str]:
+    """Name suffixes of the parts: dcm2niix's for parts of a complex signal, else numbered."""
+    numbered = [f"_{_SUFFIX[name]}{n + 1}" for n in range(len(values))]
+    if name == "echo" and all(isinstance(v, int) and v > 0 for v in values):
+        return [f"_e{v}" for v in values]  # EchoNumbers, as dcm2niix names echoes
+    if name != "complex part":
+        return numbered
+    named = [part_suffix(v, p[0].image_type) for v, p in zip(values, parts, strict=True)]
+    return named if len(set(named)) == len(named) else numbered
 
 
 def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
@@ -71,31 +95,34 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
         parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
         sub_plans: list[list[VolumePlan]] = []
         skipped: list[SkippedFrame] = []
-        for n, (value, part) in enumerate(zip(values, parts, strict=True)):
-            sub = ctx.sub(f"_{_SUFFIX[name]}{n + 1}", f"{name} {_value_text(value)}")
+        subs = []
+        for value, part, tag in zip(values, parts, _tags(name, values, parts), strict=True):
+            sub = ctx.sub(tag, f"{name} {_value_text(value)}")
             p, s = plan_grid(part, sub, same_pixels)
             sub_plans.append(p)
+            subs.append(sub)
             skipped.extend(s)
         if temporal:
-            merged = _merge_4d(sub_plans, name, ctx, ctx.notes)
-            if merged is not None:
-                return [merged], skipped
+            joined = join_4d(sub_plans, subs, name, ctx, ctx.notes)
+            if joined is not None:
+                return joined, skipped
         if name == "acquisition number":
             sub_plans = _as_stacks(sub_plans, ctx.suffix)
         return [p for group in sub_plans for p in group], skipped
     by_rank = _instance_order_split(clusters)
     if by_rank is not None:
-        sub_plans, skipped = [], []
+        sub_plans, skipped, subs = [], [], []
         for n, part in enumerate(by_rank):
             sub = ctx.sub(f"_t{n + 1}", f"volume {n + 1}")
             p, s = plan_grid(part, sub, same_pixels)
             sub_plans.append(p)
+            subs.append(sub)
             skipped.extend(s)
         why = (f"{len(by_rank)} frames at each slice position with no attribute telling them "
-               "apart; volumes ordered by InstanceNumber")
-        merged = _merge_4d(sub_plans, "instance number", ctx, (*ctx.notes, why))
-        if merged is not None:
-            return [merged], skipped
+               f"apart; volumes ordered by {_RANK_RULE}")
+        joined = join_4d(sub_plans, subs, "instance number", ctx, (*ctx.notes, why))
+        if joined is not None:
+            return joined, skipped
         return [p for group in sub_plans for p in group], skipped
     deduped = _identical_duplicates(clusters, same_pixels) if same_pixels else None
     if deduped is not None:
@@ -210,18 +237,33 @@ def _identical_duplicates(
 def _instance_order_split(
     clusters: list[list[FrameRecord]],
 ) -> list[list[FrameRecord]] | None:
-    """Volume t = the t-th frame by InstanceNumber at every position (GE stores 4D so).
+    """Volume t = the t-th frame at every position by :func:`_rank_key` (as dcm2niix orders).
 
-    Only when every position holds the same number of frames and InstanceNumbers are
-    distinct; otherwise None.
+    GE stores 4D so, and classic Philips ASL its label and control images; in an
+    enhanced object the frames at one position differ only in frame number. Only
+    when every position holds the same number of frames and the keys at each
+    position are distinct; otherwise None.
     """
     counts = {len(c) for c in clusters}
-    numbers = [f.instance_number for c in clusters for f in c]
-    if len(counts) != 1 or None in numbers or len(set(numbers)) != len(numbers):
+    if len(counts) != 1:
         return None
+    for c in clusters:
+        if len({_rank_key(f) for f in c}) != len(c):
+            return None
     m = counts.pop()
-    ranked = [sorted(c, key=lambda f: f.instance_number or 0) for c in clusters]
+    ranked = [sorted(c, key=_rank_key) for c in clusters]
     return [[c[t] for c in ranked] for t in range(m)]
+
+
+#: The rule :func:`_rank_key` applies, as the sidecar names it.
+_RANK_RULE = "InstanceNumber, then AcquisitionTime, then frame number"
+
+
+def _rank_key(f: FrameRecord) -> tuple[int, float, int]:
+    """InstanceNumber, then acquisition time (s), then frame number (missing ones first)."""
+    acq = tm_seconds(f.acquisition_time)
+    return (f.instance_number if f.instance_number is not None else -1,
+            acq if acq is not None else -1.0, f.frame)
 
 
 def _hashable(value: Any) -> Any:
@@ -253,10 +295,47 @@ def _value_text(value: Any) -> str:
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def is_b0_map(image_type: Sequence[str]) -> bool:
+    """ImageType names a B0 field map (``B0 MAP``, ``B0MAP`` as dcm2niix tests it; Philips
+    enhanced ``FIELD_MAP``)."""
+    text = "_".join(image_type).upper()
+    return ("B0" in text and "MAP" in text) or "FIELD_MAP" in text or "FIELDMAP" in text
+
+
+def part_suffix(part: str | None, image_type: Sequence[str]) -> str:
+    """The name suffix dcm2niix gives a part of a complex signal: ``_ph``, ``_real``,
+    ``_imaginary``, ``_fieldmaphz`` (a real B0 field map, in Hz); none for magnitude."""
+    if part == "PHASE":
+        return "_ph"
+    if part == "REAL":
+        return "_fieldmaphz" if is_b0_map(image_type) else "_real"
+    if part == "IMAGINARY":
+        return "_imaginary"
+    return ""
+
+
+def with_part_suffix(plan: VolumePlan) -> VolumePlan:
+    """A plan named as dcm2niix names it when no split did: a single later echo
+    (EchoNumbers n > 1) gets ``_e<n>``, one non-magnitude part (a phase series, a field map
+    split off by echo) ``_ph``, ``_real``, ``_imaginary`` or ``_fieldmaphz``."""
+    suffix = plan.suffix
+    echoes = {f.echo_number for f in plan.all_frames}
+    echo = echoes.pop() if len(echoes) == 1 else None
+    if echo is not None and echo > 1 and not re.search(r"_e\d", suffix):
+        suffix += f"_e{echo}"  # dcm2niix names a later echo alone too (a phase difference)
+    parts = {f.complex_part for f in plan.all_frames}
+    tag = part_suffix(parts.pop(), plan.first.image_type) if len(parts) == 1 else ""
+    if tag and tag not in suffix:
+        suffix += tag
+    return plan if suffix == plan.suffix else replace(plan, suffix=suffix)
+
+
 def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
               notes: Sequence[str]) -> VolumePlan | None:
-    """One 4D plan when every group is one 3D plan on the same grid."""
-    if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None for g in groups):
+    """One 4D plan when every group is one 3D plan on the same grid (groups that are
+    themselves 4D join with :func:`dicomvol.plan.temporal.join_4d`)."""
+    if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None
+                              or len(g[0].frames) != 1 for g in groups):
         return None
     plans = [g[0] for g in groups]
     ref = plans[0]
