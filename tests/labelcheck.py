@@ -35,7 +35,7 @@ FRACTION_TOLERANCE = 1e-6
 
 def sidecar_of(image: Path) -> dict[str, Any]:
     name = image.name
-    for ext in (".nii.gz", ".nii", ".nrrd", ".mha"):
+    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".ome.tif", ".ome.zarr", ".tif"):
         if name.endswith(ext):
             name = name[: -len(ext)]
             break

@@ -134,3 +134,19 @@ def test_lean_enhanced_reader_matches_pydicom(tmp_path: Path, vendor: str) -> No
         lean, full = index_file(cand), index_file(cand, lean=False)
         assert not _same(lean, full)
         assert any(f.diffusion_derived == "trace" for f in lean.frames) or vendor == "SiemensXA"
+
+
+def test_meta_element_with_a_wrong_vr_is_left_to_pydicom(tmp_path: Path) -> None:
+    """A File Meta element whose VR is not its dictionary VR (here the group length as FD)
+    sends the file to pydicom, which refuses it; the lean reader never reads on past it."""
+    from dicomvol.dicom.lean import read_lean
+    from dicomvol.testing import write_series
+
+    path = write_series(tmp_path / "s", shape=(6, 5, 2), shuffle_seed=None).paths[0]
+    data = bytearray(Path(path).read_bytes())
+    assert data[132:136] == b"\x02\x00\x00\x00" and data[136:138] == b"UL"
+    data[136:138] = b"FD"
+    damaged = tmp_path / "damaged.dcm"
+    damaged.write_bytes(bytes(data))
+    with open(damaged, "rb") as fp:
+        assert read_lean(fp, len(data)) is None

@@ -182,6 +182,13 @@ def _read_lean(fp: BinaryIO, size: int,
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 
 
+#: The VR of each File Meta element (PS3.10 7.1), by element number; another VR there
+#: is damage (pydicom reads such a group by its dictionary and may refuse the file).
+_META_VRS = {0x0000: b"UL", 0x0001: b"OB", 0x0002: b"UI", 0x0003: b"UI", 0x0010: b"UI",
+             0x0012: b"UI", 0x0013: b"SH", 0x0016: b"AE", 0x0017: b"AE", 0x0018: b"AE",
+             0x0026: b"UR", 0x0027: b"UR", 0x0028: b"UR", 0x0100: b"UI", 0x0102: b"OB"}
+
+
 def read_meta(buf: bytes) -> tuple[int | None, str]:
     """End offset of the file meta group and the transfer syntax."""
     pos, ts, end = 132, "", None
@@ -190,7 +197,7 @@ def read_meta(buf: bytes) -> tuple[int | None, str]:
         if group != 0x0002:
             return pos, ts
         vr = buf[pos + 4:pos + 6]
-        if vr not in _VRS:  # a damaged meta group: pydicom decides
+        if vr not in _VRS or _META_VRS.get(elem, vr) != vr:  # damaged meta: pydicom decides
             return None, ""
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", buf, pos + 8)

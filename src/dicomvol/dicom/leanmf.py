@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from dicomvol.dicom.lean import convert_value, read_meta
+from dicomvol.dicom.lean import MAX_NESTING, convert_value, read_meta
 
 #: Enhanced MR Image Storage.
 SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.4.1"})
@@ -175,7 +175,7 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
     return header, tag_offset, value_offset, length
 
 
-def _dataset(buf: bytes, pos: int, end: int, top: bool = False
+def _dataset(buf: bytes, pos: int, end: int, top: bool = False, depth: int = 0
              ) -> tuple[dict[int, Any], int, tuple[int, int, int] | None] | None:
     """Elements from ``pos`` to ``end`` (or an item delimiter); PixelData stops the top level."""
     values: dict[int, Any] = {}
@@ -192,7 +192,7 @@ def _dataset(buf: bytes, pos: int, end: int, top: bool = False
         if top and tag in _PIXEL_TAGS:
             return values, pos, (pos, start, length)
         if raw_vr == b"SQ":
-            items, pos = _sequence(buf, start, length)
+            items, pos = _sequence(buf, start, length, depth + 1)
             values[tag] = items
             continue
         if length == _UNDEFINED:
@@ -204,8 +204,14 @@ def _dataset(buf: bytes, pos: int, end: int, top: bool = False
     return values, pos, None
 
 
-def _sequence(buf: bytes, start: int, length: int) -> tuple[list[LeanItem], int]:
-    """The items of a sequence whose value starts at ``start``, and the offset after it."""
+def _sequence(buf: bytes, start: int, length: int, depth: int = 1
+              ) -> tuple[list[LeanItem], int]:
+    """The items of a sequence whose value starts at ``start``, and the offset after it.
+
+    ValueError beyond :data:`~dicomvol.dicom.lean.MAX_NESTING` levels (pydicom decides).
+    """
+    if depth > MAX_NESTING:
+        raise ValueError("sequences nested too deeply")
     end = len(buf) if length == _UNDEFINED else start + length
     items: list[LeanItem] = []
     pos = start
@@ -219,7 +225,7 @@ def _sequence(buf: bytes, start: int, length: int) -> tuple[list[LeanItem], int]
         if tag != _ITEM:
             raise ValueError("not an item")
         item_end = end if item_length == _UNDEFINED else pos + item_length
-        parsed = _dataset(buf, pos, item_end)
+        parsed = _dataset(buf, pos, item_end, depth=depth)
         if parsed is None:
             raise ValueError("unreadable item")
         values, pos, _ = parsed
