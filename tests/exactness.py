@@ -78,8 +78,18 @@ def tile_values(ds: Any, tile: int) -> np.ndarray:
     return data[:, :, tile - 1]
 
 
+#: What dicomvol documents for an image pixel attribute a file omits (dicom/frames.py); pydicom
+#: refuses to decode without them.
+PIXEL_DEFAULTS = (("SamplesPerPixel", 1), ("PhotometricInterpretation", "MONOCHROME2"))
+
+
 def frame_values(ds: Any, frame: int) -> np.ndarray:
     """Modality values of one frame, shape (Rows, Columns)."""
+    for keyword, default in PIXEL_DEFAULTS:
+        if keyword not in ds:
+            setattr(ds, keyword, default)
+    if "BitsStored" not in ds and "BitsAllocated" in ds:
+        ds.BitsStored = ds.BitsAllocated
     arr = ds.pixel_array
     n = int(ds.get("NumberOfFrames", 1) or 1)
     if n > 1:

@@ -9,9 +9,10 @@ import dicomvol
 
 PUBLIC = {"scan", "read_volume", "read_series", "convert", "to_nifti", "to_simpleitk",
           "Volume", "VolumeGeometry", "VolumePlan", "ScanResult", "RunReport",
-          "ConvertOptions", "PlanOptions", "DicomvolError", "NotDicomError", "HeaderError",
+          "ConvertOptions", "PlanOptions", "StorageOptions", "DicomvolError", "NotDicomError",
+          "HeaderError",
           "PixelDataError", "MissingDecoderError", "GeometryError", "OutputExistsError",
-          "UsageError", "__version__"}
+          "UsageError", "__version__", "open_slide", "Slide"}
 
 
 def test_every_public_name_resolves() -> None:

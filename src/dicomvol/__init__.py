@@ -14,6 +14,8 @@ read_series(paths) -> list[Volume]
     Scan and read every volume found under ``paths``.
 convert(paths, out_dir, options) -> RunReport
     Scan, read and write every volume, with sidecars and a run report.
+open_slide(paths) -> Slide
+    A whole-slide microscopy pyramid: levels, regions, dask arrays.
 to_nifti(volume), to_simpleitk(volume)
     A volume as a ``nibabel.Nifti1Image`` or a ``SimpleITK.Image``.
 
@@ -41,12 +43,15 @@ __all__ = [
     "PlanOptions",
     "RunReport",
     "ScanResult",
+    "Slide",
+    "StorageOptions",
     "UsageError",
     "Volume",
     "VolumeGeometry",
     "VolumePlan",
     "__version__",
     "convert",
+    "open_slide",
     "read_series",
     "read_volume",
     "scan",
@@ -55,7 +60,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dicomvol.api import convert, read_series, read_volume, scan, to_nifti, to_simpleitk
+    from dicomvol.api import (
+        convert,
+        open_slide,
+        read_series,
+        read_volume,
+        scan,
+        to_nifti,
+        to_simpleitk,
+    )
     from dicomvol.errors import (
         DicomvolError,
         GeometryError,
@@ -69,22 +82,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from dicomvol.model.grid import VolumeGeometry
     from dicomvol.model.plan import ScanResult, VolumePlan
     from dicomvol.model.volume import Volume
-    from dicomvol.options import ConvertOptions, PlanOptions
+    from dicomvol.options import ConvertOptions, PlanOptions, StorageOptions
     from dicomvol.report.run import RunReport
+    from dicomvol.slide.regions import Slide
 
 _LAZY = {
-    **dict.fromkeys(("convert", "read_series", "read_volume", "scan", "to_nifti",
-                     "to_simpleitk"), "dicomvol.api"),
+    **dict.fromkeys(("convert", "open_slide", "read_series", "read_volume", "scan",
+                     "to_nifti", "to_simpleitk"), "dicomvol.api"),
     **dict.fromkeys(("DicomvolError", "GeometryError", "HeaderError", "MissingDecoderError",
                      "NotDicomError", "OutputExistsError", "PixelDataError", "UsageError"),
                     "dicomvol.errors"),
     "ConvertOptions": "dicomvol.options",
     "PlanOptions": "dicomvol.options",
+    "StorageOptions": "dicomvol.options",
     "ScanResult": "dicomvol.model.plan",
     "VolumePlan": "dicomvol.model.plan",
     "Volume": "dicomvol.model.volume",
     "VolumeGeometry": "dicomvol.model.grid",
     "RunReport": "dicomvol.report.run",
+    "Slide": "dicomvol.slide.regions",
 }
 
 

@@ -34,6 +34,12 @@ INDEX_ORDER = ("i: column (along row direction)", "j: row (along column directio
 LPS_TO_RAS = ((-1.0, 0.0, 0.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0),
               (0.0, 0.0, 0.0, 1.0))
 
+#: Resampling fills small irregularities (jitter, a few missing slices). A gap where more than
+#: this many slices are missing (at the stack's median step) is never interpolated across: the
+#: stack is split there into pieces, each planned on its own (exact, or resampled for its own
+#: small irregularities), with the reason in each piece's sidecar (``PlanOptions.max_gap_slices``).
+MAX_RESAMPLE_GAP_SLICES = 3
+
 #: Name of the run report written in every output folder.
 REPORT_NAME = "dicomvol_report.json"
 
@@ -43,6 +49,15 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "nifti": (".nii.gz", ".nii"),
     "nrrd": (".nrrd", ".nrrd"),
     "mha": (".mha", ".mha"),
+}
+#: PhotometricInterpretations of 8-bit colour frames converted as RGB volumes (NIfTI RGB24;
+#: pydicom converts the YBR ones to RGB while decoding).
+COLOUR_PHOTOMETRICS = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
+#: Whole-slide output formats -> extension (``-e``; the first is the default for SM).
+SLIDE_FORMATS: dict[str, str] = {
+    "ome.tif": ".ome.tif",
+    "tif": ".tif",
+    "ome.zarr": ".ome.zarr",
 }
 
 #: A SEG frame snaps onto an output plane when its pixel (0, 0) lies within this distance
@@ -56,3 +71,11 @@ SEG_SNAP_TOLERANCE_VOXELS = 0.05
 #: step, whichever is larger; a contour on no slice plane is reported, never snapped.
 CONTOUR_PLANE_TOLERANCE_MM = 0.05
 CONTOUR_PLANE_TOLERANCE_VOXELS = 0.05
+
+#: The IDC index gives a series' size as series_size_MB (10^6 bytes), in some releases
+#: rounded to 2 decimals: listed bytes match when within this many bytes (half of 0.01 MB).
+IDC_SIZE_TOLERANCE_BYTES = 5000
+#: dicomvol's geometry checks agree with a row of IDC's volume_geometry_index when the
+#: booleans are equal and slice spacing / obliquity differ by at most these amounts.
+IDC_GEOMETRY_SPACING_TOLERANCE_MM = 0.01
+IDC_GEOMETRY_OBLIQUITY_TOLERANCE_DEGREES = 0.01

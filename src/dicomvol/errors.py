@@ -51,3 +51,7 @@ class OutputExistsError(DicomvolError, FileExistsError):
 
 class UsageError(DicomvolError, ValueError):
     """The caller asked for something that cannot be done as asked."""
+
+
+class RegionError(DicomvolError, IndexError):
+    """A slide region lies (partly) outside its level and no ``fill`` value was given."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dicomvol.constants import OUTPUT_FORMATS
+from dicomvol.constants import MAX_RESAMPLE_GAP_SLICES, OUTPUT_FORMATS, SLIDE_FORMATS
 from dicomvol.errors import UsageError
 
 #: Default output name template; fields are DICOM keywords in braces.
@@ -17,6 +17,32 @@ IRREGULAR_CHOICES = ("resample", "split", "skip")
 INTERPOLATION_CHOICES = ("linear", "nearest")
 FORMAT_CHOICES = tuple(OUTPUT_FORMATS)
 PHILIPS_CHOICES = ("display", "fp")
+SLIDE_FORMAT_CHOICES = tuple(SLIDE_FORMATS)
+JPEG_COLOR_CHOICES = ("auto", "pi", "stream")
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How object-store clients (``s3://``, ``gs://`` inputs) are built in every process.
+
+    Attributes
+    ----------
+    endpoint_url : str or None
+        Another S3 (or GCS) endpoint; None uses ``AWS_ENDPOINT_URL`` (S3) or
+        ``STORAGE_EMULATOR_HOST`` (GCS) when set, else the provider's.
+    anon : bool
+        Anonymous access (default: IDC's buckets are public).
+    retries : int
+        Attempts per request (throttling and transient errors back off).
+    max_bytes_in_flight : int
+        A job fetches its objects concurrently, at most this many bytes ahead of
+        what it has consumed.
+    """
+
+    endpoint_url: str | None = None
+    anon: bool = True
+    retries: int = 10
+    max_bytes_in_flight: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,6 +61,10 @@ class PlanOptions:
         skip the series with the reason.
     interpolation : {"linear", "nearest"}
         Interpolation used when resampling.
+    max_gap_slices : int
+        With ``irregular="resample"``: a gap of more missing slices than this
+        splits the stack into pieces instead of being interpolated across
+        (default :data:`~dicomvol.constants.MAX_RESAMPLE_GAP_SLICES`).
     philips_scaling : {"display", "fp"}
         Philips MR: "display" applies RescaleSlope/Intercept (the DICOM modality
         values every viewer shows; dcm2niix ``-p n``); "fp" gives Philips'
@@ -46,8 +76,11 @@ class PlanOptions:
     irregular: str = "resample"
     interpolation: str = "linear"
     philips_scaling: str = "display"
+    max_gap_slices: int = MAX_RESAMPLE_GAP_SLICES
 
     def __post_init__(self) -> None:
+        if self.max_gap_slices < 0:
+            raise UsageError(f"max_gap_slices must be 0 or more; got {self.max_gap_slices}")
         for name, value, choices in (("tilt", self.tilt, TILT_CHOICES),
                                      ("irregular", self.irregular, IRREGULAR_CHOICES),
                                      ("interpolation", self.interpolation,
@@ -56,6 +89,39 @@ class PlanOptions:
                                       PHILIPS_CHOICES)):
             if value not in choices:
                 raise UsageError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class SlideOptions:
+    """How whole-slide microscopy (SM) series are read and written.
+
+    Parameters
+    ----------
+    format : {"ome.tif", "tif", "ome.zarr"}
+        Pyramidal OME-TIFF (default), plain pyramidal TIFF (OpenSlide's generic
+        TIFF), or OME-Zarr (NGFF 0.5, zarr v3).
+    jpeg_color : {"auto", "pi", "stream"}
+        Colour decision for JPEG/JPEG 2000 frames: the codestream when it says
+        (default), the PhotometricInterpretation label, or the codestream only.
+    fill : float or None
+        Value of tiles no frame holds (TILED_SPARSE holes); None: white for
+        brightfield RGB, 0 for fluorescence.
+    apply_icc : bool
+        Convert RGB slides to sRGB with their ICC profile (default: carry the
+        profile into the output and leave the pixels as stored).
+    """
+
+    format: str = "ome.tif"
+    jpeg_color: str = "auto"
+    fill: float | None = None
+    apply_icc: bool = False
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("format", self.format, SLIDE_FORMAT_CHOICES),
+                                     ("jpeg_color", self.jpeg_color, JPEG_COLOR_CHOICES)):
+            if value not in choices:
+                raise UsageError(f"slide {name} must be one of {', '.join(choices)}; "
+                                 f"got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +163,10 @@ class ConvertOptions:
     qc : bool
         Also write the visual quality-control page ``qc/index.html``: each job
         draws its thumbnails while it holds the pixels.
+    storage : StorageOptions
+        Object-store clients for URL inputs (every worker builds its own).
+    slide : SlideOptions
+        Whole-slide microscopy: output format, colour decision, fill value.
     """
 
     compress: bool = True
@@ -111,6 +181,8 @@ class ConvertOptions:
     suv: bool = False
     reorient: bool = False
     qc: bool = False
+    storage: StorageOptions = field(default_factory=StorageOptions)
+    slide: SlideOptions = field(default_factory=SlideOptions)
 
     def __post_init__(self) -> None:
         if self.anonymize and self.template == DEFAULT_TEMPLATE:

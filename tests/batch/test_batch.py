@@ -47,7 +47,7 @@ IDC_COLUMNS = ("single_orientation", "orthogonal_orientation", "unique_slice_pos
                "slice_spacing_mm")
 #: The interruption tests: this many series of this shape (a -j 1 run takes seconds).
 KILL_SERIES = 12
-KILL_SHAPE = (256, 256, 16)
+KILL_SHAPE = (256, 256, 48)
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def _dicomvol_command() -> list[str]:
 
 @pytest.fixture(scope="module")
 def kill_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SyntheticSeries]]:
-    """Twelve 256x256x16 series: big enough that converting them takes seconds."""
+    """Twelve 256x256x48 series: big enough that converting them takes seconds."""
     inp = tmp_path_factory.mktemp("kill_study")
     series = [write_series(inp / f"s{i:02d}", shape=KILL_SHAPE, series_number=i + 1,
                            series_description=f"big{i}", seed=100 + i)
@@ -446,7 +446,8 @@ def test_a_job_run_twice_is_still_reported_as_an_output(
     inp = tmp_path / "in"
     _small_series(inp, 2)
 
-    def run_twice(fn: Any, jobs: Any, workers: int, pool: Any = None) -> Iterator[Any]:
+    def run_twice(fn: Any, jobs: Any, workers: int, pool: Any = None,
+                  on_error: Any = None) -> Iterator[Any]:
         """What Dask does when a worker dies: the task runs again on another worker."""
         for job in jobs:
             if not hasattr(job, "plan"):  # header-reading chunks also run through run_local
@@ -576,6 +577,8 @@ def test_dask_cluster_gives_the_same_outputs_as_local(corpus: Path, dask_cluster
     assert (pq.read_table(local_out / "dicomvol_report.parquet").to_pylist()
             == pq.read_table(dask_out / "dicomvol_report.parquet").to_pylist())
     assert local.to_json() == remote.to_json()
+    assert remote.ledger is not None and remote.ledger.balanced  # the frame ledger on Dask
+    assert remote.ledger == local.ledger
 
 
 @dataclass
@@ -633,6 +636,7 @@ def test_dask_run_survives_a_killed_worker(killed_dask_run: KilledDaskRun) -> No
     assert run.error is None, repr(run.error)
     assert run.report is not None
     assert run.report.ok and not run.report.errors, run.report.errors
+    assert run.report.ledger is not None and run.report.ledger.balanced, run.report.ledger
     images = _images(run.out)
     assert len(images) == KILL_SERIES
     uids = set()
@@ -659,6 +663,8 @@ def test_dask_relative_output_folder(dask_cluster: DaskCluster, tmp_path: Path,
     monkeypatch.chdir(tmp_path)  # the workers run in another folder
     report = convert(["in"], "out", ConvertOptions(dask=dask_cluster.address))
     assert report.ok and len(report.outputs) == 2
+    assert report.ledger is not None and report.ledger.balanced
+    assert report.ledger.frames_written == report.ledger.frames_in == 16
     assert sorted(_names(tmp_path / "out")) == sorted(
         n for o in report.outputs for n in (o.path, o.sidecar))
 

@@ -117,3 +117,20 @@ def test_unusual_files_fall_back_to_pydicom(tmp_path: Path, change: str) -> None
         copy.write_bytes(path.read_bytes()[128 + 4:])
         path = copy
     assert _lean(path) is None
+
+
+@pytest.mark.parametrize("vendor", ["Philips", "Canon", "SiemensXA"])
+def test_lean_enhanced_reader_matches_pydicom(tmp_path: Path, vendor: str) -> None:
+    """Enhanced MR (dicom/leanmf.py): the same records as pydicom, per-frame privates included."""
+    from dicomvol.dicom.leanmf import read_enhanced
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    volumes = [DwiVolume(0.0), DwiVolume(1000.0, (0.6, 0.48, 0.64)),
+               DwiVolume(1000.0, None, "trace"), DwiVolume(0.0, None, "adc")]
+    write_dwi_series(tmp_path, vendor, volumes, enhanced=True)
+    for cand in discover([tmp_path]):
+        with open(cand.path, "rb") as fp:
+            assert read_enhanced(fp) is not None
+        lean, full = index_file(cand), index_file(cand, lean=False)
+        assert not _same(lean, full)
+        assert any(f.diffusion_derived == "trace" for f in lean.frames) or vendor == "SiemensXA"

@@ -61,6 +61,8 @@ def test_outputs_are_exact(converted: dict[str, Any], name: str) -> None:
         side = json.loads((dest / volume["Sidecar"]).read_text())
         if "LabelMap" in side:  # label maps: tests/integration/test_labelmaps.py (labelcheck)
             continue
+        if "Slide" in side:  # slides: tests/slide/ (regions against pydicom, readers)
+            continue
         if volume["Resampled"]:
             check_resampled(dest / volume["Path"], [src])
         else:
@@ -106,8 +108,8 @@ def test_idc_regular_series_become_one_volume(converted: dict[str, Any], name: s
     src, dest, _ = converted[name]
     written = json.loads((dest / "dicomvol_report.json").read_text())
     by_series: dict[str, list[set[str]]] = defaultdict(list)
-    for rel in written["outputs"]:
-        side = json.loads((dest / rel.replace(".nii.gz", ".json")).read_text())
+    for volume in written["volumes"]:
+        side = json.loads((dest / volume["Sidecar"]).read_text())
         by_series[side["SeriesInstanceUID"]].append(
             {s["SOPInstanceUID"] for s in side["SourceInstances"]})
     regular = [key for key, ok in idc_regular(src).items() if ok]
@@ -210,3 +212,40 @@ def test_missing_slice_case_is_resampled_with_its_gap_named(converted: dict[str,
     assert [g["missing_slices"] for g in gaps] == [1]
     assert gaps[0]["after_position_mm"] == pytest.approx(28.1075, abs=1e-3)
     assert any("missing" in w for w in side["Warnings"])
+
+
+def _all_sets() -> list[str]:
+    """Every set of the shared corpus (those converted above, and any other there)."""
+    from conftest import corpus_root
+
+    root = corpus_root()
+    present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root else []
+    return list(dict.fromkeys([*SETS, *present]))
+
+
+@pytest.mark.parametrize("name", _all_sets())
+def test_ledger_balances_and_no_image_is_ignored(converted: dict[str, Any], corpus: Path,
+                                                 tmp_path: Path, name: str) -> None:
+    """The run's own frame ledger balances on every set, and ``ignored`` holds no file with
+    Pixel Data (a damaged image is an error, never "not an image")."""
+    if name in converted:
+        src, dest, _ = converted[name]
+    else:  # a set this module does not convert otherwise (e.g. slides)
+        src, dest = corpus / name, tmp_path / name
+        dicomvol.convert([src], dest, ConvertOptions(jobs=2))
+    written = json.loads((dest / "dicomvol_report.json").read_text())
+    ledger = written["ledger"]
+    assert ledger["balanced"] is True, f"{name}: {ledger}"
+    assert ledger["frames_in"] == (ledger["frames_written"] + ledger["frames_skipped"]
+                                   + ledger["frames_errors"])
+    # Every frame pydicom finds was entered (mosaic tiles count one by one, so >=).
+    assert ledger["frames_in"] >= sum(n for _, n in _image_files(src)) - sum(
+        1 for _ in written["errors"])
+    for item in written["ignored"]:
+        try:
+            ds = pydicom.dcmread(src / item["File"], force=True, defer_size=1024)
+        except Exception:
+            continue  # not DICOM at all
+        assert not any(t in ds for t in ("PixelData", "FloatPixelData",
+                                          "DoubleFloatPixelData")), (
+            f"{name}: {item['File']} holds Pixel Data but is ignored: {item['Reason']}")

@@ -66,11 +66,11 @@ def test_units_are_converted_as_dcm2niix_does() -> None:
     ds.AcquisitionMatrix = [0, 96, 80, 0]
     ds.Rows, ds.Columns = 96, 80
     meta = bids_metadata(ds)
-    assert meta["EchoTime"] == 0.03
-    assert meta["RepetitionTime"] == 2.0
-    assert meta["InversionTime"] == 0.9
-    assert meta["FlipAngle"] == 9.0
-    assert meta["ImagingFrequency"] == 123.2
+    assert meta["EchoTime"] == pytest.approx(0.03, rel=1e-9)
+    assert meta["RepetitionTime"] == pytest.approx(2.0, rel=1e-9)
+    assert meta["InversionTime"] == pytest.approx(0.9, rel=1e-9)
+    assert meta["FlipAngle"] == pytest.approx(9.0, rel=1e-9)
+    assert meta["ImagingFrequency"] == pytest.approx(123.2, rel=1e-9)
     assert meta["Manufacturer"] == "Siemens"
     assert meta["AcquisitionTime"] == "09:30:15.500000"
     assert meta["AcquisitionDateTime"] == "2020-01-02T09:30:15.500000"
@@ -106,14 +106,14 @@ def test_pet_and_ct_values() -> None:
     ds.RadiopharmaceuticalInformationSequence = Sequence([item])
     meta = bids_metadata(ds)
     assert meta["Units"] == "Bq/mL"
-    assert meta["InjectedRadioactivity"] == 370.0
+    assert meta["InjectedRadioactivity"] == pytest.approx(370.0, rel=1e-9)
     assert meta["InjectedRadioactivityUnits"] == "MBq"
-    assert meta["RadionuclideHalfLife"] == 6586.2
+    assert meta["RadionuclideHalfLife"] == pytest.approx(6586.2, rel=1e-9)
     assert meta["TracerName"] == "Fluorodeoxyglucose"
     assert meta["TracerRadionuclide"] == "18Fluorine"
-    assert meta["ExposureTime"] == 0.361
-    assert meta["XRayExposure"] == 400.0
-    assert meta["KVP"] == 120.0
+    assert meta["ExposureTime"] == pytest.approx(0.361, rel=1e-9)
+    assert meta["XRayExposure"] == pytest.approx(400.0, rel=1e-9)
+    assert meta["KVP"] == pytest.approx(120.0, rel=1e-9)
 
 
 def test_bad_values_are_omitted_not_raised() -> None:
@@ -229,12 +229,12 @@ def test_enhanced_multiframe_functional_groups() -> None:
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     ds.PerFrameFunctionalGroupsSequence = Sequence([frame, Dataset()])
     meta = bids_metadata(ds)
-    assert meta["EchoTime"] == 0.03
-    assert meta["RepetitionTime"] == 0.5
-    assert meta["FlipAngle"] == 52.0
-    assert meta["PixelBandwidth"] == 2298.0
-    assert meta["ImagingFrequency"] == 123.21
-    assert meta["SliceThickness"] == 2.4
+    assert meta["EchoTime"] == pytest.approx(0.03, rel=1e-9)
+    assert meta["RepetitionTime"] == pytest.approx(0.5, rel=1e-9)
+    assert meta["FlipAngle"] == pytest.approx(52.0, rel=1e-9)
+    assert meta["PixelBandwidth"] == pytest.approx(2298.0, rel=1e-9)
+    assert meta["ImagingFrequency"] == pytest.approx(123.21, rel=1e-9)
+    assert meta["SliceThickness"] == pytest.approx(2.4, rel=1e-9)
     assert meta["SequenceName"] == "*epfid2d1_64"
     assert meta["InPlanePhaseEncodingDirectionDICOM"] == "COL"
     assert meta["AcquisitionMatrixPE"] == 64

@@ -407,8 +407,8 @@ def test_ge_b_value_offset_and_scaled_vector_match_dcm2niix(corpus: Path,
     # 1000 * |(0.3, 0.24, 0.32)|**2 is 249.99999999999994 in binary floating point
     assert sorted(b for b, _ in ours) == pytest.approx(expected, abs=BVAL_TOLERANCE)
     compare_with_dcm2niix(src, tmp_path / "out2")
-    assert ge_b_value(1000001000.0) == 1000.0
-    assert ge_b_value(20000.0) == 20000.0
+    assert ge_b_value(1000001000.0) == pytest.approx(1000.0, rel=1e-9)
+    assert ge_b_value(20000.0) == pytest.approx(20000.0, rel=1e-9)
 
 
 @pytest.mark.parametrize("geometry", ["axial", "coronal", "sagittal", "oblique"])
@@ -533,7 +533,7 @@ def test_siemens_b_matrix_and_old_private_fallbacks() -> None:
     tags = {"B_value": ("IS", ["1000"]), "B_matrix": ("FD", [f"{x:.6f}" for x in upper])}
     ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(0x10, "OB", csa2(tags))
     found = diffusion_of(ds)
-    assert found is not None and found[0] == 1000.0 and found[1] is not None
+    assert found is not None and found[0] == pytest.approx(1000.0) and found[1] is not None
     np.testing.assert_allclose(np.abs(np.dot(found[1], g)), 1.0, atol=1e-6)  # sign arbitrary
     old = pydicom.Dataset()
     old.Manufacturer = "SIEMENS"
@@ -546,3 +546,16 @@ def test_siemens_b_matrix_and_old_private_fallbacks() -> None:
     empty.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(
         0x10, "OB", csa2({"B_value": ("IS", [])}))
     assert diffusion_of(empty) is None
+
+
+def test_bvals_are_written_rounded_as_dcm2niix_writes_them(tmp_path: Path) -> None:
+    """Issue 8 item 7: b-values computed in floating point (249.99999999999994, a float32
+    1000) are written as dcm2niix writes them (``%g``: "250", "1000"), never with the
+    float noise; bvecs likewise."""
+    noisy = [0.0, 249.99999999999994, float(np.float32(1000.0001)), 2999.9999999996]
+    vecs = [(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.7071067811865476, 0.7071067811865475),
+            (0.0, 0.0, -0.9999999999999998)]
+    bval, bvec = write_bval_bvec(tmp_path / "dwi.nii.gz", noisy, vecs)
+    assert bval.read_text() == "0 250 1000 3000\n"
+    rows = bvec.read_text().splitlines()
+    assert rows == ["0 1 0 0", "0 0 0.707107 0", "0 0 0.707107 -1"]

@@ -178,7 +178,7 @@ def _expected(weight_kg: float, dose: float, decay_s: float, half_life: float = 
 def test_synthetic_start_factor() -> None:
     found = suv_bw_factor(_pet())
     assert found.factor == pytest.approx(_expected(70, 3.7e8, 3600), rel=1e-12)
-    assert found.inputs["DecayTime_s"] == 3600.0
+    assert found.inputs["DecayTime_s"] == pytest.approx(3600.0, rel=1e-9)
 
 
 def test_missing_or_invalid_weight() -> None:
@@ -192,7 +192,7 @@ def test_admin_and_start_differ_by_the_decay_factor() -> None:
     start = suv_bw_factor(_pet())
     admin = suv_bw_factor(_pet(DecayCorrection="ADMIN"))
     assert admin.factor == pytest.approx(70_000 / 3.7e8, rel=1e-12)
-    assert admin.inputs["DecayTime_s"] == 0.0
+    assert admin.inputs["DecayTime_s"] == pytest.approx(0.0, abs=1e-9)
     assert start.factor / admin.factor == pytest.approx(2.0 ** (3600 / 6586.2), rel=1e-12)
     assert start.factor * start.inputs["DoseDecayFactor"] == pytest.approx(admin.factor,
                                                                            rel=1e-12)
@@ -220,7 +220,7 @@ def test_start_datetime_takes_precedence() -> None:
 
 
 def test_units_rules() -> None:
-    assert suv_bw_factor(_pet(Units="GML")).factor == 1.0
+    assert suv_bw_factor(_pet(Units="GML")).factor == pytest.approx(1.0, rel=1e-9)
     with pytest.raises(HeaderError, match="Units"):
         suv_bw_factor(_pet(Units="PROPCPS"))
     with pytest.raises(HeaderError, match="Units"):
@@ -278,6 +278,6 @@ def test_to_json_round_trips() -> None:
     data = json.loads(json.dumps(found.to_json()))
     assert data["SUVbwScaleFactor"] == found.factor
     assert data["Unit"] == "g/ml"
-    assert data["Inputs"]["PatientWeight_kg"] == 70.0
-    assert data["Inputs"]["RadionuclideTotalDose_Bq"] == 3.7e8
+    assert data["Inputs"]["PatientWeight_kg"] == pytest.approx(70.0, rel=1e-9)
+    assert data["Inputs"]["RadionuclideTotalDose_Bq"] == pytest.approx(3.7e8, rel=1e-9)
     assert isinstance(SuvFactor(1.0, {}).to_json()["Inputs"], dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -38,3 +39,21 @@ def test_file_in_an_undecodable_syntax_is_an_error_entry(tmp_path: Path) -> None
     assert series.paths[1].name in errors
     assert "no pixel data decoder exists for MPEG2" in errors[series.paths[1].name]
     assert report.outputs, "the other slices still convert"
+
+
+def test_native_multiframe_read_in_one_range_equals_pydicom(tmp_path: Path) -> None:
+    """An uncompressed enhanced file is read from its pixel offset, frame by frame as pydicom."""
+    from dicomvol.dicom.index import index_file
+    from dicomvol.inputs.discover import discover
+    from dicomvol.pixels.decode import decode
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    series = write_dwi_series(tmp_path, "Philips", [DwiVolume(0.0),
+                                                   DwiVolume(1000.0, (0.0, 0.0, 1.0))],
+                              enhanced=True)
+    frames = index_file(discover([tmp_path])[0]).frames
+    assert len(frames) == 8 and frames[0].pixel_offset is not None
+    expected = pydicom.dcmread(series.paths[0]).pixel_array
+    shuffled = frames[::-1]
+    for frame, pixels in decode(str(series.paths[0]), shuffled):
+        np.testing.assert_array_equal(pixels, expected[frame.frame - 1])

@@ -138,12 +138,24 @@ def test_ledger_line(study: dict[str, Any]) -> None:
     report = study["report"].to_json()
     html = _html(study["out"])
     n = sum(len(s.positions) for s in (study["regular"], study["missing"], study["tilted"]))
-    assert f"frames accounted for: {n} written + 0 skipped + 0 file(s) with errors" in html
+    assert report["ledger"]["frames_in"] == n and report["ledger"]["balanced"] is True
+    assert (f"frames in: {n} = {n} written + 0 skipped + 0 in files with errors: the ledger "
+            "balances.") in html
     entries = [Entry(o.path, o.sidecar[:-5], json.loads(
         (study["out"] / o.sidecar).read_text()), {}) for o in study["report"].outputs]
-    assert ledger_of({**report, "ledger": {"frames_in": n}}, entries).balanced is True
-    assert ledger_of({**report, "ledger": {"frames_in": n + 1}}, entries).balanced is False
-    assert ledger_of(report, entries).balanced is None  # no frame ledger: not checked
+    assert ledger_of(report, entries).balanced is True
+    ledger = report["ledger"]
+    more = {**report, "ledger": {**ledger, "frames_in": n + 1}}
+    assert ledger_of(more, entries).balanced is False  # a frame the counts do not place
+    lost = {**report, "ledger": {**ledger, "balanced": False}}
+    assert ledger_of(lost, entries).balanced is False  # the run's own verdict is kept
+    old = {k: v for k, v in report.items() if k != "ledger"}  # a report without a ledger
+    assert ledger_of(old, entries).balanced is None
+    assert ledger_of(old, entries).written == n  # counted from the sidecars instead
+    first = entries[0].sidecar["SourceInstances"][0]  # a written frame listed as skipped too
+    both = {**report, "skipped": [{**first, "Reason": "test"}]}
+    assert ledger_of(both, entries).written_and_skipped == 1
+    assert ledger_of(both, entries).balanced is False
 
 
 def test_qc_command_draws_what_convert_drew(study: dict[str, Any], tmp_path: Path) -> None:

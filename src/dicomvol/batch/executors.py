@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 from dicomvol.errors import UsageError
@@ -32,29 +32,67 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+#: on_error(job, exception) -> the result standing for a job that raised or whose worker died.
+OnError = Callable[[J, BaseException], R]
+
+
 def run_local(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
-              pool: ProcessPoolExecutor | None = None) -> Iterator[R]:
+              pool: ProcessPoolExecutor | None = None,
+              on_error: OnError[J, R] | None = None) -> Iterator[R]:
     """Run ``fn`` over ``jobs`` in this process (workers <= 1) or a process pool.
 
     ``pool`` reuses an open pool (one fork round for a whole run); without it a
     pool is opened for these jobs. Results are yielded as jobs finish (pool) or
-    in order (in process).
+    in order (in process). With ``on_error``, a job that raises (or whose
+    worker process dies: ``BrokenProcessPool``) yields ``on_error(job, exc)``
+    and the others go on; without it the exception propagates.
     """
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield fn(job)
+            yield _guarded(fn, job, on_error)
         return
     if pool is not None:
-        for fut in as_completed([pool.submit(fn, job) for job in jobs]):
-            yield fut.result()
+        yield from _gather(pool, fn, jobs, on_error)
         return
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as own:
-        for fut in as_completed([own.submit(fn, job) for job in jobs]):
+        yield from _gather(own, fn, jobs, on_error)
+
+
+def _guarded(fn: Callable[[J], R], job: J, on_error: OnError[J, R] | None) -> R:
+    """``fn(job)``, or ``on_error(job, exc)`` when it raises (any exception)."""
+    if on_error is None:
+        return fn(job)
+    try:
+        return fn(job)
+    except Exception as exc:  # fault isolation: one job, not the run
+        log.debug("job failed", exc_info=True)
+        return on_error(job, exc)
+
+
+def _gather(pool: ProcessPoolExecutor, fn: Callable[[J], R], jobs: Sequence[J],
+            on_error: OnError[J, R] | None) -> Iterator[R]:
+    """Submit every job to ``pool``; results as they finish (failures through on_error)."""
+    futures: dict[Future[R], J] = {}
+    for job in jobs:
+        try:
+            futures[pool.submit(fn, job)] = job
+        except Exception as exc:  # a broken pool refuses new work
+            if on_error is None:
+                raise
+            yield on_error(job, exc)
+    for fut in as_completed(futures):
+        if on_error is None:
             yield fut.result()
+            continue
+        try:
+            yield fut.result()
+        except Exception as exc:  # the job raised in the worker, or the worker died
+            log.debug("job failed in a worker", exc_info=True)
+            yield on_error(futures[fut], exc)
 
 
 def run_dask(fn: Callable[[J], R], jobs: Sequence[J], address: str,
-             workers: int) -> Iterator[R]:
+             workers: int, on_error: OnError[J, R] | None = None) -> Iterator[R]:
     """Run ``fn`` over ``jobs`` as tasks on a Dask distributed cluster.
 
     Parameters
@@ -62,6 +100,9 @@ def run_dask(fn: Callable[[J], R], jobs: Sequence[J], address: str,
     address : str
         Scheduler address (``tcp://host:8786``), or ``"local"`` to start a
         ``LocalCluster`` with ``workers`` single-threaded worker processes.
+    on_error : callable, optional
+        As in :func:`run_local`: the result of a task that failed (after its
+        retries) or was lost.
     """
     try:
         import distributed
@@ -81,9 +122,16 @@ def run_dask(fn: Callable[[J], R], jobs: Sequence[J], address: str,
             raise UsageError(f"cannot reach Dask scheduler at {address}: {exc}") from exc
     try:
         futures = [client.submit(fn, job, pure=False, retries=2) for job in jobs]
+        job_of = {fut.key: job for fut, job in zip(futures, jobs, strict=True)}
         completed: Any = distributed.as_completed(futures)
         for fut in completed:
-            yield fut.result()
+            if on_error is None:
+                yield fut.result()
+                continue
+            try:
+                yield fut.result()
+            except Exception as exc:  # the task raised, or its worker was lost for good
+                yield on_error(job_of[fut.key], exc)
     finally:
         client.close()
         if cluster is not None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from dicomvol.batch.derive import apply_suv, suv_factor, with_object_metadata, w
 from dicomvol.batch.reading import read_volume
 from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import HeaderError, PixelDataError
+from dicomvol.inputs import fs
 from dicomvol.io.formats import write_volume
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.io.readback import read_grid
@@ -30,9 +32,11 @@ from dicomvol.io.stream import can_stream, stream_nifti
 from dicomvol.metadata.diffusion import plan_diffusion
 from dicomvol.metadata.sidecar import anonymized, build_metadata
 from dicomvol.model.plan import VolumePlan
+from dicomvol.model.records import SkippedFrame
 from dicomvol.model.reorient import reorient_to_ras
 from dicomvol.model.volume import Volume
 from dicomvol.options import ConvertOptions
+from dicomvol.report.ledger import FrameKey
 from dicomvol.report.run import OutputRecord
 
 if TYPE_CHECKING:  # pragma: no cover - the QC modules are imported only for --qc
@@ -61,6 +65,9 @@ class Done:
     failed_path: str | None = None
     error: str | None = None
     exists: bool = False
+    #: Frames of the plan the output does not hold (a resampled grid no plane of which
+    #: draws on them), with why; the client skips those that no other output holds.
+    unused: tuple[SkippedFrame, ...] = ()
 
 
 def plan_digest(plan: VolumePlan) -> str:
@@ -72,16 +79,56 @@ def plan_digest(plan: VolumePlan) -> str:
     return h.hexdigest()[:32]
 
 
-def _resumable(job: Job, digest: str) -> bool:
-    """True when the job's outputs exist, are complete and come from the same sources."""
+def _resumable(job: Job, digest: str) -> dict[str, Any] | None:
+    """The sidecar when the job's outputs exist, are complete and come from the same
+    sources, else None."""
     image, sidecar = Path(job.image), Path(job.sidecar)
     if not (image.is_file() and sidecar.is_file()):
-        return False
+        return None
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return bool(meta.get("DicomvolPlanDigest") == digest)
+        return None
+    if not isinstance(meta, dict) or meta.get("DicomvolPlanDigest") != digest:
+        return None
+    return meta
+
+
+def source_keys(plan: VolumePlan, entries: Sequence[Any]) -> tuple[FrameKey, ...]:
+    """Ledger keys of the ``SourceInstances`` entries a sidecar names (O(frames)).
+
+    Entries are matched to the plan's frames by file, instance, frame and tile;
+    an entry that names no frame of the plan is left out (the ledger then
+    finds its frame unaccounted for).
+    """
+    by_entry = {(f.rel, f.sop_instance_uid, f.frame, f.tile or 0): f.path
+                for f in plan.all_frames}
+    keys = []
+    for e in entries:
+        if not isinstance(e, dict):
+            continue
+        try:
+            ident = (str(e["File"]), str(e["SOPInstanceUID"]), int(e["Frame"]),
+                     int(e.get("Tile") or 0))
+        except (KeyError, TypeError, ValueError):
+            continue
+        path = by_entry.get(ident)
+        if path is not None:
+            keys.append((path, ident[1], ident[2], ident[3]))
+    return tuple(keys)
+
+
+def unused_frames(plan: VolumePlan, sources: Sequence[FrameKey]) -> tuple[SkippedFrame, ...]:
+    """The plan's frames its output does not name, each with why (a resampled grid)."""
+    held = set(sources)
+    unused = [f for f in plan.all_frames
+              if (f.path, f.sop_instance_uid, f.frame, f.tile or 0) not in held]
+    if not unused:
+        return ()
+    reason = ("not in the resampled volume: no plane of its regular grid "
+              f"({plan.resample.spacing:g} mm) lies near enough to draw on this slice"
+              if plan.resample is not None else "not in the volume written for its series")
+    return tuple(SkippedFrame.of(f, reason) for f in unused)
 
 
 def record(job: Job, spacing: tuple[float, ...], shape: tuple[int, ...],
@@ -98,9 +145,13 @@ def record(job: Job, spacing: tuple[float, ...], shape: tuple[int, ...],
 def triage(job: Job) -> Done | None:
     """Decide in the client whether a job runs: None to run it, else its outcome."""
     image, sidecar = Path(job.image), Path(job.sidecar)
-    if job.options.resume and _resumable(job, plan_digest(job.plan)):
+    meta = _resumable(job, plan_digest(job.plan)) if job.options.resume else None
+    if meta is not None:
         shape, spacing = read_grid(image)
-        return Done(job, record(job, spacing, shape, "resumed", job.plan.resample is not None))
+        sources = source_keys(job.plan, meta.get("SourceInstances") or ())
+        return Done(job, replace(record(job, spacing, shape, "resumed",
+                                        job.plan.resample is not None), sources=sources),
+                    unused=unused_frames(job.plan, sources))
     if not (job.options.overwrite or job.options.resume) and (
             image.exists() or sidecar.exists()):
         return Done(job, exists=True)
@@ -117,6 +168,7 @@ def run_job(job: Job) -> Done:
     :class:`Done` naming what went wrong.
     """
     image = Path(job.image)
+    fs.configure(job.options.storage)  # this worker's own object-store client
     try:
         return _run(job, image)
     except PixelDataError as exc:
@@ -131,7 +183,16 @@ def run_job(job: Job) -> Done:
 
 def _run(job: Job, image: Path) -> Done:
     plan, opts = job.plan, job.options
-    sources = JobSources()
+    sources = JobSources(list(dict.fromkeys(f.path for f in plan.all_frames)),
+                         opts.storage.max_bytes_in_flight)
+    try:
+        return _run_with(job, image, sources)
+    finally:
+        sources.close()
+
+
+def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
+    plan, opts = job.plan, job.options
     metadata = with_object_metadata(build_metadata(plan, sources), plan, sources)
     diffusions = plan_diffusion(plan, sources)
     factor = suv_factor(plan, sources) if opts.suv else None
@@ -162,7 +223,9 @@ def _run(job: Job, image: Path) -> Done:
     write_json_atomic(Path(job.sidecar), {**content, "DicomvolPlanDigest": plan_digest(plan)})
     if sample is not None:
         _draw_qc(job, sample, affine, shape)
-    return Done(job, record(job, spacing, shape, "written", resampled))
+    keys = source_keys(plan, content.get("SourceInstances") or ())
+    return Done(job, replace(record(job, spacing, shape, "written", resampled), sources=keys),
+                unused=unused_frames(plan, keys))
 
 
 def _qc_sampler(plan: VolumePlan) -> SliceSampler:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from dicomvol.batch.executors import run_dask, run_local
@@ -62,12 +63,13 @@ def run_label_jobs(jobs: Sequence[LabelJob], not_run: Sequence[tuple[DerivedPlan
                    progress: ProgressFn | None = None,
                    pool: ProcessPoolExecutor | None = None) -> None:
     """Run label jobs and enter their outcomes (outputs, skips, errors) in the report."""
-    decided = [(job, triage_label(job)) for job in jobs]
+    decided = [(job, _triage(job)) for job in jobs]
     to_run = [job for job, done in decided if done is None]
     if options.dask:
-        results = run_dask(run_label_job, to_run, options.dask, options.jobs)
+        results = run_dask(run_label_job, to_run, options.dask, options.jobs,
+                           on_error=_label_failed)
     else:
-        results = run_local(run_label_job, to_run, options.jobs, pool)
+        results = run_local(run_label_job, to_run, options.jobs, pool, on_error=_label_failed)
     outcomes = itertools.chain((d for _, d in decided if d is not None), results)
     dones: list[LabelDone] = []
     for n, done in enumerate(outcomes, 1):
@@ -75,6 +77,21 @@ def run_label_jobs(jobs: Sequence[LabelJob], not_run: Sequence[tuple[DerivedPlan
         if progress is not None:
             progress(n, len(jobs), "writing label maps")
     account(dones, not_run, report)
+
+
+def _label_failed(job: LabelJob, exc: BaseException) -> LabelDone:
+    """The outcome of a label job that raised outside its guard, or whose worker died."""
+    return LabelDone(job, error=f"{Path(job.image).name} not written: internal: "
+                                f"{type(exc).__name__}: {exc}".rstrip(": "),
+                     failed_path=job.plan.obj.path)
+
+
+def _triage(job: LabelJob) -> LabelDone | None:
+    """:func:`triage_label`, a failure (e.g. an unreadable sidecar) costing this map only."""
+    try:
+        return triage_label(job)
+    except Exception as exc:
+        return _label_failed(job, exc)
 
 
 def account(dones: Sequence[LabelDone], not_run: Sequence[tuple[DerivedPlan, str]],
@@ -96,7 +113,9 @@ def account(dones: Sequence[LabelDone], not_run: Sequence[tuple[DerivedPlan, str
         key = plan.obj.sop_instance_uid
         plans.setdefault(key, plan)
         if done.output is not None:
-            report.outputs.append(done.output)
+            obj = plan.obj  # the map's sources, as ledger keys: the SEG frames or the RTSTRUCT
+            report.outputs.append(replace(done.output, sources=tuple(
+                (obj.path, sop, frame, 0) for sop, frame in done.used)))
             used.setdefault(key, set()).update(done.used)
             for s in done.unplaced:
                 unplaced.setdefault((s.sop_instance_uid, s.frame or 0), s)

@@ -26,6 +26,7 @@ from dicomvol._version import __version__
 from dicomvol.constants import SEG_SNAP_TOLERANCE_MM, SEG_SNAP_TOLERANCE_VOXELS
 from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import DicomvolError, PixelDataError
+from dicomvol.inputs import fs
 from dicomvol.io.atomic import write_text_atomic
 from dicomvol.io.formats import stem_of, write_volume
 from dicomvol.io.jsonio import write_json_atomic
@@ -156,6 +157,7 @@ def run_label_job(job: LabelJob) -> LabelDone:
 
 def _run(job: LabelJob, image: Path) -> LabelDone:
     plan, opts = job.plan, job.options
+    fs.configure(opts.storage)  # this worker's own object-store client
     sources = JobSources()
     built = build_seg(plan, sources) if plan.kind == "SEG" else build_rtstruct(plan, sources)
     shape, spacing, reoriented = write_map(job, built, image)

@@ -140,8 +140,10 @@ def own_grid_plans(frames: Sequence[FrameRecord],
         if proj[n] - last > SEG_SNAP_TOLERANCE_MM:
             reps.append(frames[int(n)])
             last = float(proj[n])
+    # A SEG omits empty frames, so its gaps are planes without segment: never split there.
     own = PlanOptions(tilt=options.tilt, irregular="resample", interpolation="nearest",
-                      philips_scaling=options.philips_scaling)
+                      philips_scaling=options.philips_scaling,
+                      max_gap_slices=MAX_OWN_GRID_PLANES)
     # Distinct instance numbers keep the planner's frame order stable (SEG frames share one).
     reps = [replace(f, instance_number=n + 1) for n, f in enumerate(reps)]
     plans, _, _ = plan_series(reps, own)

@@ -3,6 +3,7 @@ derived objects (SEG, RTSTRUCT) with the image plans they reference."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -10,40 +11,81 @@ from dicomvol._typing import PathLike
 from dicomvol.batch.executors import run_local
 from dicomvol.batch.pairing import pair_derived
 from dicomvol.dicom.index import IndexResult, IndexTask, index_task
-from dicomvol.inputs.discover import discover
+from dicomvol.inputs import fs
+from dicomvol.inputs.discover import discover_all
 from dicomvol.model.plan import ScanResult
+from dicomvol.model.records import FileError, IgnoredFile
 from dicomvol.options import PlanOptions
 from dicomvol.pixels.digest import SamePixels
 from dicomvol.plan.planner import plan_index
+from dicomvol.report.ledger import Ledger
+
+log = logging.getLogger(__name__)
 
 #: progress(done, total, what) is called as work advances.
 ProgressFn = Callable[[int, int, str], None]
 #: Files per header-reading task (large enough to amortise process overhead).
 INDEX_CHUNK = 64
+#: Objects per header-reading task: each task reads its heads in one concurrent batch of
+#: range GETs, so a larger batch hides the network's latency better.
+OBJECT_CHUNK = 512
 
 
 def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
                 options: PlanOptions | None = None, jobs: int = 1,
                 pool: ProcessPoolExecutor | None = None,
-                names: Sequence[str] = ()) -> ScanResult:
+                names: Sequence[str] = (), ledger: Ledger | None = None,
+                jpeg_color: str = "auto") -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
     ``pool`` reuses a run's process pool; ``names`` are header keywords the
-    frame records carry for output names. See :func:`dicomvol.scan`.
+    frame records carry for output names; ``ledger`` is given every frame
+    indexing found. A chunk of files whose worker fails (or dies) costs those
+    files an ``errors`` entry each; ``jpeg_color`` is the slide colour policy
+    (:data:`dicomvol.slide.colour.COLOR_MODES`). See :func:`dicomvol.scan`.
     """
-    candidates = discover(paths)
+    fs.forget_listings()  # list every prefix afresh for this scan (once)
+    found = discover_all(paths)
+    candidates = found.candidates
     total = len(candidates)
     index = IndexResult()
-    tasks = [IndexTask(tuple(candidates[i:i + INDEX_CHUNK]), tuple(names))
-             for i in range(0, total, INDEX_CHUNK)]
+    index.ignored.extend(IgnoredFile(url, url, why) for url, why in found.ignored)
+    index.errors.extend(FileError(where, where, why) for where, why in found.problems)
+    remote = bool(candidates) and all(fs.is_url(c.path) for c in candidates)
+    chunk = OBJECT_CHUNK if remote else INDEX_CHUNK
+    tasks = [IndexTask(tuple(candidates[i:i + chunk]), tuple(names), fs.storage_options())
+             for i in range(0, total, chunk)]
     done = 0
-    for part in run_local(index_task, tasks, jobs if total > 2 * INDEX_CHUNK else 1, pool):
+    for part in run_local(index_task, tasks, jobs if total > 2 * chunk else 1, pool,
+                          on_error=_chunk_failed):
         index.extend(part)
-        done = min(total, done + INDEX_CHUNK)  # chunks finish in any order; all are full-size
+        done = min(total, done + chunk)  # chunks finish in any order; all are full-size
         if progress is not None:
             progress(done, total, "reading headers")
     index.sort()
+    if ledger is not None:
+        ledger.enter_frames(index.frames)
+        ledger.enter_derived(index.derived)
     result = plan_index(index.frames, index.ignored, index.errors, n_files=total,
                         options=options, same_pixels=SamePixels())
-    pair_derived(result, index.derived, options)
+    try:
+        pair_derived(result, index.derived, options)
+    except Exception as exc:  # a bug in pairing costs the derived objects, not the run
+        log.error("pairing SEG/RTSTRUCT failed: %s: %s", type(exc).__name__, exc)
+        log.debug("pairing failed", exc_info=True)
+        result.derived.clear()
+        result.errors.extend(FileError(o.path, o.rel, "internal: pairing with the image "
+                                       f"series failed: {type(exc).__name__}: {exc}")
+                             for o in index.derived)
+    if result.slide_frames:
+        from dicomvol.slide.index import index_slides
+
+        result.slides, errors = index_slides(result.slide_frames, jpeg_color)
+        result.errors.extend(errors)
     return result
+
+
+def _chunk_failed(task: IndexTask, exc: BaseException) -> IndexResult:
+    """The result of an index chunk whose worker raised or died: an error per file."""
+    why = f"internal: header reading failed: {type(exc).__name__}: {exc}".rstrip(": ")
+    return IndexResult(errors=[FileError(c.path, c.rel, why) for c in task.candidates])

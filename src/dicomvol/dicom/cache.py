@@ -6,12 +6,16 @@ file whose header is asked for in full, once, keeps its bytes until its
 pixels are taken, and parses the header once; a file whose header is never
 asked for is read once, for its pixels only. On a local disk this saves
 system calls; on an object store each avoided open is a network round trip.
-Every read goes through :mod:`dicomvol.inputs.fs`.
+Every read goes through :mod:`dicomvol.inputs.fs`. Objects (URLs) are fetched
+whole, once each, ahead of use on a few threads with the bytes in flight
+bounded (:class:`dicomvol.inputs.fetch.Prefetcher`); a pixel range of an
+object is cut from its one fetch, never read again.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -19,15 +23,31 @@ from pydicom.dataset import Dataset
 from dicomvol.dicom.header import gunzip_if_needed, parse_dataset, read_header_from
 from dicomvol.errors import HeaderError, NotDicomError
 from dicomvol.inputs import fs
+from dicomvol.inputs.fetch import Prefetcher
+
+#: Bytes a job fetches ahead of what it has consumed (objects only).
+DEFAULT_BYTES_AHEAD = 64 * 1024 * 1024
 
 
 class JobSources:
-    """The input files of one job, each read at most once (not thread-safe per path)."""
+    """The input files of one job, each read at most once (not thread-safe per path).
 
-    def __init__(self) -> None:
+    ``prefetch`` lists the job's inputs in the order it will use them; the
+    objects among them are fetched ahead, at most ``max_bytes`` ahead.
+    """
+
+    def __init__(self, prefetch: Sequence[str] = (),
+                 max_bytes: int = DEFAULT_BYTES_AHEAD) -> None:
         self._bytes: dict[str, bytes] = {}
         self._headers: dict[str, Dataset] = {}
         self._gzipped: dict[str, bool] = {}
+        urls = [p for p in prefetch if fs.is_url(p)]
+        self._fetch = Prefetcher(urls, max_bytes) if urls else None
+
+    def close(self) -> None:
+        """Stop fetching ahead (a job that failed part way)."""
+        if self._fetch is not None:
+            self._fetch.close()
 
     @classmethod
     def from_headers(cls, headers: dict[str, Dataset]) -> JobSources:
@@ -72,6 +92,8 @@ class JobSources:
     def take_range(self, path: str, start: int, length: int) -> bytes:
         """``length`` bytes from ``start`` of an uncompressed file (from memory when cached)."""
         data = self._bytes.pop(path, None)
+        if data is None and fs.is_url(path):  # one fetch per object: cut the range from it
+            data = self._load(path)
         if data is not None:
             return data[start:start + length]
         return fs.read_bytes(path, start, length)
@@ -85,7 +107,10 @@ class JobSources:
 
     def _load(self, path: str) -> bytes:
         try:
-            raw = fs.read_bytes(path)
+            if self._fetch is not None and path in self._fetch:
+                raw = self._fetch.take(path)
+            else:
+                raw = fs.read_bytes(path)
         except OSError as exc:
             raise HeaderError(f"cannot open: {exc.strerror or exc}") from exc
         data, gzipped = gunzip_if_needed(raw)

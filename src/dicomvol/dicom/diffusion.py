@@ -11,9 +11,12 @@ order:
    functional groups, or of the data set; else DiffusionBValue (0018,9087)
    at the top level. The direction is DiffusionGradientOrientation (0018,9089),
    directly or inside DiffusionGradientDirectionSequence (0018,9076), in
-   patient coordinates (LPS) by definition. DiffusionDirectionality ISOTROPIC
-   or NONE gives no direction; BMATRIX gives the principal eigenvector of the
-   b-matrix (sign arbitrary).
+   patient coordinates (LPS) by definition. A present, non-zero direction is
+   used whatever DiffusionDirectionality says (a weighted frame labelled NONE
+   or ISOTROPIC that carries a direction, as reported for Siemens XA: dcm2niix
+   reads the direction, measured); without one, ISOTROPIC or NONE gives no
+   direction and BMATRIX the principal eigenvector of the b-matrix (sign
+   arbitrary).
 2. **Siemens** CSA image header (0029,xx10) read with nibabel's
    ``csareader``: ``B_value`` and ``DiffusionGradientDirection`` (LPS, the
    frame dcm2niix assumes too); without a direction, the principal
@@ -41,13 +44,27 @@ order:
    between 0.03 and 0.97 scales the b-value by its squared length and is
    normalised. **GE directions are the least certain of all vendors here.**
 
+A standard b > 0 without a direction (DiffusionDirectionality neither ISOTROPIC
+nor NONE) takes the vendor's direction: Siemens XA classic images keep it in
+(0019,xx0E) only, XA enhanced frames maybe in a private functional group item
+(as dcm2niix reads them). :func:`read_diffusion` also names the source it read
+(:data:`SOURCES`, the sidecar's ``DiffusionGradientSource``).
+
+Derived images (:func:`dicomvol.dicom.dwikind.derived_kind`): the trace (isotropic), ADC, FA and
+exponential ADC images scanners append to a DTI series are named by their
+ImageType / FrameType (TRACEW, ADC, FA, EADC), by DiffusionDirectionality
+ISOTROPIC or the Philips flag (2001,xx04) ``I``, or (Philips, dcm2niix's rule)
+by b > 0 with a zero vector; the planner writes them apart from the DWI 4D.
+
 The FSL ``.bval``/``.bvec`` tables are :mod:`dicomvol.metadata.diffusion`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import re
 import warnings
 from typing import Any
 
@@ -75,6 +92,15 @@ UNIT_LENGTH_TOLERANCE = 0.01
 GE_SCALED_VECTOR_RANGE = (0.03, 0.97)
 #: GE b-values at or above this carry a flag offset and are taken modulo it.
 GE_B_VALUE_OFFSET = 1e9
+
+#: Where a diffusion encoding was read (the sidecar's ``DiffusionGradientSource``).
+SOURCE_STANDARD = "DICOM standard (0018,9087/9089)"
+SOURCE_CSA = "Siemens CSA image header (0029,xx10)"
+SOURCE_SIEMENS = "Siemens private (0019,xx0C/xx0E)"
+SOURCE_PHILIPS = "Philips private (2001,xx03; 2005,xxB0-B2)"
+SOURCE_GE = "GE private (0043,xx39; 0019,xxBB-BD)"
+SOURCE_CANON = "Canon ImageComments (0020,4000)"
+SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE, SOURCE_CANON)
 
 #: Siemens CSA and private creators.
 SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
@@ -166,8 +192,13 @@ def _standard(item: pydicom.Dataset) -> Diffusion | None:
     if b is None:
         return None
     directionality = str(item.get("DiffusionDirectionality", "")).strip().upper()
-    if directionality in ("ISOTROPIC", "NONE"):
-        return _result(b, None)
+    holder = first_item(item, "DiffusionGradientDirectionSequence") or item
+    vector = _unit(_floats(holder.get("DiffusionGradientOrientation"), 3), "DICOM")
+    if vector is not None:  # an explicit direction wins, whatever the directionality says
+        if directionality in ("ISOTROPIC", "NONE"):
+            log.debug("DiffusionDirectionality %s with a gradient direction: direction used",
+                      directionality)
+        return _result(b, vector)
     if directionality == "BMATRIX":
         bm = first_item(item, "DiffusionBMatrixSequence")
         if bm is not None:
@@ -178,15 +209,14 @@ def _standard(item: pydicom.Dataset) -> Diffusion | None:
                 xx, xy, xz, yy, yz, zz = (float(v) for v in vals if v is not None)
                 matrix = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
                 return _result(b, _from_b_matrix(matrix))
-    holder = first_item(item, "DiffusionGradientDirectionSequence") or item
-    vector = _floats(holder.get("DiffusionGradientOrientation"), 3)
-    return _result(b, _unit(vector, "DICOM"))
+    return _result(b, None)
 
 
 # --------------------------------------------------------------------------- vendors
 
 
-def _siemens(ds: pydicom.Dataset) -> Diffusion | None:
+def _siemens(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
+             ) -> tuple[Diffusion | None, str]:
     try:
         csa = csa_header(ds, "image")
     except HeaderError as exc:
@@ -201,20 +231,60 @@ def _siemens(ds: pydicom.Dataset) -> Diffusion | None:
             except ValueError:
                 g = None
             if g is not None:
-                return _result(b, _unit(np.asarray(g, dtype=np.float64), "Siemens CSA"))
+                return _result(b, _unit(np.asarray(g, dtype=np.float64), "Siemens CSA")), \
+                    SOURCE_CSA
             try:
                 bm = reader.get_b_matrix(csa)
             except ValueError:
                 bm = None
             if bm is not None and b > ZERO_B_VALUE:
                 log.debug("Siemens direction from the CSA B_matrix: polarity unknown")
-                return _result(b, _from_b_matrix(np.asarray(bm, dtype=np.float64)))
-            return _result(b, None)
-    b = to_float(private_value(ds, 0x0019, SIEMENS_MR_CREATOR, 0x0C))
-    if b is None:
+                return _result(b, _from_b_matrix(np.asarray(bm, dtype=np.float64))), SOURCE_CSA
+            return _result(b, None), SOURCE_CSA
+    for holder in (*_private_items(frame_fg), ds):
+        b = to_float(private_value(holder, 0x0019, SIEMENS_MR_CREATOR, 0x0C))
+        g = _floats(private_value(holder, 0x0019, SIEMENS_MR_CREATOR, 0x0E), 3)
+        direction = _unit(g, "Siemens (0019,100E)")
+        if b is not None:
+            return _result(b, direction), SOURCE_SIEMENS
+        if direction is not None:  # a direction for a b-value read elsewhere (XA enhanced)
+            return (0.0, direction), SOURCE_SIEMENS
+    return None, SOURCE_SIEMENS
+
+
+#: Canon ImageComments such as ``b=1500(0.445,0.000,0.895)``.
+_CANON_COMMENT = re.compile(r"b=\s*([-+\d.eE]+)\s*\(\s*([-+\d.eE]+)\s*,\s*([-+\d.eE]+)\s*,"
+                            r"\s*([-+\d.eE]+)\s*\)")
+
+
+def _canon_comment(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | None:
+    """Canon's direction in ImageComments (newer software omits (0018,9089)), as dcm2niix reads it.
+
+    The components (a, b, c) are in the image frame; dcm2niix's reading (validated by
+    its authors on axial data, measured here against dcm2niix v1.0.20260724 on axial and
+    oblique-axial series) is (-b, -a, c) along (row, column, normal).
+    """
+    found = _CANON_COMMENT.search(str(ds.get("ImageComments") or ""))
+    orientation = _orientation(ds, frame_fg)
+    if found is None or orientation is None:
         return None
-    g = _floats(private_value(ds, 0x0019, SIEMENS_MR_CREATOR, 0x0E), 3)
-    return _result(b, _unit(g, "Siemens (0019,100E)"))
+    b, a1, a2, a3 = (float(v) for v in found.groups())
+    row, col = orientation[:3], orientation[3:6]
+    vector = -a2 * row - a1 * col + a3 * np.cross(row, col)
+    return _result(b, _unit(vector, "Canon ImageComments"))
+
+
+def _private_items(frame_fg: pydicom.Dataset | None) -> list[pydicom.Dataset]:
+    """The items of the private sequences of a frame's functional groups (XA keeps some there)."""
+    if frame_fg is None:
+        return []
+    if hasattr(frame_fg, "private_items"):  # a lean item (dicom/leanmf.py)
+        return list(frame_fg.private_items())
+    items: list[pydicom.Dataset] = []
+    for elem in frame_fg:
+        if elem.tag.is_private and elem.VR == "SQ":
+            items.extend(item for item in elem.value if isinstance(item, pydicom.Dataset))
+    return items
 
 
 def _philips_holder(frame_fg: pydicom.Dataset | None) -> pydicom.Dataset | None:
@@ -305,16 +375,7 @@ def _ge(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | No
              for off in (0xBB, 0xBC, 0xBD)]
     if b <= ZERO_B_VALUE or any(c is None for c in comps):
         return _result(b, None)
-    v = np.array([c for c in comps if c is not None], dtype=np.float64)
-    length = float(np.linalg.norm(v))
-    if length <= ZERO_VECTOR_LENGTH:
-        return _result(b, None)
-    low, high = GE_SCALED_VECTOR_RANGE
-    if low < length < high:
-        b *= length * length
-        log.debug("GE direction of length %.4f: b-value scaled to %g", length, b)
-    orientation = _orientation(ds, frame_fg)
-    if orientation is None:
+    if (orientation := _orientation(ds, frame_fg)) is None:
         raise HeaderError("cannot place a GE diffusion direction: ImageOrientationPatient "
                           "missing")
     pe = _phase_encoding(ds, frame_fg)
@@ -322,6 +383,22 @@ def _ge(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | No
         log.warning("GE diffusion direction without InPlanePhaseEncodingDirection (0018,1312): "
                     "assuming COL")
         pe = "COL"
+    return _ge_encoding(b, tuple(c for c in comps if c is not None),
+                        tuple(float(x) for x in orientation), pe)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ge_encoding(b: float, comps: tuple[float, ...], orientation: tuple[float, ...],
+                 pe: str) -> Diffusion:
+    """(b, LPS direction) of a GE vector; cached: the slices of a volume share it."""
+    v = np.array(comps, dtype=np.float64)
+    length = float(np.linalg.norm(v))
+    if length <= ZERO_VECTOR_LENGTH:
+        return _result(b, None)
+    low, high = GE_SCALED_VECTOR_RANGE
+    if low < length < high:
+        b *= length * length
+        log.debug("GE direction of length %.4f: b-value scaled to %g", length, b)
     return _result(b, _unit(ge_direction_to_lps(v / length, orientation, pe), "GE"))
 
 
@@ -350,16 +427,62 @@ def diffusion_of(ds: pydicom.Dataset,
     dicomvol.errors.HeaderError
         A GE direction without ImageOrientationPatient to place it.
     """
+    found = read_diffusion(ds, frame_fg)
+    return None if found is None else found[0]
+
+
+def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
+                   ) -> tuple[Diffusion, str] | None:
+    """:func:`diffusion_of` with the source it read: one of :data:`SOURCES`.
+
+    A standard b > 0 without a direction (DiffusionDirectionality neither
+    ISOTROPIC nor NONE) takes the vendor's private direction when there is one
+    (Siemens XA "interoperable" classic images carry the b-value in (0018,9087)
+    and the direction only in (0019,xx0E), newer Canon software only in
+    ImageComments, as dcm2niix reads them).
+    """
     item = _standard_item(ds, frame_fg)
-    if item is not None:
-        found = _standard(item)
-        if found is not None:
-            return found
+    standard = _standard(item) if item is not None else None
+    if standard is not None and not _lacks_direction(standard, item):
+        return standard, SOURCE_STANDARD
     maker = vendor(ds)
+    private: Diffusion | None = None
+    source = ""
     if maker == "Siemens":
-        return _siemens(ds)
-    if maker == "Philips":
-        return _philips(ds, frame_fg)
-    if maker == "GE":
-        return _ge(ds, frame_fg)
-    return None
+        private, source = _siemens(ds, frame_fg)
+    elif maker == "Philips":
+        private, source = _philips(ds, frame_fg), SOURCE_PHILIPS
+    elif maker == "GE":
+        private, source = _ge(ds, frame_fg), SOURCE_GE
+    elif maker in ("Canon", "Toshiba") and standard is not None:
+        private, source = _canon_comment(ds, frame_fg), SOURCE_CANON
+    if standard is None:
+        return None if private is None else (private, source)
+    if private is not None and private[1] is not None:
+        log.debug("standard b = %g without a direction: %s direction used", standard[0], source)
+        return (standard[0], private[1]), source
+    return standard, SOURCE_STANDARD
+
+
+def _lacks_direction(found: Diffusion, item: Any) -> bool:
+    directionality = str(item.get("DiffusionDirectionality", "")).strip().upper()
+    return found[0] > ZERO_B_VALUE and found[1] is None and directionality not in (
+        "ISOTROPIC", "NONE")
+
+
+def is_isotropic(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None) -> bool:
+    """DiffusionDirectionality ISOTROPIC, or the Philips direction flag (2001,xx04) ``I``."""
+    item = _standard_item(ds, frame_fg)
+    if item is not None and str(item.get("DiffusionDirectionality", "")).strip().upper() == \
+            "ISOTROPIC":
+        return True
+    if vendor(ds) != "Philips":
+        return False
+    for holder in (_philips_holder(frame_fg), ds):
+        if holder is not None:
+            kind = private_value(holder, 0x2001, PHILIPS_IMAGING_CREATOR, 0x04)
+            if isinstance(kind, bytes):
+                kind = kind.decode("ascii", errors="ignore")
+            if kind is not None:
+                return str(kind).strip().upper() == "I"
+    return False

@@ -7,12 +7,15 @@ the same code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
+from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
+from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
@@ -45,7 +48,61 @@ def frame_records(
     ``per_frame_items`` are the PerFrameFunctionalGroupsSequence items when the
     caller read them apart from ``ds`` (:mod:`dicomvol.dicom.fgroups`).
     """
-    n_frames = to_int(ds.get("NumberOfFrames")) or 1
+    common = _common_fields(ds, cand, info, gzipped, names)
+    n_frames = int(common["number_of_frames"])
+    shared = first_item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = (ds.get("PerFrameFunctionalGroupsSequence") if per_frame_items is None
+                 else per_frame_items)
+    unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
+    if unassigned is not None:  # legacy converted: attributes may live only in there
+        ds = Fallback(ds, unassigned)  # type: ignore[assignment]
+        for key, keyword in (("series_description", "SeriesDescription"),
+                             ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
+            common[key] = common[key] or to_str(ds.get(keyword))
+        common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
+    if n_frames == 1 and per_frame is None and shared is None:
+        fields = _single_frame_fields(ds)
+        if common["modality"] == "MR":
+            fields.update(diffusion_fields(ds, None, fields["image_type"]))
+        if vendor(ds) == "Philips":
+            fields["philips_scale_slope"] = _philips_ss(ds, None)
+        if "MOSAIC" in fields["image_type"]:
+            return _mosaic_records(ds, common, fields)
+        return [FrameRecord(frame=1, **common, **fields)]
+    dose = dose_positions(ds) if per_frame is None and shared is None else None
+    records = []
+    philips = vendor(ds) == "Philips"
+    for index in range(n_frames):
+        frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
+        own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
+        frame_ds: Any = ds if own is None else Fallback(own, ds)
+        fields = _multi_frame_fields(frame_ds, shared, frame_fg)
+        if own is not None and to_int(own.get("InstanceNumber")) is not None:
+            fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
+        if philips:
+            fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
+        if common["modality"] == "MR":
+            fields.update(diffusion_fields(ds, frame_fg, fields["image_type"]))
+        if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
+            fields["position"] = dose[index] if index < len(dose) else None
+            fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
+            fields["rescale_intercept"] = 0.0
+        number = fields.pop("instance_number_override", None)
+        frame_common = common if number is None else {**common, "instance_number": number}
+        records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
+    for record in records[:1] if records[0].rescale_slope == records[-1].rescale_slope else records:
+        _check_rescale(record)
+    return records
+
+
+def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
+                   names: tuple[str, ...]) -> dict[str, Any]:
+    """The record fields every frame of an object shares (HeaderError for a broken module)."""
+    raw_frames = ds.get("NumberOfFrames")
+    n_frames = to_int(raw_frames)
+    if n_frames is None and raw_frames is not None and str(raw_frames).strip():
+        raise HeaderError(f"NumberOfFrames {str(raw_frames)!r} is not a number")
+    n_frames = n_frames or 1
     rows = to_int(ds.get("Rows"))
     cols = to_int(ds.get("Columns"))
     if not rows or not cols:
@@ -53,6 +110,7 @@ def frame_records(
     ts = str(transfer_syntax(ds))
     native_offset = info.value_offset if info.length != UNDEFINED_LENGTH else None
     pixel_format = {(0x7FE0, 0x0008): "float32", (0x7FE0, 0x0009): "float64"}.get(info.tag, "")
+    _check_pixel_module(ds, pixel_format)
     common: dict[str, Any] = dict(
         path=cand.path,
         rel=cand.rel,
@@ -82,43 +140,86 @@ def frame_records(
         acquisition_datetime=to_str(ds.get("AcquisitionDateTime")) or None,
         names=tuple((name, name_text(ds.get(name))) for name in names),
     )
-    shared = first_item(ds, "SharedFunctionalGroupsSequence")
-    per_frame = (ds.get("PerFrameFunctionalGroupsSequence") if per_frame_items is None
-                 else per_frame_items)
-    unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
-    if unassigned is not None:  # legacy converted: attributes may live only in there
-        ds = Fallback(ds, unassigned)  # type: ignore[assignment]
-        for key, keyword in (("series_description", "SeriesDescription"),
-                             ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
-            common[key] = common[key] or to_str(ds.get(keyword))
-        common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
-    if n_frames == 1 and per_frame is None and shared is None:
-        fields = _single_frame_fields(ds)
-        if vendor(ds) == "Philips":
-            fields["philips_scale_slope"] = _philips_ss(ds, None)
-        if "MOSAIC" in fields["image_type"]:
-            return _mosaic_records(ds, common, fields)
-        return [FrameRecord(frame=1, **common, **fields)]
-    dose = dose_positions(ds) if per_frame is None and shared is None else None
-    records = []
-    philips = vendor(ds) == "Philips"
-    for index in range(n_frames):
-        frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
-        own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
-        frame_ds: Any = ds if own is None else Fallback(own, ds)
-        fields = _multi_frame_fields(frame_ds, shared, frame_fg)
-        if own is not None and to_int(own.get("InstanceNumber")) is not None:
-            fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
-        if philips:
-            fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
-        if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
-            fields["position"] = dose[index] if index < len(dose) else None
-            fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
-            fields["rescale_intercept"] = 0.0
-        number = fields.pop("instance_number_override", None)
-        frame_common = common if number is None else {**common, "instance_number": number}
-        records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
-    return records
+    return common
+
+
+#: PhotometricInterpretation values of PS3.3 C.7.6.3.1.2 (and retired ones still seen).
+PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL",
+               "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "HSV",
+               "ARGB", "CMYK", "XYB"}
+
+
+def _check_pixel_module(ds: Any, pixel_format: str) -> None:
+    """HeaderError for image pixel attributes that are present but invalid, or missing where
+    a default would change the values (BitsAllocated, PixelRepresentation of integer data).
+
+    A missing SamplesPerPixel, PhotometricInterpretation or BitsStored keeps its
+    default (1, MONOCHROME2, BitsAllocated): old files omit them and the guess is safe.
+    """
+    integer = pixel_format == ""
+    bits = to_int(ds.get("BitsAllocated"))
+    if bits is None and (integer or ds.get("BitsAllocated") is not None):
+        raise HeaderError("BitsAllocated (0028,0100) missing or not a number")
+    if bits is not None and not (bits == 1 or (bits % 8 == 0 and 8 <= bits <= 64)):
+        raise HeaderError(f"BitsAllocated {bits} is not 1 or a multiple of 8 up to 64")
+    stored = to_int(ds.get("BitsStored"))
+    if stored is not None and bits is not None and not 1 <= stored <= bits:
+        raise HeaderError(f"BitsStored {stored} is not between 1 and BitsAllocated {bits}")
+    sign = to_int(ds.get("PixelRepresentation"))
+    if integer and sign not in (0, 1):
+        shown = "missing" if ds.get("PixelRepresentation") is None else repr(
+            str(ds.get("PixelRepresentation"))[:20])
+        raise HeaderError(f"PixelRepresentation (0028,0103) {shown}: must be 0 (unsigned) or "
+                          "1 (signed)")
+    samples = to_int(ds.get("SamplesPerPixel"))
+    if ds.get("SamplesPerPixel") is not None and samples not in (1, 3, 4):
+        raise HeaderError(f"SamplesPerPixel {str(ds.get('SamplesPerPixel'))[:20]!r} is not 1, 3 "
+                          "or 4")
+    photometric = to_str(ds.get("PhotometricInterpretation"))
+    if photometric and photometric not in PHOTOMETRIC:
+        raise HeaderError(f"PhotometricInterpretation {photometric[:30]!r} is not a DICOM "
+                          "photometric interpretation")
+
+
+def _number(ds: Any, keyword: str, default: float) -> float:
+    """A number the values depend on: ``default`` when absent (or 0 for a slope, as before),
+    HeaderError when present but unreadable (never a silent default for garbled text)."""
+    raw = ds.get(keyword)
+    value = to_float(raw)
+    if value is None:
+        if raw is not None and str(raw).strip():
+            raise HeaderError(f"{keyword} {str(raw)[:40]!r} is not a number")
+        return default
+    return value or default
+
+
+def _check_rescale(record: FrameRecord) -> None:
+    """Raise HeaderError for a rescale that is no finite number (values would be garbage)."""
+    for name, value in (("RescaleSlope", record.rescale_slope),
+                        ("RescaleIntercept", record.rescale_intercept)):
+        if not math.isfinite(value):
+            raise HeaderError(f"{name} {value} is not a finite number (frame {record.frame})")
+
+
+def diffusion_fields(ds: Any, frame_fg: Any, image_type: tuple[str, ...]) -> dict[str, Any]:
+    """The diffusion fields of an MR frame's record, from every source ``read_diffusion`` knows.
+
+    Empty when the header holds no diffusion encoding and the image type names no
+    derived diffusion image; an unreadable vendor header leaves the standard
+    fields (logged by the caller's job when it reads the table).
+    """
+    try:
+        found = read_diffusion(ds, frame_fg)
+    except HeaderError:
+        found = None
+    diffusion = None if found is None else found[0]
+    kind = derived_kind(image_type, diffusion, vendor(ds),
+                        diffusion is not None and is_isotropic(ds, frame_fg))
+    if found is None:
+        return {} if kind is None else {"diffusion_derived": kind}
+    (b, direction), source = found
+    return {"diffusion_b": b, "diffusion_direction": direction, "diffusion_source": source,
+            "diffusion_derived": kind}
 
 
 def dose_positions(ds: Any) -> list[Vec3] | None:
@@ -176,8 +277,8 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
         pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
         slice_thickness=to_float(ds.get("SliceThickness")),
         spacing_between_slices=to_float(ds.get("SpacingBetweenSlices")),
-        rescale_slope=to_float(ds.get("RescaleSlope")) or 1.0,
-        rescale_intercept=to_float(ds.get("RescaleIntercept")) or 0.0,
+        rescale_slope=_number(ds, "RescaleSlope", 1.0),
+        rescale_intercept=_number(ds, "RescaleIntercept", 0.0),
         echo_number=to_int(ds.get("EchoNumbers")),
         echo_time=to_float(ds.get("EchoTime")),
         acquisition_number=to_int(ds.get("AcquisitionNumber")),
@@ -235,8 +336,8 @@ def _multi_frame_fields(
         spacing_between_slices=(
             to_float(measures.get("SpacingBetweenSlices")) if measures else None
         ),
-        rescale_slope=to_float(src.get("RescaleSlope")) or 1.0,
-        rescale_intercept=to_float(src.get("RescaleIntercept")) or 0.0,
+        rescale_slope=_number(src, "RescaleSlope", 1.0),
+        rescale_intercept=_number(src, "RescaleIntercept", 0.0),
         echo_number=None,
         echo_time=to_float(echo.get("EffectiveEchoTime")) if echo else None,
         acquisition_number=to_int(ds.get("AcquisitionNumber")),

@@ -12,12 +12,13 @@ import gzip
 import io
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import UID
 
 from dicomvol.dicom.values import first_item, to_int
@@ -31,9 +32,10 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 #: Elements larger than this are not loaded while indexing (read lazily if asked for).
 DEFER_SIZE = 16384
 #: Exceptions pydicom raises on corrupt or truncated input (besides its own).
+#: (RuntimeError covers RecursionError; zlib.error is a broken deflate stream.)
 PARSE_ERRORS = (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError,
-                TypeError, IndexError, AttributeError, RecursionError, MemoryError,
-                OverflowError, UnicodeError)
+                TypeError, IndexError, AttributeError, RuntimeError, MemoryError,
+                OverflowError, UnicodeError, zlib.error, BytesLengthException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,16 +120,24 @@ def read_header_from(fp: BinaryIO, gzipped: bool = False) -> tuple[Dataset, Pixe
         raise NotDicomError("not a DICOM file (no DICM prefix)") from exc
     if not has_preamble and "SOPClassUID" not in ds and "Rows" not in ds:
         raise NotDicomError("not a DICOM file (no DICM prefix, no DICOM attributes)")
-    pixel_info = _pixel_info(fp, ds, gzipped)
-    if pixel_info is None and transfer_syntax(ds).is_deflated:
-        pixel_info = _deflated_pixel_info(fp)
+    if has_preamble and not meta_value(ds, "TransferSyntaxUID"):  # guessing could misread
+        raise HeaderError("damaged file meta information: no TransferSyntaxUID (0002,0010) "
+                          "after the DICM prefix")
+    try:
+        pixel_info = _pixel_info(fp, ds, gzipped)
+        if pixel_info is None and transfer_syntax(ds).is_deflated:
+            pixel_info = _deflated_pixel_info(fp)
+    except PARSE_ERRORS as exc:
+        raise HeaderError(f"header truncated or corrupt: {_describe(exc)}") from exc
     return ds, pixel_info
 
 
 def _describe(exc: BaseException) -> str:
     """An exception as one short line: its text, or its type when it has none."""
     text = str(exc).strip()
-    if isinstance(exc, RecursionError | MemoryError | OverflowError):
+    if isinstance(exc, RecursionError):
+        return "sequences nested too deeply to read (RecursionError)"
+    if isinstance(exc, MemoryError | OverflowError):
         return f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}".rstrip(": ")
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
@@ -308,3 +318,8 @@ def gunzip_if_needed(data: bytes) -> tuple[bytes, bool]:
         return gzip.decompress(data), True
     except (OSError, EOFError) as exc:
         raise NotDicomError(f"gzip file cannot be decompressed: {exc}") from exc
+
+
+def pixel_info_at(fp: BinaryIO, ds: Dataset) -> PixelInfo | None:
+    """Where PixelData lies, for a stream that pydicom just read up to it (not gzip)."""
+    return _pixel_info(fp, ds, False)

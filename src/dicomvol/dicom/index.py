@@ -12,11 +12,13 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
 
+from dicomvol.dicom.damage import damaged_image
 from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
 from dicomvol.dicom.fgroups import FrameItem, sop_class_of_meta, split_per_frame
 from dicomvol.dicom.frames import frame_records
@@ -30,13 +32,20 @@ from dicomvol.dicom.header import (
     sop_name,
 )
 from dicomvol.dicom.lean import read_lean
+from dicomvol.dicom.leanmf import read_enhanced
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Candidate
+from dicomvol.inputs.heads import parse_heads
 from dicomvol.model.derived import DerivedObject
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
+from dicomvol.options import StorageOptions
 
 log = logging.getLogger(__name__)
+
+#: Attributes of the Image Pixel module: a header holding one describes pixels it must have.
+IMAGE_PIXEL_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "PixelRepresentation",
+                        "SamplesPerPixel", "PhotometricInterpretation")
 
 
 @dataclass
@@ -70,31 +79,46 @@ class IndexTask:
 
     candidates: tuple[Candidate, ...]
     names: tuple[str, ...] = ()
+    storage: StorageOptions | None = None  # how a worker builds its object-store client
 
 
 def index_task(task: IndexTask) -> IndexResult:
     """:func:`index_files` for a picklable task (the unit a worker process runs)."""
+    if task.storage is not None:
+        fs.configure(task.storage)
     return index_files(task.candidates, task.names)
 
 
 def index_files(candidates: Iterable[Candidate], names: Sequence[str] = ()) -> IndexResult:
-    """Index every candidate; never raises for a bad file (it is recorded)."""
+    """Index every candidate; never raises for a bad file (it is recorded).
+
+    Objects (URLs) are read in concurrent batches of range requests
+    (:func:`dicomvol.inputs.heads.parse_heads`).
+    """
     result = IndexResult()
-    for cand in candidates:
-        result.extend(index_file(cand, names))
+    cands = list(candidates)
+    objects = [c for c in cands if fs.is_url(c.path)]
+    for part in parse_heads(objects, lambda c, fp: index_file(c, names, stream=fp),
+                            lambda c, why: IndexResult(errors=[FileError(c.path, c.rel, why)])):
+        result.extend(part)
+    for cand in cands:
+        if not fs.is_url(cand.path):
+            result.extend(index_file(cand, names))
     return result
 
 
-def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True) -> IndexResult:
+def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True,
+               stream: BinaryIO | None = None) -> IndexResult:
     """Index one file into frame records, an ignored entry or an error.
 
     ``names`` are header keywords the records carry for output names. With
     ``lean=False`` pydicom reads every file (the lean reader is tested
-    against this).
+    against this). ``stream`` is the file's content already open (e.g. the
+    first bytes of an object), read instead of opening ``cand.path``.
     """
     result = IndexResult()
     try:
-        with fs.open_input(cand.path) as fp:
+        with nullcontext(stream) if stream is not None else fs.open_input(cand.path) as fp:
             _index_stream(fp, cand, tuple(names), result, lean)
     except OSError as exc:
         result.errors.append(FileError(cand.path, cand.rel,
@@ -129,15 +153,39 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
         if _index_lean(fp, size, cand, names, result):
             return
         fp.seek(0)
+        if _index_enhanced(fp, size, cand, names, result):
+            return
+        fp.seek(0)
     try:
         ds, pixel_info = read_header_from(stream, gzipped)
     except NotDicomError as exc:
-        result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
+        damage = damaged_image(stream, fs.stream_size(stream))
+        if damage is not None:  # a damaged image, not "not DICOM"
+            result.errors.append(FileError(cand.path, cand.rel, damage))
+        else:
+            result.ignored.append(IgnoredFile(cand.path, cand.rel, str(exc)))
         return
     except (HeaderError, PixelDataError) as exc:
         result.errors.append(FileError(cand.path, cand.rel, str(exc)))
         return
-    _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+    try:
+        if pixel_info is None and not _is_index_object(ds):
+            damage = damaged_image(stream, fs.stream_size(stream), ds)
+            if damage is not None:  # the header ends before PixelData: not "no pixel data"
+                result.errors.append(FileError(cand.path, cand.rel, damage))
+                return
+        _index_dataset(ds, pixel_info, gzipped, cand, names, result)
+    except Exception as exc:  # a value pydicom cannot convert (e.g. an unknown VR)
+        log.debug("%s: header not understood", cand.path, exc_info=True)
+        result.errors.append(FileError(cand.path, cand.rel, "header not understood: "
+                                       f"{type(exc).__name__}: {exc}"))
+
+
+def _is_index_object(ds: Dataset) -> bool:
+    """DICOMDIR or RTSTRUCT: objects without top-level pixels, whatever they embed."""
+    sop_class = str(ds.get("SOPClassUID", "") or meta_value(ds, "MediaStorageSOPClassUID"))
+    return (sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds
+            or is_rtstruct(sop_class))
 
 
 def index_split(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
@@ -177,6 +225,13 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
         return
     if pixel_info is None:
         name = sop_name(sop_class)
+        pixel_module = [k for k in IMAGE_PIXEL_KEYWORDS if k in ds]
+        if pixel_module or name.endswith("Image Storage"):  # an image without its pixels
+            what = ", ".join(pixel_module[:2]) or "an image SOP class"
+            result.errors.append(FileError(cand.path, cand.rel, (
+                f"image header ({name}, {what}) but no Pixel Data: the file ends before "
+                "it (truncated?)")))
+            return
         result.ignored.append(
             IgnoredFile(cand.path, cand.rel, f"no pixel data ({name})", sop_uid or None))
         return
@@ -206,6 +261,27 @@ def _index_rtstruct(ds: Dataset, cand: Candidate, names: tuple[str, ...],
         log.debug("%s: structure set not understood", cand.path, exc_info=True)
         result.errors.append(FileError(cand.path, cand.rel, "structure set not understood: "
                                        f"{type(exc).__name__}: {exc}"))
+
+
+def _index_enhanced(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],
+                    result: IndexResult) -> bool:
+    """Enhanced MR in explicit VR LE, read by :mod:`dicomvol.dicom.leanmf`; False: pydicom."""
+    found = read_enhanced(fp)
+    if found is None:
+        return False
+    header, tag_offset, value_offset, length = found
+    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
+    lean: Any = header
+    try:
+        if not header.get("SOPInstanceUID"):
+            return False
+        check_pixel_length(lean, info)
+        frames = frame_records(lean, cand, info, False, names)
+    except Exception:  # anything unexpected (errors too): pydicom decides, with its message
+        log.debug("%s: lean enhanced path failed; using pydicom", cand.path, exc_info=True)
+        return False
+    result.frames.extend(frames)
+    return True
 
 
 def _index_lean(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],

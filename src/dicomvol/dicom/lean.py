@@ -14,6 +14,8 @@ built by the same code either way.
 
 from __future__ import annotations
 
+import functools
+import logging
 import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -22,16 +24,24 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dicomvol.dicom.values import vendor
 
+log = logging.getLogger(__name__)
+
 #: Bytes read first; a longer header is read in full on demand.
 _HEAD_BYTES = 32768
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
              b"UV"}
+#: Every explicit VR (PS3.5 6.2); any other two bytes send the file to pydicom.
+_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO",
+                   b"LT", b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ",
+                   b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT",
+                   b"UV"})
 _PIXEL_TAG = 0x7FE00010
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+_NUMERIC_SIZE = {vr: struct.calcsize(code) for vr, code in _NUMERIC.items()}
 
 #: Keywords the index reads from a single-frame header.
 KEYWORDS = (
@@ -44,10 +54,21 @@ KEYWORDS = (
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "GantryDetectorTilt",
     "DiffusionBValue", "DiffusionGradientOrientation", "Manufacturer", "FrameOfReferenceUID",
     "AcquisitionDate", "AcquisitionDateTime",
+    "InPlanePhaseEncodingDirection", "PatientPosition", "ImageComments",
     # for output names
     "PatientID", "StudyDate", "StudyID", "ProtocolName", "SeriesTime", "BodyPartExamined",
 )
+#: Private elements read as ``(group, element)`` keys: the GE diffusion encoding, which
+#: :func:`dicomvol.dicom.private.private_value` finds by its creator; value: (name, VR).
+PRIVATE_TAGS: dict[int, tuple[str, str]] = {
+    0x00430010: ("(0043,0010)", "LO"), 0x00431039: ("(0043,1039)", "IS"),
+    0x00190010: ("(0019,0010)", "LO"), 0x001910BB: ("(0019,10BB)", "DS"),
+    0x001910BC: ("(0019,10BC)", "DS"), 0x001910BD: ("(0019,10BD)", "DS"),
+}
 _TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
+_TAGS.update({tag: name for tag, (name, _) in PRIVATE_TAGS.items()})
+#: Siemens (0019,xx0C) diffusion b-value (XA classic): such files go to pydicom.
+_SIEMENS_B = 0x0019100C
 #: Top-level elements whose presence sends the file to pydicom.
 _FALLBACK_TAGS = {
     0x52009229,  # SharedFunctionalGroupsSequence
@@ -64,12 +85,28 @@ class LeanHeader:
         self._values = values
         self.file_meta = {"TransferSyntaxUID": transfer_syntax}
 
-    def get(self, keyword: str, default: Any = None) -> Any:
-        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``."""
+    def get(self, keyword: str | tuple[int, int], default: Any = None) -> Any:
+        """The converted value of ``keyword`` (str, list of str or numbers), or ``default``.
+
+        A ``(group, element)`` key of :data:`PRIVATE_TAGS` gives an element-like
+        object with ``.value`` (as pydicom's ``Dataset.get`` of a tag does).
+        """
+        if isinstance(keyword, tuple):
+            value = self._values.get(f"({keyword[0]:04X},{keyword[1]:04X})")
+            return default if value is None else _Element(value)
         return self._values.get(keyword, default)
 
     def __contains__(self, keyword: str) -> bool:
         return keyword in self._values
+
+
+class _Element:
+    """The ``.value`` of a private element, as pydicom's ``DataElement`` offers it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
@@ -92,45 +129,59 @@ def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
         Never raises for malformed content.
     """
     try:
-        return _read_lean(fp, size, _tags_for(tuple(keywords)))
+        return _read_lean(fp, size, _table(tuple(keywords)))
     except (struct.error, ValueError, IndexError):
+        return None
+    except Exception:  # anything else (MemoryError from an absurd length, ...): pydicom decides
+        log.debug("lean reader declined after %s", "an unexpected error", exc_info=True)
         return None
 
 
-def _tags_for(extra: tuple[str, ...]) -> dict[int, str]:
-    """Tag -> keyword for :data:`KEYWORDS` plus ``extra`` (unknown keywords are ignored)."""
-    if not extra:
-        return _TAGS
+@functools.lru_cache(maxsize=64)
+def _table(extra: tuple[str, ...]) -> dict[int, Any]:
+    """The walk's table for :data:`KEYWORDS` plus ``extra`` (unknown keywords are ignored).
+
+    Swapped tag (see :data:`_EXPLICIT`) -> (keyword, implicit VR), or a stop marker for
+    PixelData and :data:`_FALLBACK_TAGS` (which win over a keyword of the same tag).
+    """
     tags = dict(_TAGS)
     for keyword in extra:
         tag = tag_for_keyword(keyword)
         if tag is not None:
             tags[int(tag)] = keyword
-    return tags
+    table: dict[int, Any] = {_swapped(tag): (keyword, _implicit_vr(tag))
+                             for tag, keyword in tags.items()}
+    table.update({_swapped(tag): _STOP_FALLBACK for tag in _FALLBACK_TAGS})
+    table[_swapped(_PIXEL_TAG)] = _STOP_PIXELS
+    table[_swapped(_SIEMENS_B)] = ("siemens b", "LO")  # only its presence matters
+    return table
 
 
 def _read_lean(fp: BinaryIO, size: int,
-               tags: dict[int, str]) -> tuple[LeanHeader, int, int, int] | None:
+               table: dict[int, Any]) -> tuple[LeanHeader, int, int, int] | None:
     buf = fp.read(_HEAD_BYTES)
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
-    meta_end, ts = _meta(buf)
+    meta_end, ts = read_meta(buf)
     if ts not in (_EXPLICIT_LE, _IMPLICIT_LE) or meta_end is None:
         return None
-    found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
+    found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
     if found is None and len(buf) < size:
         buf += fp.read()
-        found = _walk(buf, meta_end, ts == _IMPLICIT_LE, tags)
-    if found is None:
+        found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
+    if not isinstance(found, tuple):
         return None
     values, tag_offset, value_offset, pixel_length = found
     image_type = values.get("ImageType") or ""
-    if "MOSAIC" in image_type or vendor(values.get("Manufacturer")) == "Philips":
+    maker = vendor(values.get("Manufacturer"))
+    if "MOSAIC" in image_type or maker == "Philips":
         return None
+    if maker == "Siemens" and ("DIFFUSION" in image_type or "siemens b" in values):
+        return None  # diffusion in the CSA header or (0019,xx0E): pydicom reads those
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 
 
-def _meta(buf: bytes) -> tuple[int | None, str]:
+def read_meta(buf: bytes) -> tuple[int | None, str]:
     """End offset of the file meta group and the transfer syntax."""
     pos, ts, end = 132, "", None
     while pos + 8 <= len(buf):
@@ -138,6 +189,8 @@ def _meta(buf: bytes) -> tuple[int | None, str]:
         if group != 0x0002:
             return pos, ts
         vr = buf[pos + 4:pos + 6]
+        if vr not in _VRS:  # a damaged meta group: pydicom decides
+            return None, ""
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", buf, pos + 8)
             start = pos + 12
@@ -151,39 +204,107 @@ def _meta(buf: bytes) -> tuple[int | None, str]:
     return end, ts
 
 
-_EXPLICIT = struct.Struct("<HH2sH")  # tag, VR, 16-bit length
-_IMPLICIT = struct.Struct("<HHI")  # tag, 32-bit length
+#: One element header as little-endian unsigned ints. A tag read as one uint32 has its
+#: halves swapped (element << 16 | group), so the walk keys its tables by swapped tags and
+#: never shifts; a VR read as a uint16 is compared with the codes of :data:`_LONG_VRS`.
+_EXPLICIT = struct.Struct("<IHH")  # swapped tag, VR code, 16-bit length
+_IMPLICIT = struct.Struct("<II")  # swapped tag, 32-bit length
 _U32 = struct.Struct("<I")
+_LONG_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _LONG_VRS)
+_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _VRS)
+#: Markers in a walk table (besides a (keyword, implicit VR) pair).
+_STOP_PIXELS, _STOP_FALLBACK = "pixels", "fallback"
+
+
+def _swapped(tag: int) -> int:
+    """A (group << 16 | element) tag as a little-endian uint32 read gives it."""
+    return ((tag & 0xFFFF) << 16) | (tag >> 16)
 
 
 def _walk(buf: bytes, pos: int, implicit: bool,
-          tags: dict[int, str]) -> tuple[dict[str, Any], int, int, int] | None:
-    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd."""
+          table: dict[int, Any]) -> tuple[dict[str, Any], int, int, int] | bool | None:
+    """Top-level elements up to PixelData; None if the buffer ends first or a case is odd,
+    False at an element that sends the file to pydicom (multi-frame, DICOMDIR).
+
+    The hot loop of indexing (a GE header has ~340 top-level elements, most of them
+    private): per element one ``unpack_from``, one set and one dict lookup; only the
+    elements of ``table`` are decoded. Only a long VR can have an undefined length.
+    """
+    if implicit:
+        return _walk_implicit(buf, pos, table)
     values: dict[str, Any] = {}
     n = len(buf)
-    fallback = _FALLBACK_TAGS
-    long_vrs = _LONG_VRS
-    while pos + 8 <= n:
-        if implicit:
-            group, elem, length = _IMPLICIT.unpack_from(buf, pos)
-            start = pos + 8
-            raw_vr = b""
-        else:
-            group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
-            if raw_vr in long_vrs:
-                if pos + 12 > n:
-                    return None
-                (length,) = _U32.unpack_from(buf, pos + 8)
-                start = pos + 12
-            else:
-                start = pos + 8
-        tag = (group << 16) | elem
-        if tag == _PIXEL_TAG:
-            return values, pos, start, length
-        if tag in fallback:
+    last = n - 8  # the last offset where an element header fits
+    unpack = _EXPLICIT.unpack_from
+    u32 = _U32.unpack_from
+    long_vrs, vrs = _LONG_VR_CODES, _VR_CODES
+    get = table.get
+    pixels, fallback, undefined = _STOP_PIXELS, _STOP_FALLBACK, _UNDEFINED
+    while pos <= last:
+        tag, vr, length = unpack(buf, pos)
+        if vr not in vrs:  # not a VR: damaged or odd, pydicom decides
             return None
-        if length == _UNDEFINED:
-            end = _skip_undefined(buf, start, implicit)
+        if vr in long_vrs:
+            if pos + 12 > n:
+                return None
+            (length,) = u32(buf, pos + 8)
+            start = pos + 12
+            if length == undefined:
+                action = get(tag)
+                if action is pixels:
+                    return values, pos, start, length
+                if action is fallback:
+                    return False
+                end = _skip_undefined(buf, start, False)
+                if end is None:
+                    return None
+                pos = end
+                continue
+        else:
+            start = pos + 8
+        action = get(tag)
+        if action is None:
+            pos = start + length  # past the buffer: the loop ends, None
+            continue
+        if action is pixels:
+            return values, pos, start, length
+        if action is fallback:
+            return False  # pydicom's case: no need to read the rest of the file
+        end = start + length
+        if end > n:
+            return None
+        vr_name = buf[pos + 4:pos + 6].decode("ascii", "replace")
+        value = convert_value(buf[start:end], vr_name)
+        if value is not None:
+            values[action[0]] = value
+        elif length % _NUMERIC_SIZE.get(vr_name, 1):
+            return None  # a number of the wrong length: damaged, pydicom decides
+        pos = end
+    return None
+
+
+def _walk_implicit(buf: bytes, pos: int, table: dict[int, Any]
+                   ) -> tuple[dict[str, Any], int, int, int] | bool | None:
+    """:func:`_walk` for implicit VR little endian (VRs from the dictionary)."""
+    values: dict[str, Any] = {}
+    n = len(buf)
+    last = n - 8
+    unpack = _IMPLICIT.unpack_from
+    get = table.get
+    pixels, fallback, undefined = _STOP_PIXELS, _STOP_FALLBACK, _UNDEFINED
+    while pos <= last:
+        tag, length = unpack(buf, pos)
+        start = pos + 8
+        action: Any = get(tag)
+        if action is None and length != undefined:
+            pos = start + length
+            continue
+        if action is pixels:
+            return values, pos, start, length
+        if action is fallback:
+            return False  # pydicom's case: no need to read the rest of the file
+        if length == undefined:
+            end = _skip_undefined(buf, start, True)
             if end is None:
                 return None
             pos = end
@@ -191,12 +312,11 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         pos = start + length
         if pos > n:
             return None
-        keyword = tags.get(tag)
-        if keyword is not None:
-            vr = raw_vr.decode("ascii", "replace") if raw_vr else _implicit_vr(tag)
-            value = _convert(buf[start:pos], vr)
-            if value is not None:
-                values[keyword] = value
+        value = convert_value(buf[start:pos], action[1])
+        if value is not None:
+            values[action[0]] = value
+        elif length % _NUMERIC_SIZE.get(action[1], 1):
+            return None  # a number of the wrong length: damaged, pydicom decides
     return None
 
 
@@ -257,13 +377,15 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int | None:
 
 
 def _implicit_vr(tag: int) -> str:
+    if tag in PRIVATE_TAGS:
+        return PRIVATE_TAGS[tag][1]
     try:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
 
 
-def _convert(raw: bytes, vr: str) -> Any:
+def convert_value(raw: bytes, vr: str) -> Any:
     """A raw value as pydicom would give it for the VRs indexing reads."""
     if vr in _NUMERIC:
         code = _NUMERIC[vr]

@@ -26,6 +26,13 @@ def private_value(ds: Any, group: int, creator: str, offset: int) -> Any:
     creator (some anonymisers drop creators), falls back to the conventional
     element (group, 0x10<offset>) if no other creator owns block 0x10.
     """
+    try:  # the common layout first: the creator owns block 0x10 (two dict look-ups)
+        owner = ds.get((group, 0x0010))
+        if owner is not None and str(owner.value).strip() == creator:
+            elem = ds.get((group, 0x1000 | offset))
+            return None if elem is None else elem.value
+    except Exception:  # a malformed element: look the block up by its creator below
+        pass
     try:
         return ds.private_block(group, creator)[offset].value
     except (KeyError, AttributeError, ValueError):

@@ -1,14 +1,15 @@
-"""Discover candidate files under input paths (no parsing beyond a peek)."""
+"""Discover candidate files under input paths and URL prefixes (no parsing, no reads)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomvol.errors import UsageError
+from dicomvol.inputs import fs
 
 log = logging.getLogger(__name__)
 
@@ -20,24 +21,56 @@ class Candidate:
     Attributes
     ----------
     path : str
-        Absolute path of the file.
+        Absolute path of the file, or the object's URL.
     rel : str
         Path relative to the input it was found under (for a file given
-        directly: its name). Reports and sidecars name files by this.
+        directly: its name; for an object: its URL). Reports and sidecars
+        name files by this.
+    size : int or None
+        The object's size from its listing (None for local files: not needed).
     """
 
     path: str
     rel: str
+    size: int | None = None
+
+
+@dataclass
+class Discovered:
+    """What the inputs hold: candidates, objects that are not ``.dcm`` and bad manifest lines.
+
+    Attributes
+    ----------
+    candidates : list of Candidate
+    ignored : list of (str, str)
+        ``(url, reason)`` for listed objects that are not ``.dcm`` (IDC stores
+        every instance as ``<crdc_instance_uuid>.dcm``).
+    problems : list of (str, str)
+        ``(where, why)`` for manifest lines that name no input.
+    idc_ids : list of str
+        IDC identifiers manifests listed (resolved by the caller).
+    """
+
+    candidates: list[Candidate] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    idc_ids: list[str] = field(default_factory=list)
 
 
 def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Candidate]:
-    """Walk files and folders recursively and list every regular file.
+    """The candidates of :func:`discover_all` (see there)."""
+    return discover_all(inputs).candidates
+
+
+def discover_all(inputs: Iterable[str | os.PathLike[str]]) -> Discovered:
+    """Walk files, folders and URL prefixes recursively and list every regular file.
 
     An input that is a manifest (``.txt``, ``.csv``, ``.parquet``: see
-    :mod:`dicomvol.inputs.manifest`) stands for the paths it lists. Hidden files and
+    :mod:`dicomvol.inputs.manifest`) stands for the inputs it lists. Hidden files and
     folders (starting with ``.``) are skipped. Symbolic links
     to files are followed; links to folders are not (no cycles). Each file is
-    listed once even when inputs overlap.
+    listed once even when inputs overlap. A URL prefix is listed once (one
+    LIST); only its ``.dcm`` objects are candidates.
 
     Raises
     ------
@@ -46,42 +79,99 @@ def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Candidate]:
     """
     from dicomvol.inputs.manifest import is_manifest, read_manifest
 
-    seen: set[str] = set()
-    found: list[Candidate] = []
-    roots: list[Path] = []
+    out = Discovered()
+    roots: list[str] = []
     for raw in inputs:
+        if fs.is_url(raw):
+            roots.append(str(raw))
+            continue
         root = Path(raw)
         if not root.exists():
             raise UsageError(f"input not found: {root}")
         if is_manifest(root):
             listed = read_manifest(root)
-            missing = [str(p) for p in listed if not p.exists()]
-            if missing:
-                raise UsageError(f"manifest {root} lists {len(missing)} missing path(s), "
-                                 f"e.g. {missing[0]}")
-            roots.extend(listed)
+            if listed.missing:
+                raise UsageError(f"manifest {root} lists {len(listed.missing)} missing path(s), "
+                                 f"e.g. {listed.missing[0]}")
+            roots.extend(listed.entries)
+            out.problems.extend(listed.problems)
+            out.idc_ids.extend(listed.idc_ids)
+            if listed.idc_ids:  # crdc_series_uuid / SeriesInstanceUID columns: the index
+                from dicomvol.inputs.idc import resolve
+
+                roots.extend(s.s3_url for s in resolve(listed.idc_ids))
         else:
-            roots.append(root)
-    for root in roots:
-        for path, rel in _walk(root):
-            real = os.path.realpath(path)
+            roots.append(str(root))
+    seen: set[str] = set()
+    for entry in roots:
+        if fs.is_url(entry):
+            _add_objects(entry, out, seen)
+            continue
+        for path, rel, real in _walk(Path(entry)):
             if real in seen:
                 continue
             seen.add(real)
-            found.append(Candidate(path=os.path.abspath(path), rel=rel))
-    log.debug("discovered %d files", len(found))
-    return found
+            out.candidates.append(Candidate(path=path, rel=rel))
+    log.debug("discovered %d files", len(out.candidates))
+    return out
 
 
-def _walk(root: Path) -> Iterator[tuple[str, str]]:
+def _add_objects(url: str, out: Discovered, seen: set[str]) -> None:
+    """The objects under a URL prefix: ``.dcm`` ones are candidates, the rest ignored."""
+    objects = fs.list_objects(url)
+    if not objects:
+        out.problems.append((url, "no objects under this URL"))
+    for name, nbytes in objects:
+        if name in seen:
+            continue
+        seen.add(name)
+        if name.lower().endswith(".dcm"):
+            out.candidates.append(Candidate(path=name, rel=name, size=nbytes))
+        else:
+            out.ignored.append((name, "not a .dcm object"))
+
+
+def _walk(root: Path) -> Iterator[tuple[str, str, str]]:
+    """(absolute path, path relative to ``root``, real path) of every file under ``root``.
+
+    Top-down, names sorted per folder, a folder's files before its subfolders (the order
+    of ``os.walk``). One ``scandir`` per folder and no system call per regular file: the
+    absolute and real paths of a file are its folder's plus its name (a folder reached
+    here is never a link, so its real path is its parent's plus its name); only a link
+    to a file is resolved on its own.
+    """
     if root.is_file():
-        yield str(root), root.name
+        yield os.path.abspath(root), root.name, os.path.realpath(root)
         return
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
+    base = os.path.abspath(root)
+    stack = [(base, os.path.realpath(base), "")]
+    while stack:
+        folder, real, rel = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")),
+                                 key=lambda e: e.name)
+        except OSError:  # unreadable folder: skipped, as os.walk does
+            continue
+        folders = []
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink():  # links to folders are not followed
+                    folders.append(name)
                 continue
-            full = os.path.join(dirpath, name)
-            if os.path.isfile(full):
-                yield full, os.path.relpath(full, root)
+            try:
+                is_file = entry.is_file()
+            except OSError:
+                is_file = False
+            if not is_file:  # broken links, sockets, fifos
+                continue
+            path = os.path.join(folder, name)
+            yield (path, rel + name,
+                   os.path.realpath(path) if entry.is_symlink() else os.path.join(real, name))
+        stack.extend((os.path.join(folder, name), os.path.join(real, name), f"{rel}{name}{os.sep}")
+                     for name in reversed(folders))

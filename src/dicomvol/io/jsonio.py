@@ -11,9 +11,9 @@ from dicomvol.io.atomic import atomic_path
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temporary file in the same folder, then rename it into place."""
+    text = json.dumps(obj, indent=2, default=json_default)  # one write, not one per token
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fp:
-        json.dump(obj, fp, indent=2, default=json_default)
-        fp.write("\n")
+        fp.write(text + "\n")
 
 
 def json_default(obj: Any) -> Any:

@@ -39,9 +39,10 @@ IGZIP_LEVEL = 2
 ZLIB_LEVEL = 1
 #: NIfTI-1 data offset (348-byte header + 4-byte extension flag).
 VOX_OFFSET = 352
-#: What a 4D volume's 4th axis may order for pixdim[4] to be the RepetitionTime.
+#: What a 4D volume's 4th axis may order for pixdim[4] to be the RepetitionTime (diffusion
+#: volumes too: one per TR, as dcm2niix writes them).
 TEMPORAL_AXES = frozenset({"temporal position", "acquisition number", "acquisition time",
-                           "trigger time", "instance number"})
+                           "trigger time", "instance number", "diffusion"})
 
 
 @dataclass(frozen=True, eq=False)

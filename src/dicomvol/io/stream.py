@@ -110,11 +110,19 @@ def _slices(plan: VolumePlan, mode: PixelMode, threads: int,
         for frame in frames:
             yield _slice_bytes(frame, mode, sources)
         return
-    from concurrent.futures import ProcessPoolExecutor
-    from itertools import repeat
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=threads) as pool:
-        window = threads * _READ_AHEAD * 4
-        for start in range(0, len(frames), window):
-            part = frames[start:start + window]
-            yield from pool.map(_slice_bytes, part, repeat(mode), chunksize=_READ_AHEAD)
+        # A sliding window, one slice per task: a worker never waits for the slowest slice
+        # of a batch (a decode takes tens of ms; its pickled result is one slice).
+        todo = iter(frames)
+        pending: deque[Future[bytes]] = deque(
+            pool.submit(_slice_bytes, frame, mode) for _, frame in zip(
+                range(threads * _READ_AHEAD), todo, strict=False))
+        while pending:
+            plane = pending.popleft().result()
+            following = next(todo, None)
+            if following is not None:
+                pending.append(pool.submit(_slice_bytes, following, mode))
+            yield plane

@@ -36,12 +36,14 @@ multi-valued attribute is left out, never raised.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -77,12 +79,26 @@ _RP = "RadiopharmaceuticalInformationSequence/"
 # --- value access -------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=512)
+def _tag_of(keyword: str) -> int | None:
+    """The tag of a dictionary keyword (None if unknown)."""
+    tag = tag_for_keyword(keyword)
+    return None if tag is None else int(tag)
+
+
 def _raw(item: Any, keyword: str) -> Any:
-    """Return the value of ``keyword`` in ``item`` (None if absent or unreadable)."""
+    """Return the value of ``keyword`` in ``item`` (None if absent or unreadable).
+
+    Most of the ~100 keywords the sidecar looks up (three times each: top level and the
+    two functional-group sequences) are absent from a given header; for a ``Dataset``
+    that is one look-up in its element dict, without pydicom's ``get`` machinery.
+    """
+    if isinstance(item, Dataset):
+        tag = _tag_of(keyword)
+        if tag is not None and tag not in item.keys():  # noqa: SIM118 (no Tag() per call)
+            return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns about invalid values
-            return item.get(keyword)
+        return item.get(keyword)  # bids_metadata silences pydicom's invalid-value warnings
     except Exception:
         return None
 
@@ -429,11 +445,13 @@ def bids_metadata(ds: Dataset) -> dict[str, Any]:
     {'Modality': 'MR', 'EchoTime': 0.03}
     """
     metadata: dict[str, Any] = {}
-    for key, getter in _FIELDS:
-        try:
-            value = getter(ds)
-        except Exception:
-            value = None
-        if value is not None:
-            metadata[key] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about invalid values
+        for key, getter in _FIELDS:
+            try:
+                value = getter(ds)
+            except Exception:
+                value = None
+            if value is not None:
+                metadata[key] = value
     return metadata

@@ -134,16 +134,23 @@ def fsl_bvec(direction_lps: ArrayLike | None, orientation: ArrayLike) -> Vec3:
 
 def plan_diffusion(plan: VolumePlan, sources: JobSources | None = None
                    ) -> list[Diffusion | None] | None:
-    """The (b, LPS direction) of each volume of a 4D plan, from its first frame's header.
+    """The (b, LPS direction) of each volume of a 4D plan, from its first frame.
 
     None when the plan is not 4D, is resampled, or no volume carries a b > 0.
-    Headers come from ``sources`` (an enhanced file holds every volume: it is
-    parsed once). Read before the pixels, so that no file is opened twice.
+    The records carry what :func:`dicomvol.dicom.diffusion.read_diffusion` read
+    at indexing; only records without it (none today) send the job back to the
+    headers, from ``sources`` (read before the pixels, so that no file is
+    opened twice).
     """
     if len(plan.frames) < 2 or plan.resample is not None:
         return None
-    sources = sources if sources is not None else JobSources()
-    found = [_frame_diffusion(vol[0], sources) for vol in plan.frames]
+    firsts = [vol[0] for vol in plan.frames]
+    if all(f.diffusion_source for f in firsts):  # read at indexing by the same function
+        found: list[Diffusion | None] = [
+            (f.diffusion_b or 0.0, f.diffusion_direction) for f in firsts]
+    else:
+        sources = sources if sources is not None else JobSources()
+        found = [_frame_diffusion(f, sources) for f in firsts]
     if not any(d is not None and d[0] > 0 for d in found):
         return None
     return found
@@ -182,3 +189,22 @@ def _frame_diffusion(frame: FrameRecord, sources: JobSources) -> Diffusion | Non
     except HeaderError as exc:
         log.warning("%s: diffusion direction unavailable: %s", frame.rel, exc)
         return None
+
+
+def sidecar_keys(plan: VolumePlan) -> dict[str, Any]:
+    """Sidecar keys naming where the plan's diffusion encoding was read, and its derived kind.
+
+    ``DiffusionGradientSource``: the header source of the b-values and vectors
+    (one of :data:`dicomvol.dicom.diffusion.SOURCES`; a list when volumes differ),
+    dcm2niix has no such key. ``DiffusionDerivedImage``: ``"trace"``, ``"ADC"``,
+    ``"FA"`` or ``"eADC"`` for a derived image written apart from the DWI 4D.
+    """
+    frames = [vol[0] for vol in plan.frames]
+    sources = sorted({f.diffusion_source for f in frames if f.diffusion_source})
+    out: dict[str, Any] = {}
+    if sources and any(f.diffusion_b for f in frames):
+        out["DiffusionGradientSource"] = sources[0] if len(sources) == 1 else sources
+    kinds = sorted({f.diffusion_derived for f in frames if f.diffusion_derived})
+    if kinds:
+        out["DiffusionDerivedImage"] = kinds[0] if len(kinds) == 1 else kinds
+    return out

@@ -14,6 +14,7 @@ from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.header import merged_header
 from dicomvol.errors import DicomvolError
 from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS, bids_metadata
+from dicomvol.metadata.diffusion import sidecar_keys as diffusion_sidecar_keys
 from dicomvol.metadata.slicetiming import slice_timing
 from dicomvol.model.detail import checks_json
 from dicomvol.model.plan import VolumePlan
@@ -106,6 +107,7 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
     })
     if plan.label:
         meta["VolumeLabel"] = plan.label
+    meta.update(diffusion_sidecar_keys(plan))
     return meta
 
 

@@ -56,7 +56,7 @@ class SliceGeometry:
         m = np.eye(4)
         m[:3, 0] = row * self.pixel_spacing[1]
         m[:3, 1] = col * self.pixel_spacing[0]
-        m[:3, 2] = np.cross(row, col)
+        m[:3, 2] = cross3(row, col)
         m[:3, 3] = self.position
         return m
 
@@ -67,22 +67,34 @@ def directions(orientation: Sequence[float]) -> tuple[FloatArray, FloatArray]:
     return o[:3], o[3:6]
 
 
+def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
+    """a x b of two 3-vectors, shape (3,): the numbers ``np.cross`` gives (the same three
+    products and differences in float64), without its per-call overhead (~20 us)."""
+    a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
+    b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
 def slice_normal(orientation: Sequence[float]) -> FloatArray:
     """Unit slice normal, row x column direction, shape (3,)."""
     row, col = directions(orientation)
-    n = np.cross(row, col)
+    n = cross3(row, col)
     norm = float(np.linalg.norm(n))
     return n / norm if norm > 0 else n
 
 
 def same_orientation(a: Sequence[float], b: Sequence[float]) -> bool:
     """True when every IOP component differs by less than SAME_ORIENTATION_TOLERANCE."""
+    if a == b and all(map(math.isfinite, a)):  # the common case, called per frame
+        return True
     return len(a) == len(b) and all(
         abs(x - y) < SAME_ORIENTATION_TOLERANCE for x, y in zip(a, b, strict=True))
 
 
 def same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
     """True when both PixelSpacing values agree within SAME_PIXEL_SPACING_TOLERANCE_MM."""
+    if a == b and all(map(math.isfinite, a)):
+        return True
     return len(a) == len(b) and all(
         abs(x - y) < SAME_PIXEL_SPACING_TOLERANCE_MM for x, y in zip(a, b, strict=True))
 
@@ -109,7 +121,7 @@ def obliquity_degrees(orientation: Sequence[float]) -> float:
     """
     row, col = directions(orientation)
     worst = 0.0
-    for axis in (row, col, np.cross(row, col)):
+    for axis in (row, col, cross3(row, col)):
         norm = float(np.linalg.norm(axis))
         if norm == 0:
             return 90.0
@@ -266,7 +278,7 @@ def is_exact(affine: FloatArray, frames: Sequence[FrameRecord]) -> bool:
 def shear_degrees(affine: FloatArray) -> float:
     """Angle (degrees) between the slice step (column 2) and the slice normal."""
     step = affine[:3, 2]
-    n = np.cross(affine[:3, 0], affine[:3, 1])
+    n = cross3(affine[:3, 0], affine[:3, 1])
     denom = float(np.linalg.norm(step) * np.linalg.norm(n))
     if denom == 0:
         return 0.0

@@ -16,6 +16,7 @@ from dicomvol.model.derived import DerivedObject
 from dicomvol.model.detail import GeometryChecks, GeometryDetail
 from dicomvol.model.grid import VolumeGeometry
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
+from dicomvol.model.slide import SlideInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +146,7 @@ class ScanResult:
     derived: list[DerivedPlan] = field(default_factory=list)
     #: SEG frames set aside by the planner for pairing (in ``derived`` or ``skipped`` after).
     derived_frames: list[FrameRecord] = field(default_factory=list)
+    #: Whole-slide microscopy: the slides found, and the SM frames they were made from
+    #: (every one in a slide output, ``skipped`` or, by file, ``errors`` after a run).
+    slides: list[SlideInfo] = field(default_factory=list)
+    slide_frames: list[FrameRecord] = field(default_factory=list)

@@ -150,14 +150,15 @@ class FrameReader:
 
     pydicom's :func:`~pydicom.pixels.iter_pixels` decodes only the frames asked
     for (bit-packed 1-bit SEG frames included, also when a frame does not start
-    on a byte boundary). Gzipped files are decompressed once and kept.
+    on a byte boundary). Gzipped files are decompressed once and kept; objects
+    (URLs) are fetched once and kept.
     """
 
     def __init__(self, frame: FrameRecord, sources: JobSources | None = None) -> None:
         self.path = frame.path
         self.rel = frame.rel
         self._data: bytes | None = None
-        if frame.gzipped:
+        if frame.gzipped or fs.is_url(frame.path):  # an object is fetched once, then kept
             self._data = (sources.take_bytes(frame.path) if sources is not None
                           else fs.read_bytes(frame.path))
             import gzip

@@ -1,7 +1,7 @@
 """Frames -> pixel arrays: a small native fast path, and pydicom's decoder plugins.
 
-Uncompressed little-endian single-frame files are read straight from their
-pixel offset (:func:`read_native`, tested against pydicom); everything else
+Uncompressed little-endian files (single-frame, and multi-frame in one range) are read
+straight from their pixel offset (:func:`read_native`, tested against pydicom); the rest
 is decoded by pydicom (pylibjpeg, openjpeg, libjpeg, rle, pyjpegls). When no
 installed plugin handles a transfer syntax, pydicom's own decoder registry
 names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
@@ -9,6 +9,7 @@ names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,18 @@ from dicomvol.inputs import fs
 from dicomvol.model.records import FrameRecord
 
 NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+#: One RGB voxel: NIfTI's RGB24 (datatype 128), the representation nibabel and dcm2niix
+#: use for colour volumes; a colour frame is a 2D array of these, so stacking, streaming
+#: and writing treat it like any other voxel type.
+RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
 
 def stored_dtype(frame: FrameRecord) -> np.dtype[Any]:
     """numpy dtype of the stored pixel values of a frame."""
     if frame.pixel_format:
         return np.dtype(frame.pixel_format)
+    if frame.samples_per_pixel == 3:
+        return RGB24
     bits = frame.bits_allocated if frame.bits_allocated in (8, 16, 32) else 16
     signed = frame.pixel_representation == 1
     return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
@@ -66,6 +73,35 @@ def read_native(frame: FrameRecord, sources: JobSources | None = None) -> np.nda
     return arr.reshape(frame.rows, frame.columns)
 
 
+def _native_frames(path: str, frames: list[FrameRecord], sources: JobSources | None
+                   ) -> list[tuple[FrameRecord, np.ndarray]]:
+    """Frames of a native (uncompressed little-endian) multi-frame file, read in one range."""
+    first = frames[0]
+    dtype = stored_dtype(first).newbyteorder("<")
+    per_frame = first.rows * first.columns * dtype.itemsize
+    nbytes = per_frame * first.number_of_frames
+    assert first.pixel_offset is not None
+    try:
+        raw = (sources.take_range(path, first.pixel_offset, nbytes) if sources is not None
+               else fs.read_bytes(path, first.pixel_offset, nbytes))
+    except OSError as exc:
+        raise PixelDataError(f"{first.rel}: cannot read pixel data: {exc}", path) from exc
+    if len(raw) != nbytes:
+        raise PixelDataError(f"{first.rel}: file is truncated ({len(raw) // per_frame} of "
+                             f"{first.number_of_frames} frames)", path)
+    arr = np.frombuffer(raw, dtype=dtype).reshape(first.number_of_frames, first.rows,
+                                                  first.columns)
+    if first.pixel_representation == 0 and first.bits_stored < first.bits_allocated:
+        arr = arr & np.array((1 << first.bits_stored) - 1, dtype=arr.dtype)
+    out = []
+    for frame in frames:
+        if not 1 <= frame.frame <= first.number_of_frames:
+            raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
+                                 f"{first.number_of_frames} frames", path)
+        out.append((frame, arr[frame.frame - 1]))
+    return out
+
+
 def decode(path: str, frames: list[FrameRecord],
            sources: JobSources | None = None) -> list[tuple[FrameRecord, np.ndarray]]:
     """Decode the given frames of one file (the file is read and decoded once).
@@ -84,6 +120,9 @@ def decode(path: str, frames: list[FrameRecord],
     first = frames[0]
     if len(frames) == 1 and native_ok(first):
         return [(first, read_native(first, sources))]
+    if first.number_of_frames > 1 and native_ok(replace(first, number_of_frames=1)) \
+            and first.tile is None:
+        return _native_frames(path, frames, sources)
     check_decoder(first)
     try:
         ds = sources.take_dataset(path) if sources is not None else dataset_of(path)
@@ -93,6 +132,8 @@ def decode(path: str, frames: list[FrameRecord],
     except Exception as exc:  # decoder plugins raise many types; name the file and codec
         raise PixelDataError(decode_message(first, exc), path) from exc
     arr = np.asarray(arr)
+    if first.samples_per_pixel == 3:
+        arr = as_rgb24(arr, first)
     out = []
     for frame in frames:
         if frame.tile is not None and frame.tiles_per_side:
@@ -107,6 +148,14 @@ def decode(path: str, frames: list[FrameRecord],
         else:
             out.append((frame, arr))
     return out
+
+
+def as_rgb24(arr: np.ndarray, frame: FrameRecord) -> np.ndarray:
+    """(..., Rows, Columns, 3) uint8 from pydicom (RGB) -> (..., Rows, Columns) of RGB24."""
+    if arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise PixelDataError(f"{frame.rel}: colour pixel data decoded to {arr.shape} "
+                             f"{arr.dtype}, expected (..., 3) uint8", frame.path)
+    return np.ascontiguousarray(arr).view(RGB24)[..., 0]
 
 
 def check_decoder(frame: FrameRecord) -> None:

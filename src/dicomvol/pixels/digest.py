@@ -8,9 +8,14 @@ attribute tells apart.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from dicomvol.model.records import FrameRecord
 from dicomvol.pixels.decode import decode
+
+log = logging.getLogger(__name__)
+
+_UNDECODABLE = b"undecodable:"
 
 
 class SamePixels:
@@ -21,18 +26,26 @@ class SamePixels:
     """
 
     def __init__(self) -> None:
-        self._digests: dict[tuple[str, int, int], bytes] = {}
+        self._digests: dict[tuple[str, str, int, int], bytes] = {}
 
     def digest(self, frame: FrameRecord) -> bytes:
         """SHA-256 of the frame's values (as int64 or float64) and its rescale."""
-        key = frame.key
+        key = (frame.path, *frame.key)
         if key not in self._digests:
-            for f, pixels in decode(frame.path, [frame]):
-                wide = pixels.astype("<i8" if pixels.dtype.kind in "iu" else "<f8")
-                self._digests[f.key] = hashlib.sha256(
-                    wide.tobytes() + repr((f.rescale_slope, f.rescale_intercept)).encode()
-                ).digest()
+            try:
+                for f, pixels in decode(frame.path, [frame]):
+                    wide = pixels.astype("<i8" if pixels.dtype.kind in "iu" else "<f8")
+                    self._digests[key] = hashlib.sha256(
+                        wide.tobytes() + repr((f.rescale_slope, f.rescale_intercept)).encode()
+                    ).digest()
+            except Exception:  # undecodable: like no other frame (decoding reports it later)
+                log.debug("%s: no pixel digest", frame.path, exc_info=True)
+                self._digests[key] = _UNDECODABLE + repr(key).encode()
         return self._digests[key]
+
+    def decodable(self, frame: FrameRecord) -> bool:
+        """Whether the frame's pixels decode (so that a comparison with it means something)."""
+        return not self.digest(frame).startswith(_UNDECODABLE)
 
     def __call__(self, a: FrameRecord, b: FrameRecord) -> bool:
         return self.digest(a) == self.digest(b)

@@ -8,8 +8,9 @@ Rules, in order:
 
 1. The same (SOPInstanceUID, frame) read twice is used once; the copy is skipped.
 2. SEG frames are set aside for pairing with the image they segment
-   (``ScanResult.derived_frames``). Frames that are not part of a
-   cross-sectional volume are skipped with a reason: secondary captures, microscopy and projection
+   (``ScanResult.derived_frames``), SM frames for the slide index
+   (``ScanResult.slide_frames``). Frames that are not part of a
+   cross-sectional volume are skipped with a reason: secondary captures, projection
    images, localizers, colour images, frames without position/orientation.
 3. Frames are grouped by SeriesInstanceUID, then by grid: orientation,
    Rows/Columns and PixelSpacing.
@@ -22,10 +23,14 @@ Rules, in order:
 
 from __future__ import annotations
 
+import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
+from dicomvol.constants import COLOUR_PHOTOMETRICS
 from dicomvol.model import geometry
 from dicomvol.model.derived import SEG_SOP_CLASSES
 from dicomvol.model.detail import GeometryChecks
@@ -35,6 +40,10 @@ from dicomvol.options import PlanOptions
 from dicomvol.plan.splits import SamePixels, plan_grid
 from dicomvol.plan.stacks import StackContext
 
+log = logging.getLogger(__name__)
+
+#: Whole Slide Microscopy Image Storage: set aside for the slide index (dicomvol.slide).
+SM_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 #: SOP classes that hold pixel data but are never stacked into a volume.
 NON_VOLUME_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7": "secondary capture (a screenshot, not an acquired slice)",
@@ -42,7 +51,6 @@ NON_VOLUME_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7.2": "secondary capture (a screenshot, not an acquired slice)",
     "1.2.840.10008.5.1.4.1.1.7.3": "secondary capture (a screenshot, not an acquired slice)",
     "1.2.840.10008.5.1.4.1.1.7.4": "secondary capture (a screenshot, not an acquired slice)",
-    "1.2.840.10008.5.1.4.1.1.77.1.6": "whole-slide microscopy (tiled, not a patient-space volume)",
     "1.2.840.10008.5.1.4.1.1.1": "computed radiography (a projection image)",
     "1.2.840.10008.5.1.4.1.1.1.1": "digital X-ray (a projection image)",
     "1.2.840.10008.5.1.4.1.1.1.1.1": "digital X-ray (a projection image)",
@@ -74,7 +82,7 @@ def plan_index(
     """
     options = options or PlanOptions()
     result = ScanResult(ignored=list(ignored), errors=list(errors), n_files=n_files)
-    frames, duplicates = _dedupe(frames_in)
+    frames, duplicates = _dedupe(frames_in, same_pixels)
     if options.philips_scaling == "fp":
         frames = [_philips_fp(f) for f in frames]
     result.skipped.extend(duplicates)
@@ -82,6 +90,9 @@ def plan_index(
     for frame in frames:
         if frame.sop_class_uid in SEG_SOP_CLASSES:
             result.derived_frames.append(frame)  # placed by pairing (batch), not stacked
+            continue
+        if frame.sop_class_uid == SM_SOP_CLASS:
+            result.slide_frames.append(frame)  # indexed as slides (batch/scan), not stacked
             continue
         reason = non_volume_reason(frame)
         if reason is None:
@@ -92,12 +103,25 @@ def plan_index(
     for frame in volume_frames:
         by_series[frame.series_instance_uid].append(frame)
     for uid in sorted(by_series, key=lambda u: (_series_sort_key(by_series[u]), u)):
-        plans, skipped, checks = plan_series(by_series[uid], options, same_pixels)
+        try:
+            plans, skipped, checks = plan_series(by_series[uid], options, same_pixels)
+        except Exception as exc:  # a bug or an absurd header costs this series, not the run
+            log.debug("planning series %s failed", uid, exc_info=True)
+            result.errors.extend(_series_failed(by_series[uid], exc))
+            continue
         result.plans.extend(plans)
         result.skipped.extend(skipped)
         result.series_checks[uid] = checks
     result.skipped = _collapse_instances(result.skipped, frames_in)
     return result
+
+
+def _series_failed(frames: Sequence[FrameRecord], exc: Exception) -> list[FileError]:
+    """One ``errors`` entry per file of a series that could not be planned."""
+    why = (f"internal: planning series {frames[0].series_instance_uid} failed: "
+           f"{type(exc).__name__}: {exc}")
+    files = {f.path: f.rel for f in frames}
+    return [FileError(path, rel, why) for path, rel in sorted(files.items())]
 
 
 def _philips_fp(frame: FrameRecord) -> FrameRecord:
@@ -114,17 +138,59 @@ def _series_sort_key(frames: Sequence[FrameRecord]) -> tuple[str, int]:
     return (f.study_instance_uid, f.series_number if f.series_number is not None else 1 << 30)
 
 
-def _dedupe(frames: Iterable[FrameRecord]) -> tuple[list[FrameRecord], list[SkippedFrame]]:
-    kept: dict[tuple[str, int, int], FrameRecord] = {}
+def _dedupe(frames: Iterable[FrameRecord], same_pixels: SamePixels | None = None
+            ) -> tuple[list[FrameRecord], list[SkippedFrame]]:
+    """One frame per (SOPInstanceUID, frame, tile), unless the headers tell them apart.
+
+    Frames read from several files under one UID are compared: where their
+    placement differs (series, grid, position) they are different images and
+    all are kept; at one placement, a copy (same pixels, when ``same_pixels``
+    can tell) is skipped as a duplicate, and different pixel data is a
+    conflict: the first file read is used, the others are skipped as
+    conflicting, never called copies.
+    """
+    kept: dict[tuple[Any, ...], FrameRecord] = {}
+    by_key: dict[tuple[str, int, int], list[FrameRecord]] = defaultdict(list)
     skipped = []
+    warned: set[tuple[str, str]] = set()
     for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame, f.tile or 0)):
-        first = kept.get(frame.key)
+        first = next((f for f in by_key[frame.key] if _placement(f) == _placement(frame)), None)
         if first is None:
-            kept[frame.key] = frame
-        else:
+            if by_key[frame.key]:
+                log.warning("%s and %s share SOPInstanceUID %s but are different images "
+                            "(placement differs): both kept", by_key[frame.key][0].rel,
+                            frame.rel, frame.sop_instance_uid)
+            by_key[frame.key].append(frame)
+            kept[(*frame.key, _placement(frame))] = frame
+        elif same_pixels is not None and _comparable(same_pixels, first, frame) and not (
+                same_pixels(first, frame)):
+            if (first.rel, frame.rel) not in warned:
+                warned.add((first.rel, frame.rel))
+                log.warning("%s: conflict: SOPInstanceUID %s as in %s, different pixel data",
+                            frame.rel, frame.sop_instance_uid, first.rel)
             skipped.append(SkippedFrame.of(
-                frame, f"duplicate: the same SOPInstanceUID was read from {first.rel}"))
+                frame, f"conflict: the same SOPInstanceUID as {first.rel} at the same place, "
+                "but different pixel data (not a copy; which one is right cannot be told "
+                f"from the headers): {first.rel} is used"))
+        else:
+            checked = same_pixels is not None and _comparable(same_pixels, first, frame)
+            skipped.append(SkippedFrame.of(
+                frame, f"duplicate: {'a copy of' if checked else 'the same SOPInstanceUID as'} "
+                f"{first.rel}" + (" (the same SOPInstanceUID, same pixel data)" if checked
+                                  else " (pixel data not compared)")))
     return list(kept.values()), skipped
+
+
+def _comparable(same_pixels: SamePixels, a: FrameRecord, b: FrameRecord) -> bool:
+    """Whether both frames' pixels can be compared (a comparer may say it cannot decode)."""
+    decodable = getattr(same_pixels, "decodable", None)
+    return decodable is None or bool(decodable(a) and decodable(b))
+
+
+def _placement(frame: FrameRecord) -> tuple[Any, ...]:
+    """What tells two images apart without their pixels: series, grid and position."""
+    return (frame.series_instance_uid, frame.rows, frame.columns, frame.orientation,
+            frame.position, frame.pixel_spacing)
 
 
 def non_volume_reason(frame: FrameRecord) -> str | None:
@@ -134,14 +200,24 @@ def non_volume_reason(frame: FrameRecord) -> str | None:
         return known
     if "LOCALIZER" in frame.image_type:
         return "localizer (scout) image, not part of a volume"
-    if frame.samples_per_pixel != 1:
+    if frame.samples_per_pixel != 1 and not (
+            frame.samples_per_pixel == 3 and frame.bits_allocated == 8
+            and frame.photometric in COLOUR_PHOTOMETRICS):
         return (f"colour image ({frame.photometric}, {frame.samples_per_pixel} samples per "
-                "pixel); dicomvol writes greyscale volumes")
+                f"pixel, {frame.bits_allocated} bits); dicomvol writes greyscale volumes and "
+                "8-bit RGB volumes")
     missing = [name for name, value in (("ImagePositionPatient", frame.position),
                                         ("ImageOrientationPatient", frame.orientation),
                                         ("PixelSpacing", frame.pixel_spacing)) if value is None]
     if missing:
         return f"no {', '.join(missing)}: cannot be placed in patient space"
+    garbled = [name for name, value in (("ImagePositionPatient", frame.position),
+                                        ("ImageOrientationPatient", frame.orientation),
+                                        ("PixelSpacing", frame.pixel_spacing))
+               if not all(math.isfinite(v) for v in value or ())]
+    if garbled or min(frame.pixel_spacing or (1.0,)) <= 0:
+        what = ", ".join(garbled) or f"PixelSpacing {frame.pixel_spacing}"
+        return f"{what} not finite positive numbers: cannot be placed in patient space"
     if geometry.cross_norm(frame.orientation or (0, 0, 0, 0, 0, 0)) < 0.5:
         return f"ImageOrientationPatient {frame.orientation} is degenerate"
     return None

@@ -7,6 +7,9 @@ recursively. Groups split by a temporal attribute that land on identical
 grids become one 4D volume; other splits become separate volumes. Frames
 that no attribute tells apart are ordered by InstanceNumber (GE stores 4D
 so), or, when every shared position holds copies of one image, used once.
+Diffusion is the one split that does not group by value: the acquired volumes
+(b = 0 and weighted, repeats included) become one 4D in acquisition order and
+derived images (trace, ADC, ...) their own outputs (:mod:`dicomvol.plan.dwi`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERAN
 from dicomvol.model import geometry
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord, SkippedFrame
+from dicomvol.plan import dwi
 from dicomvol.plan.stacks import StackContext, make_plan, plan_stack
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,10 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
     for name, get, temporal in SPLIT_ATTRIBUTES:
         if not any(len({_hashable(get(f)) for f in c}) > 1 for c in shared):
             continue
+        if name == "diffusion":
+            planned = _plan_diffusion(frames, ctx, same_pixels)
+            if planned is not None:
+                return planned
         values = _ordered_values(frames, get)
         parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
         sub_plans: list[list[VolumePlan]] = []
@@ -98,6 +106,45 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
     reason = (f"{n_shared} frames share {len(shared)} slice position(s) and no attribute "
               f"({', '.join(a[0] for a in SPLIT_ATTRIBUTES)}) tells them apart")
     return [], [SkippedFrame.of(f, reason) for f in frames]
+
+
+def _plan_diffusion(frames: Sequence[FrameRecord], ctx: StackContext,
+                    same_pixels: SamePixels | None
+                    ) -> tuple[list[VolumePlan], list[SkippedFrame]] | None:
+    """One 4D of the acquired diffusion volumes in acquisition order, one output per derived kind.
+
+    None (split by encoding instead) when the acquired frames do not form
+    volumes on one grid, or when there are only derived images of one kind.
+    """
+    acquired, derived = dwi.separate_derived(frames)
+    if not acquired and len(derived) < 2:
+        return None
+    plans: list[VolumePlan] = []
+    skipped: list[SkippedFrame] = []
+    volumes = dwi.acquisition_volumes(position_clusters(acquired)) if acquired else []
+    if volumes is None:
+        return None
+    if len(volumes) > 1:
+        sub_plans = []
+        for n, volume in enumerate(volumes):
+            p, s = plan_stack(volume, ctx.sub(f"_dwi{n + 1}", f"diffusion volume {n + 1}"))
+            sub_plans.append(p)
+            skipped.extend(s)
+        merged = _merge_4d(sub_plans, "diffusion", ctx, ctx.notes)
+        if merged is None:
+            return None
+        plans.append(merged)
+    elif acquired:
+        p, s = plan_grid(acquired, ctx, same_pixels)
+        plans.extend(p)
+        skipped.extend(s)
+    for kind, part in derived.items():
+        sub = ctx.sub(dwi.DERIVED_SUFFIX.get(kind, f"_{kind}"),
+                      f"derived diffusion image ({kind}), not part of the DWI 4D")
+        p, s = plan_grid(part, sub, same_pixels)
+        plans.extend(p)
+        skipped.extend(s)
+    return plans, skipped
 
 
 def position_clusters(frames: Sequence[FrameRecord]) -> list[list[FrameRecord]]:

@@ -91,11 +91,51 @@ def plan_stack(stack: Sequence[FrameRecord],
     base = base.with_(case=case, gaps=tuple(gaps))
     policy = ctx.options.irregular
     if policy == "resample":
+        pieces = split_at_large_gaps(stack, proj, ctx)
+        if pieces is not None:
+            return pieces
         return [_resample_plan(stack, ctx, why, base)], []
     if policy == "skip":
         reason = f"{why}; skipped as asked (--irregular skip)"
         return [], [SkippedFrame.of(f, reason) for f in stack]
     return _split_runs(stack, proj, ctx, why, base)
+
+
+def split_at_large_gaps(stack: Sequence[FrameRecord], proj: np.ndarray, ctx: StackContext
+                        ) -> tuple[list[VolumePlan], list[SkippedFrame]] | None:
+    """Pieces of a stack split where more than ``max_gap_slices`` slices are missing.
+
+    The regular step is the median interval (the smaller one of a 3-slice
+    stack); an interval of ``n`` steps misses ``n - 1`` slices. Each piece is
+    planned on its own (:func:`plan_stack`) and says why in its warnings.
+    None when no gap is that large.
+    """
+    steps = np.diff(proj)
+    if len(steps) < 2:
+        return None
+    step = float(np.min(steps)) if len(steps) == 2 else float(np.median(steps))
+    if step <= 0:
+        return None
+    limit = ctx.options.max_gap_slices
+    missing = np.rint(steps / step).astype(np.int64) - 1
+    cuts = [int(i) + 1 for i in np.flatnonzero(missing > limit)]
+    if not cuts:
+        return None
+    bounds = [0, *cuts, len(stack)]
+    big = ", ".join(f"{int(missing[c - 1])} slices ({float(steps[c - 1]):g} mm) after "
+                    f"{float(proj[c - 1]):g} mm" for c in cuts)
+    plans: list[VolumePlan] = []
+    skipped: list[SkippedFrame] = []
+    n_pieces = len(bounds) - 1
+    for n, (a, b) in enumerate(itertools.pairwise(bounds), 1):
+        note = (f"gap of more than {limit} missing slice(s) at the regular step {step:g} mm "
+                f"({big}; MAX_RESAMPLE_GAP_SLICES): split into {n_pieces} pieces instead of "
+                f"interpolating across it; this is piece {n} (slices {a + 1}-{b} of "
+                f"{len(stack)} along the normal)")
+        p, s = plan_stack(stack[a:b], ctx.sub(f"_part{n}", f"part {n}", note))
+        plans.extend(p)
+        skipped.extend(s)
+    return plans, skipped
 
 
 def _plan_exact(stack: Sequence[FrameRecord], ctx: StackContext, affine: np.ndarray,

@@ -21,16 +21,16 @@ from dicomvol.qc.entry import Entry, fmt_list, status
 from dicomvol.qc.plots import PlotOutput, positions_plot
 from dicomvol.qc.record import PAGE_NAME
 from dicomvol.qc.sections import SECTIONS_PER_PAGE, page_names, section, volumes_page
-
-#: Keys under which a run report may count all input frames (the frame ledger), in order.
-FRAMES_IN_KEYS = ("frames_in", "frames_indexed", "frames_found", "input_frames")
-#: Keys under which it may count the frames of files in ``errors``.
-ERROR_FRAMES_KEYS = ("frames_errors", "frames_in_errors", "error_frames")
+from dicomvol.report.ledger import LEDGER_BALANCED_KEY, LEDGER_COUNT_KEYS
 
 
 @dataclass(frozen=True)
 class Ledger:
-    """The frame accounting the page shows."""
+    """The frame accounting the page shows.
+
+    From the report's ``ledger`` object when it has one (``frames_in`` set);
+    else counted from the sidecars and the report's entries, unbalanced-able.
+    """
 
     frames_in: int | None
     written: int
@@ -38,6 +38,8 @@ class Ledger:
     error_files: int
     error_frames: int | None
     written_and_skipped: int
+    #: The report's own verdict (``ledger.balanced``), None without a ledger.
+    reported_balance: bool | None = None
 
     @property
     def balanced(self) -> bool | None:
@@ -45,15 +47,20 @@ class Ledger:
         if self.frames_in is None:
             return None
         errors = self.error_frames if self.error_frames is not None else self.error_files
-        return (self.frames_in == self.written + self.skipped + errors
+        return (self.reported_balance is not False
+                and self.frames_in == self.written + self.skipped + errors
                 and self.written_and_skipped == 0)
 
 
 def ledger_of(report: dict[str, Any], entries: Sequence[Entry]) -> Ledger:
-    """Count distinct written frames (from the sidecars), skips and errors.
+    """The run's frame ledger: the report's ``ledger`` object, checked against the sidecars.
 
-    The input count comes from the report's ledger (``ledger`` object or
-    ``summary``, under any of :data:`FRAMES_IN_KEYS`) when it has one.
+    The counts are the report's (:data:`~dicomvol.report.ledger.LEDGER_COUNT_KEYS`,
+    each frame counted once) when it has a ledger; without one (a report of an
+    older version) they are counted here: distinct frames in the sidecars'
+    ``SourceInstances``, ``skipped`` entries and files in ``errors``, and the
+    balance is unknown. Either way, skipped frames that an output's sidecar
+    names as well are counted (they unbalance the ledger).
     """
     written: set[tuple[Any, ...]] = set()
     for e in entries:
@@ -65,14 +72,14 @@ def ledger_of(report: dict[str, Any], entries: Sequence[Entry]) -> Ledger:
     skipped = [s for s in report.get("skipped", ()) if isinstance(s, dict)]
     both = sum(1 for s in skipped
                if (s.get("File"), s.get("SOPInstanceUID"), s.get("Frame")) in frames)
-    sources = [report.get("ledger"), report.get("summary")]
-    counts = [c for c in sources if isinstance(c, dict)]
-    frames_in = next((int(c[k]) for c in counts for k in FRAMES_IN_KEYS
-                      if isinstance(c.get(k), int)), None)
-    error_frames = next((int(c[k]) for c in counts for k in ERROR_FRAMES_KEYS
-                         if isinstance(c.get(k), int)), None)
-    return Ledger(frames_in, len(written), len(skipped), len(report.get("errors", ())),
-                  error_frames, both)
+    n_errors = len(report.get("errors", ()))
+    led = report.get("ledger")
+    if isinstance(led, dict) and all(isinstance(led.get(k), int) for k in LEDGER_COUNT_KEYS):
+        counts = [int(led[k]) for k in LEDGER_COUNT_KEYS]
+        verdict = led.get(LEDGER_BALANCED_KEY)
+        return Ledger(counts[0], counts[1], counts[2], n_errors, counts[3], both,
+                      verdict if isinstance(verdict, bool) else None)
+    return Ledger(None, len(written), len(skipped), n_errors, None, both)
 
 
 def _checks(geometry: Any) -> tuple[str, str]:

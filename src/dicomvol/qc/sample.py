@@ -94,6 +94,8 @@ def sample_volumes(shape: tuple[int, ...], volume: Callable[[int], np.ndarray],
 
 
 def _scaled(stored: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    if stored.dtype.names == ("R", "G", "B"):  # an RGB24 volume: its luma (BT.601)
+        stored = (0.299 * stored["R"] + 0.587 * stored["G"] + 0.114 * stored["B"])
     values = np.asarray(stored, dtype=np.float32)
     if slope != 1.0 or inter != 0.0:
         values = values * np.float32(slope) + np.float32(inter)

@@ -21,6 +21,7 @@ def describe(result: ScanResult) -> dict[str, Any]:
     return {
         "volumes": [describe_plan(plan) for plan in result.plans],
         "derived": [describe_derived(d) for d in result.derived],
+        "slides": [s.describe() for s in result.slides],
         "skipped": [{"Reason": r, "Frames": sum(c.values())} for r, c in skipped.items()],
         "ignored": [{"File": i.rel, "Reason": i.reason} for i in result.ignored],
         "errors": [{"File": e.rel, "Error": e.error} for e in result.errors],

@@ -113,7 +113,12 @@ def ds_text(value: float) -> str:
         raise ValueError(f"cannot write non-finite value {value!r} as DS")
     if abs(v) < 1e-12:
         v = 0.0
-    return format_number_as_ds(v)
+    text = str(format_number_as_ds(v))
+    digits = 15
+    while len(text) > 16 and digits > 0:  # pydicom rounds 9.999999999999998 up to 17 chars
+        text = f"{v:.{digits}g}"
+        digits -= 1
+    return text
 
 
 def ds_list(values: npt.ArrayLike) -> tuple[list[str], FloatArray]:

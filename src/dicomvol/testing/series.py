@@ -18,7 +18,10 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import itertools
+import unittest.mock
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +120,18 @@ class SyntheticSeries:
         """Volume shape ``(X, Y, Z) = (Columns, Rows, slices)``."""
         x, y, z = self.values.shape
         return (int(x), int(y), int(z))
+
+
+@contextlib.contextmanager
+def deterministic_uids(root: str = "1.2.826.0.1.3680043.8.498.") -> Iterator[None]:
+    """Within the block, the writers' new UIDs are ``root`` + 1, 2, 3, ... (not random).
+
+    For tests whose examples must be the same bytes on every run (derandomized fuzzing).
+    """
+    counter = itertools.count(1)
+    with unittest.mock.patch.object(pydicom.uid, "generate_uid",
+                                    lambda *args, **kwargs: f"{root}{next(counter)}"):
+        yield
 
 
 def write_series(

@@ -35,3 +35,34 @@ def add_csa(ds: Dataset, image: bytes | None = None, series: bytes | None = None
     if series is not None:
         ds.add_new((0x0029, 0x1020), "OB", series)
     return ds
+
+
+def csa2_replace(raw: bytes, values: dict[str, list[str]]) -> bytes:
+    """A scanner's CSA2 header with the items of some tags replaced, every other byte kept.
+
+    ``values`` maps tag names already in ``raw`` (e.g. ``B_value``,
+    ``DiffusionGradientDirection``, present with no items in non-diffusion
+    images) to their new string values. Tags are copied record by record, so a
+    header that dcm2niix and nibabel read stays readable by both.
+    """
+    out = bytearray(raw[:16])
+    (n_tags,) = struct.unpack_from("<I", raw, 8)
+    pos = 16
+    for _ in range(n_tags):
+        name = raw[pos:pos + 64].split(b"\x00")[0].decode("latin-1")
+        _, vr, syngodt, n_items, _ = struct.unpack_from("<i4siii", raw, pos + 64)
+        end = pos + 84
+        for _ in range(n_items):
+            length = struct.unpack_from("<4i", raw, end)[1]
+            end += 16 + length + (-length % 4)
+        if name in values:
+            new = values[name]
+            out += raw[pos:pos + 64] + struct.pack("<i4siii", len(new), vr, syngodt, len(new), 77)
+            for value in new:
+                data = value.encode() + b"\x00"
+                out += struct.pack("<4i", len(data), len(data), 77, len(data))
+                out += data + b"\x00" * (-len(data) % 4)
+        else:
+            out += raw[pos:end]
+        pos = end
+    return bytes(out + raw[pos:])

@@ -1,0 +1,231 @@
+"""A lean reader for Enhanced MR headers: every element up to PixelData, sequences included.
+
+pydicom builds each item of a PerFrameFunctionalGroupsSequence lazily and
+converts each value on first access; for a 5,000-frame diffusion file that is
+most of the conversion time. This reader walks an explicit VR little-endian
+header once with ``struct`` and keeps every value converted as
+:mod:`dicomvol.dicom.lean` converts them (numbers, text, lists for
+multi-valued DS/IS/CS, bytes for OB/OW/UN), sequences as lists of
+:class:`LeanItem`. A ``LeanItem`` is a ``pydicom.Dataset`` for ``isinstance``
+checks only: records are built from it by ``frames.frame_records`` through
+``get``/``in`` like any header. Used for Enhanced MR Image Storage only
+(:data:`SOP_CLASSES`); anything else, or any surprise, returns None and pydicom
+reads the file. ``tests/dicom/test_lean.py`` holds it to pydicom's records on
+the corpus and on synthetic diffusion files.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import lru_cache
+from typing import Any, BinaryIO
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+
+from dicomvol.dicom.lean import convert_value, read_meta
+
+#: Enhanced MR Image Storage.
+SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.4.1"})
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
+             b"UV"}
+_BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_EXPLICIT = struct.Struct("<HH2sH")
+_U32 = struct.Struct("<I")
+#: Bytes read first (a 5,000-frame header is a few MB; reads double until PixelData).
+_FIRST_READ = 1 << 20
+
+
+class _Element:
+    """The ``.value`` of an element looked up by tag, as pydicom's ``DataElement`` offers it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _Block:
+    """A private block: ``block[offset].value`` as pydicom's ``PrivateBlock`` gives it."""
+
+    __slots__ = ("base", "item")
+
+    def __init__(self, item: LeanItem, base: int) -> None:
+        self.item, self.base = item, base
+
+    def __getitem__(self, offset: int) -> _Element:
+        value = self.item.get(self.base | offset)
+        if value is None:
+            raise KeyError(f"{self.base | offset:08X}")
+        return value  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=2048)
+def _tag(keyword: str) -> int | None:
+    tag = tag_for_keyword(keyword)
+    return None if tag is None else int(tag)
+
+
+class LeanItem(Dataset):
+    """A data set or sequence item read by this module: ``get`` and ``in`` by keyword or tag.
+
+    Only ``get``, ``in`` and ``file_meta`` are meant to be used (``isinstance(x, Dataset)``
+    holds so that the shared header code accepts it); pydicom's own machinery is not set up.
+    """
+
+    def __init__(self, values: dict[int, Any], buf: bytes) -> None:  # no Dataset.__init__
+        object.__setattr__(self, "_lean_values", values)
+        object.__setattr__(self, "_lean_buf", buf)
+
+    def _value(self, tag: int) -> Any:
+        """The value of ``tag``, converted on first use (most elements are never read)."""
+        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
+        value = values.get(tag)
+        if type(value) is tuple:  # (VR, start, end) in the file's bytes
+            vr, start, end = value
+            raw = object.__getattribute__(self, "_lean_buf")[start:end]
+            value = raw if vr in _BINARY_VRS else convert_value(raw, vr)
+            values[tag] = value
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if isinstance(key, str):
+            tag = _tag(key)
+            value = None if tag is None else self._value(tag)
+            return default if value is None else value
+        tag = (key[0] << 16) | key[1] if isinstance(key, tuple) else int(key)
+        value = self._value(tag)
+        return default if value is None else _Element(value)
+
+    def __contains__(self, key: Any) -> bool:
+        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
+        tag = _tag(key) if isinstance(key, str) else (
+            (key[0] << 16) | key[1] if isinstance(key, tuple) else int(key))
+        return tag is not None and tag in values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        tag = _tag(name)
+        value = None if tag is None else self._value(tag)
+        if value is None:
+            raise AttributeError(name)
+        return value
+
+    def __bool__(self) -> bool:
+        return bool(object.__getattribute__(self, "_lean_values"))
+
+    def private_block(self, group: int, private_creator: str, create: bool = False) -> Any:
+        """The block of ``private_creator`` in ``group`` (``[offset].value``), as pydicom's."""
+        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
+        for tag in [t for t in values if t >> 16 == group and 0x10 <= t & 0xFFFF <= 0xFF]:
+            value = self._value(tag)
+            if isinstance(value, str) and value.strip() == private_creator:
+                return _Block(self, (group << 16) | ((tag & 0xFF) << 8))
+        raise KeyError(f"private creator {private_creator!r} not in group {group:04X}")
+
+    def private_items(self) -> list[LeanItem]:
+        """The items of this item's private sequences (Siemens XA keeps values there)."""
+        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
+        return [item for tag, value in values.items() if (tag >> 16) % 2 == 1
+                and isinstance(value, list) for item in value if isinstance(item, LeanItem)]
+
+
+class LeanHeaderMF(LeanItem):
+    """The top-level data set, with the transfer syntax as ``file_meta``."""
+
+    def __init__(self, values: dict[int, Any], buf: bytes, transfer_syntax: str) -> None:
+        super().__init__(values, buf)
+        object.__setattr__(self, "file_meta", {"TransferSyntaxUID": transfer_syntax})
+
+
+def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
+    """The header of an explicit VR LE Enhanced MR file, or None (then pydicom reads it).
+
+    ``fp`` is positioned at the start of the file. Returns
+    ``(header, tag_offset, value_offset, pixel_length)`` as
+    :func:`dicomvol.dicom.lean.read_lean` does.
+    """
+    buf = fp.read(_FIRST_READ)
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        return None
+    meta_end, transfer_syntax = read_meta(buf)
+    if transfer_syntax != _EXPLICIT_LE or meta_end is None:
+        return None
+    while True:  # the header only: read on (doubling) until PixelData is reached
+        try:
+            parsed = _dataset(buf, meta_end, len(buf), top=True)
+        except (struct.error, ValueError, IndexError, UnicodeDecodeError):
+            parsed = None
+        if parsed is not None and parsed[2] is not None:
+            break
+        more = fp.read(len(buf))
+        if not more:
+            return None
+        buf += more
+    values, _, pixel = parsed
+    header = LeanHeaderMF(values, buf, transfer_syntax)
+    if pixel is None or str(header.get("SOPClassUID") or "") not in SOP_CLASSES:
+        return None
+    tag_offset, value_offset, length = pixel
+    return header, tag_offset, value_offset, length
+
+
+def _dataset(buf: bytes, pos: int, end: int, top: bool = False
+             ) -> tuple[dict[int, Any], int, tuple[int, int, int] | None] | None:
+    """Elements from ``pos`` to ``end`` (or an item delimiter); PixelData stops the top level."""
+    values: dict[int, Any] = {}
+    while pos + 8 <= end:
+        group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+        tag = (group << 16) | elem
+        if tag == _ITEM_END:
+            return values, pos + 8, None
+        if raw_vr in _LONG_VRS:
+            (length,) = _U32.unpack_from(buf, pos + 8)
+            start = pos + 12
+        else:
+            start = pos + 8
+        if top and tag in _PIXEL_TAGS:
+            return values, pos, (pos, start, length)
+        if raw_vr == b"SQ":
+            items, pos = _sequence(buf, start, length)
+            values[tag] = items
+            continue
+        if length == _UNDEFINED:
+            return None  # encapsulated data before PixelData, or malformed: pydicom decides
+        pos = start + length
+        if pos > end:
+            return None
+        values[tag] = (raw_vr.decode("ascii"), start, pos)  # converted when read
+    return values, pos, None
+
+
+def _sequence(buf: bytes, start: int, length: int) -> tuple[list[LeanItem], int]:
+    """The items of a sequence whose value starts at ``start``, and the offset after it."""
+    end = len(buf) if length == _UNDEFINED else start + length
+    items: list[LeanItem] = []
+    pos = start
+    while pos + 8 <= end:
+        group, elem = struct.unpack_from("<HH", buf, pos)
+        tag = (group << 16) | elem
+        (item_length,) = _U32.unpack_from(buf, pos + 4)
+        pos += 8
+        if tag == _SEQ_END:
+            return items, pos
+        if tag != _ITEM:
+            raise ValueError("not an item")
+        item_end = end if item_length == _UNDEFINED else pos + item_length
+        parsed = _dataset(buf, pos, item_end)
+        if parsed is None:
+            raise ValueError("unreadable item")
+        values, pos, _ = parsed
+        if item_length != _UNDEFINED:
+            pos = item_end
+        items.append(LeanItem(values, buf))
+    if length == _UNDEFINED:
+        raise ValueError("sequence without delimiter")
+    return items, end

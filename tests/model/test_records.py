@@ -1,0 +1,27 @@
+"""FrameRecord pickling: every field round-trips, the text a series repeats is sent once."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+from dicomvol.dicom.index import index_files
+from dicomvol.inputs.discover import discover
+from dicomvol.testing import write_series
+
+
+def test_records_round_trip_and_share_series_text(tmp_path: Path) -> None:
+    write_series(tmp_path, shape=(8, 6, 5), modality="MR")
+    frames = index_files(discover([tmp_path])).frames
+    assert len(frames) == 5
+    frames = [dataclasses.replace(frames[0], orientation=(-0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
+                                  echo_number=1, rescale_slope=1.0), *frames[1:]]
+    back = pickle.loads(pickle.dumps(frames, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == frames
+    for a, b in zip(back, frames, strict=True):
+        for field in dataclasses.fields(a):  # same types too: 1 stays int, -0.0 stays -0.0
+            va, vb = getattr(a, field.name), getattr(b, field.name)
+            assert type(va) is type(vb) and repr(va) == repr(vb), field.name
+    assert len({id(f.series_instance_uid) for f in back}) == 1
+    assert len({id(f.sop_instance_uid) for f in back}) == 5
