@@ -28,6 +28,7 @@ from dicomvol.model.records import FrameRecord
 from dicomvol.objects.frames import (
     FrameReader,
     Placement,
+    clipped_region,
     copy_into,
     place_frames,
 )
@@ -125,19 +126,15 @@ class SegMapper:
             if self.labelmap:
                 clipped += copy_into(out, p, pixels)
                 continue
-            # most pixels are 0: work on the set ones only (a few per frame)
-            rows, cols = np.nonzero(pixels)
-            i, j = cols + p.i0, rows + p.j0
-            inside = (i >= 0) & (i < shape[0]) & (j >= 0) & (j < shape[1])
-            if not inside.all():
-                clipped += int(inside.size - np.count_nonzero(inside))
-                i, j = i[inside], j[inside]
-            plane = out[:, :, p.k]
             seg = self.segment_of(p.frame)
-            current = plane[i, j]
-            if np.any((current != 0) & (current != seg)):
+            region, part = clipped_region(out.shape, p, pixels.shape)
+            mask = pixels.T[part] != 0
+            target = out[region]
+            if np.any(mask & (target != 0) & (target != seg)):
                 return None
-            plane[i, j] = seg
+            np.maximum(target, mask.astype(target.dtype) * target.dtype.type(seg), out=target)
+            if mask.shape != pixels.T.shape:
+                clipped += int(np.count_nonzero(pixels)) - int(np.count_nonzero(mask))
         self._note_clipped(clipped)
         counts = np.bincount(out.ravel(order="K"), minlength=1)
         self.account.voxels = {int(v): int(n) for v, n in enumerate(counts) if v and n}
