@@ -9,7 +9,7 @@ frame records (:func:`dicomvol.dicom.frames.frame_records`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -86,8 +86,13 @@ def _common(ds: Dataset, cand: Candidate, kind: str,
     )
 
 
-def seg_object(ds: Dataset, cand: Candidate, names: tuple[str, ...] = ()) -> DerivedObject:
-    """The :class:`DerivedObject` of a SEG header (segments, frame segments, references)."""
+def seg_object(ds: Dataset, cand: Candidate, names: tuple[str, ...] = (),
+               per_frame_items: Sequence[Any] | None = None) -> DerivedObject:
+    """The :class:`DerivedObject` of a SEG header (segments, frame segments, references).
+
+    ``per_frame_items`` are the PerFrameFunctionalGroupsSequence items when the
+    caller read them apart from ``ds`` (:mod:`dicomvol.dicom.fgroups`).
+    """
     segments = []
     for item in ds.get("SegmentSequence") or ():
         lab = item.get("RecommendedDisplayCIELabValue")
@@ -105,7 +110,8 @@ def seg_object(ds: Dataset, cand: Candidate, names: tuple[str, ...] = ()) -> Der
             tracking_uid=to_str(item.get("TrackingUID")),
         ))
     shared = first_item(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or ()
+    per_frame = (ds.get("PerFrameFunctionalGroupsSequence") if per_frame_items is None
+                 else per_frame_items) or ()
     n_frames = to_int(ds.get("NumberOfFrames")) or 1
     frame_segments: list[int] = []
     instances: dict[str, None] = {}

@@ -8,6 +8,7 @@ the same code.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -40,17 +41,20 @@ RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 
 def frame_records(
     ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
-    names: tuple[str, ...] = (),
+    names: tuple[str, ...] = (), per_frame_items: Sequence[Any] | None = None,
 ) -> list[FrameRecord]:
     """Build one record per frame of an image object.
 
     ``names`` are header keywords whose values the records carry as text (for
     output name templates), so that naming never reads a header again.
+    ``per_frame_items`` are the PerFrameFunctionalGroupsSequence items when the
+    caller read them apart from ``ds`` (:mod:`dicomvol.dicom.fgroups`).
     """
     common = _common_fields(ds, cand, info, gzipped, names)
     n_frames = int(common["number_of_frames"])
     shared = first_item(ds, "SharedFunctionalGroupsSequence")
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    per_frame = (ds.get("PerFrameFunctionalGroupsSequence") if per_frame_items is None
+                 else per_frame_items)
     unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
     if unassigned is not None:  # legacy converted: attributes may live only in there
         ds = Fallback(ds, unassigned)  # type: ignore[assignment]

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 
 from dicomvol.dicom.damage import damaged_image
 from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
+from dicomvol.dicom.fgroups import FrameItem, sop_class_of_meta, split_per_frame
 from dicomvol.dicom.frames import frame_records
 from dicomvol.dicom.header import (
     DICOMDIR_SOP_CLASS,
@@ -144,6 +145,10 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
             return
         stream = io.BytesIO(data)
     elif lean:
+        if is_seg(sop_class_of_meta(fp)):  # many frames: per-frame groups read apart
+            if index_split(fp, cand, names, result):
+                return
+            fp.seek(0)
         size = fs.stream_size(fp)
         if _index_lean(fp, size, cand, names, result):
             return
@@ -183,8 +188,33 @@ def _is_index_object(ds: Dataset) -> bool:
             or is_rtstruct(sop_class))
 
 
+def index_split(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
+                result: IndexResult) -> bool:
+    """Index a multi-frame file whose per-frame groups :mod:`~dicomvol.dicom.fgroups` reads.
+
+    pydicom parses the rest of the header. False (nothing recorded) when the
+    walker declines the file; the caller then reads it the usual way.
+    """
+    split = split_per_frame(fp)
+    if split is None:
+        return False
+    try:
+        ds, info = read_header_from(io.BytesIO(split.header))
+    except (NotDicomError, HeaderError, PixelDataError):
+        return False
+    if info is None or info.value_offset is None:
+        return False
+    shift = split.cut_size
+    value_offset = info.value_offset + shift
+    info = PixelInfo(info.tag_offset + shift, value_offset, info.length,
+                     fs.stream_size(fp) - value_offset, info.tag)
+    _index_dataset(ds, info, False, cand, names, result, split.per_frame)
+    return True
+
+
 def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, cand: Candidate,
-                   names: tuple[str, ...], result: IndexResult) -> None:
+                   names: tuple[str, ...], result: IndexResult,
+                   per_frame: list[FrameItem] | None = None) -> None:
     sop_class = str(ds.get("SOPClassUID", "") or meta_value(ds, "MediaStorageSOPClassUID"))
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         result.ignored.append(IgnoredFile(cand.path, cand.rel, "DICOMDIR (a directory index)"))
@@ -210,9 +240,9 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
         return
     try:
         check_pixel_length(ds, pixel_info)
-        frames = frame_records(ds, cand, pixel_info, gzipped, names)
+        frames = frame_records(ds, cand, pixel_info, gzipped, names, per_frame)
         if is_seg(sop_class):
-            result.derived.append(seg_object(ds, cand, names))
+            result.derived.append(seg_object(ds, cand, names, per_frame))
         result.frames.extend(frames)
     except (HeaderError, PixelDataError) as exc:
         result.errors.append(FileError(cand.path, cand.rel, str(exc)))

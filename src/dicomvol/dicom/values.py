@@ -12,9 +12,11 @@ import re
 import struct
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
+
+from dicomvol.dicom.fgroups import FrameItem
 
 # --- sequences and functional groups -----------------------------------------------------
 
@@ -33,6 +35,8 @@ def first_item(ds: Any, keyword: str) -> Dataset | None:
         item = seq[0]
     except (IndexError, TypeError, KeyError):
         return None
+    if isinstance(item, FrameItem):  # read by dicom/fgroups.py: the same get / in surface
+        return cast(Dataset, item)
     return item if isinstance(item, Dataset) else None
 
 

@@ -1,0 +1,85 @@
+"""The per-frame functional-group walker gives exactly the records pydicom gives."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import pydicom
+
+from dicomvol.dicom.fgroups import split_per_frame
+from dicomvol.dicom.index import IndexResult, index_file, index_split
+from dicomvol.inputs.discover import Candidate, discover
+
+#: Corpus folders with enhanced multi-frame objects (SEG, enhanced MR, slides).
+MULTI_FRAME = ("seg_dcmqi", "seg_highdicom", "pet_wholebody_seg", "enhanced_mr", "edge_cases",
+               "slide_cmu")
+
+
+def _multi_frame(corpus: Path) -> list[Candidate]:
+    found = []
+    for cand in discover([corpus / name for name in MULTI_FRAME]):
+        try:
+            ds = pydicom.dcmread(cand.path, stop_before_pixels=True,
+                                 specific_tags=["PerFrameFunctionalGroupsSequence"])
+        except Exception:
+            continue
+        if "PerFrameFunctionalGroupsSequence" in ds:
+            found.append(cand)
+    return found
+
+
+def _differences(a: IndexResult, b: IndexResult) -> list[str]:
+    problems = [f"{fa.rel} frame {fa.frame} {f.name}: {getattr(fa, f.name)!r} vs "
+                f"{getattr(fb, f.name)!r}"
+                for fa, fb in zip(a.frames, b.frames, strict=False)
+                for f in dataclasses.fields(fa) if getattr(fa, f.name) != getattr(fb, f.name)]
+    if len(a.frames) != len(b.frames):
+        problems.append(f"{len(a.frames)} vs {len(b.frames)} frames")
+    if a.derived != b.derived:
+        problems.append(f"derived objects differ: {a.derived} vs {b.derived}")
+    if [e.error for e in a.errors] != [e.error for e in b.errors]:
+        problems.append(f"errors {a.errors} vs {b.errors}")
+    return problems
+
+
+def test_walker_records_equal_pydicom_on_every_corpus_multi_frame_file(corpus: Path) -> None:
+    cands = _multi_frame(corpus)
+    assert len(cands) >= 25, "the corpus should hold enhanced multi-frame objects"
+    used = []
+    for cand in cands:
+        fast = IndexResult()
+        with open(cand.path, "rb") as fp:
+            if not index_split(fp, cand, (), fast):
+                continue  # declined (private per-frame elements, ...): pydicom reads it
+        used.append(cand.rel)
+        problems = _differences(fast, index_file(cand, lean=False))
+        assert not problems, problems[:5]
+    segs = [c for c in cands if "seg" in c.rel.lower() or "mask" in c.rel]
+    assert len(used) >= len(segs) >= 15, (used, [c.rel for c in segs])
+
+
+def test_index_takes_the_walker_for_seg(corpus: Path) -> None:
+    path = corpus / "pet_wholebody_seg" / "mask" / "mask.dcm"
+    cand = Candidate(str(path), "mask.dcm")
+    with open(path, "rb") as fp:
+        split = split_per_frame(fp)
+    assert split is not None and len(split.per_frame) == 171
+    # the cut header is a valid data set without the per-frame sequence
+    ds = pydicom.dcmread(io.BytesIO(split.header), stop_before_pixels=True)
+    assert "PerFrameFunctionalGroupsSequence" not in ds and "SegmentSequence" in ds
+    assert not _differences(index_file(cand), index_file(cand, lean=False))
+
+
+def test_walker_declines_a_truncated_header(tmp_path: Path, corpus: Path) -> None:
+    data = (corpus / "seg_dcmqi" / "segmentations" / "partial_overlaps.dcm").read_bytes()
+    with open(corpus / "seg_dcmqi" / "segmentations" / "partial_overlaps.dcm", "rb") as fp:
+        split = split_per_frame(fp)
+    assert split is not None
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:split.cut_at + split.cut_size // 2])
+    with open(cut, "rb") as fp:
+        assert split_per_frame(fp) is None
+    result = index_file(Candidate(str(cut), "cut.dcm"))
+    assert result.errors and not result.frames  # pydicom's error, naming the file
