@@ -269,16 +269,12 @@ def _index_enhanced(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, 
     found = read_enhanced(fp)
     if found is None:
         return False
-    header, tag_offset, value_offset, length = found
-    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
-    lean: Any = header
     try:
-        if not header.get("SOPInstanceUID"):
-            return False
-        check_pixel_length(lean, info)
-        frames = frame_records(lean, cand, info, False, names)
+        frames = _fast_records(found, size, cand, names)
     except Exception:  # anything unexpected (errors too): pydicom decides, with its message
         log.debug("%s: lean enhanced path failed; using pydicom", cand.path, exc_info=True)
+        return False
+    if frames is None:
         return False
     result.frames.extend(frames)
     return True
@@ -290,19 +286,27 @@ def _index_lean(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...]
     found = read_lean(fp, size, names)
     if found is None:
         return False
-    header, tag_offset, value_offset, length = found
-    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
-    lean: Any = header
     try:
-        if not header.get("SOPInstanceUID"):
-            return False
-        check_pixel_length(lean, info)
-        frames = frame_records(lean, cand, info, False, names)
+        frames = _fast_records(found, size, cand, names)
     except (HeaderError, PixelDataError) as exc:
         result.errors.append(FileError(cand.path, cand.rel, str(exc)))
         return True
     except Exception:  # anything unexpected: let pydicom read it
         log.debug("%s: lean header path failed; using pydicom", cand.path, exc_info=True)
         return False
+    if frames is None:
+        return False
     result.frames.extend(frames)
     return True
+
+
+def _fast_records(found: tuple[Any, int, int, int], size: int, cand: Candidate,
+                  names: tuple[str, ...]) -> list[FrameRecord] | None:
+    """Records from a fast reader's (header, tag offset, value offset, length); None
+    without a SOPInstanceUID (pydicom then reads the file)."""
+    header, tag_offset, value_offset, length = found
+    info = PixelInfo(tag_offset, value_offset, length, size - value_offset)
+    if not header.get("SOPInstanceUID"):
+        return None
+    check_pixel_length(header, info)
+    return frame_records(header, cand, info, False, names)
