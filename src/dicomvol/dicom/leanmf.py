@@ -153,7 +153,10 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
     buf = fp.read(_FIRST_READ)
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
-    meta_end, transfer_syntax = read_meta(buf)
+    try:
+        meta_end, transfer_syntax = read_meta(buf)
+    except (struct.error, ValueError, IndexError):  # a cut or damaged meta: pydicom decides
+        return None
     if transfer_syntax != _EXPLICIT_LE or meta_end is None:
         return None
     while True:  # the header only: read on (doubling) until PixelData is reached
