@@ -118,12 +118,7 @@ def write_mosaic_series(
         ds.Rows, ds.Columns = rows_t * m, cols_t * m
         ds.PixelRepresentation = 0
         ds.RescaleSlope, ds.RescaleIntercept = "1", "0"
-        mosaic = np.zeros((rows_t * m, cols_t * m), dtype=np.uint16)
-        for t in range(n_slices):
-            r, c = divmod(t, m)
-            mosaic[r * rows_t:(r + 1) * rows_t, c * cols_t:(c + 1) * cols_t] = \
-                values[:, :, t, v].T.astype(np.uint16)
-        ds.PixelData = mosaic.tobytes()
+        ds.PixelData = tile_grid(values[:, :, :, v], m, m).tobytes()
         if n_images_tag:
             ds.add_new((0x0019, 0x0010), "LO", "SIEMENS MR HEADER")
             ds.add_new((0x0019, 0x100A), "US", n_slices)
@@ -138,6 +133,31 @@ def write_mosaic_series(
     affine[:3, 0], affine[:3, 1] = row * ps[1], col * ps[0]
     affine[:3, 2], affine[:3, 3] = normal * slice_spacing, p0
     return SyntheticMosaic(tuple(paths), readonly(values), readonly(affine))
+
+
+def tile_grid(volume: np.ndarray, per_row: int, grid_rows: int) -> np.ndarray:
+    """Slices laid out as tiles of one image, row by row (Siemens mosaic, UIH grid).
+
+    Parameters
+    ----------
+    volume : ndarray of shape (X, Y, N)
+        Voxel values indexed (column, row, slice).
+    per_row : int
+        Tiles per image row.
+    grid_rows : int
+        Tile rows of the image (unused tiles stay 0).
+
+    Returns
+    -------
+    ndarray of shape (grid_rows * Y, per_row * X), dtype uint16
+    """
+    cols_t, rows_t, n_slices = volume.shape
+    grid = np.zeros((rows_t * grid_rows, cols_t * per_row), dtype=np.uint16)
+    for t in range(n_slices):
+        r, c = divmod(t, per_row)
+        grid[r * rows_t:(r + 1) * rows_t, c * cols_t:(c + 1) * cols_t] = \
+            volume[:, :, t].T.astype(np.uint16)
+    return grid
 
 
 def mosaic_image_csa(n_slices: int, normal: Sequence[float], tile: tuple[int, int]) -> bytes:

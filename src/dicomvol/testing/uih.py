@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from dicomvol.testing.geometry import ds_text, readonly, unit_vector
-from dicomvol.testing.mosaic import SyntheticMosaic
+from dicomvol.testing.mosaic import SyntheticMosaic, tile_grid
 from dicomvol.testing.slices import ideal_values, slice_dataset
 
 UIH_CREATOR = "Image Private Header"
@@ -74,12 +74,7 @@ def write_uih_grid_series(
         ds.InPlanePhaseEncodingDirection = "COL"
         ds.PixelRepresentation = 0
         ds.RescaleSlope, ds.RescaleIntercept = "1", "0"
-        grid = np.zeros((rows_t * m_rows, cols_t * m), dtype=np.uint16)
-        for t in range(n_slices):
-            r, c = divmod(t, m)
-            grid[r * rows_t:(r + 1) * rows_t, c * cols_t:(c + 1) * cols_t] = \
-                values[:, :, t, v].T.astype(np.uint16)
-        ds.PixelData = grid.tobytes()
+        ds.PixelData = tile_grid(values[:, :, :, v], m, m_rows).tobytes()
         block = ds.private_block(0x0065, UIH_CREATOR, create=True)
         if count:
             block.add_new(0x50, "DS", str(n_slices))
