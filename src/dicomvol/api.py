@@ -17,12 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import PathLike
 from dicomvol.batch.archive import Archive
-from dicomvol.batch.reading import read_volume as _read_volume
 from dicomvol.batch.run import convert_run
 from dicomvol.batch.scan import ProgressFn, scan_inputs
 from dicomvol.inputs import fs
-from dicomvol.io.itk import to_simpleitk as _to_simpleitk
-from dicomvol.io.nifti import to_nifti as _to_nifti
 from dicomvol.model.plan import ScanResult, VolumePlan
 from dicomvol.model.volume import Volume
 from dicomvol.options import ConvertOptions, PlanOptions, StorageOptions
@@ -144,6 +141,8 @@ def read_volume(plan: VolumePlan, workers: int = 1) -> Volume:
     PixelDataError
         A frame cannot be decoded; the message names the file.
     """
+    from dicomvol.batch.reading import read_volume as _read_volume  # pydicom: imported here
+
     return _read_volume(plan, workers)
 
 
@@ -189,9 +188,13 @@ def convert(
 
 def to_nifti(volume: Volume) -> nib.Nifti1Image:
     """The volume as a ``nibabel.Nifti1Image`` (RAS affine, sform and qform set)."""
+    from dicomvol.io.nifti import to_nifti as _to_nifti
+
     return _to_nifti(volume)
 
 
 def to_simpleitk(volume: Volume) -> Any:
     """The volume as a ``SimpleITK.Image`` (LPS, ITK's native frame); needs SimpleITK."""
+    from dicomvol.io.itk import to_simpleitk as _to_simpleitk
+
     return _to_simpleitk(volume)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pydicom
 
 from dicomvol.dicom.fgroups import split_per_frame
-from dicomvol.dicom.index import IndexResult, index_file, index_split
+from dicomvol.dicom.index import index_file, index_split
+from dicomvol.dicom.results import IndexResult
 from dicomvol.inputs.discover import Candidate, discover
 
 #: Corpus folders with enhanced multi-frame objects (SEG, enhanced MR, slides).

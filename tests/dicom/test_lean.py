@@ -12,8 +12,9 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomvol.dicom.index import IndexResult, index_file
+from dicomvol.dicom.index import index_file
 from dicomvol.dicom.lean import read_lean
+from dicomvol.dicom.results import IndexResult
 from dicomvol.inputs.discover import Candidate, discover
 from dicomvol.testing import write_series
 

@@ -16,10 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from dicomvol.batch.executors import run_dask, run_local
-from dicomvol.batch.jobs import Job
 from dicomvol.batch.labels import LabelDone, LabelJob, run_label_job, triage_label
 from dicomvol.batch.naming import NameAllocator, render
 from dicomvol.batch.scan import ProgressFn
+from dicomvol.batch.work import Job
 from dicomvol.io.formats import extension, stem_of
 from dicomvol.model.plan import DerivedPlan
 from dicomvol.model.records import FileError, SkippedFrame

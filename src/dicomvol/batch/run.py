@@ -18,15 +18,14 @@ from pathlib import Path
 from dicomvol._typing import PathLike
 from dicomvol.batch.archive import Archive, mark_revised, start_report
 from dicomvol.batch.executors import default_workers, run_dask, run_local
-from dicomvol.batch.jobs import Done, Job, run_job, triage
-from dicomvol.batch.labelmaps import label_jobs, run_label_jobs
 from dicomvol.batch.naming import NameAllocator, render, template_fields
 from dicomvol.batch.scan import ProgressFn, scan_inputs
+from dicomvol.batch.tasks import run_job
+from dicomvol.batch.work import Done, Job, triage
 from dicomvol.errors import UsageError
 from dicomvol.inputs import fs
 from dicomvol.io.atomic import TEMPORARY_GLOB
 from dicomvol.io.formats import extension
-from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS
 from dicomvol.model.plan import ScanResult, VolumePlan
 from dicomvol.model.records import FileError, SkippedFrame
 from dicomvol.options import ConvertOptions
@@ -122,7 +121,9 @@ def _run_jobs(result: ScanResult, out: Path, options: ConvertOptions, report: Ru
     for job in pending:  # still failing after MAX_REPLANS rounds
         report.skipped.extend(_skips(job.plan, f"not converted: its series was planned again "
                                                f"{MAX_REPLANS} times around files that failed"))
-    if result.derived:
+    if result.derived:  # imported only then: objects/ and the label-map writers
+        from dicomvol.batch.labelmaps import label_jobs, run_label_jobs
+
         jobs, not_run = label_jobs(result.derived, image_jobs, out, options, allocator, report)
         run_label_jobs(jobs, not_run, options, report, progress, pool)
     if result.slide_frames:  # whole-slide microscopy: pyramids, not volumes
@@ -156,6 +157,8 @@ def check_template(options: ConvertOptions) -> None:
     """Fail early on a bad template, or one that names the patient under --anonymize."""
     fields = template_fields(options.template)
     if options.anonymize:
+        from dicomvol.metadata.bids import PATIENT_IDENTIFYING_KEYS
+
         named = sorted(set(fields) & (PATIENT_IDENTIFYING_KEYS | {"PatientName"}))
         if named:
             raise UsageError(f"--anonymize: the name template uses {', '.join(named)}; "

@@ -10,7 +10,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dicomvol._typing import PathLike
 from dicomvol.batch.executors import run_local
 from dicomvol.batch.pairing import pair_derived
-from dicomvol.dicom.index import IndexResult, IndexTask, index_task
+from dicomvol.batch.tasks import index_chunk
+from dicomvol.dicom.results import IndexResult, IndexTask
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import discover_all
 from dicomvol.model.plan import ScanResult
@@ -56,7 +57,7 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
     tasks = [IndexTask(tuple(candidates[i:i + chunk]), tuple(names), fs.storage_options())
              for i in range(0, total, chunk)]
     done = 0
-    for part in run_local(index_task, tasks, jobs if total > 2 * chunk else 1, pool,
+    for part in run_local(index_chunk, tasks, jobs if total > 2 * chunk else 1, pool,
                           on_error=_chunk_failed):
         index.extend(part)
         done = min(total, done + chunk)  # chunks finish in any order; all are full-size

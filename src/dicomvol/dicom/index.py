@@ -13,7 +13,6 @@ import io
 import logging
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
@@ -33,53 +32,18 @@ from dicomvol.dicom.header import (
 )
 from dicomvol.dicom.lean import read_lean
 from dicomvol.dicom.leanmf import read_enhanced
+from dicomvol.dicom.results import IndexResult, IndexTask
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Candidate
 from dicomvol.inputs.heads import parse_heads
-from dicomvol.model.derived import DerivedObject
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
-from dicomvol.options import StorageOptions
 
 log = logging.getLogger(__name__)
 
 #: Attributes of the Image Pixel module: a header holding one describes pixels it must have.
 IMAGE_PIXEL_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "PixelRepresentation",
                         "SamplesPerPixel", "PhotometricInterpretation")
-
-
-@dataclass
-class IndexResult:
-    """Everything the index learned about a set of files."""
-
-    frames: list[FrameRecord] = field(default_factory=list)
-    ignored: list[IgnoredFile] = field(default_factory=list)
-    errors: list[FileError] = field(default_factory=list)
-    #: SEG and RTSTRUCT instances (a SEG's frames are in ``frames`` as well).
-    derived: list[DerivedObject] = field(default_factory=list)
-
-    def extend(self, other: IndexResult) -> None:
-        """Append another result's entries to this one."""
-        self.frames.extend(other.frames)
-        self.ignored.extend(other.ignored)
-        self.errors.extend(other.errors)
-        self.derived.extend(other.derived)
-
-    def sort(self) -> None:
-        """Order entries by file, so results do not depend on which worker finished first."""
-        self.frames.sort(key=lambda f: (f.path, f.frame, f.tile or 0))
-        self.ignored.sort(key=lambda i: i.path)
-        self.errors.sort(key=lambda e: e.path)
-        self.derived.sort(key=lambda d: (d.path, d.sop_instance_uid))
-
-
-@dataclass(frozen=True)
-class IndexTask:
-    """A chunk of files to index, and the header keywords the records must carry."""
-
-    candidates: tuple[Candidate, ...]
-    names: tuple[str, ...] = ()
-    storage: StorageOptions | None = None  # how a worker builds its object-store client
 
 
 def index_task(task: IndexTask) -> IndexResult:

@@ -12,17 +12,30 @@ from collections.abc import Callable
 
 from dicomvol.constants import OUTPUT_FORMATS
 from dicomvol.errors import UsageError
-from dicomvol.io import itk, nifti
 from dicomvol.model.volume import Volume
 
 #: writer(volume, path, compress, threads)
 Writer = Callable[[Volume, "str | os.PathLike[str]", bool, int], None]
 
-WRITERS: dict[str, Writer] = {
-    "nifti": lambda v, p, c, t: nifti.write_nifti(v, p, compress=c, threads=t),
-    "nrrd": lambda v, p, c, t: itk.write_nrrd(v, p, compress=c),
-    "mha": lambda v, p, c, t: itk.write_mha(v, p, compress=c),
-}
+def _nifti(volume: Volume, path: str | os.PathLike[str], compress: bool, threads: int) -> None:
+    from dicomvol.io import nifti  # the writers import nibabel: only where a job writes
+
+    nifti.write_nifti(volume, path, compress=compress, threads=threads)
+
+
+def _nrrd(volume: Volume, path: str | os.PathLike[str], compress: bool, threads: int) -> None:
+    from dicomvol.io import itk
+
+    itk.write_nrrd(volume, path, compress=compress)
+
+
+def _mha(volume: Volume, path: str | os.PathLike[str], compress: bool, threads: int) -> None:
+    from dicomvol.io import itk
+
+    itk.write_mha(volume, path, compress=compress)
+
+
+WRITERS: dict[str, Writer] = {"nifti": _nifti, "nrrd": _nrrd, "mha": _mha}
 assert set(WRITERS) == set(OUTPUT_FORMATS), "every output format needs a writer"
 
 

@@ -7,11 +7,9 @@ attribute tells apart.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from dicomvol.model.records import FrameRecord
-from dicomvol.pixels.decode import decode
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +30,10 @@ class SamePixels:
         """SHA-256 of the frame's values (as int64 or float64) and its rescale."""
         key = (frame.path, *frame.key)
         if key not in self._digests:
+            import hashlib
+
+            from dicomvol.pixels.decode import decode  # pydicom: only when a frame is asked
+
             try:
                 for f, pixels in decode(frame.path, [frame]):
                     wide = pixels.astype("<i8" if pixels.dtype.kind in "iu" else "<f8")

@@ -1,0 +1,71 @@
+"""A conversion's main process plans; it never imports pydicom (issue 15, peak RSS).
+
+Headers are read and volumes written in the pool's workers, which import the
+index and job code themselves (:mod:`dicomvol.batch.tasks`); the main process
+holds records and plans only, so its memory is that of numpy and the planner.
+Checked in a fresh interpreter through ``sys.modules``; with ``-j 1`` the same
+run does everything in-process and must import pydicom (the check can fail).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicomvol.batch.scan import INDEX_CHUNK
+from dicomvol.testing import write_series
+
+#: Heavy modules a planning process has no use for.
+WORKER_ONLY = ("pydicom", "nibabel", "_hashlib", "dicomvol.batch.jobs", "dicomvol.dicom.index",
+               "dicomvol.pixels.decode", "dicomvol.metadata.sidecar")
+
+_SCRIPT = """
+import json, sys
+from dicomvol.cli.main import main
+code = main(["convert", sys.argv[1], "-o", sys.argv[2], "-q", "-z", "n", "-j", sys.argv[3]])
+print(json.dumps({"code": code, "modules": sorted(m for m in json.loads(sys.argv[4])
+                                                 if m in sys.modules)}))
+"""
+
+
+def _convert_in_fresh_process(inp: Path, out: Path, jobs: int) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(inp), str(out), str(jobs),
+                           json.dumps(WORKER_ONLY)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two series with more files than two index chunks, so that the pool reads them."""
+    inp = tmp_path_factory.mktemp("study")
+    per_series = INDEX_CHUNK + 8
+    write_series(inp / "a", shape=(6, 5, per_series))
+    write_series(inp / "b", shape=(6, 5, per_series), series_number=2, modality="MR",
+                 rescale=(1.0, 0.0))
+    return inp
+
+
+def test_main_process_of_a_pooled_convert_imports_no_pydicom(study: Path,
+                                                              tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _convert_in_fresh_process(study, out, jobs=2)
+    assert result["code"] == 0
+    assert result["modules"] == []  # none of WORKER_ONLY in the main process
+    assert len(list(out.glob("*.nii"))) == 2
+    report = json.loads((out / "dicomvol_report.json").read_text())
+    assert len(report["outputs"]) == 2 and not report["errors"]
+
+
+def test_in_process_convert_imports_them(study: Path, tmp_path: Path) -> None:
+    """-j 1: the same run reads and writes in this process (the check above can fail)."""
+    result = _convert_in_fresh_process(study, tmp_path / "out", jobs=1)
+    assert result["code"] == 0
+    assert {"pydicom", "dicomvol.batch.jobs", "dicomvol.dicom.index"} <= set(
+        result["modules"])  # type: ignore[arg-type]
