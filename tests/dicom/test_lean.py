@@ -151,3 +151,46 @@ def test_meta_element_with_a_wrong_vr_is_left_to_pydicom(tmp_path: Path) -> None
     damaged.write_bytes(bytes(data))
     with open(damaged, "rb") as fp:
         assert read_lean(fp, len(data)) is None
+
+
+def test_meta_group_walked_once_gives_what_pydicom_reads(tmp_path: Path) -> None:
+    """parse_meta returns the end of the meta group, the transfer syntax and the SOP
+    class (what index needs to send a SEG to the splitter) as pydicom reads them."""
+    from dicomvol.dicom.lean import HEAD_BYTES, parse_meta, read_meta
+
+    for syntax in (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian):
+        path = write_series(tmp_path / syntax, shape=(6, 5, 1), transfer_syntax=syntax,
+                            modality="MR").paths[0]
+        head = Path(path).read_bytes()[:HEAD_BYTES]
+        meta = pydicom.dcmread(path, stop_before_pixels=True).file_meta
+        end, ts, sop_class = parse_meta(head)
+        assert (ts, sop_class) == (meta.TransferSyntaxUID, meta.MediaStorageSOPClassUID)
+        assert end == 144 + meta.FileMetaInformationGroupLength
+        assert read_meta(head) == (end, ts)
+    assert parse_meta(b"\0" * 200) == (None, "", "")  # no DICM: not Part 10
+
+
+def test_lean_reader_on_a_head_already_read_equals_reading_it(tmp_path: Path) -> None:
+    """index reads a file's head once and hands it on: the result is the reader's own."""
+    from dicomvol.dicom.lean import HEAD_BYTES, parse_meta
+
+    path = write_series(tmp_path, shape=(6, 5, 1), modality="MR").paths[0]
+    size = os.path.getsize(path)
+    with open(path, "rb") as fp:
+        head = fp.read(HEAD_BYTES)
+        given = read_lean(fp, size, (), head, parse_meta(head))
+    own = _lean(path)
+    assert given is not None and own is not None
+    assert given[1:] == own[1:]  # type: ignore[index]
+    assert given[0]._values == own[0]._values  # type: ignore[index]
+
+
+def test_a_head_cut_inside_its_meta_group_is_left_to_pydicom(tmp_path: Path) -> None:
+    """A file that ends inside its meta group: index reports it, never raises."""
+    path = write_series(tmp_path / "s", shape=(6, 5, 1)).paths[0]
+    data = Path(path).read_bytes()
+    for cut in (140, 150, 170, 200):
+        short = tmp_path / f"cut{cut}.dcm"
+        short.write_bytes(data[:cut])
+        result = index_file(Candidate(str(short), short.name))
+        assert not result.frames and len(result.errors) + len(result.ignored) == 1

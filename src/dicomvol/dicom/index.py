@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any, BinaryIO
@@ -19,7 +20,7 @@ from pydicom.dataset import Dataset
 
 from dicomvol.dicom.damage import damaged_image
 from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
-from dicomvol.dicom.fgroups import FrameItem, sop_class_of_meta, split_per_frame
+from dicomvol.dicom.fgroups import FrameItem, split_per_frame
 from dicomvol.dicom.frames import frame_records
 from dicomvol.dicom.header import (
     DICOMDIR_SOP_CLASS,
@@ -30,7 +31,7 @@ from dicomvol.dicom.header import (
     read_header_from,
     sop_name,
 )
-from dicomvol.dicom.lean import read_lean
+from dicomvol.dicom.lean import HEAD_BYTES, parse_meta, read_lean
 from dicomvol.dicom.leanmf import read_enhanced
 from dicomvol.dicom.results import IndexResult, IndexTask
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
@@ -96,12 +97,17 @@ def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True,
 
 def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
                   result: IndexResult, lean: bool = True) -> None:
-    """Index an open file: the lean reader first, else pydicom on the same bytes."""
-    magic = fp.read(2)
-    fp.seek(0)
+    """Index an open file: the lean reader first, else pydicom on the same bytes.
+
+    The head of the file is read once (one ``read``), and its file meta group
+    walked once: the SOP class (a SEG goes to the per-frame splitter) and the
+    transfer syntax the lean reader needs come from the same walk.
+    """
+    head = fp.read(HEAD_BYTES)
     gzipped = False
     stream: BinaryIO = fp
-    if magic == b"\x1f\x8b":
+    if head[:2] == b"\x1f\x8b":
+        fp.seek(0)
         try:
             data, gzipped = gunzip_if_needed(fp.read())
         except NotDicomError as exc:
@@ -109,16 +115,20 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
             return
         stream = io.BytesIO(data)
     elif lean:
-        if is_seg(sop_class_of_meta(fp)):  # many frames: per-frame groups read apart
+        meta = _head_meta(head)
+        if is_seg(meta[2]):  # many frames: per-frame groups read apart
+            fp.seek(0)
             if index_split(fp, cand, names, result):
                 return
-            fp.seek(0)
+            fp.seek(len(head))
         size = fs.stream_size(fp)
-        if _index_lean(fp, size, cand, names, result):
+        if _index_lean(fp, size, cand, names, result, head, meta):
             return
         fp.seek(0)
         if _index_enhanced(fp, size, cand, names, result):
             return
+        fp.seek(0)
+    else:
         fp.seek(0)
     try:
         ds, pixel_info = read_header_from(stream, gzipped)
@@ -143,6 +153,15 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
         log.debug("%s: header not understood", cand.path, exc_info=True)
         result.errors.append(FileError(cand.path, cand.rel, "header not understood: "
                                        f"{type(exc).__name__}: {exc}"))
+
+
+def _head_meta(head: bytes) -> tuple[int | None, str, str]:
+    """:func:`~dicomvol.dicom.lean.parse_meta` of a head; a cut or damaged meta gives
+    ``(None, "", "")`` (pydicom then decides)."""
+    try:
+        return parse_meta(head)
+    except (struct.error, ValueError, IndexError):
+        return None, "", ""
 
 
 def _is_index_object(ds: Dataset) -> bool:
@@ -245,9 +264,10 @@ def _index_enhanced(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, 
 
 
 def _index_lean(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],
-                result: IndexResult) -> bool:
-    """The fast path; False to let pydicom read the file instead."""
-    found = read_lean(fp, size, names)
+                result: IndexResult, head: bytes, meta: tuple[int | None, str, str]) -> bool:
+    """The fast path on the file's ``head`` (``fp`` is just past it); False to let pydicom
+    read the file instead."""
+    found = read_lean(fp, size, names, head, meta)
     if found is None:
         return False
     try:

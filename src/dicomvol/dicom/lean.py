@@ -26,8 +26,9 @@ from dicomvol.dicom.values import vendor
 
 log = logging.getLogger(__name__)
 
-#: Bytes read first; a longer header is read in full on demand.
-_HEAD_BYTES = 32768
+#: Bytes read first (the head: the file meta and, mostly, the whole header); a longer
+#: header is read in full on demand.
+HEAD_BYTES = 32768
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
@@ -110,17 +111,22 @@ class _Element:
         self.value = value
 
 
-def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
+def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = (), head: bytes | None = None,
+              meta: tuple[int | None, str, str] | None = None
               ) -> tuple[LeanHeader, int, int, int] | None:
     """Parse a plain single-frame little-endian header up to PixelData from an open file.
 
     Parameters
     ----------
-    fp : binary stream positioned at the start of the file
+    fp : binary stream
+        Positioned at the start of the file, or just past ``head``.
     size : int
         The file's size in bytes.
     keywords : sequence of str
         Top-level keywords to read besides :data:`KEYWORDS` (e.g. for output names).
+    head : bytes, optional
+        The first :data:`HEAD_BYTES` of the file, already read (``fp`` is then past
+        them), so that a file is read once; ``meta`` is :func:`parse_meta` of it.
 
     Returns
     -------
@@ -130,7 +136,7 @@ def read_lean(fp: BinaryIO, size: int, keywords: Sequence[str] = ()
         Never raises for malformed content.
     """
     try:
-        return _read_lean(fp, size, _table(tuple(keywords)))
+        return _read_lean(fp, size, _table(tuple(keywords)), head, meta)
     except (struct.error, ValueError, IndexError):
         return None
     except Exception:  # anything else (MemoryError from an absurd length, ...): pydicom decides
@@ -158,12 +164,13 @@ def _table(extra: tuple[str, ...]) -> dict[int, Any]:
     return table
 
 
-def _read_lean(fp: BinaryIO, size: int,
-               table: dict[int, Any]) -> tuple[LeanHeader, int, int, int] | None:
-    buf = fp.read(_HEAD_BYTES)
-    if len(buf) < 144 or buf[128:132] != b"DICM":
-        return None
-    meta_end, ts = read_meta(buf)
+def _read_lean(fp: BinaryIO, size: int, table: dict[int, Any], head: bytes | None,
+               meta: tuple[int | None, str, str] | None
+               ) -> tuple[LeanHeader, int, int, int] | None:
+    buf = fp.read(HEAD_BYTES) if head is None else head
+    if meta is None:
+        meta = parse_meta(buf)
+    meta_end, ts, _ = meta
     if ts not in (_EXPLICIT_LE, _IMPLICIT_LE) or meta_end is None:
         return None
     found = _walk(buf, meta_end, ts == _IMPLICIT_LE, table)
@@ -190,15 +197,30 @@ _META_VRS = {0x0000: b"UL", 0x0001: b"OB", 0x0002: b"UI", 0x0003: b"UI", 0x0010:
 
 
 def read_meta(buf: bytes) -> tuple[int | None, str]:
-    """End offset of the file meta group and the transfer syntax."""
-    pos, ts, end = 132, "", None
+    """End offset of the file meta group and the transfer syntax (see :func:`parse_meta`)."""
+    end, ts, _ = parse_meta(buf)
+    return end, ts
+
+
+def parse_meta(buf: bytes) -> tuple[int | None, str, str]:
+    """The file meta group of a file's head, walked once.
+
+    Returns
+    -------
+    (end, transfer syntax, MediaStorageSOPClassUID)
+        ``end`` is the offset just past the group, None when the head is not
+        DICOM Part 10 or its meta group is damaged (pydicom then decides).
+    """
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        return None, "", ""
+    pos, ts, sop_class, end = 132, "", "", None
     while pos + 8 <= len(buf):
         group, elem = struct.unpack_from("<HH", buf, pos)
         if group != 0x0002:
-            return pos, ts
+            return pos, ts, sop_class
         vr = buf[pos + 4:pos + 6]
         if vr not in _VRS or _META_VRS.get(elem, vr) != vr:  # damaged meta: pydicom decides
-            return None, ""
+            return None, "", ""
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", buf, pos + 8)
             start = pos + 12
@@ -207,9 +229,11 @@ def read_meta(buf: bytes) -> tuple[int | None, str]:
             start = pos + 8
         if elem == 0x0010:
             ts = buf[start:start + length].decode("ascii", "replace").strip("\x00 ")
+        elif elem == 0x0002:
+            sop_class = buf[start:start + length].decode("ascii", "replace").strip("\x00 ")
         pos = start + length
         end = pos
-    return end, ts
+    return end, ts, sop_class
 
 
 #: One element header as little-endian unsigned ints. A tag read as one uint32 has its
