@@ -66,15 +66,43 @@ def test_overflowing_int16_falls_back_to_raw(tmp_path: Path) -> None:
     assert float(np.max(volume.values)) == 32767 + 2000
 
 
+@pytest.mark.parametrize("compress", [True, False])
 @pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless"])
 def test_compressed_slices_decoded_in_processes_equal_in_memory(tmp_path: Path,
-                                                                syntax: str) -> None:
+                                                                syntax: str,
+                                                                compress: bool) -> None:
+    """.nii.gz: the slices come back to the writer; .nii: each worker writes its slice at
+    its offset of the file (no slice goes through a pipe). The same bytes either way."""
     import pydicom.uid
 
     write_series(tmp_path / "in", shape=(40, 36, 9), modality="MR",
                  transfer_syntax=getattr(pydicom.uid, syntax))
     (plan,) = dicomvol.scan([tmp_path / "in"]).plans
-    stream_nifti(plan, tmp_path / "s.nii.gz", True, build_metadata(plan),
+    ext = ".nii.gz" if compress else ".nii"
+    stream_nifti(plan, tmp_path / f"s{ext}", compress, build_metadata(plan),
                  threads=2)  # decodes in 2 processes
-    write_nifti(dicomvol.read_volume(plan), tmp_path / "m.nii.gz", compress=True)
-    assert _payload(tmp_path / "s.nii.gz") == _payload(tmp_path / "m.nii.gz")
+    write_nifti(dicomvol.read_volume(plan), tmp_path / f"m{ext}", compress=compress)
+    assert _payload(tmp_path / f"s{ext}") == _payload(tmp_path / f"m{ext}")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_slice_failing_in_a_worker_leaves_no_file(tmp_path: Path) -> None:
+    """A slice that cannot be decoded while workers write the others into the file: the
+    error names the file, and neither the output nor its temporary file remains."""
+    import pydicom.uid
+
+    from dicomvol.errors import PixelDataError
+
+    write_series(tmp_path / "in", shape=(40, 36, 9), modality="MR",
+                 transfer_syntax=pydicom.uid.JPEG2000Lossless)
+    (plan,) = dicomvol.scan([tmp_path / "in"]).plans
+    bad = plan.all_frames[4].path
+    data = bytearray(Path(bad).read_bytes())
+    data[-200:-2] = b"\x00" * 198  # the codestream's end is zeroed: undecodable
+    Path(bad).write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(PixelDataError) as info:
+        stream_nifti(plan, out / "s.nii", False, build_metadata(plan), threads=2)
+    assert Path(bad).name in str(info.value) or info.value.path == bad
+    assert not list(out.iterdir())

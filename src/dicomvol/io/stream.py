@@ -78,6 +78,13 @@ def _write(plan: VolumePlan, path: Path, compress: bool, threads: int, mode: Pix
            metadata: dict[str, Any], sources: JobSources | None,
            on_slice: SliceSink | None = None) -> None:
     columns, rows = plan.shape[0], plan.shape[1]
+    if not compress and on_slice is None and _decoded_apart(plan.all_frames, threads):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as raw:
+                write_header(spec_of(plan, mode, metadata), raw)
+                start = raw.tell()
+            _decode_into(tmp, start, plan.all_frames, mode, threads)
+        return
     with atomic_path(path) as tmp, open_output(tmp, compress, threads) as fp:
         write_header(spec_of(plan, mode, metadata), fp)
         for n, plane in enumerate(_slices(plan, mode, threads, sources)):
@@ -94,6 +101,51 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
     target = np.empty((frame.columns, frame.rows), dtype=mode.dtype, order="F")
     place(target, pixels, frame, mode)
     return target.T.tobytes()  # the F-order bytes of the slice
+
+
+def _decoded_apart(frames: list[FrameRecord], threads: int) -> bool:
+    """Whether slices are decoded in worker processes (compressed, and cores to spare)."""
+    return threads > 1 and not all(native_ok(f) for f in frames)
+
+
+def _slice_into(frame: FrameRecord, mode: PixelMode, path: str, offset: int) -> None:
+    """Decode one slice and write its bytes at ``offset`` of ``path`` (module level:
+    picklable; the worker writes, so the slice never travels back through a pipe)."""
+    data = _slice_bytes(frame, mode)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        written = os.pwrite(fd, data, offset)
+        while written < len(data):  # a short write (e.g. interrupted): write the rest
+            written += os.pwrite(fd, data[written:], offset + written)
+    finally:
+        os.close(fd)
+
+
+def _decode_into(path: Path, start: int, frames: list[FrameRecord], mode: PixelMode,
+                 threads: int) -> None:
+    """Every slice decoded in ``threads`` processes, each written by its worker into
+    ``path`` at ``start`` plus its place in file order (an uncompressed NIfTI).
+
+    The same bytes at the same offsets as :func:`_slices` writes in order; a
+    failure in any slice propagates after the pool has stopped (so no worker
+    writes into the temporary file once it is removed).
+    """
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    size = frames[0].columns * frames[0].rows * mode.dtype.itemsize
+    with ProcessPoolExecutor(max_workers=threads) as pool:
+        todo = iter(enumerate(frames))
+        pending: deque[Future[None]] = deque(
+            pool.submit(_slice_into, frame, mode, str(path), start + n * size)
+            for _, (n, frame) in zip(range(threads * _READ_AHEAD), todo, strict=False))
+        while pending:
+            pending.popleft().result()
+            following = next(todo, None)
+            if following is not None:
+                n, frame = following
+                pending.append(pool.submit(_slice_into, frame, mode, str(path),
+                                           start + n * size))
 
 
 def _slices(plan: VolumePlan, mode: PixelMode, threads: int,
