@@ -290,7 +290,7 @@ def _classify_seg(image: reproduce.Image, s: Source,
              f"position(s), SegmentationType {seg['type']}")
     if seg["frames"] > seg["positions"]:
         return "seg_segments_stacked", facts
-    off = _seg_misplacement(image, seg["ipp"])
+    off = seg_misplacement(image, seg["ipp"])
     if off is not None and off > PLACEMENT_TOL_MM:
         return "seg_frames_misplaced", f"{facts}; a frame {off:.3f} mm from dcm2niix's slice"
     for label in mine:
@@ -310,7 +310,7 @@ def _classify_seg(image: reproduce.Image, s: Source,
     return "unexplained", facts
 
 
-def _seg_misplacement(image: reproduce.Image, ipps: Sequence[Sequence[float]]) -> float | None:
+def seg_misplacement(image: reproduce.Image, ipps: Sequence[Sequence[float]]) -> float | None:
     """Largest distance (mm, along the slice normal) between the SEG frames' positions and
     dcm2niix's slices (both sorted), or None when their counts differ."""
     if len(ipps) != image.shape[2] or image.n_volumes != 1:
