@@ -273,20 +273,27 @@ def check_resampled_misplaced(run: Run, miss: misses.Miss) -> None:
 
 
 def check_resampled_other_grid_policy(run: Run, miss: misses.Miss) -> None:
-    """Both resamplings fit the source pixels; dicomvol's at least as closely."""
+    """Both resamplings fit the source pixels, dicomvol's at least as closely, and dicomvol's
+    grid has a plane through more of the source slices than dcm2niix's (which interpolates
+    acquired slices away: GE 57 % against 7 %, sliceincrement/001 4 of 4 against 2)."""
     (dc_median, dc_inside), (dv_median, dv_inside) = _support(run, miss)
     assert dv_inside > 0.95 and dc_inside > 0.95, miss.line()
     assert dv_median <= dc_median + 1e-6, miss.line()
     assert dc_median < misses.MISPLACED_MIN_UNITS, miss.line()
+    files = [run.outputs.src / f for f in miss.files]
+    kept_dc = grids.planes_through_sources(_dx(run, miss), files)
+    assert grids.planes_through_sources(_resampled(run, miss), files) > kept_dc, miss.line()
 
 
 def check_overlay_policy(run: Run, miss: misses.Miss) -> None:
     """The overlay's image is reproduced; the overlay itself is a graphic plane (60xx,3000)."""
     base = misses.DERIVED_SUFFIX.sub("", miss.name.removesuffix(".nii")) + ".nii"
     assert all(ok for name, _, ok in run.rows if name == base), f"{base} not reproduced"
-    ds = pydicom.dcmread(next(run.outputs.src / f for f in miss.files
-                              if (run.outputs.src / f).is_file()))
-    assert any((g, 0x3000) in ds for g in range(0x6000, 0x6020, 2))
+    with_overlay = [ds for ds in (_ds(run, miss, n) for n in range(len(miss.files)))
+                    if (0x6000, 0x3000) in ds]
+    assert with_overlay, miss.line()
+    # PS3.3 C.9.2.1.1: G = graphics (annotation), R = ROI; only a graphics overlay is argued
+    assert all(ds[0x6000, 0x0040].value == "G" for ds in with_overlay), miss.line()
 
 
 CHECKS: dict[str, Callable[[Run, misses.Miss], None]] = {

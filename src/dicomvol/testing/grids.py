@@ -98,6 +98,18 @@ def header_support(image: reproduce.Image, paths: Sequence[Path]) -> tuple[float
     return median, n_inside / max(n_all, 1)
 
 
+def planes_through_sources(image: reproduce.Image, paths: Sequence[Path]) -> float:
+    """Fraction of the source slices (by their IPP) that a plane of the volume passes through
+    (to INDEX_TOL of a slice): the slices kept as acquired rather than interpolated."""
+    inv = np.linalg.inv(image.affine)
+    hits = 0
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        k = float((inv @ [*(float(v) for v in ds.ImagePositionPatient), 1.0])[2])
+        hits += abs(k - round(k)) <= INDEX_TOL and 0 <= round(k) < image.shape[2]
+    return hits / max(len(paths), 1)
+
+
 def resampled_same_grid(ref: reproduce.Image, ours: reproduce.Image,
                         fill: float) -> tuple[int, int, float] | None:
     """Two resampled volumes on one grid: (voxels that differ where ours is not its fill,

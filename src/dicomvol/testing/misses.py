@@ -29,14 +29,16 @@ from dicomvol.testing import reproduce
 from dicomvol.testing.grids import (
     header_support,
     match_slices,
+    planes_through_sources,
     resampled_same_grid,
     sub_grid_values,
 )
 
 #: Every kind of miss, with what it means (the headers' side of the argument).
 KINDS: dict[str, str] = {
-    "overlay_policy": "dcm2niix writes the overlay plane (60xx,3000) as its own image; an "
-                      "overlay is a 1-bit graphic drawn over the image, not patient data",
+    "overlay_policy": "dcm2niix writes the overlay plane (60xx,3000) as its own image; a "
+                      "graphics overlay (OverlayType G) is drawn over the image, not patient "
+                      "data",
     "slide_tiles": "the frames are tiles of one slide plane (TotalPixelMatrixColumns/Rows, "
                    "slide coordinates): dcm2niix stacks side-by-side tiles as slices",
     "no_patient_geometry": "the source has no ImagePositionPatient/ImageOrientationPatient "
@@ -60,7 +62,8 @@ KINDS: dict[str, str] = {
     "resampled_misplaced": "dcm2niix's resampled volume is far from the source pixels at "
                            "their own ImagePositionPatient; dicomvol's fits them",
     "resampled_other_grid_policy": "both tools resample and both fit the source pixels, onto "
-                                   "different grids (spacing, extent)",
+                                   "different grids; dicomvol's has a plane through more of "
+                                   "the source slices",
     "unexplained": "not classified: look at it",
 }
 #: dcm2niix's derived files (no sidecar): tilt-corrected, equidistant, overlays.
@@ -247,9 +250,12 @@ def classify(image: reproduce.Image, files: Sequence[Source],
     """(kind, evidence) of one dcm2niix file that is not reproduced."""
     first = files[0]
     if DERIVED_SUFFIX.search(image.path.stem) and "_ROI" in image.path.stem:
-        with_overlay = [s.rel for s in files if s.overlay]
+        with_overlay = [s for s in files if s.overlay]
         if with_overlay:
-            return "overlay_policy", f"overlay plane (60xx,3000) in {with_overlay[0]}"
+            ds = pydicom.dcmread(with_overlay[0].path, stop_before_pixels=True)
+            kind = ds.get((0x6000, 0x0040))
+            return "overlay_policy", (f"overlay plane (60xx,3000) in {with_overlay[0].rel}, "
+                                      f"OverlayType {kind.value if kind else 'absent'}")
     if all(s.slide for s in files):
         return "slide_tiles", _slide_evidence(first)
     if not all(s.plane for s in files):
@@ -340,4 +346,6 @@ def _classify_resampled(image: reproduce.Image, files: Sequence[Source],
             "inside)")
     if dc[0] > max(MISPLACED_RATIO * dv[0], MISPLACED_MIN_UNITS) or dc[1] < 0.5 * dv[1]:
         return "resampled_misplaced", text
-    return "resampled_other_grid_policy", text
+    kept = planes_through_sources(image, paths), planes_through_sources(ours, paths)
+    return "resampled_other_grid_policy", (f"{text}; a plane through {kept[0]:.0%} of the "
+                                           f"source slices (dicomvol {kept[1]:.0%})")
