@@ -252,12 +252,15 @@ def _resampled(run: Run, miss: misses.Miss) -> Any:
 
 def check_resampled_outside_field(run: Run, miss: misses.Miss) -> None:
     """Same grid as dicomvol's resampled volume; every differing voxel is one dicomvol fills
-    (outside the slices' field), and inside it the values agree to dcm2niix's rounding."""
+    and one that the headers put outside a source slice it draws on (no source pixel there);
+    elsewhere the values agree to dcm2niix's rounding."""
     ours = _resampled(run, miss)
     fill = float(ours.meta["Resampling"]["fill"])
     same = grids.resampled_same_grid(_dx(run, miss), ours, fill)
     assert same is not None and same[0] == 0 and same[1] > 0, miss.line()
     assert same[2] <= grids.INTEGER_ROUNDING + 1e-3, miss.line()
+    outside = grids.outside_sources(ours, same[3], [run.outputs.src / f for f in miss.files])
+    assert outside.all(), f"{miss.line()}: {int((~outside).sum())} inside the field"
 
 
 def _support(run: Run, miss: misses.Miss) -> tuple[tuple[float, float], tuple[float, float]]:

@@ -81,6 +81,9 @@ def test_sub_grid_and_same_grid(tmp_path: Path) -> None:
     ours = _nifti(tmp_path / "ours.nii", filled, s.affine_lps)
     same = grids.resampled_same_grid(whole, ours, -1024.0)
     assert same is not None and same[0] == 0 and same[1] > 0
+    assert not grids.outside_sources(ours, same[3], list(s.paths)).any()  # all in the field
+    beyond = np.array([[-1.0, 0.0, 0.0], [0.0, SHAPE[1] + 0.5, 2.0], [3.0, 3.0, 3.0]])
+    assert grids.outside_sources(ours, beyond, list(s.paths)).tolist() == [True, True, False]
     noisy = filled.copy()
     noisy[3, 3, 3] += 10.0
     same = grids.resampled_same_grid(whole, _nifti(tmp_path / "noisy.nii", noisy,

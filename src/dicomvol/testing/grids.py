@@ -20,6 +20,8 @@ SUPPORT_STEP = 8
 #: dcm2niix rounds a resampled volume to its integer type after each step (_Tilt, then _Eq):
 #: up to 0.5 per step.
 INTEGER_ROUNDING = 1.0
+#: Slack (pixels) of "inside a source slice's pixel-centre extent".
+IN_PLANE_TOL = 1e-3
 #: Slack (voxels) of "inside the volume" and of an integer voxel index.
 INDEX_TOL = 1e-2
 
@@ -110,10 +112,40 @@ def planes_through_sources(image: reproduce.Image, paths: Sequence[Path]) -> flo
     return hits / max(len(paths), 1)
 
 
+def outside_sources(image: reproduce.Image, voxels: np.ndarray,
+                    paths: Sequence[Path]) -> np.ndarray:
+    """For voxels (N, 3) of a resampled volume: whether each lies, projected along the
+    slice normal, outside the pixel-centre extent (to :data:`IN_PLANE_TOL` pixel) of a source
+    slice it draws on: the slice it lies on, else the nearest source slice on either side.
+    Shape (N,) bool; headers only (IPP, IOP, PixelSpacing, Rows, Columns)."""
+    world = (np.c_[voxels, np.ones(len(voxels))] @ image.affine.T)[:, :3]
+    spacing = float(np.linalg.norm(image.affine[:3, 2]))
+    dist, out = [], []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        rel = world - np.array([float(v) for v in ds.ImagePositionPatient])
+        col, row = rel @ iop[:3] / dc, rel @ iop[3:] / dr
+        dist.append(rel @ np.cross(iop[:3], iop[3:]))
+        out.append((col < -IN_PLANE_TOL) | (col > int(ds.Columns) - 1 + IN_PLANE_TOL)
+                   | (row < -IN_PLANE_TOL) | (row > int(ds.Rows) - 1 + IN_PLANE_TOL))
+    d, o = np.array(dist).T, np.array(out).T  # (N, slices)
+    on = np.abs(d) <= IN_PLANE_TOL * spacing
+    above = np.where(d > 0, d, np.inf).argmin(axis=1)
+    below = np.where(d < 0, -d, np.inf).argmin(axis=1)
+    rows = np.arange(len(d))
+    bracket = (o[rows, above] & np.isfinite(np.where(d > 0, d, np.inf).min(axis=1))) | (
+        o[rows, below] & np.isfinite(np.where(d < 0, -d, np.inf).min(axis=1)))
+    result: np.ndarray = np.where(on.any(axis=1), (on & o).any(axis=1), bracket)
+    return result
+
+
 def resampled_same_grid(ref: reproduce.Image, ours: reproduce.Image,
-                        fill: float) -> tuple[int, int, float] | None:
+                        fill: float) -> tuple[int, int, float, np.ndarray] | None:
     """Two resampled volumes on one grid: (voxels that differ where ours is not its fill,
-    voxels that differ, largest |difference| where ours is not its fill); None when the grids
+    voxels that differ, largest |difference| where ours is not its fill, the differing
+    voxels' indices in ``ours`` (M, 3)); None when the grids
     differ. "Differ" allows :data:`INTEGER_ROUNDING` when ``ref`` is stored as integers,
     besides :data:`reproduce.VALUE_RTOL`."""
     amap = reproduce.axis_map(ref, ours)
@@ -128,7 +160,7 @@ def resampled_same_grid(ref: reproduce.Image, ours: reproduce.Image,
     differ = diff > tol
     field = mine != fill
     worst = float(diff[field].max()) if field.any() else 0.0
-    return int((differ & field).sum()), int(differ.sum()), worst
+    return int((differ & field).sum()), int(differ.sum()), worst, np.argwhere(differ)
 
 
 def sub_grid_values(ref: reproduce.Image,
