@@ -89,3 +89,19 @@ def test_sub_grid_and_same_grid(tmp_path: Path) -> None:
     same = grids.resampled_same_grid(whole, _nifti(tmp_path / "noisy.nii", noisy,
                                                    s.affine_lps), -1024.0)
     assert same is not None and same[0] == 1
+
+
+def test_tiles_in_slide(tmp_path: Path) -> None:
+    """Frames stacked as slices are found as tiles of the written slide level (in-plane flips
+    allowed); a frame that is no tile is not."""
+    import tifffile
+
+    level = np.random.default_rng(7).integers(0, 255, (20, 30), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "slide.tif", level)
+    tiles = [level[r:r + 10, c:c + 10].T for r in (0, 10) for c in (0, 10, 20)]
+    stack = np.stack([tiles[0], tiles[4][::-1], tiles[5][:, ::-1]], axis=-1).astype(float)
+    image = _nifti(tmp_path / "stack.nii", stack, np.eye(4))
+    assert grids.tiles_in_slide(image, tmp_path / "slide.tif") == 1.0
+    stack[:, :, 2] = 300.0
+    image = _nifti(tmp_path / "stack2.nii", stack, np.eye(4))
+    assert abs(grids.tiles_in_slide(image, tmp_path / "slide.tif") - 2 / 3) < 1e-9

@@ -112,6 +112,31 @@ def planes_through_sources(image: reproduce.Image, paths: Sequence[Path]) -> flo
     return hits / max(len(paths), 1)
 
 
+def tiles_in_slide(image: reproduce.Image, tiff: Path) -> float:
+    """Fraction of a 3D image's slices (dcm2niix's stack of slide frames) that equal, up to an
+    in-plane flip, a tile of the first (full-resolution) level of a written slide, on the
+    tile grid of the slice's size."""
+    import tifffile
+
+    with tifffile.TiffFile(str(tiff)) as tf:
+        level = np.asarray(tf.series[0].levels[0].asarray())
+    level = np.squeeze(level)
+    if level.ndim == 3 and level.shape[0] in (3, 4) and level.shape[-1] not in (3, 4):
+        level = np.moveaxis(level, 0, -1)  # (C, H, W) -> (H, W, C)
+    if level.ndim == 3:
+        level = (level[..., 0] * 65536.0 + level[..., 1] * 256.0 + level[..., 2].astype(
+            np.float64))
+    nx, ny = image.shape[:2]
+    keys: set[bytes] = set()
+    for r in range(0, level.shape[0] - ny + 1, ny):
+        for c in range(0, level.shape[1] - nx + 1, nx):
+            tile = np.asarray(level[r:r + ny, c:c + nx], dtype=np.float64).T  # (i, j)
+            keys.update(_keys(tile[::fi, ::fj]) for fi in (1, -1) for fj in (1, -1))
+    data = image.data
+    found = sum(_keys(data[:, :, k, 0]) in keys for k in range(data.shape[2]))
+    return float(found) / max(int(data.shape[2]), 1)
+
+
 def outside_sources(image: reproduce.Image, voxels: np.ndarray,
                     paths: Sequence[Path]) -> np.ndarray:
     """For voxels (N, 3) of a resampled volume: whether each lies, projected along the

@@ -32,6 +32,7 @@ from dicomvol.testing.grids import (
     planes_through_sources,
     resampled_same_grid,
     sub_grid_values,
+    tiles_in_slide,
 )
 
 #: Every kind of miss, with what it means (the headers' side of the argument).
@@ -171,6 +172,7 @@ class Outputs:
     report: dict[str, Any]
     sources: dict[str, list[Source]]
     sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)  # dicomvol's, any format
+    dv_dir: Path = Path()
 
     @classmethod
     def load(cls, src: Path, dx: Path, dv: Path) -> Outputs:
@@ -184,7 +186,7 @@ class Outputs:
         sidecars = {p.name: json.loads(p.read_text()) for p in sorted(dv.glob("*.json"))
                     if p.name != "dicomvol_report.json"} if dv.is_dir() else {}
         return cls(src, reproduce.load_images(dx, dcm2niix=True), images, report,
-                   index_sources(src), sidecars)
+                   index_sources(src), sidecars, dv)
 
     def sidecar(self, image: reproduce.Image) -> dict[str, Any]:
         """dcm2niix's sidecar of a file, or of the file it was derived from (_Tilt, _ROI)."""
@@ -202,6 +204,13 @@ class Outputs:
         narrowed = [s for s in files if want and _split_type(s.image_type) == list(want)]
         # one series can hold several images (exam summaries): narrowed when the count fits
         return narrowed if len(narrowed) == image.shape[2] * image.n_volumes else files
+
+    def slides_of(self, files: Sequence[Source]) -> list[Path]:
+        """dicomvol's slide images (OME-TIFF, TIFF) written from any of the files."""
+        rels = {s.rel for s in files}
+        return [self.dv_dir / meta["Slide"]["Image"] for meta in self.sidecars.values()
+                if "Slide" in meta and str(meta["Slide"].get("Image", "")).endswith(".tif")
+                and rels & {str(x.get("File")) for x in meta.get("SourceInstances", [])}]
 
     def dicomvol_of(self, files: Sequence[Source]) -> tuple[list[reproduce.Image], list[str]]:
         """dicomvol's outputs naming any of the files, and its skip reasons for them."""
@@ -239,15 +248,16 @@ def explain(out: Outputs, rows: Sequence[tuple[str, int, bool]]) -> list[Miss]:
         mine, others = out.dicomvol_of(files)
         miss.dicomvol = [im.path.name for im in mine] + others
         if files:
-            miss.kind, miss.evidence = classify(image, files, mine)
+            miss.kind, miss.evidence = classify(image, files, mine, out.slides_of(files))
         misses.append(miss)
         image.__dict__.pop("data", None)  # large CT volumes: keep memory small
     return misses
 
 
 def classify(image: reproduce.Image, files: Sequence[Source],
-             mine: Sequence[reproduce.Image]) -> tuple[str, str]:
-    """(kind, evidence) of one dcm2niix file that is not reproduced."""
+             mine: Sequence[reproduce.Image], slides: Sequence[Path] = ()) -> tuple[str, str]:
+    """(kind, evidence) of one dcm2niix file that is not reproduced (``slides``: dicomvol's
+    slide images from the same files)."""
     first = files[0]
     if DERIVED_SUFFIX.search(image.path.stem) and "_ROI" in image.path.stem:
         with_overlay = [s for s in files if s.overlay]
@@ -257,7 +267,10 @@ def classify(image: reproduce.Image, files: Sequence[Source],
             return "overlay_policy", (f"overlay plane (60xx,3000) in {with_overlay[0].rel}, "
                                       f"OverlayType {kind.value if kind else 'absent'}")
     if all(s.slide for s in files):
-        return "slide_tiles", _slide_evidence(first)
+        found = max((tiles_in_slide(image, p) for p in slides), default=0.0)
+        where = f"; {found:.0%} of dcm2niix's slices are tiles of dicomvol's slide" if (
+            slides) else ""
+        return "slide_tiles", _slide_evidence(first) + where
     if not all(s.plane for s in files):
         return "no_patient_geometry", (f"SOPClassUID {first.sop_class}, no "
                                        "ImagePositionPatient/ImageOrientationPatient")
