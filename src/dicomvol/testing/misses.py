@@ -29,6 +29,7 @@ from dicomvol.testing import reproduce
 from dicomvol.testing.grids import (
     header_support,
     match_slices,
+    outside_sources,
     planes_through_sources,
     resampled_same_grid,
     sub_grid_values,
@@ -347,12 +348,12 @@ def _classify_resampled(image: reproduce.Image, files: Sequence[Source],
                         ours: reproduce.Image) -> tuple[str, str]:
     fill = float((ours.meta.get("Resampling") or {}).get("fill", np.nan))
     same = resampled_same_grid(image, ours, fill)
-    if same is not None and same[0] == 0:
+    paths = [s.path for s in files]
+    if same is not None and same[0] == 0 and outside_sources(ours, same[3], paths).all():
         return "resampled_outside_field", (
             f"same grid as {ours.path.name}; inside the field the largest |difference| is "
-            f"{same[2]:.3g}; {same[1]} voxels differ, all where dicomvol writes its fill "
-            f"{fill:g}")
-    paths = [s.path for s in files]
+            f"{same[2]:.3g}; {same[1]} voxels differ, all outside the source slices they "
+            f"draw on (by the headers), where dicomvol writes its fill {fill:g}")
     dc, dv = header_support(image, paths), header_support(ours, paths)
     text = (f"median |difference| from the source pixels: dcm2niix {dc[0]:.3g} "
             f"({dc[1]:.0%} inside), dicomvol's {ours.path.name} {dv[0]:.3g} ({dv[1]:.0%} "
