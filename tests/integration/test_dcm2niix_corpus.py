@@ -17,7 +17,9 @@ detail).
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,11 +121,10 @@ def _convert(job: tuple[Path, Path, str, str]) -> None:
 def runs(corpus: Path, dcm2niix_exe: str,
          tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """One conversion per input and tool (two inputs at a time), classified."""
-    dicomvol = str(Path(dcm2niix_exe).with_name("dicomvol"))
-    if not Path(dicomvol).is_file():
-        import shutil
-
-        dicomvol = shutil.which("dicomvol") or pytest.fail("the dicomvol command is missing")
+    here = Path(sys.executable).with_name("dicomvol")  # the CLI of the venv under test
+    dicomvol = str(here) if here.is_file() else shutil.which("dicomvol")
+    if dicomvol is None:
+        pytest.fail("the dicomvol command is not installed (pip install -e .)")
     tmp = tmp_path_factory.mktemp("dcm2niix_corpus")
     jobs = []
     for n, key in enumerate(INPUTS):
