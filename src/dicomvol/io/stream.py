@@ -78,7 +78,8 @@ def _write(plan: VolumePlan, path: Path, compress: bool, threads: int, mode: Pix
            metadata: dict[str, Any], sources: JobSources | None,
            on_slice: SliceSink | None = None) -> None:
     columns, rows = plan.shape[0], plan.shape[1]
-    if not compress and on_slice is None and _decoded_apart(plan.all_frames, threads):
+    if (not compress and on_slice is None and hasattr(os, "pwrite")  # POSIX
+            and _decoded_apart(plan.all_frames, threads)):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as raw:
                 write_header(spec_of(plan, mode, metadata), raw)
