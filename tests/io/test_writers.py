@@ -434,3 +434,22 @@ def test_gzip_writer_round_trips_and_one_thread_holds_no_blocks(tmp_path: Path,
     assert gzip.decompress(out.read_bytes()) == bytes(range(256)) * 512 * 160
     if threads == 1:
         assert int(proc.stdout.strip()) < 4 * 1024  # KiB
+
+
+def test_one_thread_gzip_is_the_same_bytes_whenever_written(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """No mtime and no (temporary) file name in the header: a re-run writes the same file."""
+    import time
+
+    from dicomvol.io.nifti import gzip_writer
+
+    written = []
+    for n, offset in enumerate((0.0, 1000.0)):
+        now = time.time() + offset
+        monkeypatch.setattr(time, "time", lambda now=now: now)
+        path = tmp_path / f".x{n}.nii.gz.{n}.tmp"
+        with gzip_writer(path, 1) as fp:
+            fp.write(b"slice" * 10_000)
+        written.append(path.read_bytes())
+    assert written[0] == written[1]

@@ -181,8 +181,16 @@ def gzip_writer(path: Path, threads: int) -> BinaryIO:
         from isal import igzip, igzip_threaded
     except ImportError:  # pragma: no cover - isal is a dependency
         return cast(BinaryIO, gzip.open(path, "wb", compresslevel=ZLIB_LEVEL))
-    if threads <= 1:
-        return cast(BinaryIO, igzip.open(path, "wb", compresslevel=IGZIP_LEVEL))
+    if threads <= 1:  # no file name and mtime 0 in the gzip header: the same bytes every run
+        raw = open(path, "wb", buffering=0)  # noqa: SIM115 - the gzip stream closes it
+        try:
+            single = igzip.IGzipFile(filename="", mode="wb", compresslevel=IGZIP_LEVEL,
+                                     fileobj=raw, mtime=0)
+        except BaseException:
+            raw.close()
+            raise
+        single.myfileobj = raw  # closed with the stream (as gzip.open's own file is)
+        return cast(BinaryIO, single)
     stream: BinaryIO = igzip_threaded.open(path, "wb", compresslevel=IGZIP_LEVEL,
                                            threads=max(1, threads))
     return stream
