@@ -86,3 +86,19 @@ def test_workers_import_pydicom_without_requests() -> None:
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "requests"
+
+
+def test_the_only_job_of_a_run_runs_in_a_pool_worker(tmp_path: Path) -> None:
+    """One compressed series: its job runs in the run's pool (which starts its own decode
+    processes there), not here; the volume equals the one written in-process."""
+    import pydicom.uid
+
+    inp = tmp_path / "in"
+    write_series(inp, shape=(6, 5, 2 * INDEX_CHUNK + 4), modality="MR", rescale=(1.0, 0.0),
+                 transfer_syntax=pydicom.uid.RLELossless)
+    pooled = _convert_in_fresh_process(inp, tmp_path / "pooled", jobs=2)
+    assert pooled["code"] == 0 and pooled["modules"] == []
+    alone = _convert_in_fresh_process(inp, tmp_path / "alone", jobs=1)
+    assert alone["code"] == 0
+    (image,) = (tmp_path / "pooled").glob("*.nii")
+    assert image.read_bytes() == (tmp_path / "alone" / image.name).read_bytes()

@@ -41,13 +41,14 @@ def run_local(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
               on_error: OnError[J, R] | None = None) -> Iterator[R]:
     """Run ``fn`` over ``jobs`` in this process (workers <= 1) or a process pool.
 
-    ``pool`` reuses an open pool (one fork round for a whole run); without it a
-    pool is opened for these jobs. Results are yielded as jobs finish (pool) or
-    in order (in process). With ``on_error``, a job that raises (or whose
+    ``pool`` reuses an open pool (one fork round for a whole run), even for a
+    single job (its workers have imported the code already, this process need
+    not); without it a pool is opened for two jobs or more. Results are yielded
+    as jobs finish (pool) or in order (in process). With ``on_error``, a job that raises (or whose
     worker process dies: ``BrokenProcessPool``) yields ``on_error(job, exc)``
     and the others go on; without it the exception propagates.
     """
-    if workers <= 1 or len(jobs) <= 1:
+    if workers <= 1 or (pool is None and len(jobs) <= 1):
         for job in jobs:
             yield _guarded(fn, job, on_error)
         return

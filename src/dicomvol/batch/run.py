@@ -106,15 +106,16 @@ def _run_jobs(result: ScanResult, out: Path, options: ConvertOptions, report: Ru
     """Image jobs (re-planned around bad files), then label-map jobs."""
     allocator = NameAllocator()
     # Per-job parallelism (decode processes/threads, gzip threads) when volumes are fewer
-    # than workers; on Dask the cluster owns parallelism.
+    # than workers; on Dask the cluster owns parallelism. Jobs run in the run's pool even
+    # then (a worker starts its own decode processes): its workers have imported the job
+    # code while reading headers, and this process never imports pydicom.
     threads = 1 if options.dask else max(
         1, min(options.jobs, default_workers()) // max(1, min(options.jobs, len(result.plans))))
     pending = [replace(job_for(plan, out, options, allocator), threads=threads)
                for plan in result.plans]
     image_jobs = list(pending)
     for _ in range(MAX_REPLANS + 1):
-        failures = _execute(pending, options, report, unused, progress,
-                            pool if threads == 1 else None)
+        failures = _execute(pending, options, report, unused, progress, pool)
         pending = _replan(failures, out, options, allocator, report, unused)
         if not pending:
             break
