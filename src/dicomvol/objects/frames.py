@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from dicomvol.inputs import fs
 from dicomvol.model import geometry
 from dicomvol.model.grid import VolumeGeometry
 from dicomvol.model.records import FrameRecord
+from dicomvol.objects.native import Box, NativeFrames, box_of, native_layout
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,28 +119,36 @@ def place_frames(frames: Sequence[FrameRecord],
     return placed, off
 
 
-def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray) -> int:
-    """Write one frame's values (Rows, Columns) into ``volume`` (X, Y, Z) where it lands.
+def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray,
+              origin: tuple[int, int] = (0, 0)) -> int:
+    """Write a frame's values (h, w) into ``volume`` (X, Y, Z) where they land.
 
-    Values are non-negative; each voxel keeps the larger of what it holds and the
-    frame's value (so zeros never erase, and a frame written twice changes nothing).
-    Returns the number of nonzero pixels that fall outside the grid (clipped).
+    ``values`` are the frame's pixels from row ``origin[0]`` and column
+    ``origin[1]`` (a :class:`~dicomvol.objects.native.Box`, or the whole
+    frame). Values are non-negative; each voxel keeps the larger of what it
+    holds and the frame's value (so zeros never erase, and a frame written
+    twice changes nothing). Returns the number of nonzero pixels that fall
+    outside the grid (clipped).
     """
-    region, part = clipped_region(volume.shape, placement, values.shape)
+    region, part = clipped_region(volume.shape, placement, values.shape, origin)
     src = values.T[part]
-    mask = src != 0
     target = volume[region]
     np.maximum(target, src.astype(volume.dtype, copy=False), out=target)  # values are >= 0
     if src.shape == values.T.shape:
         return 0
-    return int(np.count_nonzero(values)) - int(np.count_nonzero(mask))
+    return int(np.count_nonzero(values)) - int(np.count_nonzero(src))
 
 
-def clipped_region(shape: Sequence[int], placement: Placement, frame_shape: Sequence[int]
+def clipped_region(shape: Sequence[int], placement: Placement, frame_shape: Sequence[int],
+                   origin: tuple[int, int] = (0, 0)
                    ) -> tuple[tuple[slice, slice, int], tuple[slice, slice]]:
-    """The grid region a frame covers and the part of the frame (transposed) inside it."""
+    """The grid region a frame block covers and the part of the block (transposed) inside it.
+
+    The block has shape ``frame_shape`` (h, w) and starts at the frame's
+    row ``origin[0]``, column ``origin[1]``.
+    """
     rows, cols = frame_shape
-    i0, j0 = placement.i0, placement.j0
+    i0, j0 = placement.i0 + origin[1], placement.j0 + origin[0]
     a0, a1 = max(0, i0), min(int(shape[0]), i0 + cols)
     b0, b1 = max(0, j0), min(int(shape[1]), j0 + rows)
     a1, b1 = max(a0, a1), max(b0, b1)
@@ -148,9 +159,10 @@ def clipped_region(shape: Sequence[int], placement: Placement, frame_shape: Sequ
 class FrameReader:
     """Decoded frames of one multi-frame file, read a few at a time (never all at once).
 
-    pydicom's :func:`~pydicom.pixels.iter_pixels` decodes only the frames asked
-    for (bit-packed 1-bit SEG frames included, also when a frame does not start
-    on a byte boundary). Gzipped files are decompressed once and kept; objects
+    Native little-endian frames are cut straight from the file's bytes
+    (:mod:`dicomvol.objects.native`); other transfer syntaxes go through
+    pydicom's :func:`~pydicom.pixels.iter_pixels`, which decodes only the
+    frames asked for. Gzipped files are decompressed once and kept; objects
     (URLs) are fetched once and kept.
     """
 
@@ -165,6 +177,8 @@ class FrameReader:
 
             if self._data[:2] == b"\x1f\x8b":
                 self._data = gzip.decompress(self._data)
+        layout = native_layout(frame)
+        self.native = None if layout is None else NativeFrames(layout, self._open, self.rel)
 
     def frames(self, numbers: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, pixels of shape (Rows, Columns)) for the 1-based ``numbers``.
@@ -174,19 +188,44 @@ class FrameReader:
         PixelDataError
             The pixel data cannot be read or decoded; the message names the file.
         """
+        wanted = sorted(set(numbers))
+        if self.native is not None:
+            yield from self._guarded(self.native.frames(wanted))
+        else:
+            yield from self._guarded(self._decoded(wanted))
+
+    def boxes(self, numbers: Sequence[int]) -> Iterator[tuple[int, Box | None]]:
+        """(frame number, bounding box of its nonzero pixels, None when it has none).
+
+        Raises
+        ------
+        PixelDataError
+            The pixel data cannot be read or decoded; the message names the file.
+        """
+        wanted = sorted(set(numbers))
+        if self.native is not None:
+            yield from self._guarded(self.native.boxes(wanted))
+        else:
+            for n, pixels in self.frames(wanted):
+                yield n, box_of(pixels)
+
+    def _decoded(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         from pydicom.pixels.utils import iter_pixels
 
-        wanted = sorted(set(numbers))
         if not wanted:
             return
+        with self._open() as fp:
+            decoded = iter_pixels(fp, indices=[n - 1 for n in wanted], as_rgb=False)
+            try:
+                for n, pixels in zip(wanted, decoded, strict=True):
+                    yield n, np.asarray(pixels)
+            finally:
+                getattr(decoded, "close", lambda: None)()  # before the file closes
+
+    def _guarded(self, items: Iterator[_T]) -> Iterator[_T]:
+        """``items``, with any decoding failure raised as a PixelDataError naming the file."""
         try:
-            with self._open() as fp:
-                decoded = iter_pixels(fp, indices=[n - 1 for n in wanted], as_rgb=False)
-                try:
-                    for n, pixels in zip(wanted, decoded, strict=True):
-                        yield n, np.asarray(pixels)
-                finally:
-                    getattr(decoded, "close", lambda: None)()  # before the file closes
+            yield from items
         except PixelDataError:
             raise
         except Exception as exc:  # decoder plugins raise many types; name the file
