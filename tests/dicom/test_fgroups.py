@@ -7,7 +7,9 @@ import io
 from pathlib import Path
 
 import pydicom
+import pytest
 
+import dicomvol.dicom.frames as frames_module
 from dicomvol.dicom.fgroups import split_per_frame
 from dicomvol.dicom.index import IndexResult, index_file, index_split
 from dicomvol.inputs.discover import Candidate, discover
@@ -83,3 +85,26 @@ def test_walker_declines_a_truncated_header(tmp_path: Path, corpus: Path) -> Non
         assert split_per_frame(fp) is None
     result = index_file(Candidate(str(cut), "cut.dcm"))
     assert result.errors and not result.frames  # pydicom's error, naming the file
+
+
+def test_shared_group_as_items_gives_pydicom_records(corpus: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared functional group read once into items gives the records that looking it
+    up through pydicom for every frame gives, on every corpus multi-frame file."""
+    cands = _multi_frame(corpus)
+    fast = [index_file(c, lean=False) for c in cands]
+    converted = []
+    real = frames_module.as_items
+
+    def spy(ds: object) -> object:
+        out = real(ds)
+        converted.append(out is not ds)
+        return out
+
+    monkeypatch.setattr(frames_module, "as_items", spy)
+    [index_file(c, lean=False) for c in cands]
+    assert sum(converted) >= 25  # the items path was taken
+    monkeypatch.setattr(frames_module, "as_items", lambda ds: ds)
+    for cand, result in zip(cands, fast, strict=True):
+        problems = _differences(result, index_file(cand, lean=False))
+        assert not problems, (cand.rel, problems[:5])

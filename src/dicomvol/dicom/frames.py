@@ -17,6 +17,7 @@ from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
+from dicomvol.dicom.fgroups import as_items
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
@@ -74,6 +75,7 @@ def frame_records(
             return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
+    shared = as_items(shared)  # looked up for every frame: once from pydicom
     records = []
     philips = vendor(ds) == "Philips"
     for index in range(n_frames):

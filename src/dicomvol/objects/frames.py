@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -78,6 +78,15 @@ def frame_corners(frame: FrameRecord) -> np.ndarray:
                      p + (frame.rows - 1) * ps_row * col])
 
 
+def _corner_steps(frame: FrameRecord) -> np.ndarray:
+    """What :func:`frame_corners` adds to the position, shape (3, 3) (the same arithmetic)."""
+    assert frame.orientation is not None and frame.pixel_spacing is not None
+    row, col = geometry.directions(frame.orientation)
+    ps_row, ps_col = frame.pixel_spacing
+    return np.array([np.zeros(3), (frame.columns - 1) * ps_col * row,
+                     (frame.rows - 1) * ps_row * col])
+
+
 def place_frame(frame: FrameRecord, target: VolumeGeometry,
                 tol: np.ndarray) -> Placement | OffPlane:
     """Snap one frame onto the grid, or say why it cannot be."""
@@ -106,17 +115,46 @@ def place_frame(frame: FrameRecord, target: VolumeGeometry,
 
 def place_frames(frames: Sequence[FrameRecord],
                  target: VolumeGeometry) -> tuple[list[Placement], list[OffPlane]]:
-    """Snap every frame that has patient geometry; the rest are off plane."""
+    """Snap every frame that has patient geometry; the rest are off plane.
+
+    Frames of one size, orientation and pixel spacing are placed together
+    (:func:`place_frame`'s arithmetic on arrays of frames); a frame that does
+    not snap is placed again alone, for the reason.
+    """
     tol = snap_tolerance_voxels(target)
-    placed: list[Placement] = []
-    off: list[OffPlane] = []
-    for frame in frames:
+    placed: dict[int, Placement] = {}
+    off: dict[int, OffPlane] = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for n, frame in enumerate(frames):
         if frame.position is None or frame.orientation is None or frame.pixel_spacing is None:
-            off.append(OffPlane(frame, float("inf"), "it has no position in patient space"))
+            off[n] = OffPlane(frame, float("inf"), "it has no position in patient space")
             continue
-        result = place_frame(frame, target, tol)
-        (placed if isinstance(result, Placement) else off).append(result)  # type: ignore[arg-type]
-    return placed, off
+        key = (frame.orientation, frame.pixel_spacing, frame.rows, frame.columns)
+        groups.setdefault(key, []).append(n)
+    affine = np.asarray(target.affine, dtype=np.float64)
+    for members in groups.values():
+        first = frames[members[0]]
+        base = _corner_steps(first)
+        origins = np.array([frames[n].position for n in members], dtype=np.float64)
+        corners = origins[:, None, :] + base[None, :, :]  # (N, 3 corners, 3)
+        idx = target.map_reference_to_indices(corners.reshape(-1, 3)).reshape(-1, 3, 3)
+        offsets = np.array([[0, 0, 0], [first.columns - 1, 0, 0], [0, first.rows - 1, 0]],
+                           dtype=np.float64)
+        snapped = np.rint(idx[:, :1, :]) + offsets
+        world = snapped @ affine[:3, :3].T + affine[:3, 3]
+        drift = np.max(np.linalg.norm(corners - world, axis=2), axis=1)
+        fits = np.all(np.abs(idx - snapped) <= tol, axis=(1, 2))
+        for m, n in enumerate(members):
+            if fits[m]:
+                i0, j0, k = (int(v) for v in snapped[m, 0])
+                placed[n] = Placement(frames[n], i0, j0, k, float(drift[m]))
+            else:
+                result = place_frame(frames[n], target, tol)
+                if isinstance(result, Placement):
+                    placed[n] = result
+                else:
+                    off[n] = result
+    return [placed[n] for n in sorted(placed)], [off[n] for n in sorted(off)]
 
 
 def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray,
