@@ -157,9 +157,21 @@ class NativeFrames:
         """The box of the 1-bit frame at ``bit`` of ``buf`` whose set pixels lie in rows
         ``r0:r1``: only those rows are unpacked."""
         cols = self.layout.columns
-        block = unpack_bits(buf, bit + r0 * cols, (r1 - r0) * cols).reshape(r1 - r0, cols)
+        c0 = 0
+        if cols % 8 == 0 and bit % 8 == 0:  # whole bytes per row: unpack only the used ones
+            per_row = cols >> 3
+            start = (bit >> 3) + r0 * per_row
+            rows = buf[start:start + (r1 - r0) * per_row].reshape(r1 - r0, per_row)
+            used = np.flatnonzero(np.bitwise_or.reduce(rows, axis=0))
+            if not used.size:
+                return None
+            c0 = 8 * int(used[0])
+            block = np.unpackbits(rows[:, int(used[0]):int(used[-1]) + 1], axis=1,
+                                  bitorder="little")
+        else:
+            block = unpack_bits(buf, bit + r0 * cols, (r1 - r0) * cols).reshape(r1 - r0, cols)
         box = box_of(block)
-        return None if box is None else Box(box.row0 + r0, box.col0, box.values)
+        return None if box is None else Box(box.row0 + r0, box.col0 + c0, box.values)
 
     def _cut(self, numbers: Sequence[int]) -> Iterator[tuple[int, np.ndarray, int]]:
         """(frame number, bytes holding it, bit offset of the frame in those bytes)."""
@@ -179,7 +191,8 @@ class NativeFrames:
             for run in spans:
                 start = ((run[0] - 1) * size) >> 3
                 length = ((run[-1] * size + 7) >> 3) - start
-                buf = np.zeros((length + 7) & ~7, dtype=np.uint8)
+                buf = np.empty((length + 7) & ~7, dtype=np.uint8)
+                buf[length:] = 0
                 fp.seek(self.layout.offset + start)
                 got = fp.readinto(buf.data[:length])  # type: ignore[attr-defined]
                 if got != length:

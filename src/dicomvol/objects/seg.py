@@ -135,6 +135,7 @@ class SegMapper:
             return self._sampled_labels(out)
         by_number = {p.frame.frame: p for p in self.placements}
         clipped = 0
+        voxels: dict[int, int] = defaultdict(int)  # segment -> voxels it holds in the map
         for number, box in self.reader.boxes(sorted(by_number)):
             if box is None:  # an empty frame
                 continue
@@ -147,13 +148,16 @@ class SegMapper:
             region, part = clipped_region(out.shape, p, box.values.shape, origin)
             mask = box.values.T[part] != 0
             target = out[region]
-            if np.any(mask & (target != 0) & (target != seg)):
+            held = mask & (target != 0)
+            if np.any(held & (target != seg)):
                 return None
-            target[mask] = seg
+            np.copyto(target, seg, where=mask)
+            voxels[seg] += int(np.count_nonzero(mask)) - int(np.count_nonzero(held))
             if mask.shape != box.values.T.shape:
                 clipped += int(np.count_nonzero(box.values)) - int(np.count_nonzero(mask))
         self._note_clipped(clipped)
-        self.account.voxels = value_counts(out)
+        self.account.voxels = (value_counts(out) if self.labelmap else
+                               {v: n for v, n in sorted(voxels.items()) if n})
         return out
 
     def _sampled_labels(self, out: np.ndarray) -> np.ndarray | None:
