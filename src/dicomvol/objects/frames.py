@@ -158,7 +158,7 @@ def place_frames(frames: Sequence[FrameRecord],
 
 
 def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray,
-              origin: tuple[int, int] = (0, 0)) -> int:
+              origin: tuple[int, int] = (0, 0)) -> tuple[int, int]:
     """Write a frame's values (h, w) into ``volume`` (X, Y, Z) where they land.
 
     ``values`` are the frame's pixels from row ``origin[0]`` and column
@@ -166,15 +166,17 @@ def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray,
     frame). Values are non-negative; each voxel keeps the larger of what it
     holds and the frame's value (so zeros never erase, and a frame written
     twice changes nothing). Returns the number of nonzero pixels that fall
-    outside the grid (clipped).
+    outside the grid (clipped) and the number of voxels that were zero and are not.
     """
     region, part = clipped_region(volume.shape, placement, values.shape, origin)
     src = values.T[part]
     target = volume[region]
+    before = int(np.count_nonzero(target))
     np.maximum(target, src.astype(volume.dtype, copy=False), out=target)  # values are >= 0
+    added = int(np.count_nonzero(target)) - before
     if src.shape == values.T.shape:
-        return 0
-    return int(np.count_nonzero(values)) - int(np.count_nonzero(src))
+        return 0, added
+    return int(np.count_nonzero(values)) - int(np.count_nonzero(src)), added
 
 
 def clipped_region(shape: Sequence[int], placement: Placement, frame_shape: Sequence[int],

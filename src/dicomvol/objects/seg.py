@@ -142,7 +142,7 @@ class SegMapper:
             p = by_number[number]
             origin = (box.row0, box.col0)
             if self.labelmap:
-                clipped += copy_into(out, p, box.values, origin)
+                clipped += copy_into(out, p, box.values, origin)[0]
                 continue
             seg = self.segment_of(p.frame)
             region, part = clipped_region(out.shape, p, box.values.shape, origin)
@@ -189,13 +189,15 @@ class SegMapper:
             volume = np.zeros(self.target.spatial_shape, order="F",
                               dtype=np.float32 if self.fractional else np.uint8)
             items = {p.frame.frame: p for p in by_segment.get(info.number, [])}
+            held = 0  # nonzero voxels of the volume
             for number, box in self.reader.boxes(sorted(items)):
                 if box is None:  # an empty frame
                     continue
                 values = (box.values.astype(np.float32) * np.float32(scale) if self.fractional
                           else (box.values != 0).astype(np.uint8))
-                clipped += copy_into(volume, items[number], values, (box.row0, box.col0))
-            self.account.voxels[info.number] = int(np.count_nonzero(volume))
+                lost, added = copy_into(volume, items[number], values, (box.row0, box.col0))
+                clipped, held = clipped + lost, held + added
+            self.account.voxels[info.number] = held
             yield info, volume
         self._note_clipped(clipped)
 
