@@ -97,6 +97,42 @@ def _as_items(ds: Any) -> FrameItem:
     return out
 
 
+_MISSING = object()
+
+
+class Memo:
+    """A data set whose ``get`` remembers what it returned (read per frame, thousands of times).
+
+    The values are the objects ``ds.get`` returns; everything else (``in``,
+    ``[]``, attributes) is the data set's own.
+    """
+
+    __slots__ = ("_ds", "_seen")
+
+    def __init__(self, ds: Any) -> None:
+        self._ds = ds
+        self._seen: dict[Any, Any] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """``ds.get(key, default)``, looked up once per key."""
+        try:
+            value = self._seen[key]
+        except KeyError:
+            value = self._seen[key] = self._ds.get(key, _MISSING)
+        except TypeError:  # not hashable
+            return self._ds.get(key, default)
+        return default if value is _MISSING else value
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._ds
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._ds[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ds, name)
+
+
 def sop_class_of_meta(fp: BinaryIO) -> str:
     """MediaStorageSOPClassUID from the file meta of an open file ("" when absent); rewinds."""
     head = fp.read(4096)

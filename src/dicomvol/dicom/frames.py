@@ -17,7 +17,7 @@ from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
-from dicomvol.dicom.fgroups import as_items
+from dicomvol.dicom.fgroups import Memo, as_items
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling
@@ -75,13 +75,13 @@ def frame_records(
             return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
-    shared = as_items(shared)  # looked up for every frame: once from pydicom
+    shared, memo = as_items(shared), Memo(ds)  # looked up for every frame: once from pydicom
     records = []
     philips = vendor(ds) == "Philips"
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
         own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
-        frame_ds: Any = ds if own is None else Fallback(own, ds)
+        frame_ds: Any = memo if own is None else Fallback(own, ds)
         fields = _multi_frame_fields(frame_ds, shared, frame_fg)
         if own is not None and to_int(own.get("InstanceNumber")) is not None:
             fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
