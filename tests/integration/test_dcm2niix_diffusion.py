@@ -25,7 +25,7 @@ import pydicom
 import pytest
 
 import dicomvol
-from dicomvol.dicom.diffusion import SOURCES
+from dicomvol.dicom.diffusion import SOURCE_UIH, SOURCES
 from dicomvol.testing.diffusion import DwiSeries, DwiVolume, write_dwi_series
 from dicomvol.testing.geometry import rotation_matrix
 from dicomvol.testing.reproduce import (
@@ -61,6 +61,7 @@ CASES = {
     "canon_classic": ("Canon", False, False),
     "canon_enhanced": ("Canon", True, False),
     "canon_image_comments": ("CanonComments", False, False),
+    "uih_classic": ("UIH", False, False),
 }
 #: Where dcm2niix (v1.0.20260724) and dicomvol disagree, and why the headers support dicomvol.
 DISAGREEMENTS = {
@@ -117,6 +118,8 @@ def test_diffusion_matches_dcm2niix_or_headers(dcm2niix_exe: str, tmp_path: Path
     assert table is not None
     assert dwi4d.meta["DiffusionGradientSource"] in SOURCES or set(
         dwi4d.meta["DiffusionGradientSource"]) <= set(SOURCES)
+    if case == "uih_classic":  # (0065,1037) read, not the unrotated (0018,9089)
+        assert dwi4d.meta["DiffusionGradientSource"] == SOURCE_UIH
     bvals, dirs = _truth(series)
     np.testing.assert_allclose(table[0], bvals, atol=BVAL_TOL)
     if CASES[case][0] not in ("GE", "CanonComments"):  # image-frame vectors: dcm2niix decides

@@ -43,6 +43,9 @@ order:
    leaves the vector untransformed. As in dcm2niix, a GE vector of length
    between 0.03 and 0.97 scales the b-value by its squared length and is
    normalised. **GE directions are the least certain of all vendors here.**
+5. **UIH** private (:func:`dicomvol.dicom.uih.uih_diffusion`): b-value (0065,xx09) and
+   direction (0065,xx37) in the image frame (row, column, normal), both read before the
+   standard attributes, whose (0018,9089) UIH fills unrotated (dcm2niix issue 836).
 
 A standard b > 0 without a direction (DiffusionDirectionality neither ISOTROPIC
 nor NONE) takes the vendor's direction: Siemens XA classic images keep it in
@@ -74,6 +77,7 @@ from numpy.typing import ArrayLike
 
 from dicomvol._typing import FloatArray, Vec3
 from dicomvol.dicom.private import csa_header, csareader, private_value
+from dicomvol.dicom.uih import uih_diffusion, uih_direction_to_lps, uih_orientation
 from dicomvol.dicom.values import first_item, to_float, to_floats, vendor
 from dicomvol.errors import HeaderError
 
@@ -100,7 +104,9 @@ SOURCE_SIEMENS = "Siemens private (0019,xx0C/xx0E)"
 SOURCE_PHILIPS = "Philips private (2001,xx03; 2005,xxB0-B2)"
 SOURCE_GE = "GE private (0043,xx39; 0019,xxBB-BD)"
 SOURCE_CANON = "Canon ImageComments (0020,4000)"
-SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE, SOURCE_CANON)
+SOURCE_UIH = "UIH private (0065,xx09/xx37)"
+SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE, SOURCE_CANON,
+           SOURCE_UIH)
 
 #: Siemens CSA and private creators.
 SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
@@ -443,9 +449,11 @@ def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
     """
     item = _standard_item(ds, frame_fg)
     standard = _standard(item) if item is not None else None
+    maker = vendor(ds)
+    if maker == "UIH" and (uih := _uih(ds, standard)) is not None:
+        return uih, SOURCE_UIH
     if standard is not None and not _lacks_direction(standard, item):
         return standard, SOURCE_STANDARD
-    maker = vendor(ds)
     private: Diffusion | None = None
     source = ""
     if maker == "Siemens":
@@ -462,6 +470,23 @@ def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
         log.debug("standard b = %g without a direction: %s direction used", standard[0], source)
         return (standard[0], private[1]), source
     return standard, SOURCE_STANDARD
+
+
+def _uih(ds: pydicom.Dataset, standard: Diffusion | None) -> Diffusion | None:
+    """UIH's private encoding (see :func:`dicomvol.dicom.uih.uih_diffusion`), the standard
+    b-value or direction filling what it lacks; None without either private element."""
+    b, vector = uih_diffusion(ds)
+    if b is None and vector is None:
+        return None
+    b = b if b is not None else (standard[0] if standard is not None else None)
+    if b is None:
+        return None
+    if vector is None:
+        return _result(b, standard[1] if standard is not None else None)
+    if (orientation := uih_orientation(ds)) is None:
+        raise HeaderError("cannot place a UIH diffusion direction (0065,xx37): "
+                          "ImageOrientationPatient missing")
+    return _result(b, _unit(uih_direction_to_lps(vector, orientation), "UIH"))
 
 
 def _lacks_direction(found: Diffusion, item: Any) -> bool:
