@@ -130,6 +130,9 @@ GE_IMAGE_TO_PATIENT: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {
     ("ROW", "sagittal"): ((1, 1), (0, -1), (2, -1)),
 }
 _PLANES = ("sagittal", "coronal", "axial")
+#: What a GE direction without (0018,1312) is read as (``FrameRecord.assumed``).
+GE_COL_ASSUMED = ("GE diffusion direction without InPlanePhaseEncodingDirection (0018,1312): "
+                  "assuming COL")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -385,9 +388,8 @@ def _ge(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | No
         raise HeaderError("cannot place a GE diffusion direction: ImageOrientationPatient "
                           "missing")
     pe = _phase_encoding(ds, frame_fg)
-    if pe is None:
-        log.warning("GE diffusion direction without InPlanePhaseEncodingDirection (0018,1312): "
-                    "assuming COL")
+    if pe is None:  # the planner warns once per series (FrameRecord.assumed)
+        log.debug(GE_COL_ASSUMED)
         pe = "COL"
     return _ge_encoding(b, tuple(c for c in comps if c is not None),
                         tuple(float(x) for x in orientation), pe)
@@ -473,20 +475,25 @@ def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
 
 
 def _uih(ds: pydicom.Dataset, standard: Diffusion | None) -> Diffusion | None:
-    """UIH's private encoding (see :func:`dicomvol.dicom.uih.uih_diffusion`), the standard
-    b-value or direction filling what it lacks; None without either private element."""
+    """UIH's private encoding (:func:`~dicomvol.dicom.uih.uih_diffusion`), else None."""
     b, vector = uih_diffusion(ds)
-    if b is None and vector is None:
-        return None
-    b = b if b is not None else (standard[0] if standard is not None else None)
+    if b is None and vector is not None and standard is not None:
+        b = standard[0]
     if b is None:
         return None
     if vector is None:
         return _result(b, standard[1] if standard is not None else None)
     if (orientation := uih_orientation(ds)) is None:
-        raise HeaderError("cannot place a UIH diffusion direction (0065,xx37): "
-                          "ImageOrientationPatient missing")
+        raise HeaderError("UIH direction (0065,xx37) without ImageOrientationPatient")
     return _result(b, _unit(uih_direction_to_lps(vector, orientation), "UIH"))
+
+
+def assumed_phase_encoding(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None,
+                           source: str, direction: Vec3 | None) -> str | None:
+    """:data:`GE_COL_ASSUMED` when a GE direction was placed without (0018,1312), else None."""
+    if source != SOURCE_GE or direction is None or _phase_encoding(ds, frame_fg) is not None:
+        return None
+    return GE_COL_ASSUMED
 
 
 def _lacks_direction(found: Diffusion, item: Any) -> bool:

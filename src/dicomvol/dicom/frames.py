@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.complex import complex_part
-from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
+from dicomvol.dicom.diffusion import assumed_phase_encoding, is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
@@ -223,7 +223,8 @@ def diffusion_fields(ds: Any, frame_fg: Any, image_type: tuple[str, ...]) -> dic
         return {} if kind is None else {"diffusion_derived": kind}
     (b, direction), source = found
     return {"diffusion_b": b, "diffusion_direction": direction, "diffusion_source": source,
-            "diffusion_derived": kind}
+            "diffusion_derived": kind,
+            "assumed": assumed_phase_encoding(ds, frame_fg, source, direction)}
 
 
 def dose_positions(ds: Any) -> list[Vec3] | None:

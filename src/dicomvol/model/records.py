@@ -90,6 +90,9 @@ class FrameRecord:
     #: Why a vendor layout (Siemens mosaic, UIH grid) of this image cannot be read, naming
     #: the missing attribute; such a frame is skipped with this reason.
     layout_error: str | None = None
+    #: What the header reader had to assume for this frame (e.g. a GE gradient direction
+    #: without InPlanePhaseEncodingDirection); the planner warns once per series.
+    assumed: str | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the class and its field values.
