@@ -92,6 +92,8 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
             if planned is not None:
                 return planned
         values = _ordered_values(frames, get)
+        if name == "echo":
+            values = sorted(values, key=_echo_rank)
         parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
         sub_plans: list[list[VolumePlan]] = []
         skipped: list[SkippedFrame] = []
@@ -287,6 +289,18 @@ def _ordered_values(frames: Sequence[FrameRecord], get: Callable[[FrameRecord], 
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return sorted(values)
     return sorted(values, key=lambda v: first_seen[v])
+
+
+def _echo_rank(value: Any) -> tuple[bool, Any]:
+    """Echoes in order of EchoNumbers or echo time, with an echo time of 0 (or none) last.
+
+    An echo time of 0 is no echo: a map computed from the echoes (the Philips B0 map of
+    enhanced files stores its frames with EffectiveEchoTime 0 beside the magnitude's 1.52
+    ms, both with EchoNumbers 1). The acquired echo keeps number 1, as dcm2niix names
+    them (``_e1`` magnitude, ``_e2_fieldmaphz`` map).
+    """
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return (not (number and value > 0), value if number else 0)
 
 
 def _value_text(value: Any) -> str:
