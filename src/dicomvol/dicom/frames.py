@@ -19,7 +19,7 @@ from dicomvol.dicom.diffusion import assumed_phase_encoding, is_isotropic, read_
 from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
-from dicomvol.dicom.philips import philips_scaling
+from dicomvol.dicom.philips import philips_scaling, philips_volume_number
 from dicomvol.dicom.uih import is_uih_grid, uih_grid_info
 from dicomvol.dicom.values import (
     first_item,
@@ -68,6 +68,7 @@ def frame_records(
             fields.update(diffusion_fields(ds, None, fields["image_type"]))
         if vendor(ds) == "Philips":
             fields["philips_scale_slope"] = _philips_ss(ds, None)
+            fields["vendor_volume"] = philips_volume_number(ds)
         if "MOSAIC" in fields["image_type"]:
             return _mosaic_records(ds, common, fields)
         if is_uih_grid(ds):

@@ -93,6 +93,9 @@ class FrameRecord:
     #: What the header reader had to assume for this frame (e.g. a GE gradient direction
     #: without InPlanePhaseEncodingDirection); the planner warns once per series.
     assumed: str | None = None
+    #: The vendor's own volume index of a classic image: Philips (2005,1596)
+    #: MRImageDiffVolumeNumber, the acquisition order of diffusion volumes.
+    vendor_volume: int | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the class and its field values.
