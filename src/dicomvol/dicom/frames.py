@@ -75,6 +75,7 @@ def frame_records(
             return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
+    dims = _dimensions(ds)
     records = []
     philips = vendor(ds) == "Philips"
     for index in range(n_frames):
@@ -82,6 +83,7 @@ def frame_records(
         own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
         frame_ds: Any = ds if own is None else Fallback(own, ds)
         fields = _multi_frame_fields(frame_ds, shared, frame_fg)
+        fields["dimension_index"] = _dimension_index(frame_fg, dims)
         if own is not None and to_int(own.get("InstanceNumber")) is not None:
             fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
         if philips:
@@ -253,6 +255,38 @@ def dose_positions(ds: Any) -> list[Vec3] | None:
               row[0] * col[1] - row[1] * col[0])
     return [(ipp[0] + (o - values[0]) * normal[0], ipp[1] + (o - values[0]) * normal[1],
              ipp[2] + (o - values[0]) * normal[2]) for o in values]
+
+
+#: DimensionIndexPointers of the slice position (StackID, InStackPositionNumber, IPP).
+SPATIAL_DIMENSIONS = frozenset({0x00209056, 0x00209057, 0x00200032})
+
+
+def _dimensions(ds: Dataset) -> tuple[int, tuple[int, ...]] | None:
+    """(number of items, indices of the non-spatial ones) of the DimensionIndexSequence."""
+    items = ds.get("DimensionIndexSequence")
+    if not items:
+        return None
+    keep = []
+    for i, item in enumerate(items):
+        pointer = item.get("DimensionIndexPointer")
+        if not isinstance(pointer, int):  # absent or unreadable: the order is not defined
+            return None
+        if int(pointer) not in SPATIAL_DIMENSIONS:
+            keep.append(i)
+    return len(items), tuple(keep)
+
+
+def _dimension_index(frame_fg: Any, dims: tuple[int, tuple[int, ...]] | None
+                     ) -> tuple[int, ...] | None:
+    """The frame's non-spatial DimensionIndexValues (see ``FrameRecord.dimension_index``)."""
+    content = first_item(frame_fg, "FrameContentSequence") if dims else None
+    values = content.get("DimensionIndexValues") if content is not None else None
+    if dims is None or values is None:
+        return None
+    values = [values] if isinstance(values, int) else list(values)
+    if len(values) != dims[0] or not all(isinstance(v, int) for v in values):
+        return None
+    return tuple(int(values[i]) for i in dims[1]) or None
 
 
 def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:

@@ -5,9 +5,9 @@ Second reading (:mod:`dicomvol.plan.temporal`): a temporal part that is itself
 DCE passes sharing an AcquisitionNumber, temporal positions x trigger delays),
 parts split further by a non-temporal attribute join part by part, and the
 volumes are put in time order by what the series varies; frames nothing tells
-apart are ranked by InstanceNumber, then AcquisitionTime, then frame number
-(classic Philips ASL, enhanced repeats). Parts of a complex signal (magnitude,
-phase, real, imaginary) are split like echoes and named as dcm2niix names them.
+apart are ranked by InstanceNumber, then AcquisitionTime (classic Philips ASL), then
+DimensionIndexValues, then frame number (enhanced repeats). Parts of a complex signal
+(magnitude, phase, real, imaginary) are split like echoes and named as dcm2niix names them.
 
 Within a grid, frames sharing a slice position are split by the first
 attribute that tells them apart (stack, echo, diffusion, temporal position,
@@ -258,14 +258,16 @@ def _instance_order_split(
 
 
 #: The rule :func:`_rank_key` applies, as the sidecar names it.
-_RANK_RULE = "InstanceNumber, then AcquisitionTime, then frame number"
+_RANK_RULE = "InstanceNumber, then AcquisitionTime, then DimensionIndexValues, then frame number"
 
 
-def _rank_key(f: FrameRecord) -> tuple[int, float, int]:
-    """InstanceNumber, then acquisition time (s), then frame number (missing ones first)."""
+def _rank_key(f: FrameRecord) -> tuple[int, float, tuple[int, ...], int]:
+    """InstanceNumber, then acquisition time (s), then the frame's DimensionIndexValues (the
+    order the standard defines for the frames of an enhanced object: PS3.3 7.5.2), then
+    frame number (storage order); missing ones first."""
     acq = tm_seconds(f.acquisition_time)
     return (f.instance_number if f.instance_number is not None else -1,
-            acq if acq is not None else -1.0, f.frame)
+            acq if acq is not None else -1.0, f.dimension_index or (), f.frame)
 
 
 def _hashable(value: Any) -> Any:
