@@ -120,8 +120,9 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
             sub_plans.append(p)
             subs.append(sub)
             skipped.extend(s)
+        rule = _RANK_RULE if any(f.dimension_index for f in frames) else _RANK_RULE_CLASSIC
         why = (f"{len(by_rank)} frames at each slice position with no attribute telling them "
-               f"apart; volumes ordered by {_RANK_RULE}")
+               f"apart; volumes ordered by {rule}")
         joined = join_4d(sub_plans, subs, "instance number", ctx, (*ctx.notes, why))
         if joined is not None:
             return joined, skipped
@@ -259,6 +260,7 @@ def _instance_order_split(
 
 #: The rule :func:`_rank_key` applies, as the sidecar names it.
 _RANK_RULE = "InstanceNumber, then AcquisitionTime, then DimensionIndexValues, then frame number"
+_RANK_RULE_CLASSIC = "InstanceNumber, then AcquisitionTime, then frame number"
 
 
 def _rank_key(f: FrameRecord) -> tuple[int, float, tuple[int, ...], int]:
