@@ -116,3 +116,30 @@ def test_uih_grid_diffusion_matches_dcm2niix_and_headers(dcm2niix_exe: str,
     theirs = load_images(tmp_path / "dc", dcm2niix=True)
     results = reproduced(theirs, [ours])
     assert len(results) == 3 and all(ok for _, _, ok in results), results
+
+
+def test_uih_diffusion_precedence() -> None:
+    """(0065,1009)/(0065,1037) win over the standard attributes; each fills what the other
+    lacks; without either private element the standard attributes are read as usual."""
+    from pydicom.dataset import Dataset
+
+    from dicomvol.dicom.diffusion import SOURCE_STANDARD, SOURCE_UIH, read_diffusion
+
+    ds = Dataset()
+    ds.Manufacturer = "UIH"
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]  # sagittal: row = +y, col = -z
+    ds.DiffusionBValue = 500.0
+    ds.DiffusionGradientOrientation = [1.0, 0.0, 0.0]
+    assert read_diffusion(ds) == ((500.0, (1.0, 0.0, 0.0)), SOURCE_STANDARD)
+    block = ds.private_block(0x0065, "Image Private Header", create=True)
+    block.add_new(0x09, "FD", 1000.0)  # b-value only: the standard direction stays
+    assert read_diffusion(ds) == ((1000.0, (1.0, 0.0, 0.0)), SOURCE_UIH)
+    block.add_new(0x37, "FD", [1.0, 0.0, 0.0])  # along the row: patient +y
+    (b, direction), source = read_diffusion(ds)  # type: ignore[misc]
+    assert source == SOURCE_UIH and b == pytest.approx(1000.0)
+    np.testing.assert_allclose(direction, (0.0, 1.0, 0.0), atol=1e-12)
+    block.add_new(0x37, "FD", [0.0, 0.0, 1.0])  # along the normal cross(row, col) = -x
+    (_, direction), _ = read_diffusion(ds)  # type: ignore[misc]
+    np.testing.assert_allclose(direction, (-1.0, 0.0, 0.0), atol=1e-12)
+    block.add_new(0x09, "FD", 0.0)
+    assert read_diffusion(ds) == ((0.0, None), SOURCE_UIH)
