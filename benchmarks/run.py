@@ -23,11 +23,13 @@ every input file (``cat`` to /dev/null) and writing as many output bytes as dico
 Every tool runs as a subprocess into a fresh, empty output folder. For each process the runner
 gets ``struct rusage`` from ``os.wait4`` on the child's pid: CPU = ``ru_utime + ru_stime`` (the
 child plus every descendant it waited for, e.g. dicomvol's worker processes), peak RSS =
-``ru_maxrss`` (the largest single process in that tree). A sampling thread also records the peak
-of the summed PSS of the whole process tree (every 0.1 s from ``/proc/PID/smaps_rollup``), which
-is the honest memory figure for multi-process tools. OS caches cannot be dropped here (no root
-required, no ``/proc/sys/vm/drop_caches``), so every (data set, tool) pair gets one untimed
-warm-up run first and all numbers are **warm-cache** numbers.
+``ru_maxrss`` (the largest single process in that tree), as GNU time (``/usr/bin/time``, which
+the tool runs under when present) reports it for the tool it forks: the runner's own wait4 would
+include the runner's resident size at spawn time (vfork + exec). A sampling thread also records
+the peak of the summed PSS of the whole process tree (every 0.1 s from
+``/proc/PID/smaps_rollup``), which is the honest memory figure for multi-process tools. OS
+caches cannot be dropped here (no root required, no ``/proc/sys/vm/drop_caches``), so every
+(data set, tool) pair gets one untimed warm-up run first and all numbers are **warm-cache** numbers.
 """
 
 from __future__ import annotations
@@ -434,7 +436,10 @@ def measure(cmd: Sequence[str], out: Path | None, ext: str, timeout: float,
     with open(log_path, "wb") as log:
         busy0 = cpu_busy_seconds()
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=log,
+        rss_file = SCRATCH / "last_run.maxrss"
+        rss_file.unlink(missing_ok=True)
+        proc = subprocess.Popen([*peak_wrapper(rss_file), *cmd], stdin=subprocess.DEVNULL,
+                                stdout=log,
                                 stderr=subprocess.STDOUT, env=child_env(),
                                 start_new_session=True)
         sampler = TreeSampler(proc.pid) if sample_memory else None
@@ -471,7 +476,7 @@ def measure(cmd: Sequence[str], out: Path | None, ext: str, timeout: float,
         cpu_s=cpu,
         user_s=ru.ru_utime,
         sys_s=ru.ru_stime,
-        maxrss_mib=ru.ru_maxrss / 1024.0,  # Linux: KiB
+        maxrss_mib=tool_maxrss_kib(rss_file, ru.ru_maxrss) / 1024.0,
         tree_pss_mib=(sampler.peak_kib / 1024.0
                       if sampler is not None and sampler.supported and sampler.peak_kib
                       else None),
@@ -483,6 +488,28 @@ def measure(cmd: Sequence[str], out: Path | None, ext: str, timeout: float,
         background_cores=background,
         background_before=before,
     )
+
+
+#: GNU time reports the ru_maxrss of the tool it forks (KiB). Without it the runner's own
+#: wait4 is used, which on Linux includes the runner's resident size when it spawned the
+#: child (vfork + exec hands the parent's high-water mark to the child: every tool then
+#: reads at least the runner's ~46 MiB, as io-floor's cat and dd did).
+GNU_TIME = Path("/usr/bin/time")
+
+
+def peak_wrapper(rss_file: Path) -> list[str]:
+    """The command prefix that records the tool's own peak RSS into ``rss_file``."""
+    if GNU_TIME.is_file() and os.access(GNU_TIME, os.X_OK):
+        return [str(GNU_TIME), "-f", "%M", "-o", str(rss_file)]
+    return []
+
+
+def tool_maxrss_kib(rss_file: Path, fallback_kib: int) -> float:
+    """The tool's peak RSS in KiB from GNU time's file, else wait4's (see GNU_TIME)."""
+    try:
+        return float(rss_file.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return float(fallback_kib)
 
 
 def io_floor_command(data: Path, out: Path, mib: float) -> list[str]:
