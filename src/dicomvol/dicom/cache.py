@@ -89,13 +89,17 @@ class JobSources:
         """The full data set with pixel data; the file's bytes are released from the cache."""
         return parse_dataset(io.BytesIO(self.take_bytes(path)))
 
-    def take_range(self, path: str, start: int, length: int) -> bytes:
-        """``length`` bytes from ``start`` of an uncompressed file (from memory when cached)."""
+    def take_range(self, path: str, start: int, length: int) -> bytes | memoryview:
+        """``length`` bytes from ``start`` of an uncompressed file (from memory when cached).
+
+        A range of a file in memory is a view of its bytes (a multi-frame file's
+        pixels are not copied).
+        """
         data = self._bytes.pop(path, None)
         if data is None and fs.is_url(path):  # one fetch per object: cut the range from it
             data = self._load(path)
         if data is not None:
-            return data[start:start + length]
+            return memoryview(data)[start:start + length]
         return fs.read_bytes(path, start, length)
 
     def _file_bytes(self, path: str) -> bytes:

@@ -19,7 +19,15 @@ from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import PixelDataError
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
-from dicomvol.pixels.decode import decode, native_ok, stored_dtype
+from dicomvol.pixels.decode import (
+    check_frame_numbers,
+    decode,
+    is_native_multiframe,
+    native_ok,
+    native_stack,
+    stored_dtype,
+    stored_mask,
+)
 from dicomvol.pixels.resample import resample_stack
 
 log = logging.getLogger(__name__)
@@ -167,6 +175,8 @@ def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int,
           sources: JobSources | None) -> None:
     """Decode file by file (a multi-frame file once), placing frames where the plan says."""
     by_file = list(_by_file(plan).items())
+    if len(by_file) == 1 and _take_stack(data, *by_file[0], mode, sources):
+        return
 
     def one_file(entry: tuple[str, list[tuple[FrameRecord, tuple[int, ...]]]]) -> None:
         path, items = entry
@@ -184,6 +194,38 @@ def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int,
     else:
         for entry in by_file:
             one_file(entry)
+
+
+def _take_stack(data: np.ndarray, path: str, items: list[tuple[FrameRecord, tuple[int, ...]]],
+                mode: PixelMode, sources: JobSources | None) -> bool:
+    """Fill ``data`` from one native multi-frame file in one reordering copy; False: not such.
+
+    ``data`` (X, Y, Z[, T]) in Fortran order is, read in C order, the frames
+    (Rows, Columns) one after another, slice k of volume t at ``t * Z + k``;
+    the stored frames, in the file's order, are gathered into it with one
+    ``np.take`` (the per-frame :func:`place` loop, without its copies), when
+    every slot is filled once with the stored values ("raw" mode).
+    """
+    first = items[0][0]
+    if mode.kind != "raw" or not is_native_multiframe(first) or data.ndim not in (3, 4) \
+            or not data.flags.f_contiguous or mode.dtype != stored_dtype(first):
+        return False
+    n_slices = data.shape[2]
+    slots = np.full(int(np.prod(data.shape[2:])), -1, dtype=np.intp)
+    for frame, index in items:
+        if (frame.rows, frame.columns) != (first.rows, first.columns):
+            return False
+        slots[index[0] + (index[1] * n_slices if len(index) > 1 else 0)] = frame.frame - 1
+    if len(items) != len(slots) or (slots < 0).any():
+        return False  # a slot twice or never: the general loop says what is wrong
+    check_frame_numbers(path, [f for f, _ in items], first.number_of_frames)
+    stack = native_stack(path, first, sources)
+    frames_view = data.T.reshape(len(slots), first.rows, first.columns)  # a view of data
+    np.take(stack, slots, axis=0, out=frames_view, mode="clip")  # numbers checked above
+    mask = stored_mask(first)
+    if mask is not None:
+        np.bitwise_and(frames_view, np.array(mask, dtype=data.dtype), out=frames_view)
+    return True
 
 
 def place(target: np.ndarray, pixels: np.ndarray, frame: FrameRecord, mode: PixelMode) -> None:
