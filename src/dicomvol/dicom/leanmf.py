@@ -31,6 +31,7 @@ _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT
              b"UV"}
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+_PER_FRAME = 0x52009230
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _EXPLICIT = struct.Struct("<HH2sH")
@@ -269,3 +270,45 @@ def _sequence(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lean
     if length == _UNDEFINED:
         raise ValueError("sequence without delimiter")
     return items, end
+
+
+def first_frame_only(buf: bytes) -> bytes | None:
+    """A whole explicit VR LE file's header with its per-frame sequence cut to the first item.
+
+    ``buf`` is the file from its start; the result is the file up to PixelData
+    (excluded) with PerFrameFunctionalGroupsSequence holding only its first
+    item, for readers of one frame's groups (the sidecar: pydicom then parses
+    one item, not 5,000). None when there is nothing to cut or the top level is
+    not plain (other syntax, undefined lengths, damage): read the whole header.
+    """
+    try:
+        meta_end, transfer_syntax = read_meta(buf)
+        if transfer_syntax != _EXPLICIT_LE or meta_end is None:
+            return None
+        pos, cut = meta_end, None
+        while pos + 8 <= len(buf):
+            group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+            tag = (group << 16) | elem
+            start = pos + 8
+            if raw_vr in _LONG_VRS:
+                (length,) = _U32.unpack_from(buf, pos + 8)
+                start = pos + 12
+            if tag in _PIXEL_TAGS:
+                break
+            if length == _UNDEFINED or start + length > len(buf):
+                return None
+            if tag == _PER_FRAME and raw_vr == b"SQ" and length >= 8:
+                item_group, item_elem, item_length = struct.unpack_from("<HHI", buf, start)
+                if (item_group << 16) | item_elem != _ITEM or item_length == _UNDEFINED \
+                        or start + 8 + item_length > start + length:
+                    return None
+                cut = (pos, start + 8 + item_length, start + length)
+            pos = start + length
+    except (struct.error, ValueError, IndexError):
+        return None
+    if cut is None:
+        return None
+    at, item_end, seq_end = cut
+    item = buf[at + 12:item_end]
+    element = _EXPLICIT.pack(0x5200, 0x9230, b"SQ", 0) + _U32.pack(len(item))
+    return b"".join((buf[:at], element, item, buf[seq_end:pos]))
