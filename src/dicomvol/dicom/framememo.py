@@ -126,11 +126,28 @@ class _Reads(Dataset):
 
 
 def _hashable(value: Any) -> Hashable:
+    if type(value).__hash__ is None:  # e.g. a data set: told apart by identity
+        return ("id", id(value))
     try:
         hash(value)
     except TypeError:
         return ("id", id(value))
     return (type(value), value)
+
+
+def _probes(item: LeanItem, reads: tuple[Any, ...]) -> tuple[Hashable, ...]:
+    """:func:`_probe` of each of ``reads`` (plain tags inline: this runs per frame)."""
+    values = item._lean_values
+    out: list[Hashable] = []
+    for key in reads:
+        if type(key) is int:
+            value = values.get(key)
+            if type(value) is tuple:  # not converted yet
+                value = item._value(key)
+            out.append(_identity(value))
+        else:
+            out.append(_probe(item, key))
+    return tuple(out)
 
 
 class FrameMemo:
@@ -153,7 +170,7 @@ class FrameMemo:
         head = (fn, id(ds), *(_hashable(r) for r in rest))
         patterns = self._patterns.setdefault(head, [])
         for reads in patterns:
-            key = (head, reads, tuple(_probe(item, r) for r in reads))
+            key = (head, reads, _probes(item, reads))
             if key in self._results:
                 return self._results[key]
         view = _Reads(item)
