@@ -34,24 +34,30 @@ import data as bench_data  # noqa: E402
 RESULTS = HERE / "results"
 BIN = REPO / ".venv" / "bin"
 
-#: dicomvol module (file name) -> phase, for the innermost dicomvol frame of a stack.
+#: dicomvol package (folder under ``src/dicomvol``) -> phase, for the innermost dicomvol
+#: frame of a stack; a few modules are named on their own (``MODULE_PHASES`` wins).
+PACKAGE_PHASES = {
+    "inputs": "discovery + fetching",
+    "dicom": "header indexing",
+    "model": "planning + geometry checks",
+    "plan": "planning + geometry checks",
+    "pixels": "pixel read + placement",
+    "io": "output write",
+    "metadata": "sidecar / report",
+    "report": "sidecar / report",
+    "objects": "label maps (SEG, RTSTRUCT, dose)",
+    "slide": "slides",
+    "batch": "orchestration (batch)",
+    "cli": "command line",
+    "qc": "QC page",
+}
+
+#: ``package/module.py`` -> phase, where a module's work is not its package's.
 MODULE_PHASES = {
-    "discover.py": "discovery (walking folders)",
-    "index.py": "header indexing",
-    "fastheader.py": "header indexing",
-    "records.py": "header indexing",
-    "plan.py": "planning + geometry checks",
-    "geometry.py": "planning + geometry checks",
-    "naming.py": "planning + geometry checks",
-    "assemble.py": "pixel read + placement",
-    "stream.py": "pixel read + placement",
-    "nifti.py": "NIfTI write",
-    "writers.py": "NIfTI write",
-    "output.py": "NIfTI write",
-    "sidecar.py": "sidecar / report",
-    "report.py": "sidecar / report",
-    "bids.py": "sidecar / report",
-    "manifest.py": "sidecar / report",
+    "batch/naming.py": "planning + geometry checks",
+    "batch/reading.py": "header indexing",
+    "batch/scan.py": "header indexing",
+    "io/stream.py": "pixel read + placement",
 }
 
 
@@ -76,10 +82,13 @@ def phase_of(stack: list[tuple[str, str]]) -> str:
         return "JPEG 2000 decode"
     for func, path in reversed(stack):
         if "dicomvol/" in path:
-            name = path.rsplit("/", 1)[-1]
-            if name == "stream.py" and func == "_write":
-                return "NIfTI write"
-            return MODULE_PHASES.get(name, f"dicomvol {name}")
+            rel = path.rsplit("dicomvol/", 1)[-1]
+            if rel == "io/stream.py" and func == "_write":
+                return "output write"
+            if rel in MODULE_PHASES:
+                return MODULE_PHASES[rel]
+            package = rel.split("/", 1)[0] if "/" in rel else ""
+            return PACKAGE_PHASES.get(package, f"dicomvol {rel}")
     return "other (interpreter, threads)"
 
 
