@@ -118,3 +118,36 @@ def test_truncated_file_is_a_pixel_error(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(PixelDataError, match="truncated"):
         assemble(plan, sources=JobSources())
+
+
+def test_frames_in_voxel_order_are_a_view_when_asked(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``writable=False``: stored frames already in voxel order are not copied at all."""
+    path = _enhanced(tmp_path)
+    (plan,) = dicomvol.scan([path.parent]).plans
+    _, slow = _both(plan, monkeypatch)
+    view = assemble(plan, sources=JobSources(), writable=False).data
+    assert not view.flags.writeable and not view.flags.owndata and view.flags.f_contiguous
+    np.testing.assert_array_equal(view, slow)
+    one = replace(plan, frames=(plan.frames[1],), shape=(*plan.shape[:3],))  # frames 5 to 8
+    part = assemble(one, sources=JobSources(), writable=False).data
+    assert not part.flags.writeable
+    np.testing.assert_array_equal(part, slow[:, :, :, 1])
+    assert assemble(plan, sources=JobSources()).data.flags.writeable  # the default: a copy
+
+
+@pytest.mark.parametrize(("seed", "high_bits"), [(4, False), (None, True)])
+def test_no_view_when_frames_must_move_or_be_masked(tmp_path: Path, seed: int | None,
+                                                    high_bits: bool) -> None:
+    path = _enhanced(tmp_path)
+    if seed is not None:
+        _shuffle(path, seed)
+    if high_bits:
+        ds = pydicom.dcmread(path)
+        ds.BitsStored, ds.HighBit = 12, 11
+        ds.save_as(path, enforce_file_format=True)
+    (plan,) = dicomvol.scan([path.parent]).plans
+    data = assemble(plan, sources=JobSources(), writable=False).data
+    assert data.flags.writeable and data.flags.owndata
+    expected = assemble(plan, sources=JobSources()).data
+    np.testing.assert_array_equal(data, expected)

@@ -110,11 +110,15 @@ def _stored_range(frame: FrameRecord) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = None) -> Pixels:
+def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = None,
+             writable: bool = True) -> Pixels:
     """Decode a plan's frames into one array (resampled when the plan says so).
 
     ``workers`` threads decode files in parallel (the codecs release the GIL);
     each thread writes only its own slices of the one preallocated array.
+    ``writable=False`` (a caller that only writes the volume out) allows the
+    array to be a read-only view of the file's bytes when a native multi-frame
+    file stores the plan's frames in voxel order (no copy at all).
 
     Raises
     ------
@@ -124,8 +128,9 @@ def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = No
     if plan.resample is not None:
         return _assemble_resampled(plan, workers, sources)
     mode = pixel_mode(plan.all_frames)
+    view = None if writable else _stack_view(plan, mode, sources)
     try:
-        data = _assemble(plan, mode, workers, sources)
+        data = view if view is not None else _assemble(plan, mode, workers, sources)
     except Overflow:
         mode = raw_mode(plan.first)
         data = _assemble(plan, mode, workers, sources)
@@ -196,6 +201,46 @@ def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int,
             one_file(entry)
 
 
+def _stack_slots(shape: tuple[int, ...], items: list[tuple[FrameRecord, tuple[int, ...]]],
+                 mode: PixelMode) -> np.ndarray | None:
+    """For each voxel-order slot (slice k of volume t at ``t * Z + k``) its stored frame index.
+
+    None unless one native multi-frame file fills every slot once with stored values.
+    """
+    first = items[0][0]
+    if mode.kind != "raw" or not is_native_multiframe(first) or len(shape) not in (3, 4) \
+            or mode.dtype != stored_dtype(first):
+        return None
+    n_slices = shape[2]
+    slots = np.full(int(np.prod(shape[2:])), -1, dtype=np.intp)
+    for frame, index in items:
+        if (frame.rows, frame.columns) != (first.rows, first.columns):
+            return None
+        slots[index[0] + (index[1] * n_slices if len(index) > 1 else 0)] = frame.frame - 1
+    if len(items) != len(slots) or (slots < 0).any():
+        return None  # a slot twice or never: the general loop says what is wrong
+    return slots
+
+
+def _stack_view(plan: VolumePlan, mode: PixelMode, sources: JobSources | None
+                ) -> np.ndarray | None:
+    """The volume as a read-only view of one file's stored frames, when they are in voxel
+    order (consecutive frames, nothing to mask); else None."""
+    by_file = _by_file(plan)
+    if len(by_file) != 1:
+        return None
+    path, items = next(iter(by_file.items()))
+    slots = _stack_slots(tuple(plan.shape), items, mode)
+    first = items[0][0]
+    if slots is None or stored_mask(first) is not None \
+            or not np.array_equal(slots, np.arange(slots[0], slots[0] + len(slots))):
+        return None
+    check_frame_numbers(path, [f for f, _ in items], first.number_of_frames)
+    stack = native_stack(path, first, sources)[slots[0]:slots[0] + len(slots)]
+    view: np.ndarray = stack.reshape(*plan.shape[:1:-1], first.rows, first.columns).T
+    return view if view.shape == tuple(plan.shape) else None
+
+
 def _take_stack(data: np.ndarray, path: str, items: list[tuple[FrameRecord, tuple[int, ...]]],
                 mode: PixelMode, sources: JobSources | None) -> bool:
     """Fill ``data`` from one native multi-frame file in one reordering copy; False: not such.
@@ -207,17 +252,9 @@ def _take_stack(data: np.ndarray, path: str, items: list[tuple[FrameRecord, tupl
     every slot is filled once with the stored values ("raw" mode).
     """
     first = items[0][0]
-    if mode.kind != "raw" or not is_native_multiframe(first) or data.ndim not in (3, 4) \
-            or not data.flags.f_contiguous or mode.dtype != stored_dtype(first):
+    slots = _stack_slots(tuple(data.shape), items, mode) if data.flags.f_contiguous else None
+    if slots is None:
         return False
-    n_slices = data.shape[2]
-    slots = np.full(int(np.prod(data.shape[2:])), -1, dtype=np.intp)
-    for frame, index in items:
-        if (frame.rows, frame.columns) != (first.rows, first.columns):
-            return False
-        slots[index[0] + (index[1] * n_slices if len(index) > 1 else 0)] = frame.frame - 1
-    if len(items) != len(slots) or (slots < 0).any():
-        return False  # a slot twice or never: the general loop says what is wrong
     check_frame_numbers(path, [f for f, _ in items], first.number_of_frames)
     stack = native_stack(path, first, sources)
     frames_view = data.T.reshape(len(slots), first.rows, first.columns)  # a view of data
