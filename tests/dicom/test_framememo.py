@@ -154,3 +154,20 @@ def test_memo_tells_sequences_apart_by_identity() -> None:
     memo = FrameMemo()
     results = [memo.call(fn, None, _item({0x00189117: seq})) for seq in (one, other, one)]
     assert results == [0.0, 1000.0, 0.0]
+
+
+def test_memo_gives_up_when_nothing_repeats() -> None:
+    from dicomvol.dicom.framememo import GIVE_UP_AFTER
+
+    calls: list[int] = []
+
+    def fn(ds: Any, item: Any) -> Any:
+        calls.append(1)
+        return item.get("EchoTime")
+
+    memo = FrameMemo()
+    n = GIVE_UP_AFTER + 10
+    results = [memo.call(fn, None, _item({0x00180081: float(i)})) for i in range(n)]
+    assert results == [float(i) for i in range(n)] and len(calls) == n
+    ((recorded, matches),) = memo.counts.values()
+    assert (recorded, matches) == (GIVE_UP_AFTER, 0)  # the last calls went straight to fn

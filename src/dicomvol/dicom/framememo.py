@@ -26,6 +26,11 @@ from dicomvol.dicom.leanmf import LeanBlock, LeanElement, LeanItem, keyword_tag
 
 #: Distinct read patterns kept per function and arguments (beyond: computed each time).
 MAX_PATTERNS = 8
+#: Calls without a single match after which a function is called directly (frames that
+#: all differ, e.g. a private group unique per frame, pay for recording no longer; large
+#: enough for frames stored slice by slice, whose first match follows one pass over the
+#: volumes of a slice).
+GIVE_UP_AFTER = 512
 
 
 def _identity(value: Any) -> Hashable:
@@ -162,17 +167,24 @@ class FrameMemo:
     def __init__(self) -> None:
         self._patterns: dict[Hashable, list[tuple[Any, ...]]] = {}
         self._results: dict[Hashable, Any] = {}
+        #: Per function and arguments: [calls recorded, matches].
+        self.counts: dict[Hashable, list[int]] = {}
 
     def call(self, fn: Callable[..., Any], ds: Any, item: Any, *rest: Any) -> Any:
         """``fn(ds, item, *rest)``, computed once per distinct input read from ``item``."""
         if type(item) is not LeanItem:
             return fn(ds, item, *rest)
         head = (fn, id(ds), *(_hashable(r) for r in rest))
+        counts = self.counts.setdefault(head, [0, 0])
+        if counts[0] >= GIVE_UP_AFTER and not counts[1]:
+            return fn(ds, item, *rest)
         patterns = self._patterns.setdefault(head, [])
         for reads in patterns:
             key = (head, reads, _probes(item, reads))
             if key in self._results:
+                counts[1] += 1
                 return self._results[key]
+        counts[0] += 1
         view = _Reads(item)
         result = fn(ds, view, *rest)
         reads = tuple(view._read)
