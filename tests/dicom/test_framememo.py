@@ -171,3 +171,25 @@ def test_memo_gives_up_when_nothing_repeats() -> None:
     assert results == [float(i) for i in range(n)] and len(calls) == n
     ((recorded, matches),) = memo.counts.values()
     assert (recorded, matches) == (GIVE_UP_AFTER, 0)  # the last calls went straight to fn
+
+
+def test_repeating_groups_are_computed_once_per_volume(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """What makes a 5,000-frame file fast: diffusion is read once per volume, not per frame."""
+    import dicomvol.dicom.frames as frames_mod
+
+    path = _write(tmp_path)
+    calls: list[int] = []
+    real = frames_mod.diffusion_fields
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(frames_mod, "diffusion_fields", counting)
+    (cand,) = discover([path])
+    lean = index_file(cand)
+    assert len(lean.frames) == len(VOLUMES) * 3
+    assert len(calls) == len(VOLUMES)  # 3 slices per volume share one diffusion item
+    full = index_file(cand, lean=False)  # pydicom items: one call per frame, same records
+    assert len(calls) == len(VOLUMES) * 4 and lean.frames == full.frames
