@@ -12,8 +12,16 @@ Each corpus set (or diffusion series) is converted by dcm2niix (``-z n -b y -ba 
 default options) into empty folders; every volume of every dcm2niix NIfTI counts once, and it
 is *reproduced* when some dicomvol output holds it on the same world grid, with the same values
 and the same bval/bvec (``dicomvol.testing.reproduce``). Prints the fraction per set and over
-all, lists the volumes not reproduced, and writes ``benchmarks/results/reproduced.json``.
-dcm2niix's tilt-corrected and equidistant copies (``_Tilt``, ``_Eq``) are counted as written.
+all, and writes ``benchmarks/results/reproduced.json``. dcm2niix's tilt-corrected,
+equidistant and overlay copies (``_Tilt``, ``_Eq``, ``_ROI``) are counted as written.
+
+Every dcm2niix file with a volume not reproduced is listed with the corpus files it came from,
+what dicomvol wrote from them (or why it skipped them) and a kind computed from the headers
+(``dicomvol.testing.misses.KINDS``); then the misses are counted by kind. ``--keep DIR``
+leaves both tools' outputs in DIR. dicomvol runs with its defaults, which are the options that
+match dcm2niix's: ``--tilt both`` (the exact sheared stack and a resampled copy, like
+dcm2niix's raw stack and ``_Tilt``), ``--irregular resample`` (like ``_Eq``), and display
+values for Philips (dcm2niix's floating-point values are scaled back before comparing).
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-from dicomvol.testing.reproduce import load_images, reproduced  # noqa: E402
+from dicomvol.testing.misses import KINDS, Miss, Outputs, explain  # noqa: E402
+from dicomvol.testing.reproduce import reproduced  # noqa: E402
 
 #: Every corpus set with radiology images (tests/regression/outputs.py converts the same).
 SETS = ("ct_tilt", "ct_lung1", "pet_wholebody_seg", "edge_cases", "mr_orientation",
@@ -54,44 +63,56 @@ def tool(name: str) -> str:
     return found
 
 
-def measure(src: Path, work: Path) -> list[tuple[str, int, bool]]:
-    """(dcm2niix file, volume, reproduced?) for every volume dcm2niix writes from ``src``."""
+def measure(src: Path, work: Path) -> tuple[list[tuple[str, int, bool]], list[Miss]]:
+    """(dcm2niix file, volume, reproduced?) for every volume dcm2niix writes from ``src``,
+    and why each file with a volume not reproduced is not."""
     dx, dv = work / "dcm2niix", work / "dicomvol"
     dx.mkdir(parents=True)
     subprocess.run([tool("dcm2niix"), *DCM2NIIX_ARGS, "-o", str(dx), str(src)],
                    capture_output=True, check=False)
     subprocess.run([tool("dicomvol"), "convert", str(src), "-o", str(dv), "-z", "n", "-q"],
                    capture_output=True, check=False)
-    return reproduced(load_images(dx, dcm2niix=True), load_images(dv))
+    out = Outputs.load(src, dx, dv)
+    rows = reproduced(out.dx, out.dv)
+    return rows, explain(out, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], help="a corpus set or folder")
     parser.add_argument("--diffusion", action="store_true", help="the diffusion series only")
+    parser.add_argument("--keep", type=Path, help="keep both tools' outputs in this folder")
     args = parser.parse_args(argv)
     root = corpus_root()
     keys = args.only or (list(DIFFUSION) if args.diffusion else list(SETS))
     rows: dict[str, list[tuple[str, int, bool]]] = {}
+    misses: dict[str, list[Miss]] = {}
     with tempfile.TemporaryDirectory(prefix="dicomvol-reproduced-") as tmp:
+        work = args.keep or Path(tmp)
         for n, key in enumerate(keys):
-            rows[key] = measure(root / key, Path(tmp) / str(n))
+            rows[key], misses[key] = measure(root / key, work / f"{n:02d}")
             done = sum(ok for _, _, ok in rows[key])
             print(f"{key:40s} {done:5d} / {len(rows[key]):5d} dcm2niix volumes reproduced",
                   flush=True)
     total = sum(len(r) for r in rows.values())
     done = sum(ok for r in rows.values() for _, _, ok in r)
     print(f"{'all':40s} {done:5d} / {total:5d} = {done / max(total, 1):.1%}")
-    missed = {key: sorted({f"{name} (volume {t + 1})" for name, t, ok in r if not ok})
-              for key, r in rows.items()}
-    for key, names in missed.items():
-        for name in names:
-            print(f"  not reproduced: {key}: {name}")
+    by_kind: dict[str, list[int]] = {}
+    for key, found in misses.items():
+        for m in found:
+            print(f"  not reproduced: {key}: {m.line()}")
+            counts = by_kind.setdefault(m.kind, [0, 0])
+            counts[0] += 1
+            counts[1] += m.missed
+    print("misses by kind (files, volumes):")
+    for kind, (files, volumes) in sorted(by_kind.items()):
+        print(f"  {kind:30s} {files:3d} {volumes:4d}  {KINDS[kind]}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "reproduced.json").write_text(json.dumps(
         {"sets": {k: {"volumes": len(r), "reproduced": sum(ok for _, _, ok in r),
-                      "missed": missed[k]} for k, r in rows.items()},
+                      "missed": [vars(m) for m in misses[k]]} for k, r in rows.items()},
+         "by_kind": {k: {"files": f, "volumes": v} for k, (f, v) in by_kind.items()},
          "volumes": total, "reproduced": done}, indent=2))
     return 0
 

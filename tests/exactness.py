@@ -126,6 +126,8 @@ def frame_values(ds: Any, frame: int) -> np.ndarray:
     n = int(ds.get("NumberOfFrames", 1) or 1)
     if n > 1:
         arr = arr[frame - 1]
+    if int(ds.get("SamplesPerPixel", 1) or 1) == 3:  # colour: packed as in rgb_packed
+        return rgb_packed(arr)
     slope, inter = 1.0, 0.0
     pf = ds.get("PerFrameFunctionalGroupsSequence")
     pvt = None
@@ -138,6 +140,21 @@ def frame_values(ds: Any, frame: int) -> np.ndarray:
     if src.get("RescaleIntercept") is not None:
         inter = float(src.RescaleIntercept)
     return arr.astype(np.float64) * slope + inter
+
+
+def rgb_packed(arr: np.ndarray) -> np.ndarray:
+    """(..., 3) RGB values as one number each, R * 65536 + G * 256 + B (float64)."""
+    rgb = np.asarray(arr, dtype=np.float64)
+    out: np.ndarray = rgb[..., 0] * 65536.0 + rgb[..., 1] * 256.0 + rgb[..., 2]
+    return out
+
+
+def image_values(img: Any) -> np.ndarray:
+    """A NIfTI's stored values as float64; RGB24 voxels packed as in :func:`rgb_packed`."""
+    raw = np.asanyarray(img.dataobj)
+    if raw.dtype.names:
+        return rgb_packed(np.stack([raw[name] for name in raw.dtype.names], axis=-1))
+    return np.asarray(raw, dtype=np.float64)
 
 
 def resolve(file: str, roots: Sequence[Path]) -> Path:
@@ -154,7 +171,7 @@ def check_exact(image_path: Path, roots: Sequence[Path]) -> dict[str, float]:
     img: Any = nib.load(str(image_path))
     sidecar = json.loads(Path(str(image_path).replace(".nii.gz", ".json")
                               .replace(".nii", ".json")).read_text())
-    data = np.asarray(img.dataobj, dtype=np.float64)
+    data = image_values(img)
     if data.ndim == 3:
         data = data[..., np.newaxis]
     nx, ny, nz, nt = data.shape

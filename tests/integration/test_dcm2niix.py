@@ -561,7 +561,7 @@ REGULAR_3D = [
     "edge_cases/anatomical/001",
     "edge_cases/anatomical/001_implicit",
     # one folder per transfer syntax: dicomvol drops repeated SOPInstanceUIDs within a run
-    # (generic/rgb is left out: dicomvol skips Secondary Capture by design)
+    # (generic/rgb, an RGB secondary capture, is compared in test_dcm2niix_corpus.py)
     "edge_cases/generic/anatomical/001",
     "edge_cases/generic/anatomical/001_implicit",
     "edge_cases/generic/anatomical/002_non_isotropic",

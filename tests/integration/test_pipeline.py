@@ -393,6 +393,36 @@ def test_localizer_in_the_series_is_skipped(tmp_path: Path) -> None:
     assert_accounted(inp, out)
 
 
+@pytest.mark.parametrize("with_plane", [True, False])
+def test_secondary_capture_placed_only_with_its_image_plane(tmp_path: Path,
+                                                           with_plane: bool) -> None:
+    """PS3.3 A.8.1.3: an SC with ImagePositionPatient/ImageOrientationPatient/PixelSpacing is
+    meant for 3D computations and is converted (as dcm2niix does); without them it is a
+    screenshot and is skipped with a reason."""
+    inp = tmp_path / "in"
+    s = write_series(inp, shape=SHAPE, shuffle_seed=9, image_type=("DERIVED", "SECONDARY"))
+    for path in s.paths:
+        ds = pydicom.dcmread(path)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+        if not with_plane:
+            del ds.ImagePositionPatient
+        ds.save_as(path)
+    out = tmp_path / "out"
+    report = _convert(inp, out)
+    if with_plane:
+        ((image, sidecar),) = _outputs(out, report)
+        assert _sops(sidecar) == list(s.sop_instance_uids)
+        img: Any = nib.load(image)
+        assert np.array_equal(img.get_fdata(), s.values)
+        np.testing.assert_allclose(img.affine, LPS_TO_RAS @ s.affine_lps, atol=ATOL)
+    else:
+        assert not _outputs(out, report)
+        reasons = {e["Reason"] for e in report["skipped"]}
+        assert reasons == {"secondary capture (a screenshot, not an acquired slice)"}
+        assert len(report["skipped"]) == SHAPE[2]
+    assert_accounted(inp, out)
+
+
 def test_broken_and_foreign_files_are_reported_and_the_rest_converts(tmp_path: Path) -> None:
     inp = tmp_path / "in"
     s = write_series(inp, shape=SHAPE, shuffle_seed=8)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from numpy.lib.recfunctions import structured_to_unstructured
+
 from dicomvol.model.records import FrameRecord
 from dicomvol.pixels.decode import decode
 
@@ -34,6 +36,8 @@ class SamePixels:
         if key not in self._digests:
             try:
                 for f, pixels in decode(frame.path, [frame]):
+                    if pixels.dtype.names:  # RGB as (R, G, B) records: compare the samples
+                        pixels = structured_to_unstructured(pixels)
                     wide = pixels.astype("<i8" if pixels.dtype.kind in "iu" else "<f8")
                     self._digests[key] = hashlib.sha256(
                         wide.tobytes() + repr((f.rescale_slope, f.rescale_intercept)).encode()

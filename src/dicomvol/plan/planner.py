@@ -10,7 +10,8 @@ Rules, in order:
 2. SEG frames are set aside for pairing with the image they segment
    (``ScanResult.derived_frames``), SM frames for the slide index
    (``ScanResult.slide_frames``). Frames that are not part of a
-   cross-sectional volume are skipped with a reason: secondary captures, projection
+   cross-sectional volume are skipped with a reason: secondary captures without an image
+   plane (ImagePositionPatient, ImageOrientationPatient, PixelSpacing), projection
    images, localizers, colour images, frames without position/orientation.
 3. Frames are grouped by SeriesInstanceUID, then by grid: orientation,
    Rows/Columns and PixelSpacing.
@@ -58,6 +59,12 @@ NON_VOLUME_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.1.2.1": "mammography (a projection image)",
     "1.2.840.10008.5.1.4.1.1.481.1": "RT image (a projection image)",
 }
+#: Secondary Capture classes. PS3.3 A.8.1.3 (note): when ImagePositionPatient and
+#: ImageOrientationPatient are present, PixelSpacing is meant for 3D spatial computations, so
+#: a secondary capture with the whole image plane is placed like any image (as dcm2niix, GDCM
+#: and ITK do); one without it stays a screenshot and is skipped.
+SC_SOP_CLASSES = frozenset(uid for uid in NON_VOLUME_SOP_CLASSES
+                           if uid.startswith("1.2.840.10008.5.1.4.1.1.7"))
 
 def plan_index(
     frames_in: Sequence[FrameRecord], ignored: Sequence[IgnoredFile] = (),
@@ -193,12 +200,17 @@ def _placement(frame: FrameRecord) -> tuple[Any, ...]:
             frame.position, frame.pixel_spacing)
 
 
+def _has_image_plane(frame: FrameRecord) -> bool:
+    """ImagePositionPatient, ImageOrientationPatient and PixelSpacing all present."""
+    return None not in (frame.position, frame.orientation, frame.pixel_spacing)
+
+
 def non_volume_reason(frame: FrameRecord) -> str | None:
     """Why a frame can never be part of a volume, or None when it can."""
     if frame.layout_error:
         return f"{frame.layout_error}; the image is not converted"
     known = NON_VOLUME_SOP_CLASSES.get(frame.sop_class_uid)
-    if known:
+    if known and not (frame.sop_class_uid in SC_SOP_CLASSES and _has_image_plane(frame)):
         return known
     if "LOCALIZER" in frame.image_type:
         return "localizer (scout) image, not part of a volume"

@@ -72,7 +72,13 @@ class Image:
 
     @cached_property
     def data(self) -> np.ndarray:
-        """Values as float64, always 4D (X, Y, Z, volumes)."""
+        """Values as float64, always 4D (X, Y, Z, volumes); an RGB voxel as R * 65536 + G * 256
+        + B (NIfTI RGB24 has no scaling, so equal colours give equal numbers)."""
+        raw = np.asanyarray(self.img.dataobj)
+        if raw.dtype.names:  # RGB24: a structured (R, G, B) uint8 dtype
+            arr = sum(raw[name].astype(np.float64) * 256.0 ** (2 - n)
+                      for n, name in enumerate(raw.dtype.names))
+            return np.asarray(arr).reshape((*raw.shape[:3], -1))
         arr = np.asarray(self.img.get_fdata(dtype=np.float64))
         factor = philips_factor(self.meta)
         return (arr * factor).reshape((*arr.shape[:3], -1))
