@@ -81,19 +81,20 @@ def test_missing_and_differing_attributes(tmp_path: Path) -> None:
     assert len({f.philips_scale_slope for f in frames}) > 1
 
 
+def _undefined(ds: Dataset) -> None:
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        for elem in item:
+            if elem.VR == "SQ":
+                elem.is_undefined_length = True
+                for sub in elem.value:
+                    sub.is_undefined_length_sequence_item = True
+
+
 def test_undefined_length_sequences(tmp_path: Path) -> None:
-    """Sequences of undefined length are not shared (read per frame): the same records."""
+    """Sequences of undefined length are shared once read to their end: the same records."""
     path = _write(tmp_path)
-
-    def undefined(ds: Dataset) -> None:
-        for item in ds.PerFrameFunctionalGroupsSequence:
-            for elem in item:
-                if elem.VR == "SQ":
-                    elem.value.is_undefined_length = True
-                    for sub in elem.value:
-                        sub.is_undefined_length_sequence_item = True
-
-    _edit(path, undefined)
+    _edit(path, _undefined)
+    assert b"\xfe\xff\xdd\xe0" in path.read_bytes()  # sequence delimiters written
     _check(path)
 
 
@@ -173,12 +174,17 @@ def test_memo_gives_up_when_nothing_repeats() -> None:
     assert (recorded, matches) == (GIVE_UP_AFTER, 0)  # the last calls went straight to fn
 
 
+@pytest.mark.parametrize("undefined", [False, True])
 def test_repeating_groups_are_computed_once_per_volume(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """What makes a 5,000-frame file fast: diffusion is read once per volume, not per frame."""
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       undefined: bool) -> None:
+    """What makes a 5,000-frame file fast: diffusion is read once per volume, not per frame
+    (sequences of defined or undefined length alike)."""
     import dicomvol.dicom.frames as frames_mod
 
     path = _write(tmp_path)
+    if undefined:
+        _edit(path, _undefined)
     calls: list[int] = []
     real = frames_mod.diffusion_fields
 

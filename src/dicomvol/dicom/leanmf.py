@@ -228,6 +228,8 @@ def _dataset(buf: bytes, pos: int, end: int, shared: dict[bytes, list[LeanItem]]
                 pos = start + length
                 continue
             items, pos = _sequence(buf, start, length, shared, depth + 1)
+            if pos - start <= _SHARED_MAX:  # undefined length: shared once its end is known
+                items = shared.setdefault(buf[start:pos], items)
             values[tag] = items
             continue
         if length == _UNDEFINED:
