@@ -72,12 +72,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=("enhanced", "classic"), default="enhanced")
     parser.add_argument("-j", "--jobs", type=int, default=None)
+    parser.add_argument("--data", type=Path, default=None, help="another folder to convert")
     args = parser.parse_args()
     import dicomvol.api  # noqa: F401  (what `dicomvol convert` imports)
     from dicomvol.cli.main import main as cli_main
 
     imports = (time.perf_counter() - T0, time.process_time() - C0)
-    data = HERE / "data" / f"dwi_{args.case}"
+    data = args.data or HERE / "data" / f"dwi_{args.case}"
     if not data.is_dir():
         print(f"{data} missing: run benchmarks/dwi.py first", file=sys.stderr)
         return 2

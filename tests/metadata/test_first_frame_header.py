@@ -70,3 +70,29 @@ def test_corpus_multiframe_files(corpus: Path) -> None:
     cut = sum(_assert_same(p) for p in sorted(corpus.rglob("*")) if p.is_file()
               and p.stat().st_size > 132 and p.read_bytes()[128:132] == b"DICM")
     assert cut > 0, "the corpus has multi-frame files the cut applies to"
+
+
+@pytest.mark.parametrize("which", ["all", "items", "inner"])
+def test_undefined_lengths_are_skipped_by_their_delimiters(tmp_path: Path, which: str) -> None:
+    """Per-frame sequence, its items and their sequences of undefined length (as some
+    scanners write them): the same keys, and a file cut short gives None."""
+    series = write_dwi_series(tmp_path, "Philips", [DwiVolume(0.0), DwiVolume(1000.0, (0, 0, 1))],
+                              enhanced=True)
+    path = Path(series.paths[0])
+    ds = pydicom.dcmread(path)
+    ds["PerFrameFunctionalGroupsSequence"].is_undefined_length = which == "all"
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        item.is_undefined_length_sequence_item = which in ("all", "items")
+        for elem in item:
+            if elem.VR == "SQ":
+                elem.is_undefined_length = True
+                for sub in elem.value:
+                    sub.is_undefined_length_sequence_item = True
+    ds.save_as(path, enforce_file_format=True)
+    data = path.read_bytes()
+    assert b"\xfe\xff\xdd\xe0" in data  # sequence delimiters written
+    assert _assert_same(path)
+    start, pixels = data.find(b"\x00\x52\x30\x92"), data.rfind(b"\xe0\x7f\x10\x00")
+    assert 0 < start < pixels
+    for cut in (start + 30, start + 700, pixels - 10):  # inside the per-frame sequence
+        assert first_frame_only(data[:cut]) is None

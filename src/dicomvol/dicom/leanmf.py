@@ -36,6 +36,7 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _EXPLICIT = struct.Struct("<HH2sH")
 _U32 = struct.Struct("<I")
+_ITEM_HEAD = struct.Struct("<HHI")
 #: Bytes read first (a 5,000-frame header is a few MB; reads double until PixelData).
 _FIRST_READ = 1 << 20
 #: Sequences up to this many bytes are read once per file and shared (functional groups).
@@ -280,8 +281,9 @@ def first_frame_only(buf: bytes) -> bytes | None:
     ``buf`` is the file from its start; the result is the file up to PixelData
     (excluded) with PerFrameFunctionalGroupsSequence holding only its first
     item, for readers of one frame's groups (the sidecar: pydicom then parses
-    one item, not 5,000). None when there is nothing to cut or the top level is
-    not plain (other syntax, undefined lengths, damage): read the whole header.
+    one item, not 5,000). Sequences of undefined length are skipped by their
+    delimiters. None when there is nothing to cut or the top level is not plain
+    (other syntax, damage): read the whole header.
     """
     try:
         meta_end, transfer_syntax = read_meta(buf)
@@ -297,20 +299,63 @@ def first_frame_only(buf: bytes) -> bytes | None:
                 start = pos + 12
             if tag in _PIXEL_TAGS:
                 break
-            if length == _UNDEFINED or start + length > len(buf):
+            if length == _UNDEFINED and raw_vr == b"SQ":
+                end = _sequence_end(buf, start, 1)
+            elif length == _UNDEFINED or start + length > len(buf):
                 return None
-            if tag == _PER_FRAME and raw_vr == b"SQ" and length >= 8:
+            else:
+                end = start + length
+            if tag == _PER_FRAME and raw_vr == b"SQ" and end - start >= 8:
                 item_group, item_elem, item_length = struct.unpack_from("<HHI", buf, start)
-                if (item_group << 16) | item_elem != _ITEM or item_length == _UNDEFINED \
-                        or start + 8 + item_length > start + length:
+                if (item_group << 16) | item_elem != _ITEM:
                     return None
-                cut = (pos, start + 8 + item_length, start + length)
-            pos = start + length
-    except (struct.error, ValueError, IndexError):
+                item_end = (_item_end(buf, start + 8, 1) if item_length == _UNDEFINED
+                            else start + 8 + item_length)
+                if item_end > end:
+                    return None
+                cut = (pos, start, item_end, end)
+            pos = end
+    except (struct.error, ValueError, IndexError, RecursionError):
         return None
     if cut is None:
         return None
-    at, item_end, seq_end = cut
-    item = buf[at + 12:item_end]
+    at, start, item_end, seq_end = cut
+    item = buf[start:item_end]
     element = _EXPLICIT.pack(0x5200, 0x9230, b"SQ", 0) + _U32.pack(len(item))
     return b"".join((buf[:at], element, item, buf[seq_end:pos]))
+
+
+def _sequence_end(buf: bytes, pos: int, depth: int) -> int:
+    """The offset after the delimiter of an undefined-length sequence whose items start at
+    ``pos`` (ValueError: not items, or nested too deeply; struct.error: cut short)."""
+    if depth > MAX_NESTING:
+        raise ValueError("sequences nested too deeply")
+    while True:
+        group, elem, length = _ITEM_HEAD.unpack_from(buf, pos)
+        tag = (group << 16) | elem
+        if tag == _SEQ_END:
+            return pos + 8
+        if tag != _ITEM:
+            raise ValueError("not an item")
+        pos = _item_end(buf, pos + 8, depth) if length == _UNDEFINED else pos + 8 + length
+
+
+def _item_end(buf: bytes, pos: int, depth: int) -> int:
+    """The offset after the delimiter of an undefined-length item whose elements start at
+    ``pos``."""
+    while True:
+        group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+        if (group << 16) | elem == _ITEM_END:
+            return pos + 8
+        start = pos + 8
+        if raw_vr in _LONG_VRS:
+            (length,) = _U32.unpack_from(buf, pos + 8)
+            start = pos + 12
+        if length != _UNDEFINED:
+            pos = start + length
+        elif raw_vr == b"SQ":
+            pos = _sequence_end(buf, start, depth + 1)
+        else:
+            raise ValueError("undefined length outside a sequence")
+        if pos > len(buf):
+            raise ValueError("element past the end")
