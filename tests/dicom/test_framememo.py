@@ -199,3 +199,12 @@ def test_repeating_groups_are_computed_once_per_volume(tmp_path: Path,
     assert len(calls) == len(VOLUMES)  # 3 slices per volume share one diffusion item
     full = index_file(cand, lean=False)  # pydicom items: one call per frame, same records
     assert len(calls) == len(VOLUMES) * 4 and lean.frames == full.frames
+
+
+def test_memo_tells_present_but_empty_from_absent() -> None:
+    def fn(ds: Any, item: Any) -> Any:
+        return "EchoTime" in item
+
+    memo = FrameMemo()
+    assert [memo.call(fn, None, _item(v)) for v in ({0x00180081: None}, {}, {0x00180081: None})
+            ] == [True, False, True]

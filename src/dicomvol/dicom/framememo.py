@@ -63,6 +63,8 @@ def _probe(item: LeanItem, key: Any) -> Hashable:
     kind = key[0]
     if kind == "bool":
         return bool(item)
+    if kind == "in":
+        return key[1] in item._lean_values
     if kind == "creators":
         return _creators(item, key[1])
     return _private(item)
@@ -100,8 +102,9 @@ class _Reads(Dataset):
         tag = self._tag_of(key)
         if tag is None:
             return False
-        self._note(tag)
-        return key in self._item
+        found = key in self._item
+        self._read[("in", tag)] = found  # present, whatever its value (an empty one too)
+        return found
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
