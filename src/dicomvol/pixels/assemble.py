@@ -185,9 +185,8 @@ def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int,
 
     def one_file(entry: tuple[str, list[tuple[FrameRecord, tuple[int, ...]]]]) -> None:
         path, items = entry
-        where = {id(f): ix for f, ix in items}  # a 5,000-frame file: no linear search per frame
-        for frame, pixels in decode(path, [f for f, _ in items], sources):
-            index = where[id(frame)]
+        decoded = decode(path, [f for f, _ in items], sources)  # in the order asked for
+        for (frame, index), (_, pixels) in zip(items, decoded, strict=True):
             target = data[(slice(None), slice(None), *index)]  # type: ignore[arg-type]
             place(target, pixels, frame, mode)
 
