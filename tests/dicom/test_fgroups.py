@@ -7,8 +7,10 @@ import io
 from pathlib import Path
 
 import pydicom
+import pytest
 
-from dicomvol.dicom.fgroups import split_per_frame
+import dicomvol.dicom.frames as frames_module
+from dicomvol.dicom.fgroups import Memo, split_per_frame
 from dicomvol.dicom.index import IndexResult, index_file, index_split
 from dicomvol.inputs.discover import Candidate, discover
 
@@ -83,3 +85,43 @@ def test_walker_declines_a_truncated_header(tmp_path: Path, corpus: Path) -> Non
         assert split_per_frame(fp) is None
     result = index_file(Candidate(str(cut), "cut.dcm"))
     assert result.errors and not result.frames  # pydicom's error, naming the file
+
+
+def test_shared_group_items_and_memo_give_pydicom_records(corpus: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared functional group read once into items (and the top-level data set read
+    through a memo) give the records that looking them up through pydicom for every frame
+    gives, on every corpus multi-frame file."""
+    cands = _multi_frame(corpus)
+    fast = [index_file(c, lean=False) for c in cands]
+    converted = []
+    real = frames_module.as_items
+
+    def spy(ds: object) -> object:
+        out = real(ds)
+        converted.append(out is not ds)
+        return out
+
+    monkeypatch.setattr(frames_module, "as_items", spy)
+    [index_file(c, lean=False) for c in cands]
+    assert sum(converted) >= 25  # the items path was taken
+    monkeypatch.setattr(frames_module, "as_items", lambda ds: ds)
+    monkeypatch.setattr(frames_module, "Memo", lambda ds: ds)
+    for cand, result in zip(cands, fast, strict=True):
+        problems = _differences(result, index_file(cand, lean=False))
+        assert not problems, (cand.rel, problems[:5])
+
+
+def test_memo_reads_like_the_data_set() -> None:
+    ds = pydicom.Dataset()
+    ds.PatientName = None
+    ds.Rows = 4
+    ds.add_new((0x0043, 0x0010), "LO", "GEMS_PARM_01")
+    memo = Memo(ds)
+    for _ in range(2):  # the second time from the memo
+        assert memo.get("Rows") == 4
+        assert memo.get("PatientName", "x") is None  # present without a value: not the default
+        assert memo.get("Columns", 7) == 7 and memo.get("Columns") is None
+        assert memo.get((0x0043, 0x0010)).value == "GEMS_PARM_01"
+    assert "Rows" in memo and "Columns" not in memo and memo[0x00280010].value == 4
+    assert memo.private_block(0x0043, "GEMS_PARM_01").block_start == 0x1000

@@ -87,3 +87,59 @@ def test_uih_grid_without_positions_dcm2niix_invents_them(dcm2niix_exe: str,
     assert result.plans == [] and len(result.skipped) == 2
     for img, _ in theirs:  # whatever dcm2niix wrote is placed by no header
         assert img.shape[:3] == (12, 12, 10)
+
+
+#: (b-value, LPS direction) per grid volume: a b = 0 and two oblique directions.
+GRID_DWI = [(0.0, None), (1000.0, (0.6, 0.48, 0.64)), (1000.0, (0.36, -0.48, 0.8))]
+
+
+def test_uih_grid_diffusion_matches_dcm2niix_and_headers(dcm2niix_exe: str,
+                                                         tmp_path: Path) -> None:
+    """UIH grid DWI: b-value (0065,1009) and direction (0065,1037, along row, column and
+    normal) per grid file give one 4D whose bval/bvec equal the headers' and dcm2niix's."""
+    from dicomvol.dicom.diffusion import SOURCE_UIH
+    from dicomvol.testing.geometry import rotation_matrix
+    from dicomvol.testing.reproduce import BVAL_TOL, BVEC_TOL, load_images, reproduced
+
+    rot = rotation_matrix((1.0, 0.3, 0.2), 20.0)
+    row, col = rot @ np.array([1.0, 0.0, 0.0]), rot @ np.array([0.0, 1.0, 0.0])
+    write_uih_grid_series(tmp_path / "in", n_volumes=3, row_dir=row, col_dir=col,
+                          diffusion=GRID_DWI)
+    ((img, side),) = run_dicomvol(tmp_path / "in", tmp_path / "dv")
+    assert img.shape == (12, 12, 10, 3) and side["DiffusionGradientSource"] == SOURCE_UIH
+    (ours,) = load_images(tmp_path / "dv")
+    assert ours.table is not None
+    np.testing.assert_allclose(ours.table[0], [b for b, _ in GRID_DWI], atol=BVAL_TOL)
+    truth = [np.zeros(3) if d is None else np.asarray(d) for _, d in GRID_DWI]
+    np.testing.assert_allclose(ours.table[1], truth, atol=BVEC_TOL)
+    run_dcm2niix(dcm2niix_exe, tmp_path / "in", tmp_path / "dc")
+    theirs = load_images(tmp_path / "dc", dcm2niix=True)
+    results = reproduced(theirs, [ours])
+    assert len(results) == 3 and all(ok for _, _, ok in results), results
+
+
+def test_uih_diffusion_precedence() -> None:
+    """(0065,1009)/(0065,1037) win over the standard attributes; each fills what the other
+    lacks; without either private element the standard attributes are read as usual."""
+    from pydicom.dataset import Dataset
+
+    from dicomvol.dicom.diffusion import SOURCE_STANDARD, SOURCE_UIH, read_diffusion
+
+    ds = Dataset()
+    ds.Manufacturer = "UIH"
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]  # sagittal: row = +y, col = -z
+    ds.DiffusionBValue = 500.0
+    ds.DiffusionGradientOrientation = [1.0, 0.0, 0.0]
+    assert read_diffusion(ds) == ((500.0, (1.0, 0.0, 0.0)), SOURCE_STANDARD)
+    block = ds.private_block(0x0065, "Image Private Header", create=True)
+    block.add_new(0x09, "FD", 1000.0)  # b-value only: the standard direction stays
+    assert read_diffusion(ds) == ((1000.0, (1.0, 0.0, 0.0)), SOURCE_UIH)
+    block.add_new(0x37, "FD", [1.0, 0.0, 0.0])  # along the row: patient +y
+    (b, direction), source = read_diffusion(ds)  # type: ignore[misc]
+    assert source == SOURCE_UIH and b == pytest.approx(1000.0)
+    np.testing.assert_allclose(direction, (0.0, 1.0, 0.0), atol=1e-12)
+    block.add_new(0x37, "FD", [0.0, 0.0, 1.0])  # along the normal cross(row, col) = -x
+    (_, direction), _ = read_diffusion(ds)  # type: ignore[misc]
+    np.testing.assert_allclose(direction, (-1.0, 0.0, 0.0), atol=1e-12)
+    block.add_new(0x09, "FD", 0.0)
+    assert read_diffusion(ds) == ((0.0, None), SOURCE_UIH)

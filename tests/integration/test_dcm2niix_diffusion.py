@@ -25,7 +25,7 @@ import pydicom
 import pytest
 
 import dicomvol
-from dicomvol.dicom.diffusion import SOURCES
+from dicomvol.dicom.diffusion import SOURCE_UIH, SOURCES
 from dicomvol.testing.diffusion import DwiSeries, DwiVolume, write_dwi_series
 from dicomvol.testing.geometry import rotation_matrix
 from dicomvol.testing.reproduce import (
@@ -61,6 +61,7 @@ CASES = {
     "canon_classic": ("Canon", False, False),
     "canon_enhanced": ("Canon", True, False),
     "canon_image_comments": ("CanonComments", False, False),
+    "uih_classic": ("UIH", False, False),
 }
 #: Where dcm2niix (v1.0.20260724) and dicomvol disagree, and why the headers support dicomvol.
 DISAGREEMENTS = {
@@ -117,6 +118,8 @@ def test_diffusion_matches_dcm2niix_or_headers(dcm2niix_exe: str, tmp_path: Path
     assert table is not None
     assert dwi4d.meta["DiffusionGradientSource"] in SOURCES or set(
         dwi4d.meta["DiffusionGradientSource"]) <= set(SOURCES)
+    if case == "uih_classic":  # (0065,1037) read, not the unrotated (0018,9089)
+        assert dwi4d.meta["DiffusionGradientSource"] == SOURCE_UIH
     bvals, dirs = _truth(series)
     np.testing.assert_allclose(table[0], bvals, atol=BVAL_TOL)
     if CASES[case][0] not in ("GE", "CanonComments"):  # image-frame vectors: dcm2niix decides
@@ -295,3 +298,43 @@ def test_direction_read_whatever_the_directionality(dcm2niix_exe: str, tmp_path:
     theirs = _dcm2niix(dcm2niix_exe, tmp_path / "in", tmp_path / "dx")
     results = reproduced(theirs, ours)
     assert results and all(ok for _, _, ok in results), results
+
+
+#: Scrambled InstanceNumbers: acquired volume n is stored with the n-th block of numbers here.
+SCRAMBLE = [3, 6, 0, 5, 1, 4, 2]
+
+
+def test_philips_classic_scrambled_instance_numbers(dcm2niix_exe: str, tmp_path: Path) -> None:
+    """Classic Philips DWI whose InstanceNumbers do not follow acquisition (one
+    AcquisitionTime for all): the volumes follow (2005,1596) MRImageDiffVolumeNumber.
+
+    dcm2niix orders these volumes by InstanceNumber (it reads (2005,1596) but uses it as
+    the temporal order of enhanced files only); every volume it writes is ours too, with
+    the same b and gradient, only its order differs, and the headers support ours: volume
+    t of our 4D is made of the files whose (2005,1596) is t + 1."""
+    series = write_dwi_series(tmp_path / "in", "Philips", ACQUIRED, row=ROW, col=COL)
+    n_slices = len(series.paths) // len(ACQUIRED)
+    for i, path in enumerate(series.paths):
+        n, k = divmod(i, n_slices)
+        ds = pydicom.dcmread(path)
+        ds.InstanceNumber = SCRAMBLE[n] * n_slices + k + 1
+        ds.AcquisitionTime = "120000.000000"
+        ds.add_new((0x2005, 0x0015), "LO", "Philips MR Imaging DD 006")
+        ds.add_new((0x2005, 0x1596), "IS", str(n + 1))
+        ds.save_as(path)
+    (dwi4d,) = _ours(tmp_path / "in", tmp_path / "dv")
+    assert dwi4d.table is not None and dwi4d.n_volumes == len(ACQUIRED)
+    bvals, dirs = _truth(series)
+    np.testing.assert_allclose(dwi4d.table[0], bvals, atol=BVAL_TOL)
+    np.testing.assert_allclose(dwi4d.table[1], dirs, atol=BVEC_TOL)
+    sources = dwi4d.meta["SourceInstances"]
+    for t in range(len(ACQUIRED)):  # the header of every slice of volume t says t + 1
+        for entry in sources[t * n_slices:(t + 1) * n_slices]:
+            ds = pydicom.dcmread(tmp_path / "in" / entry["File"], stop_before_pixels=True)
+            assert int(ds[0x2005, 0x1596].value) == t + 1
+    (theirs,) = _dcm2niix(dcm2niix_exe, tmp_path / "in", tmp_path / "dx")
+    assert all(ok for _, _, ok in reproduced([theirs], [dwi4d]))
+    assert theirs.table is not None
+    by_instance = [SCRAMBLE.index(m) for m in range(len(ACQUIRED))]  # dcm2niix's order
+    np.testing.assert_allclose(theirs.table[0], bvals[by_instance], atol=BVAL_TOL)
+    assert not np.allclose(theirs.table[0], bvals)

@@ -129,3 +129,42 @@ def test_multiphase_asl(dcm2niix_exe: str, tmp_path: Path) -> None:
         covered.extend(mapping)
     assert sorted(covered) == list(range(24))
     assert len({tuple(np.round(img.affine, 3).ravel()) for img, _ in theirs}) == 1
+
+
+def test_enhanced_shuffled_frames_dimension_index_order(dcm2niix_exe: str,
+                                                        tmp_path: Path) -> None:
+    """Enhanced ASL whose frames are stored in random order, label and control told apart
+    only by the last DimensionIndexValues item. Both tools order frames by
+    DimensionIndexValues (their outputs do not depend on the frame order); they differ in
+    which item varies slowest. PS3.3 7.5.2: "The first item of the Dimension Index
+    Sequence shall be the slowest varying index": (stack, position, temporal, repeat), so
+    label and control alternate within each temporal position, as the classic files'
+    InstanceNumbers store them (dicomvol). dcm2niix takes the last item as the slowest
+    (``compareTDCMdim``), and writes the label and control images as extra slices."""
+    from dicomvol.testing.enhanced import shuffle_frames
+    from peercheck import canonical
+
+    ts = mr4d.write_asl(tmp_path / "classic", shape=(12, 10, 4), n_temporal=3)
+    outputs = {}
+    for name, seed in (("stored", None), ("shuffled", 3)):
+        (tmp_path / name).mkdir()
+        path = enhanced_from_files(ts.paths, tmp_path / name / "asl.dcm")
+        if seed is not None:
+            shuffle_frames(path, (), seed=seed)
+        outputs[name] = (run_dcm2niix(dcm2niix_exe, tmp_path / name, tmp_path / f"dc_{name}"),
+                         run_dicomvol(tmp_path / name, tmp_path / f"dv_{name}"))
+    for tool in (0, 1):  # neither depends on the storage order of the frames
+        (a, _), = outputs["stored"][tool]
+        (b, _), = outputs["shuffled"][tool]
+        np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+    ((theirs, _),), ((ours, _),) = outputs["shuffled"]
+    np.testing.assert_allclose(np.asarray(ours.dataobj), ts.values, atol=1e-6)  # the truth
+    dc, _ = canonical(theirs)
+    dv, _ = canonical(ours)
+    assert dc.shape == (12, 10, 8, 3) and dv.shape == (12, 10, 4, 6)
+    # dcm2niix's 2D images in its order = ours with repeat slowest, then temporal position
+    for t in range(3):
+        for s in range(8):
+            index = t * 8 + s  # of dcm2niix's 24 images, 4 slices each of 6 volumes
+            repeat, temporal, k = index // 12, index % 12 // 4, index % 4
+            np.testing.assert_allclose(dc[:, :, s, t], dv[:, :, k, 2 * temporal + repeat])

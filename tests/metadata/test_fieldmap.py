@@ -158,3 +158,35 @@ def test_siemens_phase_difference_matches_dcm2niix(dcm2niix_exe: str, tmp_path: 
                     assert our_side[key] == pytest.approx(side[key])
                 else:
                     assert our_side.get(key) == side.get(key)
+
+
+@pytest.mark.corpus
+def test_philips_b0_map_echo_numbers_as_dcm2niix(corpus: Path, dcm2niix_exe: str,
+                                                 tmp_path: Path) -> None:
+    """The corpus Philips enhanced B0 map: magnitude ``_e1``, map ``_e2_fieldmaphz``, as
+    dcm2niix names them. The headers: every frame has EchoNumbers 1 (private per-frame
+    item), the magnitude frames the one acquired echo (EffectiveEchoTime 1.52 ms), the
+    map frames EffectiveEchoTime 0, no echo at all; so the acquired echo keeps number 1
+    and the computed map goes after it (main named the map ``_e1`` by echo-time order)."""
+    src = corpus / "enhanced_mr" / "Philips" / "IM_0027_fMAP.dcm"
+    ds = pydicom.dcmread(src, stop_before_pixels=True)
+    times: dict[str, set[float]] = {}
+    for fg in ds.PerFrameFunctionalGroupsSequence:
+        part = str(fg.MRImageFrameTypeSequence[0].ComplexImageComponent)
+        times.setdefault(part, set()).add(float(fg.MREchoSequence[0].EffectiveEchoTime))
+        assert str(fg[0x2005, 0x140F][0].EchoNumbers) == "1"
+    assert times["REAL"] == {0.0} and min(times["MAGNITUDE"]) > 0
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / src.name).symlink_to(src)
+    ours = by_suffix(run_dicomvol(tmp_path / "in", tmp_path / "dv"), "ROGERS_20180526_801_B0_NS")
+    theirs = by_suffix(run_dcm2niix(dcm2niix_exe, tmp_path / "in", tmp_path / "dc"),
+                       "801_B0_NS")
+    assert set(ours) == set(theirs) == {"_e1", "_e2_fieldmaphz"}
+    from dicomvol.testing.reproduce import load_images, reproduced
+
+    mine = {i.path.name.removesuffix(".nii").removeprefix("ROGERS_20180526_"): i
+            for i in load_images(tmp_path / "dv")}
+    peer = {i.path.name.removesuffix(".nii"): i for i in load_images(tmp_path / "dc", True)}
+    for suffix in ours:  # same grid and values (dcm2niix's Philips scaling undone) per name
+        name = "801_B0_NS" + suffix
+        assert [ok for _, _, ok in reproduced([peer[name]], [mine[name]])] == [True]

@@ -167,3 +167,29 @@ def test_lean_and_pydicom_records_agree_on_ge_diffusion(tmp_path: Path) -> None:
             full = index_file(cand, lean=False).frames
             assert lean == full
             assert lean[0].diffusion_source == SOURCE_GE
+
+
+def test_ge_phase_encoding_assumption_warned_once_per_series(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A GE DTI series without InPlanePhaseEncodingDirection: one warning for the series
+    (not one per file), and every output's sidecar says what was assumed."""
+    import logging
+
+    from dicomvol.dicom.diffusion import GE_COL_ASSUMED
+
+    series = write_dwi_series(tmp_path / "in", "GE", [B0, DwiVolume(1000.0, (0.6, 0.0, 0.8)),
+                                                      DwiVolume(1000.0, (0.0, 1.0, 0.0))])
+    for path in series.paths:
+        ds = pydicom.dcmread(path)
+        del ds.InPlanePhaseEncodingDirection
+        ds.save_as(path)
+    with caplog.at_level(logging.DEBUG, logger="dicomvol"):
+        report = dicomvol.convert([tmp_path / "in"], tmp_path / "out",
+                                  dicomvol.ConvertOptions(jobs=1, compress=False))
+    warned = [r for r in caplog.records
+              if r.levelno >= logging.WARNING and GE_COL_ASSUMED in r.getMessage()]
+    assert len(series.paths) == 12 and len(warned) == 1  # 8 weighted files
+    assert series.series_instance_uid in warned[0].getMessage()
+    (output,) = report.outputs
+    side = json.loads((tmp_path / "out" / output.sidecar).read_text())
+    assert GE_COL_ASSUMED in side["Warnings"] and side["DiffusionGradientSource"] == SOURCE_GE

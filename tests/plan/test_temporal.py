@@ -115,7 +115,34 @@ def test_enhanced_asl_agrees_with_classic(tmp_path: Path) -> None:
     # frame n of the enhanced object is file n: volume t, slice k is frame t * Z + k + 1
     assert [e["Frame"] for e in side["SourceInstances"]] == list(range(1, 8 * 6 + 1))
     assert {e["File"] for e in side["SourceInstances"]} == {enhanced.name}
-    assert side["TemporalOrderSource"] == ["TemporalPositionIndex", "FrameNumber"]
+    # label and control at one temporal position: their DimensionIndexValues (4th item)
+    assert side["TemporalOrderSource"] == ["TemporalPositionIndex", "DimensionIndexValues"]
+
+
+def test_enhanced_shuffled_frames_follow_dimension_index_values(tmp_path: Path) -> None:
+    """Issue 9: frames stored in random order; label and control at each temporal position
+    told apart by DimensionIndexValues only. Volume order follows the DimensionIndexSequence
+    (its first item the slowest varying, PS3.3 7.5.2), not the frame number."""
+    import pydicom
+
+    from dicomvol.testing.enhanced import shuffle_frames
+
+    ts = mr4d.write_asl(tmp_path / "classic", shape=(12, 10, 4), n_temporal=3)
+    (tmp_path / "in").mkdir()
+    enhanced = enhanced_from_files(ts.paths, tmp_path / "in" / "asl.dcm")
+    shuffle_frames(enhanced, (), seed=3)
+    ds = pydicom.dcmread(enhanced, stop_before_pixels=True)
+    values = [tuple(fg.FrameContentSequence[0].DimensionIndexValues)
+              for fg in ds.PerFrameFunctionalGroupsSequence]
+    assert values != sorted(values)  # the frames are out of order
+    ((img, side),) = convert(tmp_path / "in", tmp_path / "out", single_frame=False)
+    assert img.shape == (12, 10, 4, 6)
+    np.testing.assert_allclose(np.asarray(img.dataobj), ts.values, rtol=0, atol=1e-6)
+    frames = [e["Frame"] for e in side["SourceInstances"]]
+    ordered = [values[f - 1] for f in frames]  # (stack, position, temporal, repeat) per slice
+    by_volume = [(v[2], v[3]) for v in ordered[::4]]
+    assert by_volume == sorted(by_volume) and len(set(by_volume)) == 6
+    assert side["TemporalOrderSource"] == ["TemporalPositionIndex", "DimensionIndexValues"]
 
 
 def test_dce_passes_sharing_an_acquisition_number_are_one_4d_in_time_order(

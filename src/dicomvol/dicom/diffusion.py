@@ -43,6 +43,9 @@ order:
    leaves the vector untransformed. As in dcm2niix, a GE vector of length
    between 0.03 and 0.97 scales the b-value by its squared length and is
    normalised. **GE directions are the least certain of all vendors here.**
+5. **UIH** private (:func:`dicomvol.dicom.uih.uih_diffusion`): b-value (0065,xx09) and
+   direction (0065,xx37) in the image frame (row, column, normal), both read before the
+   standard attributes, whose (0018,9089) UIH fills unrotated (dcm2niix issue 836).
 
 A standard b > 0 without a direction (DiffusionDirectionality neither ISOTROPIC
 nor NONE) takes the vendor's direction: Siemens XA classic images keep it in
@@ -74,6 +77,7 @@ from numpy.typing import ArrayLike
 
 from dicomvol._typing import FloatArray, Vec3
 from dicomvol.dicom.private import csa_header, csareader, private_value
+from dicomvol.dicom.uih import uih_diffusion, uih_direction_to_lps, uih_orientation
 from dicomvol.dicom.values import first_item, to_float, to_floats, vendor
 from dicomvol.errors import HeaderError
 
@@ -100,7 +104,9 @@ SOURCE_SIEMENS = "Siemens private (0019,xx0C/xx0E)"
 SOURCE_PHILIPS = "Philips private (2001,xx03; 2005,xxB0-B2)"
 SOURCE_GE = "GE private (0043,xx39; 0019,xxBB-BD)"
 SOURCE_CANON = "Canon ImageComments (0020,4000)"
-SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE, SOURCE_CANON)
+SOURCE_UIH = "UIH private (0065,xx09/xx37)"
+SOURCES = (SOURCE_STANDARD, SOURCE_CSA, SOURCE_SIEMENS, SOURCE_PHILIPS, SOURCE_GE, SOURCE_CANON,
+           SOURCE_UIH)
 
 #: Siemens CSA and private creators.
 SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
@@ -124,6 +130,9 @@ GE_IMAGE_TO_PATIENT: dict[tuple[str, str], tuple[tuple[int, int], ...]] = {
     ("ROW", "sagittal"): ((1, 1), (0, -1), (2, -1)),
 }
 _PLANES = ("sagittal", "coronal", "axial")
+#: What a GE direction without (0018,1312) is read as (``FrameRecord.assumed``).
+GE_COL_ASSUMED = ("GE diffusion direction without InPlanePhaseEncodingDirection (0018,1312): "
+                  "assuming COL")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -379,9 +388,8 @@ def _ge(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | No
         raise HeaderError("cannot place a GE diffusion direction: ImageOrientationPatient "
                           "missing")
     pe = _phase_encoding(ds, frame_fg)
-    if pe is None:
-        log.warning("GE diffusion direction without InPlanePhaseEncodingDirection (0018,1312): "
-                    "assuming COL")
+    if pe is None:  # the planner warns once per series (FrameRecord.assumed)
+        log.debug(GE_COL_ASSUMED)
         pe = "COL"
     return _ge_encoding(b, tuple(c for c in comps if c is not None),
                         tuple(float(x) for x in orientation), pe)
@@ -443,9 +451,11 @@ def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
     """
     item = _standard_item(ds, frame_fg)
     standard = _standard(item) if item is not None else None
+    maker = vendor(ds)
+    if maker == "UIH" and (uih := _uih(ds, standard)) is not None:
+        return uih, SOURCE_UIH
     if standard is not None and not _lacks_direction(standard, item):
         return standard, SOURCE_STANDARD
-    maker = vendor(ds)
     private: Diffusion | None = None
     source = ""
     if maker == "Siemens":
@@ -462,6 +472,28 @@ def read_diffusion(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None = None
         log.debug("standard b = %g without a direction: %s direction used", standard[0], source)
         return (standard[0], private[1]), source
     return standard, SOURCE_STANDARD
+
+
+def _uih(ds: pydicom.Dataset, standard: Diffusion | None) -> Diffusion | None:
+    """UIH's private encoding (:func:`~dicomvol.dicom.uih.uih_diffusion`), else None."""
+    b, vector = uih_diffusion(ds)
+    if b is None and vector is not None and standard is not None:
+        b = standard[0]
+    if b is None:
+        return None
+    if vector is None:
+        return _result(b, standard[1] if standard is not None else None)
+    if (orientation := uih_orientation(ds)) is None:
+        raise HeaderError("UIH direction (0065,xx37) without ImageOrientationPatient")
+    return _result(b, _unit(uih_direction_to_lps(vector, orientation), "UIH"))
+
+
+def assumed_phase_encoding(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None,
+                           source: str, direction: Vec3 | None) -> str | None:
+    """:data:`GE_COL_ASSUMED` when a GE direction was placed without (0018,1312), else None."""
+    if source != SOURCE_GE or direction is None or _phase_encoding(ds, frame_fg) is not None:
+        return None
+    return GE_COL_ASSUMED
 
 
 def _lacks_direction(found: Diffusion, item: Any) -> bool:

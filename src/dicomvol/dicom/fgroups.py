@@ -67,6 +67,72 @@ class _Decline(Exception):
     """The walker does not handle this file exactly; pydicom reads it."""
 
 
+def as_items(ds: Any) -> Any:
+    """A pydicom functional-groups item as a :class:`FrameItem` (sequences as lists of them).
+
+    The values are the very objects ``ds.get(keyword)`` returns, so lookups give
+    the same results, without pydicom's per-access cost (the shared group is
+    looked up for every one of thousands of frames). Elements without a keyword
+    (private) are left out: the per-frame readers look groups up by keyword only.
+    ``ds`` itself is returned when an element cannot be read (pydicom raises on
+    some malformed values only when they are accessed; the readers handle that).
+    """
+    if ds is None or isinstance(ds, FrameItem):
+        return ds
+    try:
+        return _as_items(ds)
+    except Exception:  # a malformed element: keep pydicom's lazy, guarded access
+        return ds
+
+
+def _as_items(ds: Any) -> FrameItem:
+    out = FrameItem()
+    for elem in ds:
+        if not elem.keyword:
+            continue
+        if elem.VR == "SQ":
+            out[elem.keyword] = [_as_items(item) for item in elem.value]
+        else:
+            out[elem.keyword] = elem.value
+    return out
+
+
+_MISSING = object()
+
+
+class Memo:
+    """A data set whose ``get`` remembers what it returned (read per frame, thousands of times).
+
+    The values are the objects ``ds.get`` returns; everything else (``in``,
+    ``[]``, attributes) is the data set's own.
+    """
+
+    __slots__ = ("_ds", "_seen")
+
+    def __init__(self, ds: Any) -> None:
+        self._ds = ds
+        self._seen: dict[Any, Any] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """``ds.get(key, default)``, looked up once per key."""
+        try:
+            value = self._seen[key]
+        except KeyError:
+            value = self._seen[key] = self._ds.get(key, _MISSING)
+        except TypeError:  # not hashable
+            return self._ds.get(key, default)
+        return default if value is _MISSING else value
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._ds
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._ds[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ds, name)
+
+
 def sop_class_of_meta(fp: BinaryIO) -> str:
     """MediaStorageSOPClassUID from the file meta of an open file ("" when absent); rewinds."""
     head = fp.read(4096)

@@ -15,12 +15,13 @@ from pydicom.dataset import Dataset
 
 from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.complex import complex_part
-from dicomvol.dicom.diffusion import is_isotropic, read_diffusion
+from dicomvol.dicom.diffusion import assumed_phase_encoding, is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
+from dicomvol.dicom.fgroups import Memo, as_items
 from dicomvol.dicom.framememo import FrameMemo
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
-from dicomvol.dicom.philips import philips_scaling
+from dicomvol.dicom.philips import philips_scaling, philips_volume_number
 from dicomvol.dicom.uih import is_uih_grid, uih_grid_info
 from dicomvol.dicom.values import (
     first_item,
@@ -69,26 +70,30 @@ def frame_records(
             fields.update(diffusion_fields(ds, None, fields["image_type"]))
         if vendor(ds) == "Philips":
             fields["philips_scale_slope"] = _philips_ss(ds, None)
+            fields["vendor_volume"] = philips_volume_number(ds)
         if "MOSAIC" in fields["image_type"]:
             return _mosaic_records(ds, common, fields)
         if is_uih_grid(ds):
             return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
+    shared, memo = as_items(shared), Memo(ds)  # looked up for every frame: once from pydicom
+    dims = _dimensions(ds)
     records = []
     philips = vendor(ds) == "Philips"
-    memo = FrameMemo()  # lean items: each distinct functional-group input computed once
+    groups = FrameMemo()  # lean items: each distinct functional-group input computed once
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
         own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
-        frame_ds: Any = ds if own is None else Fallback(own, ds)
-        fields = _multi_frame_fields(frame_ds, shared, frame_fg, memo)
+        frame_ds: Any = memo if own is None else Fallback(own, ds)
+        fields = _multi_frame_fields(frame_ds, shared, frame_fg, groups)
+        fields["dimension_index"] = _dimension_index(frame_fg, dims)
         if own is not None and to_int(own.get("InstanceNumber")) is not None:
             fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
         if philips:
-            fields["philips_scale_slope"] = memo.call(_philips_ss, ds, frame_fg)
+            fields["philips_scale_slope"] = groups.call(_philips_ss, ds, frame_fg)
         if common["modality"] == "MR":
-            fields.update(memo.call(diffusion_fields, ds, frame_fg, fields["image_type"]))
+            fields.update(groups.call(diffusion_fields, ds, frame_fg, fields["image_type"]))
         if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
             fields["position"] = dose[index] if index < len(dose) else None
             fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
@@ -225,7 +230,8 @@ def diffusion_fields(ds: Any, frame_fg: Any, image_type: tuple[str, ...]) -> dic
         return {} if kind is None else {"diffusion_derived": kind}
     (b, direction), source = found
     return {"diffusion_b": b, "diffusion_direction": direction, "diffusion_source": source,
-            "diffusion_derived": kind}
+            "diffusion_derived": kind,
+            "assumed": assumed_phase_encoding(ds, frame_fg, source, direction)}
 
 
 def dose_positions(ds: Any) -> list[Vec3] | None:
@@ -253,6 +259,38 @@ def dose_positions(ds: Any) -> list[Vec3] | None:
               row[0] * col[1] - row[1] * col[0])
     return [(ipp[0] + (o - values[0]) * normal[0], ipp[1] + (o - values[0]) * normal[1],
              ipp[2] + (o - values[0]) * normal[2]) for o in values]
+
+
+#: DimensionIndexPointers of the slice position (StackID, InStackPositionNumber, IPP).
+SPATIAL_DIMENSIONS = frozenset({0x00209056, 0x00209057, 0x00200032})
+
+
+def _dimensions(ds: Dataset) -> tuple[int, tuple[int, ...]] | None:
+    """(number of items, indices of the non-spatial ones) of the DimensionIndexSequence."""
+    items = ds.get("DimensionIndexSequence")
+    if not items:
+        return None
+    keep = []
+    for i, item in enumerate(items):
+        pointer = item.get("DimensionIndexPointer")
+        if not isinstance(pointer, int):  # absent or unreadable: the order is not defined
+            return None
+        if int(pointer) not in SPATIAL_DIMENSIONS:
+            keep.append(i)
+    return len(items), tuple(keep)
+
+
+def _dimension_index(frame_fg: Any, dims: tuple[int, tuple[int, ...]] | None
+                     ) -> tuple[int, ...] | None:
+    """The frame's non-spatial DimensionIndexValues (see ``FrameRecord.dimension_index``)."""
+    content = first_item(frame_fg, "FrameContentSequence") if dims else None
+    values = content.get("DimensionIndexValues") if content is not None else None
+    if dims is None or values is None:
+        return None
+    values = [values] if isinstance(values, int) else list(values)
+    if len(values) != dims[0] or not all(isinstance(v, int) for v in values):
+        return None
+    return tuple(int(values[i]) for i in dims[1]) or None
 
 
 def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:

@@ -403,6 +403,9 @@ def convert_value(raw: bytes, vr: str) -> Any:
             return None
         numbers = struct.unpack_from(f"<{count}{code}", raw)
         return numbers[0] if count == 1 else list(numbers)
+    if vr == "AT":  # (group, element) pairs, as pydicom's int tags
+        tags = [(g << 16) | e for g, e in struct.iter_unpack("<HH", raw[:len(raw) // 4 * 4])]
+        return (tags[0] if len(tags) == 1 else tags) if tags else None
     text = raw.decode("latin-1").rstrip("\x00 ").strip()
     if vr in ("DS", "IS", "CS") and "\\" in text:
         return [part.strip() for part in text.split("\\")]

@@ -198,3 +198,24 @@ def philips_nifti_scaling(rs: float, ri: float, ss: float, mode: str) -> tuple[f
     if rs * ss == 0:
         raise UsageError("Philips floating-point scaling needs RescaleSlope * ScaleSlope != 0")
     return 1.0 / ss, ri / (rs * ss)
+
+
+#: Private creator of (2005,15xx), where (2005,1596) MRImageDiffVolumeNumber lives.
+PHILIPS_MR_CREATOR_006 = "Philips MR Imaging DD 006"
+
+
+def philips_volume_number(ds: pydicom.Dataset) -> int | None:
+    """(2005,1596) MRImageDiffVolumeNumber (IS): a diffusion volume's acquisition index.
+
+    Philips software from R5.6 numbers each diffusion volume in acquisition order here;
+    dcm2niix calls it so ("2005,1596 provides temporal order", its issue 546, and "use
+    2005,1596 for Philips DWI >= R5.6" in ``readDICOMx``) but orders the volumes of classic
+    files by InstanceNumber. Read under its creator, else at the fixed tag as dcm2niix reads
+    it; None when absent or not a positive number.
+    """
+    value = private_value(ds, 0x2005, PHILIPS_MR_CREATOR_006, 0x96)
+    if value is None:
+        elem = ds.get((0x2005, 0x1596))
+        value = None if elem is None else elem.value
+    number = to_float(value)
+    return int(number) if number is not None and number >= 1 and number == int(number) else None

@@ -129,3 +129,62 @@ def _first(value: Any) -> Any:
 
 def _vec3(v: np.ndarray) -> Vec3:
     return (float(v[0]) + 0.0, float(v[1]) + 0.0, float(v[2]) + 0.0)
+
+
+# --------------------------------------------------------------------------- diffusion
+
+#: UIH diffusion elements (creator ``Image Private Header``), as dcm2niix reads them.
+B_VALUE = "(0065,xx09) b-value"
+DIRECTION = "(0065,xx37) gradient direction"
+
+
+def uih_diffusion(ds: Any) -> tuple[float | None, tuple[float, float, float] | None]:
+    """UIH's own diffusion encoding: b-value (0065,xx09) FD and direction (0065,xx37) FD.
+
+    The direction's components are along the image axes (row, column, slice normal
+    ``cross(row, col)``), not patient axes: dcm2niix (``readDICOMx``, cases
+    ``kDiffusion_bValueUIH`` / ``kDiffusionGradientDirectionUIH``) copies them into its
+    image-frame vector unrotated and only negates the column component for FSL (as it does
+    for every vendor; its ``siemensPhilipsCorrectBvecs`` returns early for UIH). Measured
+    against dcm2niix v1.0.20260724 on oblique synthetic series, classic and grid. Since
+    dcm2niix issue 836, (0065,xx37) also wins over DiffusionGradientOrientation (0018,9089),
+    which UIH fills with the unrotated (protocol) direction. ``(None, None)`` when neither
+    element is present.
+    """
+    b = to_float(_first(private_value(ds, 0x0065, UIH_CREATOR, 0x09)))
+    raw = to_floats(private_value(ds, 0x0065, UIH_CREATOR, 0x37), 3)
+    vector = None if raw is None else (raw[0], raw[1], raw[2])
+    return b, vector
+
+
+def uih_direction_to_lps(vector: Any, orientation: Any) -> np.ndarray:
+    """A (0065,xx37) direction (row, column, normal components) in patient LPS.
+
+    Parameters
+    ----------
+    vector : sequence of 3 float
+        (0065,xx37).
+    orientation : sequence of 6 float
+        ImageOrientationPatient of the image (or of its grid items).
+
+    Returns
+    -------
+    ndarray of shape (3,)
+    """
+    o = np.asarray(orientation, dtype=np.float64)
+    row, col = o[:3], o[3:6]
+    v = np.asarray(vector, dtype=np.float64)
+    out: np.ndarray = v[0] * row + v[1] * col + v[2] * np.cross(row, col)
+    return out
+
+
+def uih_orientation(ds: Any) -> tuple[float, ...] | None:
+    """ImageOrientationPatient at the top level, else that of the first (0065,xx51) item."""
+    iop = to_floats(ds.get("ImageOrientationPatient"), 6)
+    if iop is None:
+        try:
+            items = list(private_value(ds, 0x0065, UIH_CREATOR, 0x51) or [])
+        except Exception:  # a malformed private sequence: no orientation
+            items = []
+        iop = to_floats(items[0].get("ImageOrientationPatient"), 6) if items else None
+    return None if iop is None else tuple(iop)

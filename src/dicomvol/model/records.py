@@ -90,6 +90,16 @@ class FrameRecord:
     #: Why a vendor layout (Siemens mosaic, UIH grid) of this image cannot be read, naming
     #: the missing attribute; such a frame is skipped with this reason.
     layout_error: str | None = None
+    #: What the header reader had to assume for this frame (e.g. a GE gradient direction
+    #: without InPlanePhaseEncodingDirection); the planner warns once per series.
+    assumed: str | None = None
+    #: The vendor's own volume index of a classic image: Philips (2005,1596)
+    #: MRImageDiffVolumeNumber, the acquisition order of diffusion volumes.
+    vendor_volume: int | None = None
+    #: Enhanced multi-frame: the frame's DimensionIndexValues (0020,9157) without the
+    #: spatial dimensions (StackID, InStackPositionNumber, ImagePositionPatient), in
+    #: DimensionIndexSequence order, whose first item is the slowest varying (PS3.3 7.5.2).
+    dimension_index: tuple[int, ...] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the class and its field values.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from dicomvol.inputs import fs
 from dicomvol.model import geometry
 from dicomvol.model.grid import VolumeGeometry
 from dicomvol.model.records import FrameRecord
+from dicomvol.objects.native import Box, NativeFrames, box_of, native_layout
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,15 @@ def frame_corners(frame: FrameRecord) -> np.ndarray:
                      p + (frame.rows - 1) * ps_row * col])
 
 
+def _corner_steps(frame: FrameRecord) -> np.ndarray:
+    """What :func:`frame_corners` adds to the position, shape (3, 3) (the same arithmetic)."""
+    assert frame.orientation is not None and frame.pixel_spacing is not None
+    row, col = geometry.directions(frame.orientation)
+    ps_row, ps_col = frame.pixel_spacing
+    return np.array([np.zeros(3), (frame.columns - 1) * ps_col * row,
+                     (frame.rows - 1) * ps_row * col])
+
+
 def place_frame(frame: FrameRecord, target: VolumeGeometry,
                 tol: np.ndarray) -> Placement | OffPlane:
     """Snap one frame onto the grid, or say why it cannot be."""
@@ -103,41 +115,80 @@ def place_frame(frame: FrameRecord, target: VolumeGeometry,
 
 def place_frames(frames: Sequence[FrameRecord],
                  target: VolumeGeometry) -> tuple[list[Placement], list[OffPlane]]:
-    """Snap every frame that has patient geometry; the rest are off plane."""
-    tol = snap_tolerance_voxels(target)
-    placed: list[Placement] = []
-    off: list[OffPlane] = []
-    for frame in frames:
-        if frame.position is None or frame.orientation is None or frame.pixel_spacing is None:
-            off.append(OffPlane(frame, float("inf"), "it has no position in patient space"))
-            continue
-        result = place_frame(frame, target, tol)
-        (placed if isinstance(result, Placement) else off).append(result)  # type: ignore[arg-type]
-    return placed, off
+    """Snap every frame that has patient geometry; the rest are off plane.
 
-
-def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray) -> int:
-    """Write one frame's values (Rows, Columns) into ``volume`` (X, Y, Z) where it lands.
-
-    Values are non-negative; each voxel keeps the larger of what it holds and the
-    frame's value (so zeros never erase, and a frame written twice changes nothing).
-    Returns the number of nonzero pixels that fall outside the grid (clipped).
+    Frames of one size, orientation and pixel spacing are placed together
+    (:func:`place_frame`'s arithmetic on arrays of frames); a frame that does
+    not snap is placed again alone, for the reason.
     """
-    region, part = clipped_region(volume.shape, placement, values.shape)
+    tol = snap_tolerance_voxels(target)
+    placed: dict[int, Placement] = {}
+    off: dict[int, OffPlane] = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for n, frame in enumerate(frames):
+        if frame.position is None or frame.orientation is None or frame.pixel_spacing is None:
+            off[n] = OffPlane(frame, float("inf"), "it has no position in patient space")
+            continue
+        key = (frame.orientation, frame.pixel_spacing, frame.rows, frame.columns)
+        groups.setdefault(key, []).append(n)
+    affine = np.asarray(target.affine, dtype=np.float64)
+    for members in groups.values():
+        first = frames[members[0]]
+        base = _corner_steps(first)
+        origins = np.array([frames[n].position for n in members], dtype=np.float64)
+        corners = origins[:, None, :] + base[None, :, :]  # (N, 3 corners, 3)
+        idx = target.map_reference_to_indices(corners.reshape(-1, 3)).reshape(-1, 3, 3)
+        offsets = np.array([[0, 0, 0], [first.columns - 1, 0, 0], [0, first.rows - 1, 0]],
+                           dtype=np.float64)
+        snapped = np.rint(idx[:, :1, :]) + offsets
+        world = snapped @ affine[:3, :3].T + affine[:3, 3]
+        drift = np.max(np.linalg.norm(corners - world, axis=2), axis=1)
+        fits = np.all(np.abs(idx - snapped) <= tol, axis=(1, 2))
+        for m, n in enumerate(members):
+            if fits[m]:
+                i0, j0, k = (int(v) for v in snapped[m, 0])
+                placed[n] = Placement(frames[n], i0, j0, k, float(drift[m]))
+            else:
+                result = place_frame(frames[n], target, tol)
+                if isinstance(result, Placement):
+                    placed[n] = result
+                else:
+                    off[n] = result
+    return [placed[n] for n in sorted(placed)], [off[n] for n in sorted(off)]
+
+
+def copy_into(volume: np.ndarray, placement: Placement, values: np.ndarray,
+              origin: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """Write a frame's values (h, w) into ``volume`` (X, Y, Z) where they land.
+
+    ``values`` are the frame's pixels from row ``origin[0]`` and column
+    ``origin[1]`` (a :class:`~dicomvol.objects.native.Box`, or the whole
+    frame). Values are non-negative; each voxel keeps the larger of what it
+    holds and the frame's value (so zeros never erase, and a frame written
+    twice changes nothing). Returns the number of nonzero pixels that fall
+    outside the grid (clipped) and the number of voxels that were zero and are not.
+    """
+    region, part = clipped_region(volume.shape, placement, values.shape, origin)
     src = values.T[part]
-    mask = src != 0
     target = volume[region]
+    before = int(np.count_nonzero(target))
     np.maximum(target, src.astype(volume.dtype, copy=False), out=target)  # values are >= 0
+    added = int(np.count_nonzero(target)) - before
     if src.shape == values.T.shape:
-        return 0
-    return int(np.count_nonzero(values)) - int(np.count_nonzero(mask))
+        return 0, added
+    return int(np.count_nonzero(values)) - int(np.count_nonzero(src)), added
 
 
-def clipped_region(shape: Sequence[int], placement: Placement, frame_shape: Sequence[int]
+def clipped_region(shape: Sequence[int], placement: Placement, frame_shape: Sequence[int],
+                   origin: tuple[int, int] = (0, 0)
                    ) -> tuple[tuple[slice, slice, int], tuple[slice, slice]]:
-    """The grid region a frame covers and the part of the frame (transposed) inside it."""
+    """The grid region a frame block covers and the part of the block (transposed) inside it.
+
+    The block has shape ``frame_shape`` (h, w) and starts at the frame's
+    row ``origin[0]``, column ``origin[1]``.
+    """
     rows, cols = frame_shape
-    i0, j0 = placement.i0, placement.j0
+    i0, j0 = placement.i0 + origin[1], placement.j0 + origin[0]
     a0, a1 = max(0, i0), min(int(shape[0]), i0 + cols)
     b0, b1 = max(0, j0), min(int(shape[1]), j0 + rows)
     a1, b1 = max(a0, a1), max(b0, b1)
@@ -148,9 +199,10 @@ def clipped_region(shape: Sequence[int], placement: Placement, frame_shape: Sequ
 class FrameReader:
     """Decoded frames of one multi-frame file, read a few at a time (never all at once).
 
-    pydicom's :func:`~pydicom.pixels.iter_pixels` decodes only the frames asked
-    for (bit-packed 1-bit SEG frames included, also when a frame does not start
-    on a byte boundary). Gzipped files are decompressed once and kept; objects
+    Native little-endian frames are cut straight from the file's bytes
+    (:mod:`dicomvol.objects.native`); other transfer syntaxes go through
+    pydicom's :func:`~pydicom.pixels.iter_pixels`, which decodes only the
+    frames asked for. Gzipped files are decompressed once and kept; objects
     (URLs) are fetched once and kept.
     """
 
@@ -165,6 +217,8 @@ class FrameReader:
 
             if self._data[:2] == b"\x1f\x8b":
                 self._data = gzip.decompress(self._data)
+        layout = native_layout(frame)
+        self.native = None if layout is None else NativeFrames(layout, self._open, self.rel)
 
     def frames(self, numbers: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, pixels of shape (Rows, Columns)) for the 1-based ``numbers``.
@@ -174,19 +228,44 @@ class FrameReader:
         PixelDataError
             The pixel data cannot be read or decoded; the message names the file.
         """
+        wanted = sorted(set(numbers))
+        if self.native is not None:
+            yield from self._guarded(self.native.frames(wanted))
+        else:
+            yield from self._guarded(self._decoded(wanted))
+
+    def boxes(self, numbers: Sequence[int]) -> Iterator[tuple[int, Box | None]]:
+        """(frame number, bounding box of its nonzero pixels, None when it has none).
+
+        Raises
+        ------
+        PixelDataError
+            The pixel data cannot be read or decoded; the message names the file.
+        """
+        wanted = sorted(set(numbers))
+        if self.native is not None:
+            yield from self._guarded(self.native.boxes(wanted))
+        else:
+            for n, pixels in self.frames(wanted):
+                yield n, box_of(pixels)
+
+    def _decoded(self, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         from pydicom.pixels.utils import iter_pixels
 
-        wanted = sorted(set(numbers))
         if not wanted:
             return
+        with self._open() as fp:
+            decoded = iter_pixels(fp, indices=[n - 1 for n in wanted], as_rgb=False)
+            try:
+                for n, pixels in zip(wanted, decoded, strict=True):
+                    yield n, np.asarray(pixels)
+            finally:
+                getattr(decoded, "close", lambda: None)()  # before the file closes
+
+    def _guarded(self, items: Iterator[_T]) -> Iterator[_T]:
+        """``items``, with any decoding failure raised as a PixelDataError naming the file."""
         try:
-            with self._open() as fp:
-                decoded = iter_pixels(fp, indices=[n - 1 for n in wanted], as_rgb=False)
-                try:
-                    for n, pixels in zip(wanted, decoded, strict=True):
-                        yield n, np.asarray(pixels)
-                finally:
-                    getattr(decoded, "close", lambda: None)()  # before the file closes
+            yield from items
         except PixelDataError:
             raise
         except Exception as exc:  # decoder plugins raise many types; name the file

@@ -47,6 +47,20 @@ class MapAccount:
     voxels: dict[int, int] = field(default_factory=dict)
 
 
+def value_counts(volume: np.ndarray) -> dict[int, int]:
+    """Voxels per nonzero value of an integer volume (X, Y, Z), counted slice by slice
+    (``np.bincount`` of the whole volume would first copy it to 64-bit integers)."""
+    counts = np.zeros(1, dtype=np.int64)
+    for k in range(volume.shape[2]):
+        plane = np.bincount(volume[:, :, k].ravel(order="K"))
+        if plane.size > counts.size:
+            plane[:counts.size] += counts
+            counts = plane
+        else:
+            counts[:plane.size] += plane
+    return {int(v): int(n) for v, n in enumerate(counts) if v and n}
+
+
 class SegMapper:
     """One SEG instance placed on one target grid.
 
@@ -121,23 +135,29 @@ class SegMapper:
             return self._sampled_labels(out)
         by_number = {p.frame.frame: p for p in self.placements}
         clipped = 0
-        for number, pixels in self.reader.frames(sorted(by_number)):
+        voxels: dict[int, int] = defaultdict(int)  # segment -> voxels it holds in the map
+        for number, box in self.reader.boxes(sorted(by_number)):
+            if box is None:  # an empty frame
+                continue
             p = by_number[number]
+            origin = (box.row0, box.col0)
             if self.labelmap:
-                clipped += copy_into(out, p, pixels)
+                clipped += copy_into(out, p, box.values, origin)[0]
                 continue
             seg = self.segment_of(p.frame)
-            region, part = clipped_region(out.shape, p, pixels.shape)
-            mask = pixels.T[part] != 0
+            region, part = clipped_region(out.shape, p, box.values.shape, origin)
+            mask = box.values.T[part] != 0
             target = out[region]
-            if np.any(mask & (target != 0) & (target != seg)):
+            held = mask & (target != 0)
+            if np.any(held & (target != seg)):
                 return None
-            np.maximum(target, mask.astype(target.dtype) * target.dtype.type(seg), out=target)
-            if mask.shape != pixels.T.shape:
-                clipped += int(np.count_nonzero(pixels)) - int(np.count_nonzero(mask))
+            np.copyto(target, seg, where=mask)
+            voxels[seg] += int(np.count_nonzero(mask)) - int(np.count_nonzero(held))
+            if mask.shape != box.values.T.shape:
+                clipped += int(np.count_nonzero(box.values)) - int(np.count_nonzero(mask))
         self._note_clipped(clipped)
-        counts = np.bincount(out.ravel(order="K"), minlength=1)
-        self.account.voxels = {int(v): int(n) for v, n in enumerate(counts) if v and n}
+        self.account.voxels = (value_counts(out) if self.labelmap else
+                               {v: n for v, n in sorted(voxels.items()) if n})
         return out
 
     def _sampled_labels(self, out: np.ndarray) -> np.ndarray | None:
@@ -151,8 +171,7 @@ class SegMapper:
                 out[mask] = info.number
             else:
                 out[mask] = volume[mask]
-        counts = np.bincount(out.ravel(order="K"), minlength=1)
-        self.account.voxels = {int(v): int(n) for v, n in enumerate(counts) if v and n}
+        self.account.voxels = value_counts(out)
         return out
 
     def volumes(self) -> Iterator[tuple[SegmentInfo, np.ndarray]]:
@@ -170,11 +189,15 @@ class SegMapper:
             volume = np.zeros(self.target.spatial_shape, order="F",
                               dtype=np.float32 if self.fractional else np.uint8)
             items = {p.frame.frame: p for p in by_segment.get(info.number, [])}
-            for number, pixels in self.reader.frames(sorted(items)):
-                values = (pixels.astype(np.float32) * np.float32(scale) if self.fractional
-                          else (pixels != 0).astype(np.uint8))
-                clipped += copy_into(volume, items[number], values)
-            self.account.voxels[info.number] = int(np.count_nonzero(volume))
+            held = 0  # nonzero voxels of the volume
+            for number, box in self.reader.boxes(sorted(items)):
+                if box is None:  # an empty frame
+                    continue
+                values = (box.values.astype(np.float32) * np.float32(scale) if self.fractional
+                          else (box.values != 0).astype(np.uint8))
+                lost, added = copy_into(volume, items[number], values, (box.row0, box.col0))
+                clipped, held = clipped + lost, held + added
+            self.account.voxels[info.number] = held
             yield info, volume
         self._note_clipped(clipped)
 

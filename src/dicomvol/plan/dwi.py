@@ -36,9 +36,12 @@ def separate_derived(frames: Sequence[FrameRecord]
     return acquired, derived
 
 
-def acquisition_order(f: FrameRecord) -> tuple[int, int, str, str]:
-    """Storage order, which is acquisition order: frame number, InstanceNumber, time, file."""
-    return (f.frame, f.instance_number or 0, f.acquisition_time or "", f.rel)
+def acquisition_order(f: FrameRecord) -> tuple[int, int, int, str, str]:
+    """Acquisition order: the vendor's volume index where the header has one (Philips
+    (2005,1596), whatever the InstanceNumbers say), then storage order: frame number,
+    InstanceNumber, acquisition time, file."""
+    return (f.vendor_volume or 0, f.frame, f.instance_number or 0, f.acquisition_time or "",
+            f.rel)
 
 
 def encoding(f: FrameRecord) -> tuple[Any, ...]:
@@ -73,7 +76,7 @@ def acquisition_volumes(clusters: Sequence[Sequence[FrameRecord]]
         return None
     ordered = [sorted(c, key=acquisition_order) for c in clusters]
     if not _lined_up(ordered):
-        first: dict[tuple[Any, ...], tuple[int, int, str, str]] = {}
+        first: dict[tuple[Any, ...], tuple[int, int, int, str, str]] = {}
         for c in ordered:
             for f in c:
                 key = encoding(f)

@@ -273,6 +273,10 @@ def plan_series(
     plans: list[VolumePlan] = []
     skipped: list[SkippedFrame] = []
     grids = _grid_groups(frames)
+    assumed = sorted({f.assumed for f in frames if f.assumed})
+    for text in assumed:  # once per series, not once per file (each sidecar's Warnings too)
+        n = sum(f.assumed == text for f in frames)
+        log.warning("series %s: %s (%d frames)", frames[0].series_instance_uid, text, n)
     for g, grid in enumerate(grids):
         prefix = f"_g{g + 1}" if len(grids) > 1 else ""
         label = _grid_label(grid[0]) if len(grids) > 1 else ""
@@ -281,7 +285,8 @@ def plan_series(
                     f"spacing); this is grid {g + 1}: {label}")
         else:
             note = ""
-        ctx = StackContext(prefix, label, (note,) if note else (), checks, options)
+        ctx = StackContext(prefix, label, ((note,) if note else ()) + tuple(assumed), checks,
+                           options)
         p, s = plan_grid(grid, ctx, same_pixels)
         plans.extend(with_part_suffix(plan) for plan in p)
         skipped.extend(s)

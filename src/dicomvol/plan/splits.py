@@ -5,9 +5,9 @@ Second reading (:mod:`dicomvol.plan.temporal`): a temporal part that is itself
 DCE passes sharing an AcquisitionNumber, temporal positions x trigger delays),
 parts split further by a non-temporal attribute join part by part, and the
 volumes are put in time order by what the series varies; frames nothing tells
-apart are ranked by InstanceNumber, then AcquisitionTime, then frame number
-(classic Philips ASL, enhanced repeats). Parts of a complex signal (magnitude,
-phase, real, imaginary) are split like echoes and named as dcm2niix names them.
+apart are ranked by InstanceNumber, then AcquisitionTime (classic Philips ASL), then
+DimensionIndexValues, then frame number (enhanced repeats). Parts of a complex signal
+(magnitude, phase, real, imaginary) are split like echoes and named as dcm2niix names them.
 
 Within a grid, frames sharing a slice position are split by the first
 attribute that tells them apart (stack, echo, diffusion, temporal position,
@@ -92,6 +92,8 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
             if planned is not None:
                 return planned
         values = _ordered_values(frames, get)
+        if name == "echo":
+            values = sorted(values, key=_echo_rank)
         parts = [[f for f in frames if _hashable(get(f)) == v] for v in values]
         sub_plans: list[list[VolumePlan]] = []
         skipped: list[SkippedFrame] = []
@@ -118,8 +120,9 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
             sub_plans.append(p)
             subs.append(sub)
             skipped.extend(s)
+        rule = _RANK_RULE if any(f.dimension_index for f in frames) else _RANK_RULE_CLASSIC
         why = (f"{len(by_rank)} frames at each slice position with no attribute telling them "
-               f"apart; volumes ordered by {_RANK_RULE}")
+               f"apart; volumes ordered by {rule}")
         joined = join_4d(sub_plans, subs, "instance number", ctx, (*ctx.notes, why))
         if joined is not None:
             return joined, skipped
@@ -256,14 +259,17 @@ def _instance_order_split(
 
 
 #: The rule :func:`_rank_key` applies, as the sidecar names it.
-_RANK_RULE = "InstanceNumber, then AcquisitionTime, then frame number"
+_RANK_RULE = "InstanceNumber, then AcquisitionTime, then DimensionIndexValues, then frame number"
+_RANK_RULE_CLASSIC = "InstanceNumber, then AcquisitionTime, then frame number"
 
 
-def _rank_key(f: FrameRecord) -> tuple[int, float, int]:
-    """InstanceNumber, then acquisition time (s), then frame number (missing ones first)."""
+def _rank_key(f: FrameRecord) -> tuple[int, float, tuple[int, ...], int]:
+    """InstanceNumber, then acquisition time (s), then the frame's DimensionIndexValues (the
+    order the standard defines for the frames of an enhanced object: PS3.3 7.5.2), then
+    frame number (storage order); missing ones first."""
     acq = tm_seconds(f.acquisition_time)
     return (f.instance_number if f.instance_number is not None else -1,
-            acq if acq is not None else -1.0, f.frame)
+            acq if acq is not None else -1.0, f.dimension_index or (), f.frame)
 
 
 def _hashable(value: Any) -> Any:
@@ -287,6 +293,18 @@ def _ordered_values(frames: Sequence[FrameRecord], get: Callable[[FrameRecord], 
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return sorted(values)
     return sorted(values, key=lambda v: first_seen[v])
+
+
+def _echo_rank(value: Any) -> tuple[bool, Any]:
+    """Echoes in order of EchoNumbers or echo time, with an echo time of 0 (or none) last.
+
+    An echo time of 0 is no echo: a map computed from the echoes (the Philips B0 map of
+    enhanced files stores its frames with EffectiveEchoTime 0 beside the magnitude's 1.52
+    ms, both with EchoNumbers 1). The acquired echo keeps number 1, as dcm2niix names
+    them (``_e1`` magnitude, ``_e2_fieldmaphz`` map).
+    """
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return (not (number and value > 0), value if number else 0)
 
 
 def _value_text(value: Any) -> str:

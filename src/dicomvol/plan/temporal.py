@@ -13,7 +13,8 @@ one grid that an attribute told apart join here:
 * the volumes are then put in time order by the first attributes of
   :data:`TEMPORAL_ORDER` that the series actually varies, as many as it
   takes to tell every volume apart (InstanceNumber, as dcm2niix orders 2D
-  files, and the frame number of a multi-frame object come last). The
+  files, then the DimensionIndexValues of a multi-frame object, and its
+  frame number last). The
   attributes used are the sidecar's ``TemporalOrderSource``, and their
   per-volume values its ``TemporalOrderValues``.
 
@@ -76,6 +77,9 @@ TEMPORAL_ORDER: tuple[OrderKey, ...] = (
              lambda f: f.content_time),
     OrderKey("AcquisitionNumber", "AcquisitionNumber", lambda f: f.acquisition_number),
     OrderKey("InstanceNumber", "InstanceNumber", lambda f: f.instance_number),
+    # the frame order the standard defines (PS3.3 7.5.2); ranked, as the values are tuples
+    OrderKey("DimensionIndexValues", "DimensionIndexValues",
+             lambda f: f.dimension_index),  # type: ignore[arg-type,return-value]
     OrderKey("FrameNumber", "FrameNumber", lambda f: f.frame),
 )
 
@@ -110,8 +114,9 @@ def time_order(volumes: Sequence[Sequence[FrameRecord]]
         present = [v for v in values if v is not None]
         if len(present) < len(values) or len(set(present)) < 2:
             continue
+        ranks = {v: float(r) for r, v in enumerate(sorted(set(present)))}  # tuples too
         for row, value in zip(keys, present, strict=True):
-            row.append(float(value))
+            row.append(ranks[value])
         sources.append(key.enhanced_name if enhanced else key.name)
         if len({tuple(row) for row in keys}) == len(volumes):
             break

@@ -14,7 +14,11 @@ Each vendor stores the diffusion encoding where its scanners do:
 * ``"Canon"``: the standard DiffusionBValue and DiffusionGradientOrientation (0018,9087/9089);
 * ``"CanonComments"``: newer Canon software: DiffusionBValue, and the direction only in
   ImageComments as ``b=1000(x,y,z)``, written from ``direction`` taken as the (a, b, c) of
-  that text (image-frame components; see ``dicomvol.dicom.diffusion._canon_comment``).
+  that text (image-frame components; see ``dicomvol.dicom.diffusion._canon_comment``);
+* ``"UIH"``: (0065,1009) b-value and (0065,1037) direction of ``Image Private Header`` (FD),
+  the direction's components along (row, column, normal), written from the LPS
+  ``direction``; and, as UIH does (dcm2niix issue 836), the standard DiffusionBValue and a
+  DiffusionGradientOrientation holding those same components unrotated (wrong when oblique).
 
 Enhanced files (``enhanced=True``) hold every volume as frames of one Enhanced MR object with
 the per-frame MRDiffusionSequence (DiffusionDirectionality DIRECTIONAL, NONE or ISOTROPIC).
@@ -41,7 +45,7 @@ from dicomvol.testing.slices import slice_dataset
 #: Manufacturer values written per vendor key.
 MANUFACTURERS = {"GE": "GE MEDICAL SYSTEMS", "Siemens": "SIEMENS",
                  "SiemensXA": "Siemens Healthineers", "Philips": "Philips Medical Systems",
-                 "Canon": "CANON_MEC", "CanonComments": "CANON_MEC"}
+                 "Canon": "CANON_MEC", "CanonComments": "CANON_MEC", "UIH": "UIH"}
 #: ImageType value 4 of derived images per kind (what Philips and Siemens write).
 DERIVED_IMAGE_TYPES = {"trace": "TRACEW", "adc": "ADC", "fa": "FA", "eadc": "EADC"}
 
@@ -124,8 +128,29 @@ def _vendor_tags(ds: Dataset, vendor: str, vol: DwiVolume) -> None:
     elif vendor == "CanonComments":
         ds.DiffusionBValue = float(vol.b)
         ds.ImageComments = f"b={vol.b:g}({v[0]:.3f},{v[1]:.3f},{v[2]:.3f})"
+    elif vendor == "UIH":
+        _uih_private(ds, vol)
     else:
         raise ValueError(f"unknown vendor {vendor!r}")
+
+
+def uih_image_frame(direction: Sequence[float], orientation: Sequence[float]) -> list[float]:
+    """An LPS direction's components along (row, column, normal): UIH's (0065,1037)."""
+    o = np.asarray(orientation, dtype=float)
+    row, col = o[:3], o[3:6]
+    axes = np.array([row, col, np.cross(row, col)])
+    return [float(x) for x in axes @ np.asarray(direction, dtype=float)]
+
+
+def _uih_private(ds: Dataset, vol: DwiVolume) -> None:
+    v = [0.0, 0.0, 0.0] if vol.direction is None else uih_image_frame(
+        vol.direction, [float(x) for x in ds.ImageOrientationPatient])
+    block = ds.private_block(0x0065, "Image Private Header", create=True)
+    block.add_new(0x09, "FD", float(vol.b))
+    block.add_new(0x37, "FD", v)
+    ds.DiffusionBValue = float(vol.b)
+    if vol.direction is not None:
+        ds.DiffusionGradientOrientation = v  # unrotated, as UIH writes it
 
 
 def _philips_private(ds: Dataset, vol: DwiVolume) -> None:
@@ -175,7 +200,7 @@ def write_dwi_series(folder: str | Path, vendor: str, volumes: Sequence[DwiVolum
     ----------
     folder : str or Path
         Output folder (created).
-    vendor : {"GE", "Siemens", "SiemensXA", "Philips", "Canon", "CanonComments"}
+    vendor : {"GE", "Siemens", "SiemensXA", "Philips", "Canon", "CanonComments", "UIH"}
         Where the diffusion encoding is stored (see the module docstring).
     volumes : sequence of DwiVolume
         In acquisition order; classic InstanceNumbers and enhanced frame numbers follow it.

@@ -149,3 +149,22 @@ def _dimension_index(ds: Dataset) -> None:
         item.DimensionDescriptionLabel = label
         dims.append(item)
     ds.DimensionIndexSequence = DicomSequence(dims)
+
+
+def shuffle_frames(path: str | Path, order: Sequence[int], seed: int | None = None) -> Path:
+    """Rewrite an enhanced object with its frames reordered: new frame n is old frame
+    ``order[n]`` (0-based), functional groups (DimensionIndexValues included) and pixels
+    moving together, so that only the frame numbers change. ``seed``: a random order
+    instead (``order`` ignored)."""
+    ds = pydicom.dcmread(path)
+    n = int(ds.NumberOfFrames)
+    perm = list(np.random.default_rng(seed).permutation(n)) if seed is not None else list(order)
+    if sorted(perm) != list(range(n)):
+        raise ValueError(f"not a permutation of {n} frames: {perm}")
+    pixels = np.asarray(ds.pixel_array).reshape((n, int(ds.Rows), int(ds.Columns)))
+    groups = list(ds.PerFrameFunctionalGroupsSequence)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence([groups[i] for i in perm])
+    shuffled = pixels[perm]
+    ds.PixelData = shuffled.astype(shuffled.dtype.newbyteorder("<")).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)

@@ -17,6 +17,7 @@ import pydicom.uid
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
+from dicomvol.testing.diffusion import uih_image_frame
 from dicomvol.testing.geometry import ds_text, readonly, unit_vector
 from dicomvol.testing.mosaic import SyntheticMosaic, tile_grid
 from dicomvol.testing.slices import ideal_values, slice_dataset
@@ -30,13 +31,15 @@ def write_uih_grid_series(
     slice_spacing: float = 4.0, row_dir: Sequence[float] = (1.0, 0.0, 0.0),
     col_dir: Sequence[float] = (0.0, 0.0, -1.0), first_tile: Sequence[float] = (-12.0, 30.0, 11.0),
     positions: str = "all", normal: bool = True, count: bool = True, seed: int = 0,
+    diffusion: Sequence[tuple[float, Sequence[float] | None]] | None = None,
 ) -> SyntheticMosaic:
     """Write UIH grid images, one per volume; returns the de-tiled truth.
 
     ``positions``: ``"all"`` (one MRVFrameSequence item per slice), ``"first"``
     (one item; the rest follow from SpacingBetweenSlices and the normal) or
     ``"none"`` (no MRVFrameSequence). ``normal``, ``count``: write (0065,xx14)
-    and (0065,xx50).
+    and (0065,xx50). ``diffusion``: one (b-value, LPS direction or None) per volume, written
+    as UIH does: (0065,1009) b-value and (0065,1037) direction along (row, column, normal).
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,6 +83,11 @@ def write_uih_grid_series(
             block.add_new(0x50, "DS", str(n_slices))
         if normal:
             block.add_new(0x14, "DS", [ds_text(x) for x in step])
+        if diffusion is not None:
+            b, direction = diffusion[v]
+            block.add_new(0x09, "FD", float(b))
+            block.add_new(0x37, "FD", [0.0, 0.0, 0.0] if direction is None else uih_image_frame(
+                direction, [*row, *col]))
         if positions != "none":
             items = []
             for t in range(n_slices if positions == "all" else 1):
