@@ -12,7 +12,9 @@ interleaved with 80 unit directions (a deterministic spiral on the sphere), b = 
 
 * ``classic``: GE, one file per slice (5,000 files, the GE private encoding);
 * ``enhanced``: Philips Enhanced MR, one file of 5,000 frames (per-frame MRDiffusionSequence
-  and the Philips private per-frame items).
+  and the Philips private per-frame items);
+* ``undefined``: the same file with every functional-group sequence and item of undefined
+  length (delimited, as some scanners write them; pydicom writes defined lengths).
 
 Each tool converts into an empty folder (``-z n``, uncompressed NIfTI), one untimed warm-up
 run first; wall and CPU time (the child and its workers, ``os.wait4``) come from
@@ -67,8 +69,35 @@ def volumes(n_dirs: int, n_b0: int) -> list[DwiVolume]:
     return out
 
 
+def _undefined_lengths(source: Path, out: Path) -> None:
+    """``source`` rewritten with its per-frame sequences and items of undefined length."""
+    import pydicom
+
+    ds = pydicom.dcmread(source)
+    ds["PerFrameFunctionalGroupsSequence"].is_undefined_length = True
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        item.is_undefined_length_sequence_item = True
+        for elem in item:
+            if elem.VR == "SQ":
+                elem.is_undefined_length = True
+                for sub in elem.value:
+                    sub.is_undefined_length_sequence_item = True
+    out.mkdir(parents=True)
+    ds.save_as(out / source.name, enforce_file_format=True)
+
+
 def build(case: str, quick: bool) -> Path:
     """The data set of ``case`` (cached; rebuilt when its spec changed)."""
+    if case == "undefined":
+        source = build("enhanced", quick)
+        folder = source.with_name(source.name.replace("enhanced", "undefined"))
+        marker = folder.with_name(folder.name + ".complete.json")
+        spec = {"from": json.loads(source.with_name(source.name + ".complete.json").read_text())}
+        if not (marker.is_file() and json.loads(marker.read_text()) == spec):
+            shutil.rmtree(folder, ignore_errors=True)
+            _undefined_lengths(source / "ENHANCED.dcm", folder)
+            marker.write_text(json.dumps(spec))
+        return folder
     n_dirs, n_b0, slices = (16, 4, 20) if quick else (80, 20, 50)
     spec = {"version": SPEC_VERSION, "case": case, "dirs": n_dirs, "b0": n_b0,
             "slices": slices, "matrix": 112}
@@ -94,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tools = bench_run.discover_tools()
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for case in ("classic", "enhanced"):
+    for case in ("classic", "enhanced", "undefined"):
         folder = build(case, args.quick)
         results[case] = {}
         for name in ("dicomvol", "dcm2niix"):
@@ -118,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         dv, dx = results[case]["dicomvol"], results[case]["dcm2niix"]
         dv["wall_ratio"] = dv["wall_s"] / dx["wall_s"]
         dv["cpu_ratio"] = dv["cpu_s"] / dx["cpu_s"]
-        print(f"{case:9s} dicomvol {dv['wall_s']:.2f} s wall / {dv['cpu_s']:.2f} s CPU; "
+        print(f"{case:10s} dicomvol {dv['wall_s']:.2f} s wall / {dv['cpu_s']:.2f} s CPU; "
               f"dcm2niix {dx['wall_s']:.2f} s / {dx['cpu_s']:.2f} s; ratio wall "
               f"{dv['wall_ratio']:.2f}, CPU {dv['cpu_ratio']:.2f} "
               f"(other load ~{dv['background_cores']:.1f} cores)")

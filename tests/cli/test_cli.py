@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -339,3 +340,23 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(images) == 2
     for image in images:
         check_exact(image, [tmp_path / "dicom"])
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("2", "2")])
+def test_cli_gives_blas_one_thread_unless_told(tmp_path: Path, given: str | None,
+                                               expected: str) -> None:
+    """The CLI sets OPENBLAS_NUM_THREADS before numpy loads (a user's own value wins)."""
+    _series(tmp_path, modality="MR", rescale=(1.0, 0.0))
+    script = ("import os, sys\n"
+              "from dicomvol.cli.main import main\n"
+              "assert 'numpy' not in sys.modules\n"
+              f"code = main(['inspect', {str(tmp_path)!r}])\n"
+              "assert code == 0 and 'numpy' in sys.modules\n"
+              "print(os.environ['OPENBLAS_NUM_THREADS'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == expected

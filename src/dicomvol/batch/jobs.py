@@ -88,7 +88,8 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
         content = {**metadata, "SourceInstances": [f.source() for f in plan.all_frames]}
         spacing, shape, resampled = plan.geometry.spacing, tuple(plan.shape), False
     else:
-        volume = read_volume(plan, job.threads, sources, metadata)
+        volume = read_volume(plan, job.threads, sources, metadata,
+                             writable=factor is not None or opts.reorient)  # else written only
         if factor is not None:
             volume = apply_suv(volume, factor)
         if opts.reorient:

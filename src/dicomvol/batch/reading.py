@@ -13,7 +13,7 @@ from dicomvol.pixels.assemble import assemble
 
 
 def read_volume(plan: VolumePlan, workers: int = 1, sources: JobSources | None = None,
-                metadata: dict[str, Any] | None = None) -> Volume:
+                metadata: dict[str, Any] | None = None, writable: bool = True) -> Volume:
     """Decode a plan's frames into a :class:`~dicomvol.model.volume.Volume` with its sidecar.
 
     Parameters
@@ -26,6 +26,9 @@ def read_volume(plan: VolumePlan, workers: int = 1, sources: JobSources | None =
         The job's file cache (each file opened once); a fresh one when not given.
     metadata : dict, optional
         Sidecar content already built from ``sources`` (built here when not given).
+    writable : bool
+        False: ``data`` may be a read-only view of an input file's bytes (a
+        caller that only writes the volume out; see :func:`assemble`).
 
     Raises
     ------
@@ -35,7 +38,7 @@ def read_volume(plan: VolumePlan, workers: int = 1, sources: JobSources | None =
     sources = sources if sources is not None else JobSources()
     meta = metadata if metadata is not None else with_object_metadata(
         build_metadata(plan, sources), plan, sources)
-    pixels = assemble(plan, workers, sources)
+    pixels = assemble(plan, workers, sources, writable=writable)
     if pixels.resampling is not None:
         meta = mark_resampled(meta, plan, pixels.resampling, tuple(pixels.data.shape))
     return Volume(data=pixels.data, affine=pixels.affine, scl_slope=pixels.scl_slope,

@@ -21,6 +21,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from dicomvol.dicom.header import gunzip_if_needed, parse_dataset, read_header_from
+from dicomvol.dicom.leanmf import first_frame_only
 from dicomvol.errors import HeaderError, NotDicomError
 from dicomvol.inputs import fs
 from dicomvol.inputs.fetch import Prefetcher
@@ -40,6 +41,7 @@ class JobSources:
                  max_bytes: int = DEFAULT_BYTES_AHEAD) -> None:
         self._bytes: dict[str, bytes] = {}
         self._headers: dict[str, Dataset] = {}
+        self._first_frames: dict[str, Dataset] = {}
         self._gzipped: dict[str, bool] = {}
         urls = [p for p in prefetch if fs.is_url(p)]
         self._fetch = Prefetcher(urls, max_bytes) if urls else None
@@ -74,6 +76,32 @@ class JobSources:
             self._headers[path] = found
         return found
 
+    def first_frame_header(self, path: str) -> Dataset:
+        """The header of ``path`` with at most the first item of its per-frame sequence.
+
+        For readers of one frame's functional groups (the sidecar keys): pydicom
+        parses one item of a 5,000-frame file's PerFrameFunctionalGroupsSequence
+        (:func:`~dicomvol.dicom.leanmf.first_frame_only`), not all; any other
+        file, or one already parsed in full, is :meth:`header`. Parsed once per job.
+
+        Raises
+        ------
+        HeaderError
+            The file cannot be read or parsed.
+        """
+        found = self._headers.get(path) or self._first_frames.get(path)
+        if found is not None:
+            return found
+        cut = first_frame_only(self._file_bytes(path))
+        if cut is None:
+            return self.header(path)
+        try:
+            found, _ = read_header_from(io.BytesIO(cut), False)
+        except NotDicomError as exc:
+            raise HeaderError(str(exc)) from exc
+        self._first_frames[path] = found
+        return found
+
     def has_bytes(self, path: str) -> bool:
         """True when the whole file is in memory (its header was asked for)."""
         return path in self._bytes
@@ -89,13 +117,17 @@ class JobSources:
         """The full data set with pixel data; the file's bytes are released from the cache."""
         return parse_dataset(io.BytesIO(self.take_bytes(path)))
 
-    def take_range(self, path: str, start: int, length: int) -> bytes:
-        """``length`` bytes from ``start`` of an uncompressed file (from memory when cached)."""
+    def take_range(self, path: str, start: int, length: int) -> bytes | memoryview:
+        """``length`` bytes from ``start`` of an uncompressed file (from memory when cached).
+
+        A range of a file in memory is a view of its bytes (a multi-frame file's
+        pixels are not copied).
+        """
         data = self._bytes.pop(path, None)
         if data is None and fs.is_url(path):  # one fetch per object: cut the range from it
             data = self._load(path)
         if data is not None:
-            return data[start:start + length]
+            return memoryview(data)[start:start + length]
         return fs.read_bytes(path, start, length)
 
     def _file_bytes(self, path: str) -> bytes:

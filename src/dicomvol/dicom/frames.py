@@ -18,6 +18,7 @@ from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.diffusion import assumed_phase_encoding, is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.fgroups import Memo, as_items
+from dicomvol.dicom.framememo import FrameMemo
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling, philips_volume_number
@@ -80,18 +81,19 @@ def frame_records(
     dims = _dimensions(ds)
     records = []
     philips = vendor(ds) == "Philips"
+    groups = FrameMemo()  # lean items: each distinct functional-group input computed once
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
         own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
         frame_ds: Any = memo if own is None else Fallback(own, ds)
-        fields = _multi_frame_fields(frame_ds, shared, frame_fg)
+        fields = _multi_frame_fields(frame_ds, shared, frame_fg, groups)
         fields["dimension_index"] = _dimension_index(frame_fg, dims)
         if own is not None and to_int(own.get("InstanceNumber")) is not None:
             fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
         if philips:
-            fields["philips_scale_slope"] = _philips_ss(ds, frame_fg)
+            fields["philips_scale_slope"] = groups.call(_philips_ss, ds, frame_fg)
         if common["modality"] == "MR":
-            fields.update(diffusion_fields(ds, frame_fg, fields["image_type"]))
+            fields.update(groups.call(diffusion_fields, ds, frame_fg, fields["image_type"]))
         if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
             fields["position"] = dose[index] if index < len(dose) else None
             fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
@@ -344,13 +346,32 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
 
 
 def _multi_frame_fields(
-    ds: Dataset, shared: Dataset | None, frame_fg: Dataset | None
+    ds: Dataset, shared: Dataset | None, frame_fg: Dataset | None, memo: FrameMemo | None = None
 ) -> dict[str, Any]:
+    """The fields of one frame of a multi-frame object (``memo``: one file's frames)."""
     plane_pos = functional_group(frame_fg, shared, "PlanePositionSequence")
+    ipp = plane_pos.get("ImagePositionPatient") if plane_pos else ds.get("ImagePositionPatient")
+    content = first_item(frame_fg, "FrameContentSequence")
+    temporal = to_int(content.get("TemporalPositionIndex")) if content else None
+    stack_id = to_str(content.get("StackID")) if content else ""
+    acq_dt = to_str(content.get("FrameAcquisitionDateTime")) if content else ""
+    groups = (memo.call(_group_fields, ds, frame_fg, shared) if memo is not None
+              else _group_fields(ds, frame_fg, shared))
+    return dict(
+        groups,
+        position=_position(ipp),
+        temporal_position=temporal,
+        acquisition_time=acq_dt[8:] if len(acq_dt) > 8 else None,
+        stack_id=stack_id or None,
+    )
+
+
+def _group_fields(ds: Dataset, frame_fg: Dataset | None, shared: Dataset | None
+                  ) -> dict[str, Any]:
+    """The fields of a frame that repeat from frame to frame (all but position and content)."""
     plane_ori = functional_group(frame_fg, shared, "PlaneOrientationSequence")
     measures = functional_group(frame_fg, shared, "PixelMeasuresSequence")
     transform = functional_group(frame_fg, shared, "PixelValueTransformationSequence")
-    content = first_item(frame_fg, "FrameContentSequence")
     echo = functional_group(frame_fg, shared, "MREchoSequence")
     frame_type = (
         functional_group(frame_fg, shared, "MRImageFrameTypeSequence")
@@ -358,7 +379,6 @@ def _multi_frame_fields(
         or functional_group(frame_fg, shared, "PETFrameTypeSequence")
     )
     spacing = to_floats(measures.get("PixelSpacing") if measures else ds.get("PixelSpacing"), 2)
-    ipp = plane_pos.get("ImagePositionPatient") if plane_pos else ds.get("ImagePositionPatient")
     iop = (
         plane_ori.get("ImageOrientationPatient")
         if plane_ori
@@ -370,8 +390,6 @@ def _multi_frame_fields(
         if mapping is not None and mapping.get("RealWorldValueSlope") is not None:
             src = _RealWorld(mapping)
     image_type = to_strs(frame_type.get("FrameType")) if frame_type else ()
-    temporal = to_int(content.get("TemporalPositionIndex")) if content else None
-    stack_id = to_str(content.get("StackID")) if content else ""
     diffusion = functional_group(frame_fg, shared, "MRDiffusionSequence")
     b_value = to_float(diffusion.get("DiffusionBValue")) if diffusion else None
     direction = None
@@ -379,11 +397,9 @@ def _multi_frame_fields(
         grad = first_item(diffusion, "DiffusionGradientDirectionSequence")
         if grad is not None:
             direction = _position(grad.get("DiffusionGradientOrientation"))
-    acq_dt = to_str(content.get("FrameAcquisitionDateTime")) if content else ""
     return dict(
         image_type=image_type or to_strs(ds.get("ImageType")),
         orientation=_orientation(iop),
-        position=_position(ipp),
         pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
         slice_thickness=to_float(measures.get("SliceThickness")) if measures else None,
         spacing_between_slices=(
@@ -394,10 +410,7 @@ def _multi_frame_fields(
         echo_number=None,
         echo_time=to_float(echo.get("EffectiveEchoTime")) if echo else None,
         acquisition_number=to_int(ds.get("AcquisitionNumber")),
-        temporal_position=temporal,
         trigger_time=None,
-        acquisition_time=acq_dt[8:] if len(acq_dt) > 8 else None,
-        stack_id=stack_id or None,
         complex_part=complex_part(ds, image_type or to_strs(ds.get("ImageType")),
                                   frame_type.get("ComplexImageComponent") if frame_type else None),
         diffusion_b=b_value,

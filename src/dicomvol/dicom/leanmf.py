@@ -17,7 +17,6 @@ the corpus and on synthetic diffusion files.
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
 from typing import Any, BinaryIO
 
 from pydicom.datadict import tag_for_keyword
@@ -32,15 +31,19 @@ _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT
              b"UV"}
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+_PER_FRAME = 0x52009230
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _EXPLICIT = struct.Struct("<HH2sH")
 _U32 = struct.Struct("<I")
+_ITEM_HEAD = struct.Struct("<HHI")
 #: Bytes read first (a 5,000-frame header is a few MB; reads double until PixelData).
 _FIRST_READ = 1 << 20
+#: Sequences up to this many bytes are read once per file and shared (functional groups).
+_SHARED_MAX = 1 << 16
 
 
-class _Element:
+class LeanElement:
     """The ``.value`` of an element looked up by tag, as pydicom's ``DataElement`` offers it."""
 
     __slots__ = ("value",)
@@ -49,7 +52,7 @@ class _Element:
         self.value = value
 
 
-class _Block:
+class LeanBlock:
     """A private block: ``block[offset].value`` as pydicom's ``PrivateBlock`` gives it."""
 
     __slots__ = ("base", "item")
@@ -57,17 +60,23 @@ class _Block:
     def __init__(self, item: LeanItem, base: int) -> None:
         self.item, self.base = item, base
 
-    def __getitem__(self, offset: int) -> _Element:
+    def __getitem__(self, offset: int) -> LeanElement:
         value = self.item.get(self.base | offset)
         if value is None:
             raise KeyError(f"{self.base | offset:08X}")
         return value  # type: ignore[no-any-return]
 
 
-@lru_cache(maxsize=2048)
-def _tag(keyword: str) -> int | None:
-    tag = tag_for_keyword(keyword)
-    return None if tag is None else int(tag)
+#: Keyword -> tag (-1: not a dictionary keyword), filled as keywords are asked for.
+_TAGS: dict[str, int] = {}
+
+
+def keyword_tag(keyword: str) -> int | None:
+    tag = _TAGS.get(keyword)
+    if tag is None:
+        found = tag_for_keyword(keyword)
+        tag = _TAGS[keyword] = -1 if found is None else int(found)
+    return None if tag < 0 else tag
 
 
 class LeanItem(Dataset):
@@ -75,7 +84,12 @@ class LeanItem(Dataset):
 
     Only ``get``, ``in`` and ``file_meta`` are meant to be used (``isinstance(x, Dataset)``
     holds so that the shared header code accepts it); pydicom's own machinery is not set up.
+    Identical sequences of one file (most functional groups repeat from frame to frame)
+    are one shared list of items, read once.
     """
+
+    _lean_values: dict[int, Any]
+    _lean_buf: bytes
 
     def __init__(self, values: dict[int, Any], buf: bytes) -> None:  # no Dataset.__init__
         object.__setattr__(self, "_lean_values", values)
@@ -83,34 +97,40 @@ class LeanItem(Dataset):
 
     def _value(self, tag: int) -> Any:
         """The value of ``tag``, converted on first use (most elements are never read)."""
-        values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
+        values = self._lean_values
         value = values.get(tag)
         if type(value) is tuple:  # (VR, start, end) in the file's bytes
             vr, start, end = value
-            raw = object.__getattribute__(self, "_lean_buf")[start:end]
+            raw = self._lean_buf[start:end]
             value = raw if vr in _BINARY_VRS else convert_value(raw, vr)
             values[tag] = value
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
-        if isinstance(key, str):
-            tag = _tag(key)
-            value = None if tag is None else self._value(tag)
+        if type(key) is str:  # the common case, per frame: two dict look-ups
+            tag = _TAGS.get(key)
+            if tag is None:
+                tag = keyword_tag(key)
+            if tag is None or tag < 0:
+                return default
+            value = self._lean_values.get(tag)
+            if type(value) is tuple:
+                value = self._value(tag)
             return default if value is None else value
         tag = (key[0] << 16) | key[1] if isinstance(key, tuple) else int(key)
         value = self._value(tag)
-        return default if value is None else _Element(value)
+        return default if value is None else LeanElement(value)
 
     def __contains__(self, key: Any) -> bool:
         values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
-        tag = _tag(key) if isinstance(key, str) else (
+        tag = keyword_tag(key) if isinstance(key, str) else (
             (key[0] << 16) | key[1] if isinstance(key, tuple) else int(key))
         return tag is not None and tag in values
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        tag = _tag(name)
+        tag = keyword_tag(name)
         value = None if tag is None else self._value(tag)
         if value is None:
             raise AttributeError(name)
@@ -125,7 +145,7 @@ class LeanItem(Dataset):
         for tag in [t for t in values if t >> 16 == group and 0x10 <= t & 0xFFFF <= 0xFF]:
             value = self._value(tag)
             if isinstance(value, str) and value.strip() == private_creator:
-                return _Block(self, (group << 16) | ((tag & 0xFF) << 8))
+                return LeanBlock(self, (group << 16) | ((tag & 0xFF) << 8))
         raise KeyError(f"private creator {private_creator!r} not in group {group:04X}")
 
     def private_items(self) -> list[LeanItem]:
@@ -161,7 +181,7 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
         return None
     while True:  # the header only: read on (doubling) until PixelData is reached
         try:
-            parsed = _dataset(buf, meta_end, len(buf), top=True)
+            parsed = _dataset(buf, meta_end, len(buf), {}, top=True)
         except (struct.error, ValueError, IndexError, UnicodeDecodeError):
             parsed = None
         if parsed is not None and parsed[2] is not None:
@@ -178,9 +198,14 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
     return header, tag_offset, value_offset, length
 
 
-def _dataset(buf: bytes, pos: int, end: int, top: bool = False, depth: int = 0
+def _dataset(buf: bytes, pos: int, end: int, shared: dict[bytes, list[LeanItem]],
+             top: bool = False, depth: int = 0
              ) -> tuple[dict[int, Any], int, tuple[int, int, int] | None] | None:
-    """Elements from ``pos`` to ``end`` (or an item delimiter); PixelData stops the top level."""
+    """Elements from ``pos`` to ``end`` (or an item delimiter); PixelData stops the top level.
+
+    ``shared`` holds the sequences of defined length read so far, by their bytes: an
+    identical sequence is the same list of items (read once).
+    """
     values: dict[int, Any] = {}
     while pos + 8 <= end:
         group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
@@ -195,7 +220,17 @@ def _dataset(buf: bytes, pos: int, end: int, top: bool = False, depth: int = 0
         if top and tag in _PIXEL_TAGS:
             return values, pos, (pos, start, length)
         if raw_vr == b"SQ":
-            items, pos = _sequence(buf, start, length, depth + 1)
+            if length <= _SHARED_MAX and start + length <= end:  # read once per file
+                key = buf[start:start + length]
+                items = shared.get(key)
+                if items is None:
+                    items = shared[key] = _sequence(buf, start, length, shared, depth + 1)[0]
+                values[tag] = items
+                pos = start + length
+                continue
+            items, pos = _sequence(buf, start, length, shared, depth + 1)
+            if pos - start <= _SHARED_MAX:  # undefined length: shared once its end is known
+                items = shared.setdefault(buf[start:pos], items)
             values[tag] = items
             continue
         if length == _UNDEFINED:
@@ -207,8 +242,8 @@ def _dataset(buf: bytes, pos: int, end: int, top: bool = False, depth: int = 0
     return values, pos, None
 
 
-def _sequence(buf: bytes, start: int, length: int, depth: int = 1
-              ) -> tuple[list[LeanItem], int]:
+def _sequence(buf: bytes, start: int, length: int, shared: dict[bytes, list[LeanItem]],
+              depth: int = 1) -> tuple[list[LeanItem], int]:
     """The items of a sequence whose value starts at ``start``, and the offset after it.
 
     ValueError beyond :data:`~dicomvol.dicom.lean.MAX_NESTING` levels (pydicom decides).
@@ -228,7 +263,7 @@ def _sequence(buf: bytes, start: int, length: int, depth: int = 1
         if tag != _ITEM:
             raise ValueError("not an item")
         item_end = end if item_length == _UNDEFINED else pos + item_length
-        parsed = _dataset(buf, pos, item_end, depth=depth)
+        parsed = _dataset(buf, pos, item_end, shared, depth=depth)
         if parsed is None:
             raise ValueError("unreadable item")
         values, pos, _ = parsed
@@ -238,3 +273,89 @@ def _sequence(buf: bytes, start: int, length: int, depth: int = 1
     if length == _UNDEFINED:
         raise ValueError("sequence without delimiter")
     return items, end
+
+
+def first_frame_only(buf: bytes) -> bytes | None:
+    """A whole explicit VR LE file's header with its per-frame sequence cut to the first item.
+
+    ``buf`` is the file from its start; the result is the file up to PixelData
+    (excluded) with PerFrameFunctionalGroupsSequence holding only its first
+    item, for readers of one frame's groups (the sidecar: pydicom then parses
+    one item, not 5,000). Sequences of undefined length are skipped by their
+    delimiters. None when there is nothing to cut or the top level is not plain
+    (other syntax, damage): read the whole header.
+    """
+    try:
+        meta_end, transfer_syntax = read_meta(buf)
+        if transfer_syntax != _EXPLICIT_LE or meta_end is None:
+            return None
+        pos, cut = meta_end, None
+        while pos + 8 <= len(buf):
+            group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+            tag = (group << 16) | elem
+            start = pos + 8
+            if raw_vr in _LONG_VRS:
+                (length,) = _U32.unpack_from(buf, pos + 8)
+                start = pos + 12
+            if tag in _PIXEL_TAGS:
+                break
+            if length == _UNDEFINED and raw_vr == b"SQ":
+                end = _sequence_end(buf, start, 1)
+            elif length == _UNDEFINED or start + length > len(buf):
+                return None
+            else:
+                end = start + length
+            if tag == _PER_FRAME and raw_vr == b"SQ" and end - start >= 8:
+                item_group, item_elem, item_length = struct.unpack_from("<HHI", buf, start)
+                if (item_group << 16) | item_elem != _ITEM:
+                    return None
+                item_end = (_item_end(buf, start + 8, 1) if item_length == _UNDEFINED
+                            else start + 8 + item_length)
+                if item_end > end:
+                    return None
+                cut = (pos, start, item_end, end)
+            pos = end
+    except (struct.error, ValueError, IndexError, RecursionError):
+        return None
+    if cut is None:
+        return None
+    at, start, item_end, seq_end = cut
+    item = buf[start:item_end]
+    element = _EXPLICIT.pack(0x5200, 0x9230, b"SQ", 0) + _U32.pack(len(item))
+    return b"".join((buf[:at], element, item, buf[seq_end:pos]))
+
+
+def _sequence_end(buf: bytes, pos: int, depth: int) -> int:
+    """The offset after the delimiter of an undefined-length sequence whose items start at
+    ``pos`` (ValueError: not items, or nested too deeply; struct.error: cut short)."""
+    if depth > MAX_NESTING:
+        raise ValueError("sequences nested too deeply")
+    while True:
+        group, elem, length = _ITEM_HEAD.unpack_from(buf, pos)
+        tag = (group << 16) | elem
+        if tag == _SEQ_END:
+            return pos + 8
+        if tag != _ITEM:
+            raise ValueError("not an item")
+        pos = _item_end(buf, pos + 8, depth) if length == _UNDEFINED else pos + 8 + length
+
+
+def _item_end(buf: bytes, pos: int, depth: int) -> int:
+    """The offset after the delimiter of an undefined-length item whose elements start at
+    ``pos``."""
+    while True:
+        group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+        if (group << 16) | elem == _ITEM_END:
+            return pos + 8
+        start = pos + 8
+        if raw_vr in _LONG_VRS:
+            (length,) = _U32.unpack_from(buf, pos + 8)
+            start = pos + 12
+        if length != _UNDEFINED:
+            pos = start + length
+        elif raw_vr == b"SQ":
+            pos = _sequence_end(buf, start, depth + 1)
+        else:
+            raise ValueError("undefined length outside a sequence")
+        if pos > len(buf):
+            raise ValueError("element past the end")

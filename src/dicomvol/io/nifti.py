@@ -39,6 +39,9 @@ IGZIP_LEVEL = 2
 ZLIB_LEVEL = 1
 #: NIfTI-1 data offset (348-byte header + 4-byte extension flag).
 VOX_OFFSET = 352
+#: Buffer of an uncompressed output (a streamed volume is written slice by slice: few
+#: system calls for many small slices).
+_WRITE_BUFFER = 1 << 22
 #: What a 4D volume's 4th axis may order for pixdim[4] to be the RepetitionTime (diffusion
 #: volumes too: one per TR, as dcm2niix writes them).
 TEMPORAL_AXES = frozenset({"temporal position", "acquisition number", "acquisition time",
@@ -153,7 +156,7 @@ def write_stream(volume: Volume, fp: BinaryIO) -> None:
 
 def open_output(path: Path, compress: bool, threads: int = 1) -> BinaryIO:
     """A binary stream writing ``path``: gzip (ISA-L igzip, ``threads``) or plain."""
-    return gzip_writer(path, threads) if compress else open(path, "wb")
+    return gzip_writer(path, threads) if compress else open(path, "wb", buffering=_WRITE_BUFFER)
 
 
 def write_nifti(volume: Volume, path: str | os.PathLike[str], compress: bool | None = None,

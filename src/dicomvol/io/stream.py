@@ -97,8 +97,15 @@ def _write(plan: VolumePlan, path: Path, compress: bool, threads: int, mode: Pix
 
 def _slice_bytes(frame: FrameRecord, mode: PixelMode,
                  sources: JobSources | None = None) -> bytes:
-    """One decoded, converted slice as F-order bytes (module level: picklable)."""
+    """One decoded, converted slice as F-order bytes (module level: picklable).
+
+    Stored values kept as they are ("raw" mode) in a (Rows, Columns) C-order array
+    already are the F-order bytes of the (X, Y) slice: they are taken as they are.
+    """
     ((_, pixels),) = decode(frame.path, [frame], sources)
+    if mode.kind == "raw" and pixels.dtype == mode.dtype and pixels.flags.c_contiguous \
+            and pixels.shape == (frame.rows, frame.columns):
+        return pixels.tobytes()
     target = np.empty((frame.columns, frame.rows), dtype=mode.dtype, order="F")
     place(target, pixels, frame, mode)
     return target.T.tobytes()  # the F-order bytes of the slice

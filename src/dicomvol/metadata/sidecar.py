@@ -74,7 +74,7 @@ def build_metadata(plan: VolumePlan, sources: JobSources | None = None) -> dict[
     first = plan.first
     meta: dict[str, Any] = {}
     try:
-        header = merged_header(sources.header(first.path))
+        header = merged_header(sources.first_frame_header(first.path))  # one frame's groups
         meta.update(bids_metadata(header))
         meta.update(part_metadata(plan, header, meta))
     except (DicomvolError, OSError) as exc:  # the pixels were readable; keep going

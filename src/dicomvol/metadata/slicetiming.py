@@ -87,8 +87,8 @@ def slice_timing(plan: VolumePlan, sources: JobSources | None = None) -> list[fl
 
 
 def _header(path: str, memo: JobSources) -> Dataset:
-    """The header of ``path`` from the job's cache."""
-    return memo.header(path)
+    """The header of ``path`` from the job's cache (first frame's groups: all that is read)."""
+    return memo.first_frame_header(path)
 
 
 def round_g(value: float) -> float:

@@ -19,7 +19,15 @@ from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import PixelDataError
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
-from dicomvol.pixels.decode import decode, native_ok, stored_dtype
+from dicomvol.pixels.decode import (
+    check_frame_numbers,
+    decode,
+    is_native_multiframe,
+    native_ok,
+    native_stack,
+    stored_dtype,
+    stored_mask,
+)
 from dicomvol.pixels.resample import resample_stack
 
 log = logging.getLogger(__name__)
@@ -102,11 +110,15 @@ def _stored_range(frame: FrameRecord) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = None) -> Pixels:
+def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = None,
+             writable: bool = True) -> Pixels:
     """Decode a plan's frames into one array (resampled when the plan says so).
 
     ``workers`` threads decode files in parallel (the codecs release the GIL);
     each thread writes only its own slices of the one preallocated array.
+    ``writable=False`` (a caller that only writes the volume out) allows the
+    array to be a read-only view of the file's bytes when a native multi-frame
+    file stores the plan's frames in voxel order (no copy at all).
 
     Raises
     ------
@@ -116,8 +128,9 @@ def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = No
     if plan.resample is not None:
         return _assemble_resampled(plan, workers, sources)
     mode = pixel_mode(plan.all_frames)
+    view = None if writable else _stack_view(plan, mode, sources)
     try:
-        data = _assemble(plan, mode, workers, sources)
+        data = view if view is not None else _assemble(plan, mode, workers, sources)
     except Overflow:
         mode = raw_mode(plan.first)
         data = _assemble(plan, mode, workers, sources)
@@ -167,12 +180,13 @@ def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int,
           sources: JobSources | None) -> None:
     """Decode file by file (a multi-frame file once), placing frames where the plan says."""
     by_file = list(_by_file(plan).items())
+    if len(by_file) == 1 and _take_stack(data, *by_file[0], mode, sources):
+        return
 
     def one_file(entry: tuple[str, list[tuple[FrameRecord, tuple[int, ...]]]]) -> None:
         path, items = entry
-        where = {id(f): ix for f, ix in items}  # a 5,000-frame file: no linear search per frame
-        for frame, pixels in decode(path, [f for f, _ in items], sources):
-            index = where[id(frame)]
+        decoded = decode(path, [f for f, _ in items], sources)  # in the order asked for
+        for (frame, index), (_, pixels) in zip(items, decoded, strict=True):
             target = data[(slice(None), slice(None), *index)]  # type: ignore[arg-type]
             place(target, pixels, frame, mode)
 
@@ -184,6 +198,70 @@ def _fill(data: np.ndarray, plan: VolumePlan, mode: PixelMode, workers: int,
     else:
         for entry in by_file:
             one_file(entry)
+
+
+def _stack_slots(shape: tuple[int, ...], items: list[tuple[FrameRecord, tuple[int, ...]]],
+                 mode: PixelMode) -> np.ndarray | None:
+    """For each voxel-order slot (slice k of volume t at ``t * Z + k``) its stored frame index.
+
+    None unless one native multi-frame file fills every slot once with stored values.
+    """
+    first = items[0][0]
+    if mode.kind != "raw" or not is_native_multiframe(first) or len(shape) not in (3, 4) \
+            or mode.dtype != stored_dtype(first):
+        return None
+    n_slices = shape[2]
+    slots = np.full(int(np.prod(shape[2:])), -1, dtype=np.intp)
+    for frame, index in items:
+        if (frame.rows, frame.columns) != (first.rows, first.columns):
+            return None
+        slots[index[0] + (index[1] * n_slices if len(index) > 1 else 0)] = frame.frame - 1
+    if len(items) != len(slots) or (slots < 0).any():
+        return None  # a slot twice or never: the general loop says what is wrong
+    return slots
+
+
+def _stack_view(plan: VolumePlan, mode: PixelMode, sources: JobSources | None
+                ) -> np.ndarray | None:
+    """The volume as a read-only view of one file's stored frames, when they are in voxel
+    order (consecutive frames, nothing to mask); else None."""
+    by_file = _by_file(plan)
+    if len(by_file) != 1:
+        return None
+    path, items = next(iter(by_file.items()))
+    slots = _stack_slots(tuple(plan.shape), items, mode)
+    first = items[0][0]
+    if slots is None or stored_mask(first) is not None \
+            or not np.array_equal(slots, np.arange(slots[0], slots[0] + len(slots))):
+        return None
+    check_frame_numbers(path, [f for f, _ in items], first.number_of_frames)
+    stack = native_stack(path, first, sources)[slots[0]:slots[0] + len(slots)]
+    view: np.ndarray = stack.reshape(*plan.shape[:1:-1], first.rows, first.columns).T
+    return view if view.shape == tuple(plan.shape) else None
+
+
+def _take_stack(data: np.ndarray, path: str, items: list[tuple[FrameRecord, tuple[int, ...]]],
+                mode: PixelMode, sources: JobSources | None) -> bool:
+    """Fill ``data`` from one native multi-frame file in one reordering copy; False: not such.
+
+    ``data`` (X, Y, Z[, T]) in Fortran order is, read in C order, the frames
+    (Rows, Columns) one after another, slice k of volume t at ``t * Z + k``;
+    the stored frames, in the file's order, are gathered into it with one
+    ``np.take`` (the per-frame :func:`place` loop, without its copies), when
+    every slot is filled once with the stored values ("raw" mode).
+    """
+    first = items[0][0]
+    slots = _stack_slots(tuple(data.shape), items, mode) if data.flags.f_contiguous else None
+    if slots is None:
+        return False
+    check_frame_numbers(path, [f for f, _ in items], first.number_of_frames)
+    stack = native_stack(path, first, sources)
+    frames_view = data.T.reshape(len(slots), first.rows, first.columns)  # a view of data
+    np.take(stack, slots, axis=0, out=frames_view, mode="clip")  # numbers checked above
+    mask = stored_mask(first)
+    if mask is not None:
+        np.bitwise_and(frames_view, np.array(mask, dtype=data.dtype), out=frames_view)
+    return True
 
 
 def place(target: np.ndarray, pixels: np.ndarray, frame: FrameRecord, mode: PixelMode) -> None:

@@ -9,6 +9,7 @@ names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -73,10 +74,12 @@ def read_native(frame: FrameRecord, sources: JobSources | None = None) -> np.nda
     return arr.reshape(frame.rows, frame.columns)
 
 
-def _native_frames(path: str, frames: list[FrameRecord], sources: JobSources | None
-                   ) -> list[tuple[FrameRecord, np.ndarray]]:
-    """Frames of a native (uncompressed little-endian) multi-frame file, read in one range."""
-    first = frames[0]
+def native_stack(path: str, first: FrameRecord, sources: JobSources | None) -> np.ndarray:
+    """Every frame of a native multi-frame file, shape (NumberOfFrames, Rows, Columns).
+
+    A view of the file's bytes (read-only, no copy); the caller masks values
+    above BitsStored (:func:`stored_mask`).
+    """
     dtype = stored_dtype(first).newbyteorder("<")
     per_frame = first.rows * first.columns * dtype.itemsize
     nbytes = per_frame * first.number_of_frames
@@ -89,17 +92,41 @@ def _native_frames(path: str, frames: list[FrameRecord], sources: JobSources | N
     if len(raw) != nbytes:
         raise PixelDataError(f"{first.rel}: file is truncated ({len(raw) // per_frame} of "
                              f"{first.number_of_frames} frames)", path)
-    arr = np.frombuffer(raw, dtype=dtype).reshape(first.number_of_frames, first.rows,
-                                                  first.columns)
-    if first.pixel_representation == 0 and first.bits_stored < first.bits_allocated:
-        arr = arr & np.array((1 << first.bits_stored) - 1, dtype=arr.dtype)
-    out = []
+    return np.frombuffer(raw, dtype=dtype).reshape(first.number_of_frames, first.rows,
+                                                   first.columns)
+
+
+def stored_mask(frame: FrameRecord) -> int | None:
+    """The mask of the BitsStored low bits when higher bits must be cleared, else None."""
+    if frame.pixel_representation == 0 and frame.bits_stored < frame.bits_allocated:
+        return (1 << frame.bits_stored) - 1
+    return None
+
+
+def check_frame_numbers(path: str, frames: Sequence[FrameRecord], count: int) -> None:
+    """PixelDataError when a frame number is outside a file's ``count`` frames."""
     for frame in frames:
-        if not 1 <= frame.frame <= first.number_of_frames:
+        if not 1 <= frame.frame <= count:
             raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
-                                 f"{first.number_of_frames} frames", path)
-        out.append((frame, arr[frame.frame - 1]))
-    return out
+                                 f"{count} frames", path)
+
+
+def is_native_multiframe(first: FrameRecord) -> bool:
+    """True when a multi-frame file's frames are read straight from its bytes."""
+    return (first.number_of_frames > 1 and native_ok(replace(first, number_of_frames=1))
+            and first.tile is None)
+
+
+def _native_frames(path: str, frames: list[FrameRecord], sources: JobSources | None
+                   ) -> list[tuple[FrameRecord, np.ndarray]]:
+    """Frames of a native (uncompressed little-endian) multi-frame file, read in one range."""
+    first = frames[0]
+    arr = native_stack(path, first, sources)
+    mask = stored_mask(first)
+    if mask is not None:
+        arr = arr & np.array(mask, dtype=arr.dtype)
+    check_frame_numbers(path, frames, first.number_of_frames)
+    return [(frame, arr[frame.frame - 1]) for frame in frames]
 
 
 def decode(path: str, frames: list[FrameRecord],
@@ -120,8 +147,7 @@ def decode(path: str, frames: list[FrameRecord],
     first = frames[0]
     if len(frames) == 1 and native_ok(first):
         return [(first, read_native(first, sources))]
-    if first.number_of_frames > 1 and native_ok(replace(first, number_of_frames=1)) \
-            and first.tile is None:
+    if is_native_multiframe(first):
         return _native_frames(path, frames, sources)
     check_decoder(first)
     try:
