@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from numpy.lib.recfunctions import structured_to_unstructured
-
 from dicomvol.model.records import FrameRecord
 
 log = logging.getLogger(__name__)
@@ -33,6 +31,8 @@ class SamePixels:
         key = (frame.path, *frame.key)
         if key not in self._digests:
             import hashlib
+
+            from numpy.lib.recfunctions import structured_to_unstructured  # imports numpy.ma
 
             from dicomvol.pixels.decode import decode  # pydicom: only when a frame is asked
 
