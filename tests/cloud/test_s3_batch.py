@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -23,7 +24,10 @@ RTSTRUCT_UUID = "1ba3cf27-75e2-4c5c-82f7-d67bdade722b"
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())
+    """Each output's bytes, a .nii.gz decompressed (its gzip stream depends on the job's
+    compression threads, which differ between one process and two Dask workers)."""
+    return {p.name: gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else
+            p.read_bytes() for p in sorted(out.iterdir())
             if p.is_file() and not p.name.startswith("dicomvol_report")}
 
 
