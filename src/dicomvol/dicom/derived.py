@@ -9,7 +9,7 @@ frame records (:func:`dicomvol.dicom.frames.frame_records`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -23,10 +23,8 @@ from dicomvol.model.derived import (
     Code,
     DerivedObject,
     SegmentInfo,
+    cielab_to_rgb,
 )
-
-#: CIELab D65 white point (X, Y, Z) used for DICOM display colours (as highdicom, pixelmed).
-CIELAB_WHITE = (95.047, 100.0, 108.883)
 
 
 def is_seg(sop_class: str) -> bool:
@@ -37,32 +35,6 @@ def is_seg(sop_class: str) -> bool:
 def is_rtstruct(sop_class: str) -> bool:
     """True for RT Structure Set Storage."""
     return sop_class == RTSTRUCT_SOP_CLASS
-
-
-def cielab_to_rgb(value: Iterable[Any]) -> tuple[int, int, int] | None:
-    """sRGB (0..255) of a DICOM CIELab triplet (PS3.3 C.10.7.1.1), or None when malformed.
-
-    L* is scaled 0..100 -> 0..0xFFFF, a* and b* -128..127 -> 0..0xFFFF; the
-    conversion goes through CIE XYZ (D65 white, :data:`CIELAB_WHITE`) to sRGB
-    and is clipped to 0..255 (the formulas of pixelmed and highdicom).
-    """
-    try:
-        lv, av, bv = (int(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    lab = (lv / 0xFFFF * 100.0, av / 0xFFFF * 255.0 - 128.0, bv / 0xFFFF * 255.0 - 128.0)
-    fy = (lab[0] + 16.0) / 116.0
-    f = (lab[1] / 500.0 + fy, fy, fy - lab[2] / 200.0)
-    xyz = [w / 100.0 * (c ** 3 if c ** 3 > 0.008856 else (c - 16.0 / 116.0) / 7.787)
-           for w, c in zip(CIELAB_WHITE, f, strict=True)]
-    linear = (3.2406 * xyz[0] - 1.5372 * xyz[1] - 0.4986 * xyz[2],
-              -0.9689 * xyz[0] + 1.8758 * xyz[1] + 0.0415 * xyz[2],
-              0.0557 * xyz[0] - 0.2040 * xyz[1] + 1.0570 * xyz[2])
-    out = []
-    for c in linear:
-        s = 1.055 * c ** (1 / 2.4) - 0.055 if c > 0.0031308 else 12.92 * c
-        out.append(min(255, max(0, round(s * 255.0))))
-    return (out[0], out[1], out[2])
 
 
 def _code(item: Any) -> Code | None:

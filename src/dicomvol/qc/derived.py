@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from dicomvol.io.readback import open_image
+from dicomvol.model.derived import cielab_to_rgb
 from dicomvol.qc.record import QC_DIR, VolumeQC, image_stat, write_record
 from dicomvol.qc.sample import sample_volumes
 from dicomvol.qc.thumbs import Thumb, labels_from_volumes, palette, render_labels, write_png
@@ -52,22 +53,6 @@ def is_slide(image_name: str) -> bool:
     return image_name.lower().endswith(SLIDE_ENDINGS)
 
 
-def cielab_to_rgb(lab: tuple[float, float, float]) -> tuple[int, int, int]:
-    """DICOM scaled CIELab (0..65535 each, D65) to sRGB 0..255."""
-    big_l = lab[0] * 100.0 / 65535.0
-    a, b = lab[1] * 255.0 / 65535.0 - 128.0, lab[2] * 255.0 / 65535.0 - 128.0
-    fy = (big_l + 16.0) / 116.0
-    f = np.array([fy + a / 500.0, fy, fy - b / 200.0])
-    xyz = np.where(f > 6 / 29, f ** 3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * np.array(
-        [0.95047, 1.0, 1.08883])
-    m = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415],
-                  [0.0557, -0.2040, 1.0570]])
-    linear = np.clip(m @ xyz, 0.0, 1.0)
-    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    r, g, bl = (round(float(v) * 255) for v in srgb)
-    return (r, g, bl)
-
-
 def segment_colour(segment: dict[str, Any]) -> tuple[int, int, int] | None:
     """A segment's display colour as RGB 0..255, or None when it names none."""
     for key in COLOUR_KEYS:
@@ -83,7 +68,10 @@ def segment_colour(segment: dict[str, Any]) -> tuple[int, int, int] | None:
         if len(c) != 3:
             continue
         if key == "RecommendedDisplayCIELabValue":
-            return cielab_to_rgb((c[0], c[1], c[2]))
+            rgb = cielab_to_rgb(c)
+            if rgb is None:
+                continue
+            return rgb
         scale = 255.0 if max(c) <= 1.0 and any(v != int(v) for v in c) else 1.0
         r, g, b = (int(np.clip(round(v * scale), 0, 255)) for v in c)
         return (r, g, b)
