@@ -12,7 +12,6 @@ one output volume per segment in flight. Beside the map: its JSON sidecar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -57,6 +56,7 @@ from dicomvol.objects.rtstruct import (
 )
 from dicomvol.objects.seg import MapAccount, SegMapper
 from dicomvol.options import ConvertOptions
+from dicomvol.pixels.digest import sha256
 from dicomvol.report.run import OutputRecord
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class Built:
 
 def label_digest(plan: DerivedPlan) -> str:
     """A stable digest of what a label map reads and where it goes (for ``--resume``)."""
-    h = hashlib.sha256()
+    h = sha256()  # CPython's own: no OpenSSL (same digests as hashlib's)
     h.update(f"{plan.obj.sop_instance_uid}|{plan.obj.rel}|{plan.obj.number_of_frames}\n".encode())
     h.update(np.asarray(plan.grid.affine, dtype=np.float64).tobytes())
     h.update(repr(tuple(plan.grid.spatial_shape)).encode())

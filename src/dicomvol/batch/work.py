@@ -17,6 +17,7 @@ from typing import Any
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import SkippedFrame
 from dicomvol.options import ConvertOptions
+from dicomvol.pixels.digest import sha256
 from dicomvol.report.ledger import FrameKey
 from dicomvol.report.run import OutputRecord
 
@@ -48,9 +49,7 @@ class Done:
 
 def plan_digest(plan: VolumePlan) -> str:
     """A stable digest of what a plan reads and how (for ``--resume``)."""
-    import hashlib  # OpenSSL costs ~3 MiB: only where a job runs or a run resumes
-
-    h = hashlib.sha256()
+    h = sha256()  # CPython's own SHA-256: no OpenSSL (same digests as hashlib's)
     for f in plan.all_frames:
         h.update(f"{f.sop_instance_uid}|{f.frame}|{f.rel}\n".encode())
     h.update(repr((plan.shape, plan.suffix, plan.resample)).encode())

@@ -7,11 +7,37 @@ attribute tells apart.
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING
 
 from dicomvol.model.records import FrameRecord
 
+if TYPE_CHECKING:  # pragma: no cover
+    from hashlib import _Hash
+
 log = logging.getLogger(__name__)
+
+#: CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before): the same digests as
+#: ``hashlib.sha256`` without loading OpenSSL's libcrypto (about 3.7 MiB of a worker's peak).
+_BUILTIN_SHA256 = ("_sha2", "_sha256")
+
+
+def sha256(data: bytes = b"") -> _Hash:
+    """A SHA-256 hash object, from CPython's builtin module when there is one.
+
+    ``hashlib.sha256`` is OpenSSL's (``import hashlib`` loads libcrypto); the
+    builtin gives byte-identical digests, so resume keys written by either agree.
+    """
+    for name in _BUILTIN_SHA256:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return module.sha256(data)  # type: ignore[no-any-return]
+    import hashlib  # a Python built without its own hashes: OpenSSL's
+
+    return hashlib.sha256(data)
 
 _UNDECODABLE = b"undecodable:"
 
@@ -30,8 +56,6 @@ class SamePixels:
         """SHA-256 of the frame's values (as int64 or float64) and its rescale."""
         key = (frame.path, *frame.key)
         if key not in self._digests:
-            import hashlib
-
             from numpy.lib.recfunctions import structured_to_unstructured  # imports numpy.ma
 
             from dicomvol.pixels.decode import decode  # pydicom: only when a frame is asked
@@ -41,7 +65,7 @@ class SamePixels:
                     if pixels.dtype.names:  # RGB as (R, G, B) records: compare the samples
                         pixels = structured_to_unstructured(pixels)
                     wide = pixels.astype("<i8" if pixels.dtype.kind in "iu" else "<f8")
-                    self._digests[key] = hashlib.sha256(
+                    self._digests[key] = sha256(
                         wide.tobytes() + repr((f.rescale_slope, f.rescale_intercept)).encode()
                     ).digest()
             except Exception:  # undecodable: like no other frame (decoding reports it later)
