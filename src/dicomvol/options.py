@@ -140,7 +140,14 @@ class ConvertOptions:
     overwrite : bool
         Replace existing outputs instead of refusing.
     jobs : int
-        Worker processes for assembling and writing (1 = in this process).
+        Worker processes for reading headers, assembling and writing (1 = in this
+        process).
+    adaptive_jobs : bool
+        ``jobs`` is a default, not a choice: a run over small local inputs (at most
+        :data:`dicomvol.batch.executors.IN_PROCESS_MAX_FILES` files and
+        :data:`~dicomvol.batch.executors.IN_PROCESS_MAX_BYTES` bytes) runs in this
+        process, where a pool would start slower than it finishes (``dicomvol convert``
+        without ``-j``). Not used with ``dask``.
     plan : PlanOptions
         Policy for tilted and irregular series.
     format : {"nifti", "nrrd", "mha"}
@@ -173,6 +180,7 @@ class ConvertOptions:
     template: str = DEFAULT_TEMPLATE
     overwrite: bool = False
     jobs: int = 1
+    adaptive_jobs: bool = False
     plan: PlanOptions = field(default_factory=PlanOptions)
     format: str = "nifti"
     resume: bool = False

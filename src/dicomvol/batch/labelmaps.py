@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomvol.batch.executors import run_dask, run_local
 from dicomvol.batch.labels import LabelDone, LabelJob, run_label_job, triage_label
@@ -25,6 +25,9 @@ from dicomvol.model.plan import DerivedPlan
 from dicomvol.model.records import FileError, SkippedFrame
 from dicomvol.options import ConvertOptions
 from dicomvol.report.run import RunReport
+
+if TYPE_CHECKING:  # pragma: no cover - multiprocessing is imported where a pool starts
+    from concurrent.futures import ProcessPoolExecutor
 
 
 def label_jobs(derived: Sequence[DerivedPlan], image_jobs: Sequence[Job], out: Path,

@@ -10,20 +10,27 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomvol._typing import PathLike
 from dicomvol.batch.archive import Archive, mark_revised, start_report
-from dicomvol.batch.executors import default_workers, run_dask, run_local
+from dicomvol.batch.executors import (
+    default_workers,
+    open_pool,
+    run_dask,
+    run_local,
+    run_workers,
+)
 from dicomvol.batch.naming import NameAllocator, render, template_fields
-from dicomvol.batch.scan import ProgressFn, scan_inputs
+from dicomvol.batch.scan import ProgressFn, discover_inputs, scan_inputs
 from dicomvol.batch.tasks import run_job
 from dicomvol.batch.work import Done, Job, triage
 from dicomvol.errors import UsageError
 from dicomvol.inputs import fs
+from dicomvol.inputs.discover import Discovered
 from dicomvol.io.atomic import TEMPORARY_GLOB
 from dicomvol.io.formats import extension
 from dicomvol.model.plan import ScanResult, VolumePlan
@@ -33,6 +40,9 @@ from dicomvol.pixels.digest import SamePixels
 from dicomvol.plan.planner import plan_series
 from dicomvol.report.ledger import Ledger
 from dicomvol.report.run import RunReport
+
+if TYPE_CHECKING:  # pragma: no cover - multiprocessing is imported where a pool starts
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +65,20 @@ def convert_run(paths: Sequence[PathLike], out_dir: PathLike, options: ConvertOp
         archive = Archive(inputs=[str(p) for p in paths])
     if options.qc:  # imported before the pool forks, so that no worker imports it again
         import dicomvol.qc.capture  # noqa: F401
+    found = discover_inputs(paths)
+    if not options.dask:  # small inputs run in this process unless -j was chosen
+        options = replace(options, jobs=run_workers(options.jobs, found.candidates,
+                                                    options.adaptive_jobs))
     with ExitStack() as stack:
         pool = None
         if options.jobs > 1 and not options.dask:  # one pool for headers and volumes
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=options.jobs))
-        return _convert(list(paths), Path(out_dir), options, progress, pool, archive)
+            pool = stack.enter_context(open_pool(options.jobs))
+        return _convert(list(paths), Path(out_dir), options, progress, pool, archive, found)
 
 
 def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
              progress: ProgressFn | None, pool: ProcessPoolExecutor | None,
-             archive: Archive) -> RunReport:
+             archive: Archive, found: Discovered) -> RunReport:
     """Scan, run every job, then settle the frame ledger and write the report.
 
     Whatever fails inside (a bug included) costs the frames it concerns, never
@@ -74,7 +88,7 @@ def _convert(paths: list[PathLike], out_dir: Path, options: ConvertOptions,
     ledger = Ledger()
     result = scan_inputs(paths, progress, options.plan, jobs=1 if options.dask else options.jobs,
                          pool=pool, names=names, ledger=ledger,
-                         jpeg_color=options.slide.jpeg_color)
+                         jpeg_color=options.slide.jpeg_color, found=found)
     out = out_dir.resolve()  # workers elsewhere (Dask) need an absolute path
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)

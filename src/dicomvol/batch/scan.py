@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from dicomvol._typing import PathLike
 from dicomvol.batch.executors import run_local
@@ -13,13 +13,16 @@ from dicomvol.batch.pairing import pair_derived
 from dicomvol.batch.tasks import index_chunk
 from dicomvol.dicom.results import IndexResult, IndexTask
 from dicomvol.inputs import fs
-from dicomvol.inputs.discover import discover_all
+from dicomvol.inputs.discover import Discovered, discover_all
 from dicomvol.model.plan import ScanResult
 from dicomvol.model.records import FileError, IgnoredFile
 from dicomvol.options import PlanOptions
 from dicomvol.pixels.digest import SamePixels
 from dicomvol.plan.planner import plan_index
 from dicomvol.report.ledger import Ledger
+
+if TYPE_CHECKING:  # pragma: no cover - multiprocessing is imported where a pool starts
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +39,18 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
                 options: PlanOptions | None = None, jobs: int = 1,
                 pool: ProcessPoolExecutor | None = None,
                 names: Sequence[str] = (), ledger: Ledger | None = None,
-                jpeg_color: str = "auto") -> ScanResult:
+                jpeg_color: str = "auto", found: Discovered | None = None) -> ScanResult:
     """Find DICOM files, read their headers and plan volumes (no pixel data is read).
 
     ``pool`` reuses a run's process pool; ``names`` are header keywords the
     frame records carry for output names; ``ledger`` is given every frame
     indexing found. A chunk of files whose worker fails (or dies) costs those
     files an ``errors`` entry each; ``jpeg_color`` is the slide colour policy
-    (:data:`dicomvol.slide.colour.COLOR_MODES`). See :func:`dicomvol.scan`.
+    (:data:`dicomvol.slide.colour.COLOR_MODES`); ``found`` is what
+    :func:`discover_inputs` found under ``paths`` already. See :func:`dicomvol.scan`.
     """
-    fs.forget_listings()  # list every prefix afresh for this scan (once)
-    found = discover_all(paths)
+    if found is None:
+        found = discover_inputs(paths)
     candidates = found.candidates
     total = len(candidates)
     index = IndexResult()
@@ -84,6 +88,12 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
         result.slides, errors = index_slides(result.slide_frames, jpeg_color)
         result.errors.extend(errors)
     return result
+
+
+def discover_inputs(paths: Iterable[PathLike]) -> Discovered:
+    """Every candidate file under ``paths``, each prefix listed afresh (once) for this scan."""
+    fs.forget_listings()
+    return discover_all(paths)
 
 
 def _chunk_failed(task: IndexTask, exc: BaseException) -> IndexResult:

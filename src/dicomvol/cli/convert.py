@@ -8,7 +8,11 @@ import os
 import sys
 from typing import Any
 
-from dicomvol.batch.executors import default_workers
+from dicomvol.batch.executors import (
+    IN_PROCESS_MAX_BYTES,
+    IN_PROCESS_MAX_FILES,
+    default_workers,
+)
 from dicomvol.options import (
     DEFAULT_TEMPLATE,
     FORMAT_CHOICES,
@@ -61,8 +65,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dask", metavar="ADDRESS",
                    help="run on a Dask cluster: scheduler address (tcp://host:8786) or 'local'")
     add_policy_arguments(p)
-    p.add_argument("-j", "--jobs", type=int, default=default_workers(), metavar="N",
-                   help="worker processes (default: all cores)")
+    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help=f"worker processes (default: all cores, {default_workers()} here; "
+                   "without -j, local inputs of at most "
+                   f"{IN_PROCESS_MAX_FILES} files and {IN_PROCESS_MAX_BYTES // 2**20} MiB "
+                   "are converted in this process, where a pool is slower to start than "
+                   "to finish; -j N always uses N)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
     p.set_defaults(run=run)
@@ -146,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from dicomvol.errors import UsageError
     from dicomvol.options import ConvertOptions, SlideOptions
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
@@ -159,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     if len(volume) > 1 or len(slide) > 1:
         raise UsageError("-e: give at most one volume format and one slide format")
     options = ConvertOptions(compress=args.compress == "y", template=args.filename,
-                             overwrite=args.overwrite, jobs=args.jobs, plan=plan_options(args),
+                             overwrite=args.overwrite, jobs=args.jobs or default_workers(),
+                             adaptive_jobs=args.jobs is None, plan=plan_options(args),
                              format=volume[0] if volume else "nifti", resume=args.resume,
                              dask=args.dask, anonymize=args.anonymize, suv=args.suv == "bw",
                              reorient=args.reorient, qc=args.qc, storage=storage_of(args),
