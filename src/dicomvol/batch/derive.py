@@ -11,21 +11,19 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dicomvol.dicom.cache import JobSources
-from dicomvol.dicom.diffusion import Diffusion
-from dicomvol.dicom.frames import RTDOSE_SOP_CLASS
 from dicomvol.errors import HeaderError
 from dicomvol.io.formats import stem_of
-from dicomvol.io.fsl import write_bval_bvec
-from dicomvol.metadata.diffusion import fsl_table
-from dicomvol.metadata.suv import SuvFactor, suv_bw_factor
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.volume import Volume
-from dicomvol.objects.dose import PARAMETRIC_MAP_SOP_CLASS, object_metadata
+
+if TYPE_CHECKING:  # pragma: no cover - imported where a PET, dose or diffusion job needs it
+    from dicomvol.dicom.cache import JobSources
+    from dicomvol.dicom.diffusion import Diffusion
+    from dicomvol.metadata.suv import SuvFactor
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +36,8 @@ def suv_factor(plan: VolumePlan, sources: JobSources) -> SuvFactor:
     HeaderError
         Not PET, or SUV cannot be computed; the message names the missing attribute.
     """
+    from dicomvol.metadata.suv import suv_bw_factor  # pydicom: for --suv only
+
     if plan.modality != "PT":
         raise HeaderError("SUV applies to PET (Modality PT) only")
     first = sources.header(plan.first.path)
@@ -54,13 +54,19 @@ def suv_factor(plan: VolumePlan, sources: JobSources) -> SuvFactor:
 def with_object_metadata(metadata: dict[str, Any], plan: VolumePlan,
                          sources: JobSources) -> dict[str, Any]:
     """The sidecar plus the units of an RT Dose or parametric map (unchanged for others)."""
-    extra = object_metadata(plan.first.sop_class_uid, sources.header(plan.first.path)) if (
-        plan.first.sop_class_uid in OBJECT_SOP_CLASSES) else {}
+    if plan.first.sop_class_uid not in OBJECT_SOP_CLASSES:
+        return metadata
+    from dicomvol.objects.dose import object_metadata
+
+    extra = object_metadata(plan.first.sop_class_uid, sources.header(plan.first.path))
     return {**metadata, **extra} if extra else metadata
 
 
-#: Image objects whose sidecars carry units from :mod:`dicomvol.objects.dose`.
-OBJECT_SOP_CLASSES = frozenset({RTDOSE_SOP_CLASS, PARAMETRIC_MAP_SOP_CLASS})
+#: Image objects whose sidecars carry units from :mod:`dicomvol.objects.dose`: RT Dose and
+#: Parametric Map Storage (``dicom.frames.RTDOSE_SOP_CLASS``,
+#: ``objects.dose.PARAMETRIC_MAP_SOP_CLASS``; tests/batch/test_lean_imports.py holds them
+#: equal), named here so that an ordinary job imports neither.
+OBJECT_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.481.2", "1.2.840.10008.5.1.4.1.1.30"})
 
 
 def apply_suv(volume: Volume, factor: SuvFactor) -> Volume:
@@ -80,5 +86,8 @@ def write_diffusion(diffusions: list[Diffusion | None] | None, affine: np.ndarra
     """Write ``.bval``/``.bvec`` beside ``image`` when the volume is diffusion-weighted."""
     if diffusions is None:
         return []
+    from dicomvol.io.fsl import write_bval_bvec
+    from dicomvol.metadata.diffusion import fsl_table
+
     bvals, bvecs = fsl_table(diffusions, affine)
     return list(write_bval_bvec(Path(stem_of(image)), bvals, bvecs, overwrite=True))

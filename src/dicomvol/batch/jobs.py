@@ -15,26 +15,24 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dicomvol.batch.derive import apply_suv, suv_factor, with_object_metadata, write_diffusion
-from dicomvol.batch.reading import read_volume
+from dicomvol.batch.derive import suv_factor, with_object_metadata, write_diffusion
 from dicomvol.batch.work import Done, Job, plan_digest, record, source_keys, unused_frames
 from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import HeaderError, PixelDataError
 from dicomvol.inputs import fs
-from dicomvol.io.formats import write_volume
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.io.stream import can_stream, stream_nifti
 from dicomvol.metadata.diffusion import plan_diffusion
 from dicomvol.metadata.sidecar import anonymized, build_metadata
 from dicomvol.model.plan import VolumePlan
-from dicomvol.model.reorient import reorient_to_ras
-from dicomvol.model.volume import Volume
 
 if TYPE_CHECKING:  # pragma: no cover - the QC modules are imported only for --qc
+    from dicomvol.metadata.suv import SuvFactor
+    from dicomvol.model.volume import Volume
     from dicomvol.qc.sample import Sample, SliceSampler
 
 log = logging.getLogger(__name__)
@@ -88,13 +86,7 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
         content = {**metadata, "SourceInstances": [f.source() for f in plan.all_frames]}
         spacing, shape, resampled = plan.geometry.spacing, tuple(plan.shape), False
     else:
-        volume = read_volume(plan, job.threads, sources, metadata,
-                             writable=factor is not None or opts.reorient)  # else written only
-        if factor is not None:
-            volume = apply_suv(volume, factor)
-        if opts.reorient:
-            volume = reorient_to_ras(volume)
-        write_volume(volume, image, opts.format, compress=opts.compress, threads=job.threads)
+        volume = _write_assembled(job, image, sources, metadata, factor)
         if opts.qc:
             sample = _qc_sample(volume)
         affine = volume.affine
@@ -109,6 +101,29 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
     keys = source_keys(plan, content.get("SourceInstances") or ())
     return Done(job, replace(record(job, spacing, shape, "written", resampled), sources=keys),
                 unused=unused_frames(plan, keys))
+
+
+def _write_assembled(job: Job, image: Path, sources: JobSources, metadata: dict[str, Any],
+                     factor: SuvFactor | None) -> Volume:
+    """Assemble the volume in memory (SUV, --reorient, resampling, NRRD/MHA), write it.
+
+    Its code (assembly, resampling, the format registry) is imported here: a plain
+    series is streamed and never needs it.
+    """
+    from dicomvol.batch.derive import apply_suv
+    from dicomvol.batch.reading import read_volume
+    from dicomvol.io.formats import write_volume
+    from dicomvol.model.reorient import reorient_to_ras
+
+    opts = job.options
+    volume = read_volume(job.plan, job.threads, sources, metadata,
+                         writable=factor is not None or opts.reorient)  # else written only
+    if factor is not None:
+        volume = apply_suv(volume, factor)
+    if opts.reorient:
+        volume = reorient_to_ras(volume)
+    write_volume(volume, image, opts.format, compress=opts.compress, threads=job.threads)
+    return volume
 
 
 def _qc_sampler(plan: VolumePlan) -> SliceSampler:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import struct
 from typing import Any, BinaryIO
 
-from pydicom.datadict import keyword_for_tag
-
 #: PixelData (7FE0,0010) in little- and big-endian byte order.
 _SIGNATURES = ((b"\xe0\x7f\x10\x00", "<"), (b"\x7f\xe0\x00\x10", ">"))
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UC", b"UR", b"UT",
@@ -124,6 +122,8 @@ def _covering_element(fp: BinaryIO, offset: int, ds: Any | None) -> str:
             if length == _UNDEFINED:
                 return ""  # a sequence: not followed here
             if start + length > offset:
+                from pydicom.datadict import keyword_for_tag  # a damaged file only
+
                 name = keyword_for_tag((group << 16) | elem) or "private or unknown"
                 return (f"; element ({group:04X},{elem:04X}) {name} at byte {pos} claims "
                         f"{length} bytes, running over it")

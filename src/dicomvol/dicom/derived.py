@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any
 
 from dicomvol.dicom.frames import name_text
 from dicomvol.dicom.values import first_item, functional_group, to_int, to_str
@@ -25,6 +23,9 @@ from dicomvol.model.derived import (
     SegmentInfo,
     cielab_to_rgb,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom is imported where a file needs it
+    from pydicom.dataset import Dataset
 
 
 def is_seg(sop_class: str) -> bool:

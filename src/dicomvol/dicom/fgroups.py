@@ -25,8 +25,6 @@ import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
-
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -249,6 +247,8 @@ def _implicit_vr(tag: int, length: int) -> str:
     if length == _UNDEFINED:
         return "SQ"
     try:
+        from pydicom.datadict import dictionary_VR  # pydicom: where a SEG is walked
+
         vr = str(dictionary_VR(tag))
     except KeyError:
         return "UN"
@@ -315,6 +315,8 @@ def _read_sequence(buf: _Buffer, start: int, length: int, implicit: bool,
 def _keyword(tag: int) -> str:
     keyword = _KEYWORDS.get(tag)
     if keyword is None:
+        from pydicom.datadict import keyword_for_tag
+
         keyword = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
         _KEYWORDS[tag] = keyword
     return keyword

@@ -14,16 +14,14 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.uid import UID
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dicomvol.dicom.values import first_item, to_int
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom is imported where a header is parsed with it
+    from pydicom.dataset import Dataset
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -31,11 +29,26 @@ PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 UNDEFINED_LENGTH = 0xFFFFFFFF
 #: Elements larger than this are not loaded while indexing (read lazily if asked for).
 DEFER_SIZE = 16384
-#: Exceptions pydicom raises on corrupt or truncated input (besides its own).
+#: Exceptions pydicom raises on corrupt or truncated input, besides its own
+#: ``InvalidDicomError`` and ``BytesLengthException`` (:func:`parse_errors` adds them).
 #: (RuntimeError covers RecursionError; zlib.error is a broken deflate stream.)
-PARSE_ERRORS = (InvalidDicomError, EOFError, OSError, ValueError, struct.error, KeyError,
-                TypeError, IndexError, AttributeError, RuntimeError, MemoryError,
-                OverflowError, UnicodeError, zlib.error, BytesLengthException)
+BUILTIN_PARSE_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, OSError, ValueError, struct.error, KeyError, TypeError, IndexError,
+    AttributeError, RuntimeError, MemoryError, OverflowError, UnicodeError, zlib.error)
+
+
+def parse_errors() -> tuple[type[BaseException], ...]:
+    """Every exception a pydicom parse of corrupt or truncated input raises (imports pydicom)."""
+    from pydicom.errors import BytesLengthException, InvalidDicomError
+
+    return (InvalidDicomError, *BUILTIN_PARSE_ERRORS, BytesLengthException)
+
+
+def __getattr__(name: str) -> tuple[type[BaseException], ...]:
+    """``PARSE_ERRORS`` (:func:`parse_errors`), for modules that parse with pydicom anyway."""
+    if name == "PARSE_ERRORS":
+        return parse_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +118,10 @@ def read_header_from(fp: BinaryIO, gzipped: bool = False) -> tuple[Dataset, Pixe
     has_preamble = len(head) == 132 and head[128:132] == b"DICM"
     if not has_preamble and not _looks_like_raw_dicom(head):
         raise NotDicomError("not a DICOM file (no DICM prefix)")
+    import pydicom  # the fallback: the lean readers declined this file
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import UID
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about every odd value
@@ -114,7 +131,7 @@ def read_header_from(fp: BinaryIO, gzipped: bool = False) -> tuple[Dataset, Pixe
         if has_preamble:
             raise HeaderError(f"invalid DICOM header: {exc}") from exc
         raise NotDicomError("not a DICOM file (no DICM prefix)") from exc
-    except PARSE_ERRORS as exc:
+    except parse_errors() as exc:
         if has_preamble:
             raise HeaderError(f"header truncated or corrupt: {_describe(exc)}") from exc
         raise NotDicomError("not a DICOM file (no DICM prefix)") from exc
@@ -125,9 +142,9 @@ def read_header_from(fp: BinaryIO, gzipped: bool = False) -> tuple[Dataset, Pixe
                           "after the DICM prefix")
     try:
         pixel_info = _pixel_info(fp, ds, gzipped)
-        if pixel_info is None and transfer_syntax(ds).is_deflated:
+        if pixel_info is None and UID(transfer_syntax(ds)).is_deflated:
             pixel_info = _deflated_pixel_info(fp)
-    except PARSE_ERRORS as exc:
+    except parse_errors() as exc:
         raise HeaderError(f"header truncated or corrupt: {_describe(exc)}") from exc
     return ds, pixel_info
 
@@ -144,6 +161,8 @@ def _describe(exc: BaseException) -> str:
 
 def _deflated_pixel_info(fp: BinaryIO) -> PixelInfo | None:
     """Deflated data sets: read fully (rare) to learn whether they hold pixel data."""
+    import pydicom
+
     fp.seek(0)
     full = pydicom.dcmread(fp, force=True)
     for keyword, tag in (("PixelData", (0x7FE0, 0x0010)), ("FloatPixelData", (0x7FE0, 0x0008)),
@@ -170,7 +189,9 @@ def _pixel_info(fp: BinaryIO, ds: Dataset, gzipped: bool) -> PixelInfo | None:
     head = fp.read(12)
     if len(head) < 8:
         return None
-    ts = transfer_syntax(ds)
+    from pydicom.uid import UID  # after a pydicom read: imported already
+
+    ts = UID(transfer_syntax(ds))
     little = ts.is_little_endian if ts.is_transfer_syntax else True
     implicit = ts.is_implicit_VR if ts.is_transfer_syntax else False
     end = "<" if little else ">"
@@ -219,15 +240,15 @@ def check_pixel_length(ds: Any, info: PixelInfo) -> None:
         )
 
 
-def transfer_syntax(ds: Any) -> UID:
-    """The data set's transfer syntax (from the file meta, else from how it was read)."""
+def transfer_syntax(ds: Any) -> str:
+    """The data set's transfer syntax UID (from the file meta, else from how it was read)."""
     ts = meta_value(ds, "TransferSyntaxUID")
     if ts:
-        return UID(ts)
+        return ts
     implicit = getattr(ds, "is_implicit_VR", None)
     if implicit is None:
         implicit = ds.original_encoding[0] if hasattr(ds, "original_encoding") else False
-    return UID("1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1")
+    return "1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1"
 
 
 def meta_value(ds: Any, keyword: str) -> str:
@@ -242,6 +263,8 @@ def sop_name(sop_class: str) -> str:
     """The SOP class's name (e.g. 'Segmentation Storage'), or the UID when unknown."""
     if not sop_class:
         return "unknown SOP class"
+    from pydicom.uid import UID  # a message about an odd file: pydicom's UID names
+
     name = UID(sop_class).name
     return name if name and name != sop_class else sop_class
 
@@ -278,6 +301,8 @@ def merged_header(ds: Dataset) -> Dataset:
     unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
     if unassigned is None:
         return ds
+    from pydicom.dataset import Dataset
+
     merged = Dataset(ds)  # shallow copy: same elements
     if hasattr(ds, "file_meta"):
         merged.file_meta = ds.file_meta
@@ -289,11 +314,13 @@ def merged_header(ds: Dataset) -> Dataset:
 
 def parse_dataset(fp: BinaryIO) -> Dataset:
     """A full data set (with pixel data) from an open stream."""
+    import pydicom
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return pydicom.dcmread(fp, force=True)
-    except PARSE_ERRORS as exc:
+    except parse_errors() as exc:
         raise PixelDataError(f"cannot read: {_describe(exc)}") from exc
 
 

@@ -14,9 +14,7 @@ import logging
 import struct
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from typing import Any, BinaryIO
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dicomvol.dicom.damage import damaged_image
 from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
@@ -32,13 +30,15 @@ from dicomvol.dicom.header import (
     sop_name,
 )
 from dicomvol.dicom.lean import HEAD_BYTES, parse_meta, read_lean
-from dicomvol.dicom.leanmf import read_enhanced
 from dicomvol.dicom.results import IndexResult, IndexTask
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Candidate
 from dicomvol.inputs.heads import parse_heads
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom reads only what the lean readers decline
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,8 @@ def _index_rtstruct(ds: Dataset, cand: Candidate, names: tuple[str, ...],
 def _index_enhanced(fp: BinaryIO, size: int, cand: Candidate, names: tuple[str, ...],
                     result: IndexResult) -> bool:
     """Enhanced MR in explicit VR LE, read by :mod:`dicomvol.dicom.leanmf`; False: pydicom."""
+    from dicomvol.dicom.leanmf import read_enhanced  # what the classic lean reader declined
+
     found = read_enhanced(fp)
     if found is None:
         return False

@@ -55,10 +55,9 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
 from numpy.typing import NDArray
 
 from dicomvol._typing import Orientation, Vec3
@@ -72,6 +71,9 @@ from dicomvol.dicom.private import (
     siemens_protocol,
 )
 from dicomvol.errors import HeaderError, PixelDataError
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom is imported where a file needs it
+    import pydicom
 
 log = logging.getLogger(__name__)
 

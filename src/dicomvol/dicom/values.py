@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from typing import Any, cast
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any, cast
 
 from dicomvol.dicom.fgroups import FrameItem
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom is imported where a file needs it
+    from pydicom.dataset import Dataset
 
 # --- sequences and functional groups -----------------------------------------------------
 
@@ -36,8 +38,15 @@ def first_item(ds: Any, keyword: str) -> Dataset | None:
     except (IndexError, TypeError, KeyError):
         return None
     if isinstance(item, FrameItem):  # read by dicom/fgroups.py: the same get / in surface
-        return cast(Dataset, item)
-    return item if isinstance(item, Dataset) else None
+        return cast("Dataset", item)
+    return item if is_dataset(item) else None
+
+
+def is_dataset(value: Any) -> bool:
+    """Whether ``value`` is a pydicom ``Dataset`` (never, while pydicom is not imported:
+    a lean header's values are plain values, so asking does not import it)."""
+    module = sys.modules.get("pydicom.dataset")
+    return module is not None and isinstance(value, module.Dataset)
 
 
 def functional_group(frame_fg: Dataset | None, shared: Dataset | None,

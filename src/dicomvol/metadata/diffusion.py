@@ -28,17 +28,19 @@ affine reproduces dcm2niix's bvec files.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dicomvol._typing import FloatArray, Vec3
-from dicomvol.dicom.cache import JobSources
-from dicomvol.dicom.diffusion import ZERO_VECTOR_LENGTH, Diffusion, diffusion_of
 from dicomvol.errors import HeaderError, UsageError
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
+
+if TYPE_CHECKING:  # pragma: no cover - header readers (pydicom): only for a diffusion series
+    from dicomvol.dicom.cache import JobSources
+    from dicomvol.dicom.diffusion import Diffusion
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ def fsl_bvec_for_affine(direction_lps: ArrayLike | None, affine_lps: ArrayLike) 
     """
     if direction_lps is None:
         return (0.0, 0.0, 0.0)
+    from dicomvol.dicom.diffusion import ZERO_VECTOR_LENGTH
+
     g = np.asarray(direction_lps, dtype=np.float64)
     if float(np.linalg.norm(g)) <= ZERO_VECTOR_LENGTH:
         return (0.0, 0.0, 0.0)
@@ -149,6 +153,8 @@ def plan_diffusion(plan: VolumePlan, sources: JobSources | None = None
         found: list[Diffusion | None] = [
             (f.diffusion_b or 0.0, f.diffusion_direction) for f in firsts]
     else:
+        from dicomvol.dicom.cache import JobSources
+
         sources = sources if sources is not None else JobSources()
         found = [_frame_diffusion(f, sources) for f in firsts]
     if not any(d is not None and d[0] > 0 for d in found):
@@ -179,6 +185,8 @@ def fsl_table(diffusions: list[Diffusion | None], affine: np.ndarray
 
 
 def _frame_diffusion(frame: FrameRecord, sources: JobSources) -> Diffusion | None:
+    from dicomvol.dicom.diffusion import diffusion_of
+
     try:
         ds = sources.header(frame.path)
         frame_fg = None

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import PixelDataError
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
@@ -29,6 +28,9 @@ from dicomvol.pixels.decode import (
     stored_mask,
 )
 from dicomvol.pixels.resample import resample_stack
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dicomvol.dicom.cache import JobSources
 
 log = logging.getLogger(__name__)
 

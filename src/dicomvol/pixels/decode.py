@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.header import dataset_of
 from dicomvol.errors import MissingDecoderError, PixelDataError
 from dicomvol.inputs import fs
 from dicomvol.model.records import FrameRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dicomvol.dicom.cache import JobSources
 
 NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 #: One RGB voxel: NIfTI's RGB24 (datatype 128), the representation nibabel and dcm2niix
