@@ -7,10 +7,13 @@ Usage::
     python benchmarks/run.py --quick         # small data, 1 timed run: a smoke test
     python benchmarks/run.py --only ct_study --only dicomvol --only dcm2niix
     python benchmarks/run.py --runs 5 --timeout 1200
+    python benchmarks/run.py --rss           # the study30 peak-RSS rows of issue 15
+    python benchmarks/run.py --rss --dcm2niix /path/to/dcm2niix   # from a dev venv
 
 ``--only`` takes data set names (ct_study, many_small, j2k_ct, archive, study30), tool names
-(dicomvol, dicomvol-base, dcm2niix, dicom2nifti, sitk, io-floor) or ``help`` (the ``dicomvol
---help`` start-up time); names of one kind restrict that kind only. Results go to
+(dicomvol, dicomvol-j1 (only when named), dicomvol-base, dcm2niix, dicom2nifti, sitk,
+io-floor) or ``help`` (the ``dicomvol --help`` start-up time); names of one kind restrict that
+kind only. Results go to
 ``benchmarks/results/latest.{json,md}``.
 
 Two installs of dicomvol are measured side by side: ``dicomvol`` is the full install of the
@@ -65,8 +68,13 @@ SCRATCH = bench_data.DATA_DIR / "_scratch"
 
 #: format name -> (-z flag, file extension)
 FORMATS: dict[str, tuple[str, str]] = {"nii": ("n", ".nii"), "nii.gz": ("y", ".nii.gz")}
-TOOL_ORDER = ("dicomvol", "dicomvol-qc", "dicomvol-base", "dcm2niix", "dicom2nifti", "sitk",
-              "io-floor")
+TOOL_ORDER = ("dicomvol", "dicomvol-j1", "dicomvol-qc", "dicomvol-base", "dcm2niix",
+              "dicom2nifti", "sitk", "io-floor")
+#: ``--rss``: the peak-RSS rows of issue 15 (study30, both formats, dicomvol with its default
+#: -j and with -j 1 against dcm2niix), whatever the other options say about data and tools.
+RSS_PRESET = ("study30", "dicomvol", "dicomvol-j1", "dcm2niix")
+#: Tools measured only when named (--only, --rss).
+OPT_IN_TOOLS = ("dicomvol-j1",)
 DATASET_ORDER = ("ct_study", "many_small", "j2k_ct", "archive", "study30")
 #: The base-install venv and the venv of the Python peers (``make bench`` builds both; the
 #: peers live apart because dicom2nifti pulls in python-gdcm, which would change the JPEG 2000
@@ -244,16 +252,22 @@ def _extras(python: Path) -> str:
     return proc.stdout.strip() or "none"
 
 
-def discover_tools(base_venv: Path = BASE_VENV, peers_venv: Path = PEERS_VENV
-                   ) -> dict[str, Tool]:
+def discover_tools(base_venv: Path = BASE_VENV, peers_venv: Path = PEERS_VENV,
+                   dcm2niix: Path | None = None) -> dict[str, Tool]:
     tools: dict[str, Tool] = {}
     dicomvol = BIN / "dicomvol"
     ok, ver = _py_version("dicomvol", "dicomvol")
     tools["dicomvol"] = Tool(
         "dicomvol", ok and dicomvol.exists(), ver if ok else "",
-        (f"full install ({sys.prefix}; extras: {_extras(PYTHON)}), default -j (all cores)"
-         if ok else f"not importable: {ver}"),
+        (f"full install ({sys.prefix}; extras: {_extras(PYTHON)}), default -j (all cores; "
+         "small inputs in-process)" if ok else f"not importable: {ver}"),
         lambda d, o, z: [str(dicomvol), "convert", str(d), "-o", str(o), "-z", z, "-q"],
+    )
+    tools["dicomvol-j1"] = Tool(
+        "dicomvol-j1", ok and dicomvol.exists(), ver if ok else "",
+        "full install, -j 1: everything in one process (its peak RSS is the whole run's)",
+        lambda d, o, z: [str(dicomvol), "convert", str(d), "-o", str(o), "-z", z, "-q",
+                         "-j", "1"],
     )
     base = base_venv / "bin" / "dicomvol"
     tools["dicomvol-base"] = Tool(
@@ -272,8 +286,8 @@ def discover_tools(base_venv: Path = BASE_VENV, peers_venv: Path = PEERS_VENV
         "full install, convert --qc: thumbnails in each job and qc/index.html (issue 14)",
         lambda d, o, z: [str(dicomvol), "convert", str(d), "-o", str(o), "-z", z, "-q", "--qc"],
     )
-    dcm = BIN / "dcm2niix"
-    if not dcm.exists():
+    dcm = dcm2niix or BIN / "dcm2niix"
+    if dcm2niix is None and not dcm.exists():
         found = shutil.which("dcm2niix")
         dcm = Path(found) if found else dcm
     if dcm.exists():
@@ -731,9 +745,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                          "(default .venv-bench-base)")
     ap.add_argument("--peers-venv", type=Path, default=PEERS_VENV,
                     help="venv with dicom2nifti and SimpleITK (default .venv-bench-peers)")
+    ap.add_argument("--dcm2niix", type=Path, default=None, metavar="PATH",
+                    help="the dcm2niix binary (default: next to this interpreter, else PATH)")
+    ap.add_argument("--rss", action="store_true",
+                    help="the study30 peak-RSS rows of issue 15: --only study30 --only "
+                         "dicomvol --only dicomvol-j1 --only dcm2niix (both formats)")
     ap.add_argument("--output", type=Path, default=RESULTS / "latest",
                     help="results path without extension (default benchmarks/results/latest)")
     args = ap.parse_args(argv)
+    if args.rss:
+        args.only = list(RSS_PRESET)
+        args.formats = "nii,nii.gz"
     known = set(DATASET_ORDER) | set(TOOL_ORDER) | {"help"}
     for name in args.only:
         if name not in known:
@@ -755,7 +777,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # tools default to all, and --help is timed only when "help" is named.
     datasets = [d for d in DATASET_ORDER
                 if d in ds_sel or (not ds_sel and (tool_sel or not only))]
-    tool_names = [t for t in TOOL_ORDER if not tool_sel or t in tool_sel]
+    tool_names = [t for t in TOOL_ORDER if t in tool_sel or (
+        not tool_sel and t not in OPT_IN_TOOLS)]
     do_help = not only or "help" in only
 
     machine = machine_info()
@@ -774,7 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"reported; WARM CACHE (one untimed warm-up run per tool and data set first; OS caches "
         f"are not dropped)")
 
-    tools = discover_tools(args.base_venv, args.peers_venv)
+    tools = discover_tools(args.base_venv, args.peers_venv, args.dcm2niix)
     for t in tools.values():
         state = f"version {t.version}" if t.available else "SKIPPED"
         log(f"tool {t.name}: {state}; {t.note}")
