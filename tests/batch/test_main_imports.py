@@ -102,3 +102,24 @@ def test_the_only_job_of_a_run_runs_in_a_pool_worker(tmp_path: Path) -> None:
     assert alone["code"] == 0
     (image,) = (tmp_path / "pooled").glob("*.nii")
     assert image.read_bytes() == (tmp_path / "alone" / image.name).read_bytes()
+
+
+def test_a_guarded_pydicom_import_refuses_requests_and_imports_nothing_itself() -> None:
+    """The workers' guard (batch/tasks.guard_pydicom_import) imports nothing; pydicom,
+    when a file does need it, comes without requests, which stays importable after."""
+    script = ("import sys\n"
+              "from dicomvol.batch.tasks import guard_pydicom_import\n"
+              "guard_pydicom_import()\n"
+              "guard_pydicom_import()\n"
+              "assert 'pydicom' not in sys.modules\n"
+              "import pydicom.dataset\n"
+              "assert 'requests' not in sys.modules\n"
+              "from pydicom.data import download\n"
+              "assert download.HAVE_REQUESTS is False\n"
+              "assert not [f for f in sys.meta_path if type(f).__name__ == '_PydicomFinder']\n"
+              "import requests\n"
+              "print(requests.__name__)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "requests"

@@ -7,15 +7,20 @@ two functions only, so for an ordinary run it never imports pydicom, nibabel or
 OpenSSL: its peak memory is that of numpy, the planner and the records.
 ``tests/batch/test_main_imports.py`` checks it.
 
-Where they run, pydicom is imported without ``requests`` (:func:`import_pydicom`):
-pydicom imports it only to download its own test data (``pydicom.data``, which
-falls back to ``urllib`` without it), and with urllib3, charset_normalizer and
-idna it costs each worker about 5 MiB of its peak memory.
+Where they run, pydicom is imported only if a file needs it (the lean readers decline
+it), and then without ``requests`` (:func:`guard_pydicom_import`): pydicom imports it
+only to download its own test data (``pydicom.data``, which falls back to ``urllib``
+without it), and with urllib3, charset_normalizer and idna it costs each worker about
+5 MiB of its peak memory.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
+from types import ModuleType
 
 from dicomvol.batch.work import Done, Job
 from dicomvol.dicom.results import IndexResult, IndexTask
@@ -36,9 +41,59 @@ def import_pydicom() -> None:
         del sys.modules["requests"]
 
 
+class _WithoutRequests(importlib.abc.Loader):
+    """pydicom's own loader, run while ``import requests`` raises ImportError."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        if "requests" in sys.modules:
+            self._loader.exec_module(module)
+            return
+        sys.modules["requests"] = None  # type: ignore[assignment]  # import requests: ImportError
+        try:
+            self._loader.exec_module(module)
+        finally:
+            del sys.modules["requests"]
+
+
+class _PydicomFinder(importlib.abc.MetaPathFinder):
+    """Finds pydicom once, with :class:`_WithoutRequests` as its loader."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "pydicom":
+            return None
+        _drop_finder()
+        spec = importlib.util.find_spec("pydicom")
+        if spec is not None and spec.loader is not None:
+            spec.loader = _WithoutRequests(spec.loader)
+        return spec
+
+
+def _drop_finder() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PydicomFinder)]
+
+
+def guard_pydicom_import() -> None:
+    """Make a later ``import pydicom`` (if any) refuse its optional import of ``requests``.
+
+    Unlike :func:`import_pydicom` this imports nothing: a job or chunk whose files the
+    lean readers handle never loads pydicom at all.
+    """
+    if "pydicom" in sys.modules or "requests" in sys.modules:
+        return
+    if not any(isinstance(f, _PydicomFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PydicomFinder())
+
+
 def run_job(job: Job) -> Done:
     """:func:`dicomvol.batch.jobs.run_job`, imported where the job runs."""
-    import_pydicom()
+    guard_pydicom_import()
     from dicomvol.batch import jobs
 
     return jobs.run_job(job)
@@ -46,7 +101,7 @@ def run_job(job: Job) -> Done:
 
 def index_chunk(task: IndexTask) -> IndexResult:
     """:func:`dicomvol.dicom.index.index_task`, imported where the chunk is read."""
-    import_pydicom()
+    guard_pydicom_import()
     from dicomvol.dicom.index import index_task
 
     return index_task(task)
