@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from dicomvol._typing import FloatArray
 from dicomvol.constants import SAME_POSITION_TOLERANCE_MM, SLICE_SPACING_RELATIVE_TOLERANCE
 from dicomvol.errors import GeometryError
+from dicomvol.model import geometry
 
 #: In-plane coordinates within this many pixels of an integer count as that integer: a slice
 #: whose offset on the output lattice is integral is copied, not interpolated, and a point this
@@ -133,7 +134,7 @@ def choose_spacing(
             f"{planes} planes, {gaps} without a source slice (interpolated)")
         return s, reason
     span = float(x[-1])
-    median = float(np.median(steps))
+    median = geometry.median(steps)
     count = max(1, round(span / median))
     capped = count + 1 > max_planes
     if capped:
@@ -167,7 +168,7 @@ def _distinct_intervals(steps: FloatArray, rel_tolerance: float) -> list[float]:
             clusters[-1].append(float(v))
         else:
             clusters.append([float(v)])
-    return sorted((float(np.median(c)) for c in clusters), reverse=True)
+    return sorted((geometry.median(c) for c in clusters), reverse=True)
 
 
 def _approx_gcd(values: Sequence[float], tol: float) -> float:

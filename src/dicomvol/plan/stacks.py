@@ -113,7 +113,7 @@ def split_at_large_gaps(stack: Sequence[FrameRecord], proj: np.ndarray, ctx: Sta
     steps = np.diff(proj)
     if len(steps) < 2:
         return None
-    step = float(np.min(steps)) if len(steps) == 2 else float(np.median(steps))
+    step = float(np.min(steps)) if len(steps) == 2 else geometry.median(steps)
     if step <= 0:
         return None
     limit = ctx.options.max_gap_slices
@@ -298,7 +298,7 @@ def _stack_detail(stack: Sequence[FrameRecord], proj: np.ndarray,
         measures = StackMeasures(
             in_plane_nonlinearity_mm=round(nonlinear, 4),
             min_spacing_mm=round(float(np.min(steps)), 4),
-            median_spacing_mm=round(float(np.median(steps)), 4),
+            median_spacing_mm=round(geometry.median(steps), 4),
             max_spacing_mm=round(float(np.max(steps)), 4),
             in_plane_shift_mm=round(shift, 4),
             step_angle_degrees=round(geometry.shear_degrees(geometry.affine_for(stack)), 4))
