@@ -69,17 +69,19 @@ import logging
 import math
 import re
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
 from numpy.typing import ArrayLike
 
 from dicomvol._typing import FloatArray, Vec3
 from dicomvol.dicom.private import csa_header, csareader, private_value
 from dicomvol.dicom.uih import uih_diffusion, uih_direction_to_lps, uih_orientation
-from dicomvol.dicom.values import first_item, to_float, to_floats, vendor
+from dicomvol.dicom.values import first_item, is_dataset, to_float, to_floats, vendor
 from dicomvol.errors import HeaderError
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
+    import pydicom
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +294,7 @@ def _private_items(frame_fg: pydicom.Dataset | None) -> list[pydicom.Dataset]:
     items: list[pydicom.Dataset] = []
     for elem in frame_fg:
         if elem.tag.is_private and elem.VR == "SQ":
-            items.extend(item for item in elem.value if isinstance(item, pydicom.Dataset))
+            items.extend(item for item in elem.value if is_dataset(item))
     return items
 
 
@@ -303,7 +305,7 @@ def _philips_holder(frame_fg: pydicom.Dataset | None) -> pydicom.Dataset | None:
     if seq is None or isinstance(seq, str | bytes) or len(seq) == 0:
         return None
     item = seq[0]
-    return item if isinstance(item, pydicom.Dataset) else None
+    return item if is_dataset(item) else None
 
 
 def _philips(ds: pydicom.Dataset, frame_fg: pydicom.Dataset | None) -> Diffusion | None:

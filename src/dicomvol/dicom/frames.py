@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.diffusion import assumed_phase_encoding, is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.fgroups import Memo, as_items
-from dicomvol.dicom.framememo import FrameMemo
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.philips import philips_scaling, philips_volume_number
@@ -36,6 +33,11 @@ from dicomvol.dicom.values import (
 from dicomvol.errors import HeaderError
 from dicomvol.inputs.discover import Candidate
 from dicomvol.model.records import FrameRecord
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
+    from pydicom.dataset import Dataset
+
+    from dicomvol.dicom.framememo import FrameMemo
 
 #: RT Dose Storage.
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
@@ -81,6 +83,8 @@ def frame_records(
     dims = _dimensions(ds)
     records = []
     philips = vendor(ds) == "Philips"
+    from dicomvol.dicom.framememo import FrameMemo  # leanmf's items: pydicom's Dataset
+
     groups = FrameMemo()  # lean items: each distinct functional-group input computed once
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None

@@ -33,14 +33,17 @@ mode.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
 from numpy.typing import ArrayLike, NDArray
 
 from dicomvol.dicom.private import private_value
-from dicomvol.dicom.values import first_item, to_float, vendor
+from dicomvol.dicom.values import first_item, is_dataset, to_float, vendor
 from dicomvol.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
+    import pydicom
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ def _per_frame_private(frame_fg: pydicom.Dataset | None) -> pydicom.Dataset | No
     if seq is None or not hasattr(seq, "__len__") or len(seq) == 0:
         return None
     item = seq[0]
-    return item if isinstance(item, pydicom.Dataset) else None
+    return item if is_dataset(item) else None
 
 
 def _shared_fg(ds: pydicom.Dataset) -> pydicom.Dataset | None:
