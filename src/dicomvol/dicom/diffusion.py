@@ -84,7 +84,6 @@ if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (lean
     import pydicom
 
 log = logging.getLogger(__name__)
-
 #: (b-value in s/mm^2, unit gradient direction in LPS or None).
 Diffusion = tuple[float, Vec3 | None]
 
