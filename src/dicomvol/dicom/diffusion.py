@@ -58,7 +58,6 @@ exponential ADC images scanners append to a DTI series are named by their
 ImageType / FrameType (TRACEW, ADC, FA, EADC), by DiffusionDirectionality
 ISOTROPIC or the Philips flag (2001,xx04) ``I``, or (Philips, dcm2niix's rule)
 by b > 0 with a zero vector; the planner writes them apart from the DWI 4D.
-
 The FSL ``.bval``/``.bvec`` tables are :mod:`dicomvol.metadata.diffusion`.
 """
 
