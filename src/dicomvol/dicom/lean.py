@@ -20,8 +20,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-
+from dicomvol.dicom.tags import TAGS, tag_and_vr, vr_of
 from dicomvol.dicom.values import vendor
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ PRIVATE_TAGS: dict[int, tuple[str, str]] = {
     0x001910BC: ("(0019,10BC)", "DS"), 0x001910BD: ("(0019,10BD)", "DS"),
     0x0043102F: ("(0043,102F)", "SS"),  # GE image type: magnitude/phase/real/imaginary
 }
-_TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in KEYWORDS}
+_TAGS: dict[int, str] = {TAGS[k][0]: k for k in KEYWORDS}
 _TAGS.update({tag: name for tag, (name, _) in PRIVATE_TAGS.items()})
 #: Siemens (0019,xx0C) diffusion b-value (XA classic): such files go to pydicom.
 _SIEMENS_B = 0x0019100C
@@ -153,9 +152,9 @@ def _table(extra: tuple[str, ...]) -> dict[int, Any]:
     """
     tags = dict(_TAGS)
     for keyword in extra:
-        tag = tag_for_keyword(keyword)
-        if tag is not None:
-            tags[int(tag)] = keyword
+        found = tag_and_vr(keyword)
+        if found is not None:
+            tags[found[0]] = keyword
     table: dict[int, Any] = {_swapped(tag): (keyword, _implicit_vr(tag))
                              for tag, keyword in tags.items()}
     table.update({_swapped(tag): _STOP_FALLBACK for tag in _FALLBACK_TAGS})
@@ -411,10 +410,7 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool) -> int | None:
 def _implicit_vr(tag: int) -> str:
     if tag in PRIVATE_TAGS:
         return PRIVATE_TAGS[tag][1]
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
+    return vr_of(tag)
 
 
 def convert_value(raw: bytes, vr: str) -> Any:
