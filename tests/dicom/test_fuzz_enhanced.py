@@ -68,7 +68,9 @@ def _check(data: bytes, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         patch.setattr(leanmf, "_SHARED_MAX", -1)
         patch.setattr(FrameMemo, "call", staticmethod(_plain))
         plain = index_file(Candidate(str(path), "F"))
-    assert results[0].frames == plain.frames
+    # by repr: a damaged value may be NaN on both sides (NaN != NaN, and dataclass equality
+    # compares NaN by identity)
+    assert [repr(r) for r in results[0].frames] == [repr(r) for r in plain.frames]
     assert [e.error for e in results[0].errors] == [e.error for e in plain.errors]
 
 
