@@ -71,23 +71,6 @@ def test_in_process_convert_imports_them(study: Path, tmp_path: Path) -> None:
         result["modules"])  # type: ignore[arg-type]
 
 
-def test_workers_import_pydicom_without_requests() -> None:
-    """pydicom's optional import of requests (test-data downloads) is refused; requests
-    itself stays importable afterwards."""
-    script = ("import sys\n"
-              "from dicomvol.batch.tasks import import_pydicom\n"
-              "import_pydicom()\n"
-              "assert 'pydicom' in sys.modules and 'requests' not in sys.modules\n"
-              "from pydicom.data import download\n"
-              "assert download.HAVE_REQUESTS is False\n"
-              "import requests\n"
-              "print(requests.__name__)\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "requests"
-
-
 def test_the_only_job_of_a_run_runs_in_a_pool_worker(tmp_path: Path) -> None:
     """One compressed series: its job runs in the run's pool (which starts its own decode
     processes there), not here; the volume equals the one written in-process."""

@@ -27,21 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover - importlib.abc imports importlib.resource
     from importlib.machinery import ModuleSpec
 
 
-def import_pydicom() -> None:
-    """Import pydicom, unless done already, without letting it import ``requests``.
-
-    ``requests`` stays importable afterwards (e.g. by a cloud client): only
-    pydicom's optional import of it, for downloading its test data, is refused.
-    """
-    if "pydicom" in sys.modules or "requests" in sys.modules:
-        return
-    sys.modules["requests"] = None  # type: ignore[assignment]  # import requests: ImportError
-    try:
-        import pydicom  # noqa: F401
-    finally:
-        del sys.modules["requests"]
-
-
 class _WithoutRequests:
     """pydicom's own loader, run while ``import requests`` raises ImportError.
 
@@ -96,8 +81,8 @@ def _drop_finder() -> None:
 def guard_pydicom_import() -> None:
     """Make a later ``import pydicom`` (if any) refuse its optional import of ``requests``.
 
-    Unlike :func:`import_pydicom` this imports nothing: a job or chunk whose files the
-    lean readers handle never loads pydicom at all.
+    It imports nothing: a job or chunk whose files the lean readers handle never loads
+    pydicom at all.
     """
     if "pydicom" in sys.modules or "requests" in sys.modules:
         return
