@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +111,94 @@ def lps_affine(affine_ras: np.ndarray) -> np.ndarray:
     return lps
 
 
-def header_for(spec: NiftiSpec) -> nib.Nifti1Header:
-    """A NIfTI-1 header describing ``spec``: dtype, shape, affine, scaling, units."""
+#: numpy dtype -> NIfTI-1 datatype code (nifti1.h ``NIFTI_TYPE_*``; the bit count is the
+#: item size). Other dtypes (e.g. structured RGB) are described by nibabel.
+NIFTI_DATATYPES = {"u1": 2, "i2": 4, "i4": 8, "f4": 16, "c8": 32, "f8": 64, "i1": 256,
+                   "u2": 512, "u4": 768, "i8": 1024, "u8": 1280, "c16": 1792}
+#: The 348-byte NIfTI-1 header (nifti1.h ``nifti_1_header``), little-endian: sizeof_hdr,
+#: data_type, db_name, extents, session_error, regular, dim_info, dim[8], intent_p1..3,
+#: intent_code, datatype, bitpix, slice_start, pixdim[8], vox_offset, scl_slope, scl_inter,
+#: slice_end, slice_code, xyzt_units, cal_max, cal_min, slice_duration, toffset, glmax,
+#: glmin, descrip, aux_file, qform_code, sform_code, quatern_b..d, qoffset_x..z,
+#: srow_x/y/z[4], intent_name, magic.
+_HEADER = struct.Struct("<i10s18sihcc8h3fhhhh8f3fhBB4fii80s24shh6f12f16s4s")
+#: xyzt_units: NIFTI_UNITS_MM | NIFTI_UNITS_SEC.
+_MM_SEC = 2 | 8
+#: dim[i] is a signed 16-bit integer.
+_MAX_DIM = 32767
+
+
+def header_block(spec: NiftiSpec) -> bytes:
+    """The 348-byte NIfTI-1 header describing ``spec`` (dtype, shape, affine, scaling, units).
+
+    Packed directly (no nibabel import on the conversion path) with the values
+    nibabel's ``Nifti1Header`` would hold after ``set_data_dtype``,
+    ``set_data_shape``, ``set_sform(code=1)``, ``set_qform(code=1)`` (or code 0 for
+    a sheared grid) and ``set_zooms``: the same bytes (tested). Shapes and dtypes
+    outside plain NIfTI-1 (a dimension over 32,767, a structured dtype) are
+    described by nibabel itself.
+    """
+    dtype = np.dtype(spec.dtype)
+    code = NIFTI_DATATYPES.get(f"{dtype.kind}{dtype.itemsize}")
+    if code is None or dtype.fields is not None or not 1 <= len(spec.shape) <= 7 \
+            or any(not 0 < n <= _MAX_DIM for n in spec.shape):
+        return bytes(_nibabel_header(spec).binaryblock)
+    dim = [len(spec.shape), *spec.shape] + [1] * (7 - len(spec.shape))
+    pixdim = [1.0] * 8
+    affine = ras_affine(spec.affine)
+    quatern = (0.0, 0.0, 0.0)
+    qoffset = (0.0, 0.0, 0.0)
+    extra = [spec.time_step] * (len(spec.shape) - 3)
+    if spec.sheared:
+        qform_code = 0
+        zooms = [float(z) for z in np.linalg.norm(spec.affine[:3, :3], axis=0)] + extra
+    else:
+        qform_code = 1
+        qfac, qzooms, quatern, qoffset = _qform(affine)
+        pixdim[0] = qfac
+        zooms = qzooms + extra[:1]
+    pixdim[1:1 + len(zooms)] = zooms
+    srows = [float(v) for v in affine[:3, :].reshape(-1)]
+    return _HEADER.pack(
+        348, b"", b"", 0, 0, b"\0", b"\0", *dim, 0.0, 0.0, 0.0, 0, code, 8 * dtype.itemsize,
+        0, *pixdim, float(VOX_OFFSET), spec.scl_slope, spec.scl_inter, 0, 0, _MM_SEC,
+        0.0, 0.0, 0.0, 0.0, 0, 0, spec.description.encode()[:79], b"", qform_code, 1,
+        *quatern, *qoffset, *srows, b"", b"n+1\0")
+
+
+def _qform(affine: np.ndarray) -> tuple[float, list[float], tuple[float, float, float],
+                                         tuple[float, float, float]]:
+    """(qfac, zooms, quaternion b c d, offset) of a RAS affine, shape (4, 4).
+
+    nibabel's ``Nifti1Header.set_qform``: the columns' norms are the zooms, the
+    nearest rotation (polar decomposition, the last column flipped when the
+    determinant is negative) its quaternion (``quaternions.mat2quat``).
+    """
+    rzs = affine[:3, :3]
+    zooms = np.sqrt(np.sum(rzs * rzs, axis=0))
+    rot = rzs / zooms
+    qfac = 1.0
+    if np.linalg.det(rot) <= 0:
+        qfac = -1.0
+        rot[:, -1] *= -1
+    p, _, qs = np.linalg.svd(rot)
+    m = p @ qs
+    qxx, qyx, qzx, qxy, qyy, qzy, qxz, qyz, qzz = m.flat
+    k = np.array([[qxx - qyy - qzz, 0, 0, 0],
+                  [qyx + qxy, qyy - qxx - qzz, 0, 0],
+                  [qzx + qxz, qzy + qyz, qzz - qxx - qyy, 0],
+                  [qyz - qzy, qzx - qxz, qxy - qyx, qxx + qyy + qzz]]) / 3.0
+    vals, vecs = np.linalg.eigh(k)
+    q = vecs[[3, 0, 1, 2], np.argmax(vals)]
+    if q[0] < 0:
+        q = q * -1
+    t = affine[:3, 3]
+    return (qfac, [float(z) for z in zooms], (float(q[1]), float(q[2]), float(q[3])),
+            (float(t[0]), float(t[1]), float(t[2])))
+
+
+def _nibabel_header(spec: NiftiSpec) -> nib.Nifti1Header:
+    """``spec`` described by nibabel (the reference :func:`header_block` packs directly)."""
     import nibabel as nib
 
     hdr = nib.Nifti1Header()
@@ -137,9 +224,9 @@ def header_for(spec: NiftiSpec) -> nib.Nifti1Header:
 
 def write_header(spec: NiftiSpec, fp: BinaryIO) -> None:
     """Write the header of ``spec`` and the padding up to VOX_OFFSET (data follows)."""
-    hdr = header_for(spec)
-    fp.write(hdr.binaryblock)
-    fp.write(b"\x00" * (VOX_OFFSET - len(hdr.binaryblock)))
+    block = header_block(spec)
+    fp.write(block)
+    fp.write(b"\x00" * (VOX_OFFSET - len(block)))
 
 
 def write_stream(volume: Volume, fp: BinaryIO) -> None:
