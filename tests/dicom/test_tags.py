@@ -10,19 +10,19 @@ import pytest
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dicomvol.dicom.lean import KEYWORDS
-from dicomvol.dicom.tags import TAGS, tag_and_vr, vr_of
+from dicomvol.dicom.tags import KEYWORD_TAGS, TAGS, tag_and_vr, vr_of
 from dicomvol.testing import write_series
 
 
 def test_every_lean_keyword_is_in_the_table() -> None:
-    assert set(KEYWORDS) <= set(TAGS)
+    assert set(KEYWORDS) <= set(TAGS) <= set(KEYWORD_TAGS)
 
 
-@pytest.mark.parametrize("keyword", sorted(TAGS))
+@pytest.mark.parametrize("keyword", sorted(KEYWORD_TAGS))
 def test_table_entry_equals_pydicoms_dictionary(keyword: str) -> None:
     tag = tag_for_keyword(keyword)
     assert tag is not None, f"{keyword} is not a dictionary keyword"
-    assert TAGS[keyword] == (int(tag), dictionary_VR(tag)), (
+    assert KEYWORD_TAGS[keyword] == (int(tag), dictionary_VR(tag)), (
         f'regenerate: "{keyword}": (0x{int(tag):08X}, "{dictionary_VR(tag)}"),')
 
 
@@ -52,3 +52,20 @@ def test_lean_reader_reads_a_file_without_pydicom(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script, str(paths[0])], capture_output=True,
                          text=True, check=True).stdout.split()
     assert out[1] == "CT" and int(out[0]) > 0
+
+
+def test_every_keyword_the_package_names_is_in_the_table() -> None:
+    """A keyword named in the sources (a string literal) that pydicom's dictionary knows is
+    listed, so that the lean readers never import pydicom to look it up."""
+    import re
+
+    import dicomvol
+
+    package = Path(dicomvol.__file__).parent
+    missing = set()
+    for source in package.rglob("*.py"):
+        for word in re.findall(r'"([A-Z][A-Za-z0-9]+)"', source.read_text()):
+            tag = tag_for_keyword(word)
+            if tag is not None and word not in KEYWORD_TAGS:
+                missing.add(f'"{word}": (0x{int(tag):08X}, "{dictionary_VR(tag)}"),')
+    assert not missing, "add to KEYWORD_TAGS:\n" + "\n".join(sorted(missing))

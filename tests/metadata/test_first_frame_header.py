@@ -8,8 +8,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from dicomvol.dicom import cache
 from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.header import merged_header, read_header_from
+from dicomvol.dicom.leands import LeanDataset
 from dicomvol.dicom.leanmf import first_frame_only
 from dicomvol.metadata.bids import bids_metadata
 from dicomvol.metadata.slicetiming import _repetition_time_ms
@@ -52,7 +54,8 @@ def test_job_sources_parse_the_cut_header_once(tmp_path: Path) -> None:
     assert len(sources.header(path).PerFrameFunctionalGroupsSequence) == 8  # still whole
 
 
-def test_nothing_to_cut_or_not_plain_gives_none(tmp_path: Path) -> None:
+def test_nothing_to_cut_or_not_plain_gives_none(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from dicomvol.testing import write_series
 
     classic = write_series(tmp_path / "c", shape=(6, 5, 2)).paths[0]
@@ -61,6 +64,11 @@ def test_nothing_to_cut_or_not_plain_gives_none(tmp_path: Path) -> None:
     data = Path(series.paths[0]).read_bytes()
     for cut in (200, len(data) // 3):
         assert first_frame_only(data[:cut]) is None  # truncated inside the header
+    sources = JobSources()
+    lean = sources.first_frame_header(str(classic))
+    assert isinstance(lean, LeanDataset)  # a plain header: read without pydicom
+    assert bids_metadata(lean) == bids_metadata(sources.header(str(classic)))
+    monkeypatch.setattr(cache, "lean_dataset", lambda data: None)  # declined: pydicom's
     sources = JobSources()
     assert sources.first_frame_header(str(classic)) is sources.header(str(classic))
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any
 
 from dicomvol.dicom.header import gunzip_if_needed, parse_dataset, read_header_from
+from dicomvol.dicom.leands import LeanDataset, lean_dataset
 from dicomvol.dicom.leanmf import first_frame_only
 from dicomvol.errors import HeaderError, NotDicomError
 from dicomvol.inputs import fs
 from dicomvol.inputs.fetch import Prefetcher
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom parses what the lean reader declines
+    from pydicom.dataset import Dataset
 
 #: Bytes a job fetches ahead of what it has consumed (objects only).
 DEFAULT_BYTES_AHEAD = 64 * 1024 * 1024
@@ -41,7 +43,7 @@ class JobSources:
                  max_bytes: int = DEFAULT_BYTES_AHEAD) -> None:
         self._bytes: dict[str, bytes] = {}
         self._headers: dict[str, Dataset] = {}
-        self._first_frames: dict[str, Dataset] = {}
+        self._first_frames: dict[str, Dataset | LeanDataset] = {}
         self._gzipped: dict[str, bool] = {}
         urls = [p for p in prefetch if fs.is_url(p)]
         self._fetch = Prefetcher(urls, max_bytes) if urls else None
@@ -76,13 +78,16 @@ class JobSources:
             self._headers[path] = found
         return found
 
-    def first_frame_header(self, path: str) -> Dataset:
+    def first_frame_header(self, path: str) -> Dataset | LeanDataset:
         """The header of ``path`` with at most the first item of its per-frame sequence.
 
-        For readers of one frame's functional groups (the sidecar keys): pydicom
-        parses one item of a 5,000-frame file's PerFrameFunctionalGroupsSequence
-        (:func:`~dicomvol.dicom.leanmf.first_frame_only`), not all; any other
-        file, or one already parsed in full, is :meth:`header`. Parsed once per job.
+        For readers of one frame's functional groups (the sidecar keys): one item
+        of a 5,000-frame file's PerFrameFunctionalGroupsSequence is parsed
+        (:func:`~dicomvol.dicom.leanmf.first_frame_only`), not all. A little-endian
+        header in a character set :mod:`dicomvol.dicom.leands` decodes is a
+        :class:`~dicomvol.dicom.leands.LeanDataset` (no pydicom); any other is
+        parsed by pydicom (the whole header, :meth:`header`, when there is nothing
+        to cut). Parsed once per job.
 
         Raises
         ------
@@ -92,7 +97,12 @@ class JobSources:
         found = self._headers.get(path) or self._first_frames.get(path)
         if found is not None:
             return found
-        cut = first_frame_only(self._file_bytes(path))
+        data = self._file_bytes(path)
+        cut = first_frame_only(data)
+        lean = lean_dataset(data if cut is None else cut)
+        if lean is not None:
+            self._first_frames[path] = lean
+            return lean
         if cut is None:
             return self.header(path)
         try:

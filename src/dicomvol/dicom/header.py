@@ -295,12 +295,16 @@ class Fallback:
         return getattr(self._items[0], name)
 
 
-def merged_header(ds: Dataset) -> Dataset:
-    """``ds`` with top-level gaps filled from UnassignedSharedConvertedAttributesSequence."""
+def merged_header(ds: Any) -> Any:
+    """``ds`` (a pydicom ``Dataset`` or a ``LeanDataset``) with top-level gaps filled from
+    UnassignedSharedConvertedAttributesSequence."""
     shared = first_item(ds, "SharedFunctionalGroupsSequence")
     unassigned = first_item(shared, "UnassignedSharedConvertedAttributesSequence")
     if unassigned is None:
         return ds
+    merge = getattr(ds, "merged", None)
+    if merge is not None:  # a LeanDataset (dicom/leands.py)
+        return merge(unassigned)
     from pydicom.dataset import Dataset
 
     merged = Dataset(ds)  # shallow copy: same elements

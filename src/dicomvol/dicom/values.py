@@ -43,8 +43,10 @@ def first_item(ds: Any, keyword: str) -> Dataset | None:
 
 
 def is_dataset(value: Any) -> bool:
-    """Whether ``value`` is a pydicom ``Dataset`` (never, while pydicom is not imported:
-    a lean header's values are plain values, so asking does not import it)."""
+    """Whether ``value`` is a data set: a pydicom ``Dataset`` (never, while pydicom is not
+    imported, so asking does not import it) or a :class:`~dicomvol.dicom.leands.LeanDataset`."""
+    if getattr(type(value), "lean_dataset", False):
+        return True
     module = sys.modules.get("pydicom.dataset")
     return module is not None and isinstance(value, module.Dataset)
 

@@ -39,15 +39,16 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+from dicomvol.dicom.tags import KEYWORD_TAGS, tag_and_vr
+from dicomvol.dicom.values import is_dataset, parse_da, split_tm, vendor
 
-from dicomvol.dicom.values import parse_da, split_tm, vendor
+if TYPE_CHECKING:  # pragma: no cover - a header is a pydicom Dataset or a LeanDataset
+    from pydicom.dataset import Dataset
 
 __all__ = ["PATIENT_IDENTIFYING_KEYS", "SIDECAR_KEYS", "bids_metadata"]
 
@@ -70,7 +71,7 @@ PATIENT_IDENTIFYING_KEYS: Final[frozenset[str]] = frozenset(
      "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"}
 )  # fmt: skip
 
-Getter = Callable[[Dataset], Any]
+Getter = Callable[[Any], Any]  # a pydicom Dataset or a LeanDataset
 Converter = Callable[[Any], Any]
 
 _RP = "RadiopharmaceuticalInformationSequence/"
@@ -82,8 +83,8 @@ _RP = "RadiopharmaceuticalInformationSequence/"
 @functools.lru_cache(maxsize=512)
 def _tag_of(keyword: str) -> int | None:
     """The tag of a dictionary keyword (None if unknown)."""
-    tag = tag_for_keyword(keyword)
-    return None if tag is None else int(tag)
+    found = KEYWORD_TAGS.get(keyword) or tag_and_vr(keyword)
+    return None if found is None else int(found[0])
 
 
 def _raw(item: Any, keyword: str) -> Any:
@@ -93,7 +94,7 @@ def _raw(item: Any, keyword: str) -> Any:
     two functional-group sequences) are absent from a given header; for a ``Dataset``
     that is one look-up in its element dict, without pydicom's ``get`` machinery.
     """
-    if isinstance(item, Dataset):
+    if _is_pydicom_dataset(item):
         tag = _tag_of(keyword)
         if tag is not None and tag not in item.keys():  # noqa: SIM118 (no Tag() per call)
             return None
@@ -101,6 +102,11 @@ def _raw(item: Any, keyword: str) -> Any:
         return item.get(keyword)  # bids_metadata silences pydicom's invalid-value warnings
     except Exception:
         return None
+
+
+def _is_pydicom_dataset(item: Any) -> bool:
+    module = sys.modules.get("pydicom.dataset")
+    return module is not None and isinstance(item, module.Dataset)
 
 
 def _macros(ds: Dataset, sequence: str) -> Iterator[Dataset]:
@@ -149,7 +155,11 @@ def _lookup(ds: Dataset, keywords: tuple[str, ...], convert: Converter) -> Any:
 
 
 def _is_multi(value: Any) -> bool:
-    return isinstance(value, list | tuple | MultiValue)
+    """A multi-valued value: a list (lean headers) or pydicom's ``MultiValue``."""
+    if isinstance(value, list | tuple):
+        return True
+    module = sys.modules.get("pydicom.multival")
+    return module is not None and isinstance(value, module.MultiValue)
 
 
 def _single(value: Any) -> Any:
@@ -158,7 +168,7 @@ def _single(value: Any) -> Any:
         if len(value) != 1:
             raise ValueError("expected a single value")
         value = value[0]
-    if isinstance(value, Dataset):
+    if is_dataset(value):
         raise TypeError("a sequence item, not a value")
     if isinstance(value, bytes):
         value = value.decode("latin-1")
@@ -171,7 +181,7 @@ def _single(value: Any) -> Any:
 
 def _text(value: Any) -> str | None:
     parts = list(value) if _is_multi(value) else [value]
-    if any(isinstance(part, Dataset) for part in parts):
+    if any(is_dataset(part) for part in parts):
         return None  # a sequence where text is expected
     texts = (p.decode("latin-1") if isinstance(p, bytes) else str(p) for p in parts)
     return "\\".join(text.strip(" \x00") for text in texts).strip(" \x00") or None

@@ -86,7 +86,7 @@ def slice_timing(plan: VolumePlan, sources: JobSources | None = None) -> list[fl
     return [round_g(t / 1000.0) for t in ms]
 
 
-def _header(path: str, memo: JobSources) -> Dataset:
+def _header(path: str, memo: JobSources) -> Any:
     """The header of ``path`` from the job's cache (first frame's groups: all that is read)."""
     return memo.first_frame_header(path)
 
