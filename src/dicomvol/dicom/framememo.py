@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from pydicom.dataset import Dataset
-
 from dicomvol.dicom.leanmf import LeanBlock, LeanElement, LeanItem, keyword_tag
 
 #: Distinct read patterns kept per function and arguments (beyond: computed each time).
@@ -70,13 +68,16 @@ def _probe(item: LeanItem, key: Any) -> Hashable:
     return _private(item)
 
 
-class _Reads(Dataset):
+class _Reads:
     """A lean item as the header code reads it, noting each read and what it found."""
+
+    #: Marks the class for :func:`dicomvol.dicom.values.is_dataset`.
+    lean_dataset = True
 
     _item: LeanItem
     _read: dict[Any, Hashable]
 
-    def __init__(self, item: LeanItem) -> None:  # no Dataset.__init__ (as LeanItem)
+    def __init__(self, item: LeanItem) -> None:
         object.__setattr__(self, "_item", item)
         object.__setattr__(self, "_read", {})
 

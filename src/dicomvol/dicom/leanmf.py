@@ -6,12 +6,11 @@ most of the conversion time. This reader walks an explicit VR little-endian
 header once with ``struct`` and keeps every value converted as
 :mod:`dicomvol.dicom.lean` converts them (numbers, text, lists for
 multi-valued DS/IS/CS, bytes for OB/OW/UN), sequences as lists of
-:class:`LeanItem`. A ``LeanItem`` is a ``pydicom.Dataset`` for ``isinstance``
-checks only: records are built from it by ``frames.frame_records`` through
-``get``/``in`` like any header. Used for Enhanced MR Image Storage only
-(:data:`SOP_CLASSES`); anything else, or any surprise, returns None and pydicom
-reads the file. ``tests/dicom/test_lean.py`` holds it to pydicom's records on
-the corpus and on synthetic diffusion files.
+:class:`LeanItem` (not a ``pydicom.Dataset``: no pydicom is imported): records are
+built from it by ``frames.frame_records`` through ``get``/``in`` like any header. Used
+for Enhanced MR Image Storage only (:data:`SOP_CLASSES`); anything else, or any
+surprise, returns None and pydicom reads the file. ``tests/dicom/test_lean.py`` holds
+it to pydicom's records on the corpus and on synthetic diffusion files.
 """
 
 from __future__ import annotations
@@ -19,10 +18,8 @@ from __future__ import annotations
 import struct
 from typing import Any, BinaryIO
 
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset
-
 from dicomvol.dicom.lean import MAX_NESTING, convert_value, read_meta
+from dicomvol.dicom.tags import KEYWORD_TAGS, tag_and_vr
 
 #: Enhanced MR Image Storage.
 SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.4.1"})
@@ -72,26 +69,31 @@ _TAGS: dict[str, int] = {}
 
 
 def keyword_tag(keyword: str) -> int | None:
+    """The tag of a dictionary keyword (:data:`~dicomvol.dicom.tags.KEYWORD_TAGS` first:
+    pydicom's dictionary only for a keyword the package does not name)."""
     tag = _TAGS.get(keyword)
     if tag is None:
-        found = tag_for_keyword(keyword)
-        tag = _TAGS[keyword] = -1 if found is None else int(found)
+        found = KEYWORD_TAGS.get(keyword) or tag_and_vr(keyword)
+        tag = _TAGS[keyword] = -1 if found is None else int(found[0])
     return None if tag < 0 else tag
 
 
-class LeanItem(Dataset):
+class LeanItem:
     """A data set or sequence item read by this module: ``get`` and ``in`` by keyword or tag.
 
-    Only ``get``, ``in`` and ``file_meta`` are meant to be used (``isinstance(x, Dataset)``
-    holds so that the shared header code accepts it); pydicom's own machinery is not set up.
-    Identical sequences of one file (most functional groups repeat from frame to frame)
-    are one shared list of items, read once.
+    The ``Dataset`` surface the shared header code reads (``get``, ``in``, attributes,
+    ``private_block``, ``file_meta``); :func:`dicomvol.dicom.values.is_dataset` accepts
+    it (:attr:`lean_dataset`), without pydicom. Identical sequences of one file (most
+    functional groups repeat from frame to frame) are one shared list of items, read once.
     """
+
+    #: Marks the class for :func:`dicomvol.dicom.values.is_dataset`.
+    lean_dataset = True
 
     _lean_values: dict[int, Any]
     _lean_buf: bytes
 
-    def __init__(self, values: dict[int, Any], buf: bytes) -> None:  # no Dataset.__init__
+    def __init__(self, values: dict[int, Any], buf: bytes) -> None:
         object.__setattr__(self, "_lean_values", values)
         object.__setattr__(self, "_lean_buf", buf)
 

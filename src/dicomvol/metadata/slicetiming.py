@@ -38,15 +38,16 @@ import math
 import re
 import zlib
 from collections.abc import Sequence
-from typing import Any
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any
 
 from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.private import csa_header, csa_items
 from dicomvol.dicom.values import first_item, tm_ms, to_float, vendor
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
+
+if TYPE_CHECKING:  # pragma: no cover - a header is a pydicom Dataset or a LeanDataset
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
