@@ -43,8 +43,19 @@ def test_many_files_or_many_bytes_keep_the_pool(tmp_path: Path) -> None:
     assert run_workers(2, large[:9], adaptive=True) == 1
 
 
+def test_one_large_file_runs_in_process(tmp_path: Path) -> None:
+    """One file is one header and one series: a pool would only move its job elsewhere."""
+    (huge,) = _files(tmp_path / "one", 1, 2 * IN_PROCESS_MAX_BYTES)
+    two = _files(tmp_path / "two", 2, IN_PROCESS_MAX_BYTES)
+    assert run_workers(2, [huge], adaptive=True) == 1
+    assert run_workers(2, [huge], adaptive=False) == 2  # -j 2 keeps its meaning
+    assert run_workers(2, two, adaptive=True) == 2
+    one_object = [Candidate("s3://bucket/big.dcm", "big.dcm", size=2 * IN_PROCESS_MAX_BYTES)]
+    assert run_workers(2, one_object, adaptive=True) == 1
+
+
 def test_object_store_inputs_keep_the_pool() -> None:
-    objects = [Candidate(f"s3://bucket/{i}.dcm", f"{i}.dcm", size=100) for i in range(3)]
+    objects = [Candidate(f"s3://bucket/{i}.dcm", f"{i}.dcm", size=100) for i in range(2)]
     assert run_workers(2, objects, adaptive=True) == 2
 
 
