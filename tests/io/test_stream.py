@@ -106,3 +106,64 @@ def test_a_slice_failing_in_a_worker_leaves_no_file(tmp_path: Path) -> None:
         stream_nifti(plan, out / "s.nii", False, build_metadata(plan), threads=2)
     assert Path(bad).name in str(info.value) or info.value.path == bad
     assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize("vendor", ["Philips", "SiemensXA"])
+def test_native_multiframe_streams_frame_by_frame(tmp_path: Path, vendor: str) -> None:
+    """An enhanced (native multi-frame) file is streamed frame by frame: the same bytes as
+    assembled in memory, and its job reads the header and one frame at a time, never the
+    whole file."""
+    import numpy as np
+
+    from dicomvol.dicom.cache import JobSources
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    series = write_dwi_series(tmp_path / "in", vendor,
+                              [DwiVolume(0.0), DwiVolume(1000.0, (1.0, 0.0, 0.0)),
+                               DwiVolume(1000.0, (0.0, 0.6, 0.8))], enhanced=True)
+    assert series.paths
+    (plan,) = [p for p in dicomvol.scan([tmp_path / "in"]).plans if p.shape[-1] == 3]
+    assert plan.first.number_of_frames > 1 and can_stream(plan)
+    metadata = build_metadata(plan)
+    heads = {f.path: f.pixel_offset or 0 for f in plan.all_frames}
+    sources = JobSources(list(heads), header_ends=heads)
+    mode = stream_nifti(plan, tmp_path / "s.nii", False, build_metadata(plan, sources),
+                        sources=sources)
+    assert not any(sources.has_bytes(p) for p in heads)  # frames read at offsets
+    sources.close()
+    volume = dicomvol.read_volume(plan)
+    write_nifti(volume, tmp_path / "m.nii", compress=False)
+    assert (tmp_path / "s.nii").read_bytes() == (tmp_path / "m.nii").read_bytes()
+    assert mode.scl_slope == volume.scl_slope and np.asarray(volume.data).shape == plan.shape
+    assert build_metadata(plan, JobSources()) == metadata
+
+
+def test_a_compressed_multiframe_file_is_not_streamed(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    write_dwi_series(tmp_path / "in", "Philips", [DwiVolume(0.0), DwiVolume(1000.0, (1, 0, 0))],
+                     enhanced=True)
+    (plan,) = [p for p in dicomvol.scan([tmp_path / "in"]).plans if p.shape[-1] == 2]
+    assert can_stream(plan)
+    frames = [[replace(f, transfer_syntax="1.2.840.10008.1.2.5") for f in vol]
+              for vol in plan.frames]
+    assert not can_stream(replace(plan, frames=frames))
+
+
+def test_read_range_keeps_the_file_and_closes_it(tmp_path: Path) -> None:
+    from dicomvol.dicom.cache import JobSources
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * 4)
+    sources = JobSources()
+    assert bytes(sources.read_range(str(path), 10, 4)) == bytes([10, 11, 12, 13])
+    assert bytes(sources.read_range(str(path), 300, 2)) == bytes([44, 45])
+    assert len(sources._open) == 1
+    sources.close()
+    assert not sources._open
+    cached = JobSources()  # a cached file serves its ranges from memory and keeps them
+    cached._bytes[str(path)] = path.read_bytes()
+    assert bytes(cached.read_range(str(path), 0, 3)) == b"\x00\x01\x02"
+    assert cached.has_bytes(str(path))

@@ -63,8 +63,10 @@ def run_job(job: Job) -> Done:
 
 def _run(job: Job, image: Path) -> Done:
     plan, opts = job.plan, job.options
+    heads = {f.path: f.pixel_offset for f in plan.all_frames  # read their headers only
+             if f.number_of_frames > 1 and f.pixel_offset and not f.gzipped}
     sources = JobSources(list(dict.fromkeys(f.path for f in plan.all_frames)),
-                         opts.storage.max_bytes_in_flight)
+                         opts.storage.max_bytes_in_flight, heads)
     try:
         return _run_with(job, image, sources)
     finally:

@@ -15,6 +15,7 @@ object is cut from its one fetch, never read again.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,18 +41,44 @@ class JobSources:
     """
 
     def __init__(self, prefetch: Sequence[str] = (),
-                 max_bytes: int = DEFAULT_BYTES_AHEAD) -> None:
+                 max_bytes: int = DEFAULT_BYTES_AHEAD,
+                 header_ends: dict[str, int] | None = None) -> None:
         self._bytes: dict[str, bytes] = {}
+        #: Local files whose header ends at a known offset (a multi-frame file's PixelData):
+        #: the lean header reads that much of them, not the whole file.
+        self._header_ends = dict(header_ends or {})
+        self._heads: dict[str, bytes] = {}
         self._headers: dict[str, Dataset] = {}
         self._first_frames: dict[str, Dataset | LeanDataset] = {}
         self._gzipped: dict[str, bool] = {}
+        self._open: dict[str, int] = {}  # path -> descriptor (read_range of local files)
         urls = [p for p in prefetch if fs.is_url(p)]
         self._fetch = Prefetcher(urls, max_bytes) if urls else None
 
     def close(self) -> None:
-        """Stop fetching ahead (a job that failed part way)."""
+        """Stop fetching ahead (a job that failed part way) and close open files."""
         if self._fetch is not None:
             self._fetch.close()
+        for fd in self._open.values():
+            os.close(fd)
+        self._open.clear()
+
+    def read_range(self, path: str, start: int, length: int) -> bytes | memoryview:
+        """``length`` bytes from ``start`` of an uncompressed file, the file kept for more.
+
+        Unlike :meth:`take_range`, the cached bytes stay (a multi-frame file is read
+        frame by frame): from memory when cached, else from one descriptor per local
+        file (``os.pread``, closed by :meth:`close`), else (an object) from its one fetch.
+        """
+        data = self._bytes.get(path)
+        if data is None and fs.is_url(path):
+            data = self._file_bytes(path)
+        if data is not None:
+            return memoryview(data)[start:start + length]
+        fd = self._open.get(path)
+        if fd is None:
+            fd = self._open[path] = os.open(path, os.O_RDONLY)
+        return os.pread(fd, length, start)
 
     @classmethod
     def from_headers(cls, headers: dict[str, Dataset]) -> JobSources:
@@ -97,12 +124,14 @@ class JobSources:
         found = self._headers.get(path) or self._first_frames.get(path)
         if found is not None:
             return found
-        data = self._file_bytes(path)
-        cut = first_frame_only(data)
-        lean = lean_dataset(data if cut is None else cut)
+        head = self._head(path)
+        cut = first_frame_only(head)
+        lean = lean_dataset(head if cut is None else cut)
         if lean is not None:
             self._first_frames[path] = lean
             return lean
+        data = self._file_bytes(path)
+        cut = first_frame_only(data)
         if cut is None:
             return self.header(path)
         try:
@@ -139,6 +168,21 @@ class JobSources:
         if data is not None:
             return memoryview(data)[start:start + length]
         return fs.read_bytes(path, start, length)
+
+    def _head(self, path: str) -> bytes:
+        """The file's bytes up to its header's end when known (``header_ends``), else the
+        whole file (:meth:`_file_bytes`)."""
+        data = self._bytes.get(path)
+        end = self._header_ends.get(path)
+        if data is not None or end is None or fs.is_url(path):
+            return data if data is not None else self._file_bytes(path)
+        head = self._heads.get(path)
+        if head is None:
+            try:
+                head = self._heads[path] = fs.read_bytes(path, 0, end)
+            except OSError as exc:
+                raise HeaderError(f"cannot open: {exc.strerror or exc}") from exc
+        return head
 
     def _file_bytes(self, path: str) -> bytes:
         data = self._bytes.get(path)

@@ -25,7 +25,7 @@ from dicomvol.io.nifti import NiftiSpec, describe, open_output, time_step, write
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
 from dicomvol.pixels.assemble import Overflow, PixelMode, pixel_mode, place, raw_mode
-from dicomvol.pixels.decode import decode, native_ok
+from dicomvol.pixels.decode import decode, is_native_multiframe, read_native_frame, streams_natively
 
 #: Slices decoded ahead of the writer per thread (bounds memory).
 _READ_AHEAD = 4
@@ -37,9 +37,12 @@ SliceSink = Callable[[int, np.ndarray], None]
 
 
 def can_stream(plan: VolumePlan) -> bool:
-    """True when every frame is a single-frame file slice (no multi-frame, no mosaic)."""
+    """True when every frame is a single-frame file slice or a frame of a native
+    (uncompressed) multi-frame file, read frame by frame (no mosaic, no compressed
+    multi-frame file: those are decoded whole)."""
     return plan.resample is None and all(
-        f.number_of_frames == 1 and f.tile is None for f in plan.all_frames)
+        f.tile is None and (f.number_of_frames == 1 or is_native_multiframe(f))
+        for f in plan.all_frames)
 
 
 def stream_nifti(plan: VolumePlan, path: str | os.PathLike[str], compress: bool,
@@ -102,7 +105,10 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
     Stored values kept as they are ("raw" mode) in a (Rows, Columns) C-order array
     already are the F-order bytes of the (X, Y) slice: they are taken as they are.
     """
-    ((_, pixels),) = decode(frame.path, [frame], sources)
+    if frame.number_of_frames > 1:  # a native multi-frame file: this frame's bytes only
+        pixels = read_native_frame(frame, sources)
+    else:
+        ((_, pixels),) = decode(frame.path, [frame], sources)
     if mode.kind == "raw" and pixels.dtype == mode.dtype and pixels.flags.c_contiguous \
             and pixels.shape == (frame.rows, frame.columns):
         return pixels.tobytes()
@@ -113,7 +119,7 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
 
 def _decoded_apart(frames: list[FrameRecord], threads: int) -> bool:
     """Whether slices are decoded in worker processes (compressed, and cores to spare)."""
-    return threads > 1 and not all(native_ok(f) for f in frames)
+    return threads > 1 and not all(streams_natively(f) for f in frames)
 
 
 def _slice_into(frame: FrameRecord, mode: PixelMode, path: str, offset: int) -> None:
@@ -166,7 +172,7 @@ def _slices(plan: VolumePlan, mode: PixelMode, threads: int,
     when this volume is the only job of the run (see ``batch.run``).
     """
     frames = plan.all_frames
-    if threads <= 1 or all(native_ok(f) for f in frames):  # native reads: no gain
+    if threads <= 1 or all(streams_natively(f) for f in frames):  # native reads: no gain
         for frame in frames:
             yield _slice_bytes(frame, mode, sources)
         return

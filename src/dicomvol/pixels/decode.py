@@ -98,6 +98,44 @@ def native_stack(path: str, first: FrameRecord, sources: JobSources | None) -> n
                                                    first.columns)
 
 
+def read_native_frame(frame: FrameRecord, sources: JobSources | None = None) -> np.ndarray:
+    """The stored values of one frame of a native multi-frame file (or of a native
+    single-frame file), shape (Rows, Columns), masked to BitsStored.
+
+    Only that frame's bytes are read (:meth:`JobSources.read_range
+    <dicomvol.dicom.cache.JobSources.read_range>`: the cached file, or one open file read
+    at offsets), so a job streaming a 5,000-frame file frame by frame holds one frame.
+    """
+    if frame.number_of_frames == 1:
+        return read_native(frame, sources)
+    dtype = stored_dtype(frame).newbyteorder("<")
+    per_frame = frame.rows * frame.columns * dtype.itemsize
+    assert frame.pixel_offset is not None
+    if not 1 <= frame.frame <= frame.number_of_frames:
+        raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
+                             f"{frame.number_of_frames} frames", frame.path)
+    start = frame.pixel_offset + (frame.frame - 1) * per_frame
+    try:
+        raw = (sources.read_range(frame.path, start, per_frame) if sources is not None
+               else fs.read_bytes(frame.path, start, per_frame))
+    except OSError as exc:
+        raise PixelDataError(f"{frame.rel}: cannot read pixel data: {exc}", frame.path) from exc
+    if len(raw) != per_frame:
+        raise PixelDataError(f"{frame.rel}: file is truncated (frame {frame.frame} of "
+                             f"{frame.number_of_frames} incomplete)", frame.path)
+    arr = np.frombuffer(raw, dtype=dtype)
+    mask = stored_mask(frame)
+    if mask is not None:
+        arr = arr & np.array(mask, dtype=arr.dtype)
+    return arr.reshape(frame.rows, frame.columns)
+
+
+def streams_natively(frame: FrameRecord) -> bool:
+    """Whether a frame's stored values are read straight from its file's bytes: a native
+    single-frame file or a frame of a native multi-frame file (no decoder)."""
+    return native_ok(frame) or is_native_multiframe(frame)
+
+
 def stored_mask(frame: FrameRecord) -> int | None:
     """The mask of the BitsStored low bits when higher bits must be cleared, else None."""
     if frame.pixel_representation == 0 and frame.bits_stored < frame.bits_allocated:
