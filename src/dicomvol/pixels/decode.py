@@ -10,7 +10,6 @@ names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,10 +42,15 @@ def stored_dtype(frame: FrameRecord) -> np.dtype[Any]:
 
 def native_ok(frame: FrameRecord) -> bool:
     """True when the frame can be read straight from the file with numpy."""
+    return frame.number_of_frames == 1 and _native_layout(frame)
+
+
+def _native_layout(frame: FrameRecord) -> bool:
+    """Whether a frame's stored values lie in its file as they are (uncompressed little
+    endian, one sample of 8, 16 or 32 bits, no bits to clear from a signed value)."""
     return (
         frame.pixel_offset is not None
         and not frame.gzipped
-        and frame.number_of_frames == 1
         and frame.transfer_syntax in NATIVE_LE
         and frame.samples_per_pixel == 1
         and frame.bits_allocated in (8, 16, 32)
@@ -153,8 +157,7 @@ def check_frame_numbers(path: str, frames: Sequence[FrameRecord], count: int) ->
 
 def is_native_multiframe(first: FrameRecord) -> bool:
     """True when a multi-frame file's frames are read straight from its bytes."""
-    return (first.number_of_frames > 1 and native_ok(replace(first, number_of_frames=1))
-            and first.tile is None)
+    return first.number_of_frames > 1 and first.tile is None and _native_layout(first)
 
 
 def _native_frames(path: str, frames: list[FrameRecord], sources: JobSources | None
