@@ -64,11 +64,13 @@ def test_main_process_of_a_pooled_convert_imports_no_pydicom(study: Path,
 
 
 def test_in_process_convert_imports_them(study: Path, tmp_path: Path) -> None:
-    """-j 1: the same run reads and writes in this process (the check above can fail)."""
+    """-j 1: the same run reads and writes in this process (the check above can fail);
+    a plain series needs no pydicom even there (tests/batch/test_lean_imports.py)."""
     result = _convert_in_fresh_process(study, tmp_path / "out", jobs=1)
     assert result["code"] == 0
-    assert {"pydicom", "dicomvol.batch.jobs", "dicomvol.dicom.index"} <= set(
-        result["modules"])  # type: ignore[arg-type]
+    modules = set(result["modules"])  # type: ignore[arg-type]
+    assert {"dicomvol.batch.jobs", "dicomvol.dicom.index"} <= modules
+    assert "pydicom" not in modules
 
 
 def test_the_only_job_of_a_run_runs_in_a_pool_worker(tmp_path: Path) -> None:

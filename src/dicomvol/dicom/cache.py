@@ -75,6 +75,10 @@ class JobSources:
             data = self._file_bytes(path)
         if data is not None:
             return memoryview(data)[start:start + length]
+        return self._pread(path, start, length)
+
+    def _pread(self, path: str, start: int, length: int) -> bytes:
+        """``length`` bytes at ``start`` of a local file, through its one descriptor."""
         fd = self._open.get(path)
         if fd is None:
             fd = self._open[path] = os.open(path, os.O_RDONLY)
@@ -97,9 +101,9 @@ class JobSources:
         """
         found = self._headers.get(path)
         if found is None:
-            data = self._file_bytes(path)
+            data = self._head(path)
             try:
-                found, _ = read_header_from(io.BytesIO(data), self._gzipped[path])
+                found, _ = read_header_from(io.BytesIO(data), self._gzipped.get(path, False))
             except NotDicomError as exc:
                 raise HeaderError(str(exc)) from exc
             self._headers[path] = found
@@ -177,9 +181,9 @@ class JobSources:
         if data is not None or end is None or fs.is_url(path):
             return data if data is not None else self._file_bytes(path)
         head = self._heads.get(path)
-        if head is None:
+        if head is None:  # through the descriptor its frames are read with: one open
             try:
-                head = self._heads[path] = fs.read_bytes(path, 0, end)
+                head = self._heads[path] = self._pread(path, 0, end)
             except OSError as exc:
                 raise HeaderError(f"cannot open: {exc.strerror or exc}") from exc
         return head
