@@ -40,7 +40,8 @@ _VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL",
 _PIXEL_TAG = 0x7FE00010
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
-_NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+_NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q",
+            "UV": "Q"}
 _NUMERIC_SIZE = {vr: struct.calcsize(code) for vr, code in _NUMERIC.items()}
 
 #: Keywords the index reads from a single-frame header.
@@ -413,16 +414,21 @@ def _implicit_vr(tag: int) -> str:
     return vr_of(tag)
 
 
+def binary_numbers(raw: bytes, vr: str) -> Any:
+    """The value of a binary numeric VR (US, SS, UL, SL, FL, FD, SV, UV) as pydicom gives
+    it: a number, a list of them, or None when ``raw`` holds none."""
+    code = _NUMERIC[vr]
+    count = len(raw) // _NUMERIC_SIZE[vr]
+    if count == 0:
+        return None
+    numbers = struct.unpack_from(f"<{count}{code}", raw)
+    return numbers[0] if count == 1 else list(numbers)
+
+
 def convert_value(raw: bytes, vr: str) -> Any:
     """A raw value as pydicom would give it for the VRs indexing reads."""
     if vr in _NUMERIC:
-        code = _NUMERIC[vr]
-        size = struct.calcsize(code)
-        count = len(raw) // size
-        if count == 0:
-            return None
-        numbers = struct.unpack_from(f"<{count}{code}", raw)
-        return numbers[0] if count == 1 else list(numbers)
+        return binary_numbers(raw, vr)
     if vr == "AT":  # (group, element) pairs, as pydicom's int tags
         tags = [(g << 16) | e for g, e in struct.iter_unpack("<HH", raw[:len(raw) // 4 * 4])]
         return (tags[0] if len(tags) == 1 else tags) if tags else None

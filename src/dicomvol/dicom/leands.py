@@ -23,7 +23,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from dicomvol.dicom.lean import MAX_NESTING, parse_meta
+from dicomvol.dicom.lean import MAX_NESTING, binary_numbers, parse_meta
 from dicomvol.dicom.tags import KEYWORD_TAGS, TAGS, tag_and_vr
 
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -41,8 +41,7 @@ CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
 _CHARSET_VRS = frozenset({"SH", "LO", "PN", "LT", "ST", "UT", "UC"})
 #: Text VRs holding a single value (no backslash splitting).
 _SINGLE_TEXT = frozenset({"LT", "ST", "UT", "UR"})
-_NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q",
-            "UV": "Q"}
+_NUMERIC = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"})
 _BYTES_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 _VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN",
                   "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"})
@@ -74,16 +73,11 @@ class Tag(int):
         return bool(self.group & 1)
 
 
-class DS(float):
-    """A decimal string: the float, printed as written (pydicom's ``DSfloat``)."""
+class _AsWritten:
+    """A number printed as its DICOM text was written (``original``)."""
 
-    __slots__ = ("original",)
+    __slots__ = ()
     original: str
-
-    def __new__(cls, text: str) -> DS:
-        self = super().__new__(cls, text)
-        self.original = text
-        return self
 
     def __str__(self) -> str:
         return self.original
@@ -92,10 +86,19 @@ class DS(float):
         return repr(self.original)
 
 
-class IS(int):
-    """An integer string: the int, printed as written (pydicom's ``IS``)."""
+class DS(_AsWritten, float):
+    """A decimal string: the float, printed as written (pydicom's ``DSfloat``)."""
 
-    original: str
+    __slots__ = ("original",)
+
+    def __new__(cls, text: str) -> DS:
+        self = super().__new__(cls, text)
+        self.original = text
+        return self
+
+
+class IS(_AsWritten, int):
+    """An integer string: the int, printed as written (pydicom's ``IS``)."""
 
     def __new__(cls, text: str) -> IS:
         try:
@@ -108,12 +111,6 @@ class IS(int):
         self = super().__new__(cls, value)
         self.original = text
         return self
-
-    def __str__(self) -> str:
-        return self.original
-
-    def __repr__(self) -> str:
-        return repr(self.original)
 
 
 class LeanElement:
@@ -398,13 +395,7 @@ def convert(raw: Any, vr: str, charset: str) -> Any:
     if not raw:  # pydicom's empty value of the VR
         return None if vr in _NUMERIC or vr in _BYTES_VRS or vr in ("AT", "DS", "IS") else ""
     if vr in _NUMERIC:
-        code = _NUMERIC[vr]
-        size = struct.calcsize(code)
-        count = len(raw) // size
-        if count == 0:
-            return None
-        numbers = struct.unpack_from(f"<{count}{code}", raw)
-        return numbers[0] if count == 1 else list(numbers)
+        return binary_numbers(raw, vr)
     if vr in _BYTES_VRS:
         return raw
     if vr == "AT":

@@ -9,7 +9,7 @@ names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,23 +60,30 @@ def _native_layout(frame: FrameRecord) -> bool:
 
 def read_native(frame: FrameRecord, sources: JobSources | None = None) -> np.ndarray:
     """The stored values of a native single-frame file, shape (Rows, Columns)."""
+    assert frame.pixel_offset is not None
+    take = sources.take_range if sources is not None else fs.read_bytes
+    return _stored_values(frame, frame.pixel_offset, take)
+
+
+def _stored_values(frame: FrameRecord, start: int,
+                   read: Callable[[str, int, int], bytes | memoryview]) -> np.ndarray:
+    """One frame's stored values read at ``start`` of its file by ``read(path, start,
+    length)``, masked to BitsStored, shape (Rows, Columns)."""
     dtype = stored_dtype(frame).newbyteorder("<")
     count = frame.rows * frame.columns
-    assert frame.pixel_offset is not None
     nbytes = count * dtype.itemsize
     try:
-        if sources is not None:
-            raw = sources.take_range(frame.path, frame.pixel_offset, nbytes)
-        else:
-            raw = fs.read_bytes(frame.path, frame.pixel_offset, nbytes)
+        raw = read(frame.path, start, nbytes)
     except OSError as exc:
         raise PixelDataError(f"{frame.rel}: cannot read pixel data: {exc}", frame.path) from exc
     if len(raw) != nbytes:
+        where = f" in frame {frame.frame}" if frame.number_of_frames > 1 else ""
         raise PixelDataError(f"{frame.rel}: file is truncated ({len(raw) // dtype.itemsize} "
-                             f"of {count} pixels)", frame.path)
+                             f"of {count} pixels{where})", frame.path)
     arr = np.frombuffer(raw, dtype=dtype)
-    if frame.pixel_representation == 0 and frame.bits_stored < frame.bits_allocated:
-        arr = arr & np.array((1 << frame.bits_stored) - 1, dtype=arr.dtype)
+    mask = stored_mask(frame)
+    if mask is not None:
+        arr = arr & np.array(mask, dtype=arr.dtype)
     return arr.reshape(frame.rows, frame.columns)
 
 
@@ -112,26 +119,13 @@ def read_native_frame(frame: FrameRecord, sources: JobSources | None = None) -> 
     """
     if frame.number_of_frames == 1:
         return read_native(frame, sources)
-    dtype = stored_dtype(frame).newbyteorder("<")
-    per_frame = frame.rows * frame.columns * dtype.itemsize
     assert frame.pixel_offset is not None
     if not 1 <= frame.frame <= frame.number_of_frames:
         raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
                              f"{frame.number_of_frames} frames", frame.path)
-    start = frame.pixel_offset + (frame.frame - 1) * per_frame
-    try:
-        raw = (sources.read_range(frame.path, start, per_frame) if sources is not None
-               else fs.read_bytes(frame.path, start, per_frame))
-    except OSError as exc:
-        raise PixelDataError(f"{frame.rel}: cannot read pixel data: {exc}", frame.path) from exc
-    if len(raw) != per_frame:
-        raise PixelDataError(f"{frame.rel}: file is truncated (frame {frame.frame} of "
-                             f"{frame.number_of_frames} incomplete)", frame.path)
-    arr = np.frombuffer(raw, dtype=dtype)
-    mask = stored_mask(frame)
-    if mask is not None:
-        arr = arr & np.array(mask, dtype=arr.dtype)
-    return arr.reshape(frame.rows, frame.columns)
+    per_frame = frame.rows * frame.columns * stored_dtype(frame).itemsize
+    read = sources.read_range if sources is not None else fs.read_bytes
+    return _stored_values(frame, frame.pixel_offset + (frame.frame - 1) * per_frame, read)
 
 
 def streams_natively(frame: FrameRecord) -> bool:
