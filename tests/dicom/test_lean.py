@@ -194,3 +194,37 @@ def test_a_head_cut_inside_its_meta_group_is_left_to_pydicom(tmp_path: Path) -> 
         short.write_bytes(data[:cut])
         result = index_file(Candidate(str(short), short.name))
         assert not result.frames and len(result.errors) + len(result.ignored) == 1
+
+
+@pytest.mark.parametrize("layout", ["defined", "undefined"])
+def test_an_enhanced_header_longer_than_the_first_read(tmp_path: Path, layout: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header longer than the first read is read on to its PixelData (found by a walk
+    of the top level, sequences skipped by length or delimiters) and parsed once: the
+    same header as one read of it all; a file cut inside it is left to pydicom."""
+    from dicomvol.dicom import leanmf
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    series = write_dwi_series(tmp_path, "Philips", [DwiVolume(0.0), DwiVolume(1000.0, (0, 0, 1)),
+                                                    DwiVolume(1000.0, (0, 1, 0))], enhanced=True)
+    path = Path(series.paths[0])
+    if layout == "undefined":
+        ds = pydicom.dcmread(path)
+        ds["PerFrameFunctionalGroupsSequence"].is_undefined_length = True
+        for item in ds.PerFrameFunctionalGroupsSequence:
+            item.is_undefined_length_sequence_item = True
+        ds.save_as(path, enforce_file_format=True)
+    with open(path, "rb") as fp:
+        whole = leanmf.read_enhanced(fp)
+    assert whole is not None
+    monkeypatch.setattr(leanmf, "_FIRST_READ", 1024)  # the header is several times this
+    with open(path, "rb") as fp:
+        read_on = leanmf.read_enhanced(fp)
+    assert read_on is not None and read_on[1:] == whole[1:]
+    assert read_on[0]._lean_values.keys() == whole[0]._lean_values.keys()
+    frames = read_on[0].get("PerFrameFunctionalGroupsSequence")
+    assert len(frames) == len(whole[0].get("PerFrameFunctionalGroupsSequence")) > 2
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(path.read_bytes()[:whole[1] - 100])  # inside the per-frame sequence
+    with open(cut, "rb") as fp:
+        assert leanmf.read_enhanced(fp) is None

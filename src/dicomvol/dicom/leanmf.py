@@ -181,17 +181,23 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
         return None
     if transfer_syntax != _EXPLICIT_LE or meta_end is None:
         return None
-    while True:  # the header only: read on (doubling) until PixelData is reached
+    while True:  # the header only: read on until PixelData is reached, then walk it once
         try:
-            parsed = _dataset(buf, meta_end, len(buf), {}, top=True)
-        except (struct.error, ValueError, IndexError, UnicodeDecodeError):
-            parsed = None
-        if parsed is not None and parsed[2] is not None:
+            needed = _header_end(buf, meta_end)
+        except (ValueError, IndexError):
+            return None  # malformed: pydicom decides
+        if needed is not None and needed <= len(buf):
             break
-        more = fp.read(len(buf))
+        more = fp.read(max(len(buf), (needed or 0) + 12 - len(buf)))
         if not more:
             return None
         buf += more
+    try:
+        parsed = _dataset(buf, meta_end, len(buf), {}, top=True)
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError):
+        parsed = None
+    if parsed is None or parsed[2] is None:
+        return None
     values, _, pixel = parsed
     header = LeanHeaderMF(values, buf, transfer_syntax)
     if pixel is None or str(header.get("SOPClassUID") or "") not in SOP_CLASSES:
@@ -325,6 +331,37 @@ def first_frame_only(buf: bytes) -> bytes | None:
     item = buf[start:item_end]
     element = _EXPLICIT.pack(0x5200, 0x9230, b"SQ", 0) + _U32.pack(len(item))
     return b"".join((buf[:at], element, item, buf[seq_end:pos]))
+
+
+def _header_end(buf: bytes, pos: int) -> int | None:
+    """Where the top level's PixelData element ends its header (its tag, VR and length
+    fit in ``buf`` up to the returned offset), walking the top level only (a sequence of
+    defined length is skipped by its length, one of undefined length by its delimiters).
+
+    An offset past ``len(buf)``: at least that much must be read; None: ``buf`` ends inside
+    a sequence of undefined length, or what follows is malformed (read more; at the end of
+    the file pydicom decides). ValueError or IndexError: malformed at the top level.
+    """
+    n = len(buf)
+    while pos + 12 <= n:
+        group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+        tag = (group << 16) | elem
+        start = pos + 8
+        if raw_vr in _LONG_VRS:
+            (length,) = _U32.unpack_from(buf, pos + 8)
+            start = pos + 12
+        if tag in _PIXEL_TAGS:
+            return start
+        if length != _UNDEFINED:
+            pos = start + length
+        elif raw_vr == b"SQ":
+            try:
+                pos = _sequence_end(buf, start, 1)
+            except (struct.error, ValueError):  # cut short inside it (or damaged: once the
+                return None  # whole file is read and still no end, pydicom decides)
+        else:
+            raise ValueError("undefined length outside a sequence before PixelData")
+    return pos + 12
 
 
 def _sequence_end(buf: bytes, pos: int, depth: int) -> int:
