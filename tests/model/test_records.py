@@ -25,3 +25,19 @@ def test_records_round_trip_and_share_series_text(tmp_path: Path) -> None:
             assert type(va) is type(vb) and repr(va) == repr(vb), field.name
     assert len({id(f.series_instance_uid) for f in back}) == 1
     assert len({id(f.sop_instance_uid) for f in back}) == 5
+
+
+def test_series_text_is_one_object_in_this_process_and_across_messages(tmp_path: Path) -> None:
+    """Records built here share their series-level text (one UID object per series, not
+    per file), and so do records received in separate messages (the planning process of
+    a pooled run holds every record of a run)."""
+    write_series(tmp_path, shape=(8, 6, 4), modality="MR")
+    frames = index_files(discover([tmp_path])).frames
+    assert len({id(f.series_instance_uid) for f in frames}) == 1
+    assert len({id(f.image_type) for f in frames}) == 1
+    assert len({id(f.sop_instance_uid) for f in frames}) == 4
+    messages = [pickle.dumps([f], protocol=pickle.HIGHEST_PROTOCOL) for f in frames]
+    back = [pickle.loads(m)[0] for m in messages]
+    assert back == frames
+    assert len({id(f.study_instance_uid) for f in back}) == 1
+    assert len({id(f.sop_instance_uid) for f in back}) == 4

@@ -32,7 +32,7 @@ from dicomvol.dicom.values import (
 )
 from dicomvol.errors import HeaderError
 from dicomvol.inputs.discover import Candidate
-from dicomvol.model.records import FrameRecord
+from dicomvol.model.records import FrameRecord, shared_fields
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
     from pydicom.dataset import Dataset
@@ -67,7 +67,7 @@ def frame_records(
             common[key] = common[key] or to_str(ds.get(keyword))
         common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
     if n_frames == 1 and per_frame is None and shared is None:
-        fields = _single_frame_fields(ds)
+        fields = shared_fields(_single_frame_fields(ds))
         if common["modality"] == "MR":
             fields.update(diffusion_fields(ds, None, fields["image_type"]))
         if vendor(ds) == "Philips":
@@ -155,7 +155,7 @@ def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
         acquisition_datetime=to_str(ds.get("AcquisitionDateTime")) or None,
         names=tuple((name, name_text(ds.get(name))) for name in names),
     )
-    return common
+    return shared_fields(common)
 
 
 #: PhotometricInterpretation values of PS3.3 C.7.6.3.1.2 (and retired ones still seen).
