@@ -167,3 +167,33 @@ def test_read_range_keeps_the_file_and_closes_it(tmp_path: Path) -> None:
     cached._bytes[str(path)] = path.read_bytes()
     assert bytes(cached.read_range(str(path), 0, 3)) == b"\x00\x01\x02"
     assert cached.has_bytes(str(path))
+
+
+def test_an_assembled_multiframe_job_opens_its_file_once(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multi-frame file whose header was read up to PixelData through a descriptor
+    gives its pixels through the same descriptor when the job assembles the volume."""
+    import numpy as np
+
+    from dicomvol.batch.reading import read_volume
+    from dicomvol.dicom.cache import JobSources
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    write_dwi_series(tmp_path / "in", "Philips", [DwiVolume(0.0), DwiVolume(1000.0, (1, 0, 0))],
+                     enhanced=True)
+    (plan,) = [p for p in dicomvol.scan([tmp_path / "in"]).plans if p.shape[-1] == 2]
+    heads = {f.path: f.pixel_offset or 0 for f in plan.all_frames}
+    sources = JobSources(list(heads), header_ends=heads)
+    build_metadata(plan, sources)
+    (path,) = heads
+    assert path in sources._open and not sources.has_bytes(path)
+    reference = dicomvol.read_volume(plan).data
+
+    def another_open(*args: object) -> bytes:
+        raise AssertionError(f"the file was opened again: {args}")
+
+    monkeypatch.setattr("dicomvol.inputs.fs.read_bytes", another_open)
+    volume = read_volume(plan, sources=sources)
+    assert list(sources._open) == [path]
+    sources.close()
+    assert np.array_equal(volume.data, reference)

@@ -171,6 +171,8 @@ class JobSources:
             data = self._load(path)
         if data is not None:
             return memoryview(data)[start:start + length]
+        if path in self._open:  # its header was read through a descriptor: read on with it
+            return self._pread(path, start, length)
         return fs.read_bytes(path, start, length)
 
     def _head(self, path: str) -> bytes:
