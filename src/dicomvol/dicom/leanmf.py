@@ -299,12 +299,7 @@ def first_frame_only(buf: bytes) -> bytes | None:
             return None
         pos, cut = meta_end, None
         while pos + 8 <= len(buf):
-            group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
-            tag = (group << 16) | elem
-            start = pos + 8
-            if raw_vr in _LONG_VRS:
-                (length,) = _U32.unpack_from(buf, pos + 8)
-                start = pos + 12
+            tag, raw_vr, length, start = _element_head(buf, pos)
             if tag in _PIXEL_TAGS:
                 break
             if length == _UNDEFINED and raw_vr == b"SQ":
@@ -333,6 +328,15 @@ def first_frame_only(buf: bytes) -> bytes | None:
     return b"".join((buf[:at], element, item, buf[seq_end:pos]))
 
 
+def _element_head(buf: bytes, pos: int) -> tuple[int, bytes, int, int]:
+    """(tag, VR, value length, value offset) of the explicit VR LE element at ``pos``."""
+    group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
+    if raw_vr in _LONG_VRS:
+        (length,) = _U32.unpack_from(buf, pos + 8)
+        return (group << 16) | elem, raw_vr, length, pos + 12
+    return (group << 16) | elem, raw_vr, length, pos + 8
+
+
 def _header_end(buf: bytes, pos: int) -> int | None:
     """Where the top level's PixelData element ends its header (its tag, VR and length
     fit in ``buf`` up to the returned offset), walking the top level only (a sequence of
@@ -344,12 +348,7 @@ def _header_end(buf: bytes, pos: int) -> int | None:
     """
     n = len(buf)
     while pos + 12 <= n:
-        group, elem, raw_vr, length = _EXPLICIT.unpack_from(buf, pos)
-        tag = (group << 16) | elem
-        start = pos + 8
-        if raw_vr in _LONG_VRS:
-            (length,) = _U32.unpack_from(buf, pos + 8)
-            start = pos + 12
+        tag, raw_vr, length, start = _element_head(buf, pos)
         if tag in _PIXEL_TAGS:
             return start
         if length != _UNDEFINED:
