@@ -35,9 +35,24 @@ def test_series_text_is_one_object_in_this_process_and_across_messages(tmp_path:
     frames = index_files(discover([tmp_path])).frames
     assert len({id(f.series_instance_uid) for f in frames}) == 1
     assert len({id(f.image_type) for f in frames}) == 1
+    assert len({id(f.orientation) for f in frames}) == 1  # bit-identical float tuples
+    assert len({id(f.position) for f in frames}) == 4
     assert len({id(f.sop_instance_uid) for f in frames}) == 4
     messages = [pickle.dumps([f], protocol=pickle.HIGHEST_PROTOCOL) for f in frames]
     back = [pickle.loads(m)[0] for m in messages]
     assert back == frames
     assert len({id(f.study_instance_uid) for f in back}) == 1
     assert len({id(f.sop_instance_uid) for f in back}) == 4
+
+
+def test_float_tuples_are_shared_only_when_bit_identical() -> None:
+    from dicomvol.model.records import _shared_floats
+
+    table: dict[object, object] = {}
+    a = _shared_floats((1.0, 0.0, 0.0, 0.0, 1.0, 0.0), table)
+    b = _shared_floats((1.0, 0.0, 0.0, 0.0, 1.0, 0.0), table)
+    c = _shared_floats((1.0, -0.0, 0.0, 0.0, 1.0, 0.0), table)
+    assert a is b and c is not a and repr(c[1]) == "-0.0"
+    assert _shared_floats(None, table) is None
+    mixed = (1, 2.0)  # not all floats: left as it is
+    assert _shared_floats(mixed, table) is mixed

@@ -6,6 +6,7 @@ workers) and make up the run report's accounting.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
@@ -105,12 +106,13 @@ class FrameRecord:
         """Pickle as the class and its field values.
 
         Records cross process boundaries by the ten thousand, so this is worth some care:
-        field values by ``attrgetter`` (several times faster than the dataclass default),
-        and the text that a series' records repeat (UIDs, modality, image type...) as one
-        object per value, so that the pickle stores it once per message and the receiver
-        holds it once (half the bytes and memory of a record).
+        field values by ``attrgetter`` (several times faster than the dataclass default).
+        The values a series' records repeat (UIDs, modality, image type, orientation...)
+        are one object per value where records are built (:func:`shared_fields`), so the
+        pickle stores each once per message; the receiver shares them across messages
+        (:func:`_rebuilt`): half the bytes and memory of a record.
         """
-        return (_rebuilt, (_shared_values(list(_frame_values(self))),))
+        return (_rebuilt, (_frame_values(self),))
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -138,18 +140,33 @@ _SHARED: dict[Any, Any] = {}
 _SHARED_MAX = 1 << 16
 #: The names of :data:`_SHARED_FIELDS`.
 SHARED_FIELD_NAMES = frozenset(fields(FrameRecord)[i].name for i in _SHARED_FIELDS)
+#: Float tuples a series' records repeat (shared when bit-identical, see _shared_floats).
+SHARED_FLOAT_NAMES = frozenset({"orientation", "pixel_spacing"})
+_SHARED_FLOATS = tuple(i for i, f in enumerate(fields(FrameRecord))
+                       if f.name in SHARED_FLOAT_NAMES)
 
 
 def _shared_values(values: list[Any]) -> tuple[Any, ...]:
-    """A record's field values with the series-level text of :data:`_SHARED_FIELDS` as
-    one object per distinct value in this process (a bounded table, cleared when full)."""
+    """A record's field values with the series-level text of :data:`_SHARED_FIELDS` and
+    the float tuples of :data:`_SHARED_FLOATS` as one object per distinct value in this
+    process (a bounded table, cleared when full)."""
     shared = _SHARED
     if len(shared) > _SHARED_MAX:
         shared.clear()
     for i in _SHARED_FIELDS:
         value = values[i]
         values[i] = shared.setdefault(value, value)
+    for i in _SHARED_FLOATS:
+        values[i] = _shared_floats(values[i], shared)
     return tuple(values)
+
+
+def _shared_floats(value: Any, shared: dict[Any, Any]) -> Any:
+    """One object per bit-identical tuple of floats (keyed by its bytes: 0.0 and -0.0
+    stay apart)."""
+    if type(value) is not tuple or not all(type(v) is float for v in value):
+        return value
+    return shared.setdefault(struct.pack(f"<{len(value)}d", *value), value)
 
 
 def _rebuilt(values: tuple[Any, ...]) -> FrameRecord:
@@ -169,6 +186,8 @@ def shared_fields(values: dict[str, Any]) -> dict[str, Any]:
     for name in SHARED_FIELD_NAMES & values.keys():
         value = values[name]
         values[name] = shared.setdefault(value, value)
+    for name in SHARED_FLOAT_NAMES & values.keys():
+        values[name] = _shared_floats(values[name], shared)
     return values
 
 
