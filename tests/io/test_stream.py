@@ -197,3 +197,26 @@ def test_an_assembled_multiframe_job_opens_its_file_once(tmp_path: Path,
     assert list(sources._open) == [path]
     sources.close()
     assert np.array_equal(volume.data, reference)
+
+
+def test_a_header_end_that_does_not_reach_pixeldata_reads_the_whole_file(tmp_path: Path) -> None:
+    """A known header end (from the scan) where the file holds no PixelData element header
+    (the file changed since): the header is read from the whole file, never cut short."""
+    from dicomvol.dicom.cache import JobSources
+    from dicomvol.dicom.leands import LeanDataset
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    write_dwi_series(tmp_path / "in", "Philips", [DwiVolume(0.0), DwiVolume(1000.0, (1, 0, 0))],
+                     enhanced=True)
+    (plan,) = [p for p in dicomvol.scan([tmp_path / "in"]).plans if p.shape[-1] == 2]
+    path = plan.first.path
+    assert plan.first.pixel_offset is not None
+    right = JobSources([path], header_ends={path: plan.first.pixel_offset})
+    wrong = JobSources([path], header_ends={path: plan.first.pixel_offset // 2})
+    ours, whole = right.first_frame_header(path), wrong.first_frame_header(path)
+    assert isinstance(ours, LeanDataset) and isinstance(whole, LeanDataset)
+    assert not right.has_bytes(path) and wrong.has_bytes(path)
+    assert build_metadata(plan, JobSources([path], header_ends={
+        path: plan.first.pixel_offset // 2})) == build_metadata(plan)
+    right.close()
+    wrong.close()

@@ -29,6 +29,9 @@ from dicomvol.inputs.fetch import Prefetcher
 if TYPE_CHECKING:  # pragma: no cover - pydicom parses what the lean reader declines
     from pydicom.dataset import Dataset
 
+#: The tags of the pixel data elements as a little-endian file holds them (a head read up
+#: to a known header end must end with one of them, its VR and length).
+_PIXEL_TAG_BYTES = frozenset({b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00"})
 #: Bytes a job fetches ahead of what it has consumed (objects only).
 DEFAULT_BYTES_AHEAD = 64 * 1024 * 1024
 
@@ -185,9 +188,13 @@ class JobSources:
         head = self._heads.get(path)
         if head is None:  # through the descriptor its frames are read with: one open
             try:
-                head = self._heads[path] = self._pread(path, 0, end)
+                head = self._pread(path, 0, end)
             except OSError as exc:
                 raise HeaderError(f"cannot open: {exc.strerror or exc}") from exc
+            if head[end - 12:end - 8] not in _PIXEL_TAG_BYTES:  # not where the scan saw it
+                self._header_ends.pop(path)  # (the file changed): the whole file
+                return self._file_bytes(path)
+            self._heads[path] = head
         return head
 
     def _file_bytes(self, path: str) -> bytes:
