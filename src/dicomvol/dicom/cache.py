@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover - pydicom parses what the lean reader decl
     from pydicom.dataset import Dataset
 
 #: The tags of the pixel data elements as a little-endian file holds them (a head read up
-#: to a known header end must end with one of them, its VR and length).
+#: to a known header end must end with one of them and its VR and length: 12 bytes in
+#: explicit VR, 8 in implicit VR).
 _PIXEL_TAG_BYTES = frozenset({b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00"})
 #: Bytes a job fetches ahead of what it has consumed (objects only).
 DEFAULT_BYTES_AHEAD = 64 * 1024 * 1024
@@ -191,9 +192,10 @@ class JobSources:
                 head = self._pread(path, 0, end)
             except OSError as exc:
                 raise HeaderError(f"cannot open: {exc.strerror or exc}") from exc
-            if head[end - 12:end - 8] not in _PIXEL_TAG_BYTES:  # not where the scan saw it
-                self._header_ends.pop(path)  # (the file changed): the whole file
-                return self._file_bytes(path)
+            if head[end - 12:end - 8] not in _PIXEL_TAG_BYTES \
+                    and head[end - 8:end - 4] not in _PIXEL_TAG_BYTES:  # explicit / implicit VR
+                self._header_ends.pop(path)  # not where the scan saw it (the file changed):
+                return self._file_bytes(path)  # the whole file
             self._heads[path] = head
         return head
 
