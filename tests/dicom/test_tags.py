@@ -27,10 +27,11 @@ def test_table_entry_equals_pydicoms_dictionary(keyword: str) -> None:
 
 
 def test_unlisted_keywords_and_tags_come_from_pydicom() -> None:
-    assert "PatientWeight" not in TAGS  # a keyword an output-name template may name
-    assert tag_and_vr("PatientWeight") == (0x00101030, "DS")
+    assert "PatientSpeciesDescription" not in KEYWORD_TAGS  # an output-name template may
+    assert tag_and_vr("PatientSpeciesDescription") == (0x00102201, "LO")  # name any keyword
     assert tag_and_vr("NotAKeyword") is None
-    assert vr_of(0x00101030) == "DS"
+    assert vr_of(0x00102201) == "LO"
+    assert tag_and_vr("PatientWeight") == KEYWORD_TAGS["PatientWeight"]  # listed
     assert vr_of(0x00099999) == "UN"
     assert vr_of(TAGS["Rows"][0]) == "US"
 

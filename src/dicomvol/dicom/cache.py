@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dicomvol.dicom.header import gunzip_if_needed, parse_dataset, read_header_from
 from dicomvol.dicom.leands import LeanDataset, lean_dataset
 from dicomvol.dicom.leanmf import first_frame_only
+from dicomvol.dicom.tags import PIXEL_DATA_TAGS
 from dicomvol.errors import HeaderError, NotDicomError
 from dicomvol.inputs import fs
 from dicomvol.inputs.fetch import Prefetcher
@@ -29,10 +31,6 @@ from dicomvol.inputs.fetch import Prefetcher
 if TYPE_CHECKING:  # pragma: no cover - pydicom parses what the lean reader declines
     from pydicom.dataset import Dataset
 
-#: The tags of the pixel data elements as a little-endian file holds them (a head read up
-#: to a known header end must end with one of them and its VR and length: 12 bytes in
-#: explicit VR, 8 in implicit VR).
-_PIXEL_TAG_BYTES = frozenset({b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00"})
 #: Bytes a job fetches ahead of what it has consumed (objects only).
 DEFAULT_BYTES_AHEAD = 64 * 1024 * 1024
 
@@ -138,8 +136,6 @@ class JobSources:
         if lean is not None:
             self._first_frames[path] = lean
             return lean
-        data = self._file_bytes(path)
-        cut = first_frame_only(data)
         if cut is None:
             return self.header(path)
         try:
@@ -182,20 +178,18 @@ class JobSources:
     def _head(self, path: str) -> bytes:
         """The file's bytes up to its header's end when known (``header_ends``), else the
         whole file (:meth:`_file_bytes`)."""
-        data = self._bytes.get(path)
         end = self._header_ends.get(path)
-        if data is not None or end is None or fs.is_url(path):
-            return data if data is not None else self._file_bytes(path)
+        if end is None or path in self._bytes or fs.is_url(path):
+            return self._file_bytes(path)
         head = self._heads.get(path)
         if head is None:  # through the descriptor its frames are read with: one open
             try:
                 head = self._pread(path, 0, end)
             except OSError as exc:
                 raise HeaderError(f"cannot open: {exc.strerror or exc}") from exc
-            if head[end - 12:end - 8] not in _PIXEL_TAG_BYTES \
-                    and head[end - 8:end - 4] not in _PIXEL_TAG_BYTES:  # explicit / implicit VR
-                self._header_ends.pop(path)  # not where the scan saw it (the file changed):
-                return self._file_bytes(path)  # the whole file
+            if not _ends_at_pixel_data(head, end):  # not where the scan saw it (the file
+                self._header_ends.pop(path)  # changed since): the whole file
+                return self._file_bytes(path)
             self._heads[path] = head
         return head
 
@@ -221,3 +215,11 @@ class JobSources:
     def headers(self) -> dict[str, Any]:
         """The headers parsed so far, by path."""
         return dict(self._headers)
+
+
+def _ends_at_pixel_data(head: bytes, end: int) -> bool:
+    """Whether ``head``, a file's first ``end`` bytes, ends with the header of a pixel data
+    element: tag, VR and length (12 bytes, explicit VR) or tag and length (8, implicit)."""
+    return len(head) == end and any(
+        ((group << 16) | elem) in PIXEL_DATA_TAGS
+        for group, elem in (struct.unpack_from("<HH", head, end - n) for n in (12, 8) if end >= n))

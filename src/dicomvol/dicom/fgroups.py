@@ -25,12 +25,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from dicomvol.dicom.tags import PIXEL_DATA_TAGS
+
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _PER_FRAME = 0x52009230
-_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "SQ", "UC", "UR", "UT", "UN", "SV", "UV"}
@@ -211,7 +212,7 @@ def _split(buf: _Buffer) -> Split | None:
     while True:
         buf.need(pos + 12)
         tag, vr, length, value_at = _element_header(buf.data, pos, implicit)
-        if tag in _PIXEL_TAGS:
+        if tag in PIXEL_DATA_TAGS:
             break
         if tag == _PER_FRAME or vr == "SQ" or length == _UNDEFINED:
             found, end = _read_sequence(buf, value_at, length, implicit, tag == _PER_FRAME)

@@ -24,11 +24,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from dicomvol.dicom.lean import MAX_NESTING, binary_numbers, parse_meta
-from dicomvol.dicom.tags import KEYWORD_TAGS, TAGS, tag_and_vr
+from dicomvol.dicom.tags import PIXEL_DATA_TAGS, VR_BY_TAG, keyword_tag, tag_and_vr
 
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _IMPLICIT_LE = "1.2.840.10008.1.2"
-_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _CHARSET_TAG = 0x00080005
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
@@ -43,8 +42,9 @@ _CHARSET_VRS = frozenset({"SH", "LO", "PN", "LT", "ST", "UT", "UC"})
 _SINGLE_TEXT = frozenset({"LT", "ST", "UT", "UR"})
 _NUMERIC = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"})
 _BYTES_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
-_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN",
-                  "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"})
+#: The explicit VRs with a 16-bit value length (PS3.5 7.1.2).
+_SHORT_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT",
+                        "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"})
 _ITEM_BYTES = b"\xfe\xff\x00\xe0"
 _HEAD = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
@@ -145,8 +145,7 @@ class LeanDataset:
 
     def _tag(self, key: Any) -> int | None:
         if isinstance(key, str):
-            found = KEYWORD_TAGS.get(key) or tag_and_vr(key)
-            return None if found is None else int(found[0])
+            return keyword_tag(key)
         if isinstance(key, tuple):
             return int((key[0] << 16) | key[1])
         return int(key)
@@ -154,11 +153,11 @@ class LeanDataset:
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of keyword ``key``, or the element of tag ``key`` (int or (group, elem))."""
         if isinstance(key, str):
-            found = KEYWORD_TAGS.get(key) or tag_and_vr(key)
+            found = tag_and_vr(key)
             element = None if found is None else self._elements.get(found[0])
-            if element is None:
+            if element is None or found is None:
                 return default
-            if element.VR == "UN" and found is not None and found[1] not in ("UN", "SQ"):
+            if element.VR == "UN" and found[1] not in ("UN", "SQ"):
                 element = LeanElement(element.tag, found[1].split(" ")[0], element._raw,
                                       element._set)  # UN in the file: the dictionary's VR
             return element.value
@@ -173,12 +172,10 @@ class LeanDataset:
         return self._elements[tag]
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or not name[:1].isupper():
+        """``ds.Keyword``: :meth:`get` of the keyword, AttributeError when absent."""
+        if name.startswith("_") or not name[:1].isupper() or name not in self:
             raise AttributeError(name)
-        tag = self._tag(name)
-        if tag is None or tag not in self._elements:
-            raise AttributeError(name)
-        return self._elements[tag].value
+        return self.get(name)
 
     def __contains__(self, key: Any) -> bool:
         try:
@@ -192,9 +189,6 @@ class LeanDataset:
 
     def __len__(self) -> int:
         return len(self._elements)
-
-    def keys(self) -> list[int]:
-        return sorted(self._elements)
 
     def group_dataset(self, group: int) -> list[LeanElement]:
         """The elements of ``group``, in tag order (as nibabel's CSA reader walks them)."""
@@ -282,7 +276,7 @@ def _items_of(buf: memoryview, pos: int, end: int, implicit: bool, charset: str,
             if end >= 0:
                 raise _Declined  # a delimiter in a defined-length item
             return elements, pos + 8
-        if top and tag in _PIXEL_TAGS:
+        if top and tag in PIXEL_DATA_TAGS:
             return elements, pos
         if implicit:
             vr = ""
@@ -293,7 +287,7 @@ def _items_of(buf: memoryview, pos: int, end: int, implicit: bool, charset: str,
             if vr in _LONG_VRS:
                 (length,) = _U32.unpack_from(buf, pos + 8)
                 start = pos + 12
-            elif vr in _VRS:
+            elif vr in _SHORT_VRS:
                 (length,) = _U16.unpack_from(buf, pos + 6)
                 start = pos + 8
             else:
@@ -307,20 +301,16 @@ def _items_of(buf: memoryview, pos: int, end: int, implicit: bool, charset: str,
         stop = start + length
         if stop > limit:
             raise _Declined
+        nested_implicit = implicit  # how a sequence's items are encoded
+        if implicit:
+            vr = _implicit_vr(tag)
+        if vr == "UN" and not group & 1 and length >= 8 \
+                and buf[start:start + 4] == _ITEM_BYTES:
+            vr, nested_implicit = "SQ", True  # a sequence whose VR the dictionary would give
         if vr == "SQ":
-            items, _ = _sequence(buf, start, stop, implicit, charset, depth + 1)
+            items, _ = _sequence(buf, start, stop, nested_implicit, charset, depth + 1)
             elements[tag] = LeanElement(tag, "SQ", items, charset)
         else:
-            if implicit:
-                vr = _implicit_vr(tag)
-            if vr == "UN" and not group & 1 and length >= 8 \
-                    and buf[start:start + 4] == _ITEM_BYTES:
-                vr = "SQ"  # a defined-length sequence whose VR the dictionary would give
-            if vr == "SQ":
-                items, _ = _sequence(buf, start, stop, True, charset, depth + 1)
-                elements[tag] = LeanElement(tag, "SQ", items, charset)
-                pos = stop
-                continue
             raw = bytes(buf[start:stop])
             if tag == _CHARSET_TAG:
                 charset = _charset(raw)
@@ -375,7 +365,7 @@ def _implicit_vr(tag: int) -> str:
         return "LO" if 0x0010 <= elem <= 0x00FF else "UN"
     if elem == 0x0000:
         return "UL"
-    return _VR_BY_TAG.get(tag, "UN")
+    return VR_BY_TAG.get(tag, "UN").split(" ")[0]  # "OB or OW": the first
 
 
 def _charset(raw: bytes) -> str:
@@ -424,5 +414,3 @@ def _typed(text: str, vr: str) -> Any:
         return text.strip("\x00 ")
     return text.rstrip("\x00 ")
 
-
-_VR_BY_TAG: dict[int, str] = {tag: vr for tag, vr in (*TAGS.values(), *KEYWORD_TAGS.values())}

@@ -19,7 +19,7 @@ import struct
 from typing import Any, BinaryIO
 
 from dicomvol.dicom.lean import MAX_NESTING, convert_value, read_meta
-from dicomvol.dicom.tags import KEYWORD_TAGS, tag_and_vr
+from dicomvol.dicom.tags import PIXEL_DATA_TAGS, keyword_tag
 
 #: Enhanced MR Image Storage.
 SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.4.1"})
@@ -27,7 +27,6 @@ _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN", b"SV",
              b"UV"}
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
-_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 _PER_FRAME = 0x52009230
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
@@ -64,20 +63,6 @@ class LeanBlock:
         return value  # type: ignore[no-any-return]
 
 
-#: Keyword -> tag (-1: not a dictionary keyword), filled as keywords are asked for.
-_TAGS: dict[str, int] = {}
-
-
-def keyword_tag(keyword: str) -> int | None:
-    """The tag of a dictionary keyword (:data:`~dicomvol.dicom.tags.KEYWORD_TAGS` first:
-    pydicom's dictionary only for a keyword the package does not name)."""
-    tag = _TAGS.get(keyword)
-    if tag is None:
-        found = KEYWORD_TAGS.get(keyword) or tag_and_vr(keyword)
-        tag = _TAGS[keyword] = -1 if found is None else int(found[0])
-    return None if tag < 0 else tag
-
-
 class LeanItem:
     """A data set or sequence item read by this module: ``get`` and ``in`` by keyword or tag.
 
@@ -110,10 +95,8 @@ class LeanItem:
 
     def get(self, key: Any, default: Any = None) -> Any:
         if type(key) is str:  # the common case, per frame: two dict look-ups
-            tag = _TAGS.get(key)
+            tag = keyword_tag(key)
             if tag is None:
-                tag = keyword_tag(key)
-            if tag is None or tag < 0:
                 return default
             value = self._lean_values.get(tag)
             if type(value) is tuple:
@@ -225,7 +208,7 @@ def _dataset(buf: bytes, pos: int, end: int, shared: dict[bytes, list[LeanItem]]
             start = pos + 12
         else:
             start = pos + 8
-        if top and tag in _PIXEL_TAGS:
+        if top and tag in PIXEL_DATA_TAGS:
             return values, pos, (pos, start, length)
         if raw_vr == b"SQ":
             if length <= _SHARED_MAX and start + length <= end:  # read once per file
@@ -300,7 +283,7 @@ def first_frame_only(buf: bytes) -> bytes | None:
         pos, cut = meta_end, None
         while pos + 8 <= len(buf):
             tag, raw_vr, length, start = _element_head(buf, pos)
-            if tag in _PIXEL_TAGS:
+            if tag in PIXEL_DATA_TAGS:
                 break
             if length == _UNDEFINED and raw_vr == b"SQ":
                 end = _sequence_end(buf, start, 1)
@@ -349,7 +332,7 @@ def _header_end(buf: bytes, pos: int) -> int | None:
     n = len(buf)
     while pos + 12 <= n:
         tag, raw_vr, length, start = _element_head(buf, pos)
-        if tag in _PIXEL_TAGS:
+        if tag in PIXEL_DATA_TAGS:
             return start
         if length != _UNDEFINED:
             pos = start + length

@@ -274,15 +274,18 @@ KEYWORD_TAGS: Final[dict[str, tuple[int, str]]] = {
     "UnassignedPerFrameConvertedAttributesSequence": (0x00209171, "SQ"),
     "ZOffsetInSlideCoordinateSystem": (0x0040074A, "DS"),
 }
-_VR_BY_TAG: Final[dict[int, str]] = dict(TAGS.values())
+#: tag -> VR of every listed keyword (:data:`KEYWORD_TAGS`).
+VR_BY_TAG: Final[dict[int, str]] = dict(KEYWORD_TAGS.values())
+#: PixelData, FloatPixelData and DoubleFloatPixelData: the element a header ends at.
+PIXEL_DATA_TAGS: Final[frozenset[int]] = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
 
 def tag_and_vr(keyword: str) -> tuple[int, str] | None:
     """The tag and VR of a dictionary keyword, None if pydicom's dictionary does not know it.
 
-    Listed keywords are answered without importing pydicom.
+    Listed keywords (:data:`KEYWORD_TAGS`) are answered without importing pydicom.
     """
-    found = TAGS.get(keyword)
+    found = KEYWORD_TAGS.get(keyword)
     if found is not None:
         return found
     from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -293,9 +296,22 @@ def tag_and_vr(keyword: str) -> tuple[int, str] | None:
     return int(tag), str(dictionary_VR(tag))
 
 
+#: Keyword -> tag (-1: not a dictionary keyword), filled as keywords are asked for.
+_KEYWORD_TAG: dict[str, int] = {}
+
+
+def keyword_tag(keyword: str) -> int | None:
+    """The tag of a dictionary keyword (:func:`tag_and_vr`, remembered), None if unknown."""
+    tag = _KEYWORD_TAG.get(keyword)
+    if tag is None:
+        found = tag_and_vr(keyword)
+        tag = _KEYWORD_TAG[keyword] = -1 if found is None else found[0]
+    return None if tag < 0 else tag
+
+
 def vr_of(tag: int) -> str:
     """The implicit VR of a listed tag, else pydicom's dictionary VR ("UN" if unknown)."""
-    listed = _VR_BY_TAG.get(tag)
+    listed = VR_BY_TAG.get(tag)
     if listed is not None:
         return listed
     from pydicom.datadict import dictionary_VR

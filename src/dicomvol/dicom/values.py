@@ -45,8 +45,11 @@ def first_item(ds: Any, keyword: str) -> Dataset | None:
 def is_dataset(value: Any) -> bool:
     """Whether ``value`` is a data set: a pydicom ``Dataset`` (never, while pydicom is not
     imported, so asking does not import it) or a :class:`~dicomvol.dicom.leands.LeanDataset`."""
-    if getattr(type(value), "lean_dataset", False):
-        return True
+    return bool(getattr(type(value), "lean_dataset", False)) or is_pydicom_dataset(value)
+
+
+def is_pydicom_dataset(value: Any) -> bool:
+    """Whether ``value`` is a pydicom ``Dataset`` (never, while pydicom is not imported)."""
     module = sys.modules.get("pydicom.dataset")
     return module is not None and isinstance(value, module.Dataset)
 

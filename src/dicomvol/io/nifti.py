@@ -142,8 +142,8 @@ def header_block(spec: NiftiSpec) -> bytes:
     """
     dtype = np.dtype(spec.dtype)
     code = NIFTI_DATATYPES.get(f"{dtype.kind}{dtype.itemsize}")
-    if code is None or dtype.fields is not None or not 1 <= len(spec.shape) <= 7 \
-            or any(not 0 < n <= _MAX_DIM for n in spec.shape):
+    if code is None or not 1 <= len(spec.shape) <= 7 \
+            or any(not 0 < n <= _MAX_DIM for n in spec.shape):  # (a structured dtype: "V")
         return bytes(_nibabel_header(spec).binaryblock)
     dim = [len(spec.shape), *spec.shape] + [1] * (7 - len(spec.shape))
     pixdim = [1.0] * 8

@@ -36,7 +36,6 @@ multi-valued attribute is left out, never raised.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import sys
@@ -44,8 +43,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from dicomvol.dicom.tags import KEYWORD_TAGS, tag_and_vr
-from dicomvol.dicom.values import is_dataset, parse_da, split_tm, vendor
+from dicomvol.dicom.tags import keyword_tag
+from dicomvol.dicom.values import is_dataset, is_pydicom_dataset, parse_da, split_tm, vendor
 
 if TYPE_CHECKING:  # pragma: no cover - a header is a pydicom Dataset or a LeanDataset
     from pydicom.dataset import Dataset
@@ -80,13 +79,6 @@ _RP = "RadiopharmaceuticalInformationSequence/"
 # --- value access -------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=512)
-def _tag_of(keyword: str) -> int | None:
-    """The tag of a dictionary keyword (None if unknown)."""
-    found = KEYWORD_TAGS.get(keyword) or tag_and_vr(keyword)
-    return None if found is None else int(found[0])
-
-
 def _raw(item: Any, keyword: str) -> Any:
     """Return the value of ``keyword`` in ``item`` (None if absent or unreadable).
 
@@ -94,19 +86,14 @@ def _raw(item: Any, keyword: str) -> Any:
     two functional-group sequences) are absent from a given header; for a ``Dataset``
     that is one look-up in its element dict, without pydicom's ``get`` machinery.
     """
-    if _is_pydicom_dataset(item):
-        tag = _tag_of(keyword)
+    if is_pydicom_dataset(item):
+        tag = keyword_tag(keyword)
         if tag is not None and tag not in item.keys():  # noqa: SIM118 (no Tag() per call)
             return None
     try:
         return item.get(keyword)  # bids_metadata silences pydicom's invalid-value warnings
     except Exception:
         return None
-
-
-def _is_pydicom_dataset(item: Any) -> bool:
-    module = sys.modules.get("pydicom.dataset")
-    return module is not None and isinstance(item, module.Dataset)
 
 
 def _macros(ds: Dataset, sequence: str) -> Iterator[Dataset]:

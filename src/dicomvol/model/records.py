@@ -130,64 +130,59 @@ class FrameRecord:
 
 #: A FrameRecord's field values in declaration order (its ``__init__`` takes them so).
 _frame_values = attrgetter(*(f.name for f in fields(FrameRecord)))
-#: Fields of text (or tuples of text) that the records of a series share; only such values
-#: are shared: equal floats may differ (0.0 and -0.0), and 1 == 1.0 == True.
-_SHARED_FIELDS = tuple(i for i, f in enumerate(fields(FrameRecord)) if f.name in {
+#: Fields whose values the records of a series repeat, held as one object per distinct
+#: value in each process: text (or tuples of text) by equality, and the float tuples of
+#: :data:`_FLOAT_FIELDS` only when bit-identical (keyed by their bytes: 0.0 == -0.0 and
+#: 1 == 1.0 == True, but such values must stay apart).
+_TEXT_FIELDS = frozenset({
     "sop_class_uid", "series_instance_uid", "study_instance_uid", "modality",
     "series_description", "image_type", "photometric", "transfer_syntax",
     "frame_of_reference_uid", "acquisition_date", "names"})
+_FLOAT_FIELDS = frozenset({"orientation", "pixel_spacing"})
+#: Field name -> whether its value is a float tuple, for the shared fields.
+_SHARED_NAMES = {name: name in _FLOAT_FIELDS for name in _TEXT_FIELDS | _FLOAT_FIELDS}
+#: (field index, float tuple) of the shared fields, in declaration order.
+_SHARED_AT = tuple((i, _SHARED_NAMES[f.name]) for i, f in enumerate(fields(FrameRecord))
+                   if f.name in _SHARED_NAMES)
 _SHARED: dict[Any, Any] = {}
 _SHARED_MAX = 1 << 16
-#: The names of :data:`_SHARED_FIELDS`.
-SHARED_FIELD_NAMES = frozenset(fields(FrameRecord)[i].name for i in _SHARED_FIELDS)
-#: Float tuples a series' records repeat (shared when bit-identical, see _shared_floats).
-SHARED_FLOAT_NAMES = frozenset({"orientation", "pixel_spacing"})
-_SHARED_FLOATS = tuple(i for i, f in enumerate(fields(FrameRecord))
-                       if f.name in SHARED_FLOAT_NAMES)
 
 
-def _shared_values(values: list[Any]) -> tuple[Any, ...]:
-    """A record's field values with the series-level text of :data:`_SHARED_FIELDS` and
-    the float tuples of :data:`_SHARED_FLOATS` as one object per distinct value in this
-    process (a bounded table, cleared when full)."""
-    shared = _SHARED
-    if len(shared) > _SHARED_MAX:
-        shared.clear()
-    for i in _SHARED_FIELDS:
-        value = values[i]
-        values[i] = shared.setdefault(value, value)
-    for i in _SHARED_FLOATS:
-        values[i] = _shared_floats(values[i], shared)
-    return tuple(values)
+def _table() -> dict[Any, Any]:
+    """The process's table of shared values (bounded: cleared when full)."""
+    if len(_SHARED) > _SHARED_MAX:
+        _SHARED.clear()
+    return _SHARED
 
 
 def _shared_floats(value: Any, shared: dict[Any, Any]) -> Any:
     """One object per bit-identical tuple of floats (keyed by its bytes: 0.0 and -0.0
-    stay apart)."""
+    stay apart); any other value as it is."""
     if type(value) is not tuple or not all(type(v) is float for v in value):
         return value
     return shared.setdefault(struct.pack(f"<{len(value)}d", *value), value)
 
 
 def _rebuilt(values: tuple[Any, ...]) -> FrameRecord:
-    """A pickled record in the receiving process, its series-level text shared with the
+    """A pickled record in the receiving process, its repeated values shared with the
     records received before (from other messages too: the planning process holds every
     record of a run)."""
-    return FrameRecord(*_shared_values(list(values)))
+    shared, out = _table(), list(values)
+    for i, floats in _SHARED_AT:
+        value = out[i]
+        out[i] = _shared_floats(value, shared) if floats else shared.setdefault(value, value)
+    return FrameRecord(*out)
 
 
 def shared_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (record fields by name) with the series-level text shared as
-    :func:`_shared_values` shares it: records built in this process hold one object
-    per distinct UID, modality, image type... (about 1 KiB less per record)."""
-    shared = _SHARED
-    if len(shared) > _SHARED_MAX:
-        shared.clear()
-    for name in SHARED_FIELD_NAMES & values.keys():
+    """``values`` (record fields by name) with the values a series repeats shared as
+    :func:`_rebuilt` shares them: records built in this process hold one object per
+    distinct UID, modality, image type, orientation... (about 1 KiB less per record)."""
+    shared = _table()
+    for name in _SHARED_NAMES.keys() & values.keys():
         value = values[name]
-        values[name] = shared.setdefault(value, value)
-    for name in SHARED_FLOAT_NAMES & values.keys():
-        values[name] = _shared_floats(values[name], shared)
+        values[name] = (_shared_floats(value, shared) if _SHARED_NAMES[name]
+                        else shared.setdefault(value, value))
     return values
 
 

@@ -110,15 +110,13 @@ def native_stack(path: str, first: FrameRecord, sources: JobSources | None) -> n
 
 
 def read_native_frame(frame: FrameRecord, sources: JobSources | None = None) -> np.ndarray:
-    """The stored values of one frame of a native multi-frame file (or of a native
-    single-frame file), shape (Rows, Columns), masked to BitsStored.
+    """The stored values of one frame of a native multi-frame file, shape (Rows, Columns),
+    masked to BitsStored.
 
     Only that frame's bytes are read (:meth:`JobSources.read_range
     <dicomvol.dicom.cache.JobSources.read_range>`: the cached file, or one open file read
     at offsets), so a job streaming a 5,000-frame file frame by frame holds one frame.
     """
-    if frame.number_of_frames == 1:
-        return read_native(frame, sources)
     assert frame.pixel_offset is not None
     if not 1 <= frame.frame <= frame.number_of_frames:
         raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
