@@ -360,3 +360,61 @@ def test_cli_gives_blas_one_thread_unless_told(tmp_path: Path, given: str | None
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == expected
+
+
+def test_python_dash_m_dicomvol_is_the_command_line(tmp_path: Path) -> None:
+    write_series(tmp_path / "in", shape=SHAPE)
+    proc = subprocess.run([sys.executable, "-m", "dicomvol", "convert", str(tmp_path / "in"),
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("wrote ") and len(list((tmp_path / "out").glob("*.nii.gz"))) == 1
+    usage = subprocess.run([sys.executable, "-m", "dicomvol", "--no-such-option"],
+                           capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "dicomvol: error:" in usage.stderr
+
+
+# --- file names that are not UTF-8 (Latin-1 names from old archives) ---------------------------
+
+LATIN1 = b"caf\xe9"
+
+
+def test_names_that_are_not_utf8_convert_and_print_under_a_strict_locale(tmp_path: Path) -> None:
+    """A series with a Latin-1 file name converts (its sidecar names the file by its bytes),
+    a damaged file and a broken link with such names are errors shown with escapes, and no
+    output (JSON, Parquet, terminal) raises, even where stdout refuses lone surrogates."""
+    import pyarrow.parquet as pq
+
+    series = write_series(tmp_path / "in", shape=SHAPE)
+    folder = os.fsencode(tmp_path / "in")
+    first = sorted(os.fsencode(p) for p in series.paths)[0]
+    os.rename(first, os.path.join(folder, LATIN1 + b".dcm"))
+    with open(os.path.join(folder, b"bad" + LATIN1 + b".dcm"), "wb") as fp:
+        fp.write(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI")  # meta group cut short
+    os.symlink(b"/no/such/target", os.path.join(folder, b"link" + LATIN1))
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    proc = subprocess.run([sys.executable, "-m", "dicomvol", "convert", str(tmp_path / "in"),
+                           "-o", str(tmp_path / "out")], capture_output=True, env=env,
+                          timeout=120)
+    stdout = proc.stdout.decode("utf-8")  # valid UTF-8: the bytes are escaped
+    assert proc.returncode == 1, proc.stderr.decode("utf-8", "replace")
+    assert b"Traceback" not in proc.stderr
+    assert "error: badcaf\\udce9.dcm: damaged file meta information" in stdout
+    assert "error: linkcaf\\udce9: broken symbolic link" in stdout
+    report = json.loads((tmp_path / "out" / "dicomvol_report.json").read_text())
+    assert {os.fsencode(e["File"]) for e in report["errors"]} == {
+        b"bad" + LATIN1 + b".dcm", b"link" + LATIN1}
+    assert report["ledger"]["balanced"] is True and report["summary"]["outputs"] == 1
+    (volume,) = report["volumes"]
+    sidecar = json.loads((tmp_path / "out" / volume["Sidecar"]).read_text())
+    names = {os.fsencode(s["File"]) if isinstance(s, dict) else os.fsencode(s)
+             for s in sidecar["SourceInstances"]}
+    assert LATIN1 + b".dcm" in names and len(names) == SHAPE[2]
+    table = pq.read_table(tmp_path / "out" / "dicomvol_report.parquet")
+    assert table.num_rows == 1
+    again = subprocess.run([sys.executable, "-m", "dicomvol", "convert", str(tmp_path / "in"),
+                            "-o", str(tmp_path / "out"), "--resume"], capture_output=True,
+                           env=env, timeout=120)
+    assert b"Traceback" not in again.stderr
+    resumed = json.loads((tmp_path / "out" / "dicomvol_report.json").read_text())
+    assert [v["Status"] for v in resumed["volumes"]] == ["resumed"]  # the digest matched

@@ -26,6 +26,7 @@ from dicomvol.constants import SEG_SNAP_TOLERANCE_MM, SEG_SNAP_TOLERANCE_VOXELS
 from dicomvol.dicom.cache import JobSources
 from dicomvol.errors import DicomvolError, PixelDataError
 from dicomvol.inputs import fs
+from dicomvol.inputs.names import name_bytes
 from dicomvol.io.atomic import write_text_atomic
 from dicomvol.io.formats import stem_of, write_volume
 from dicomvol.io.jsonio import write_json_atomic
@@ -109,7 +110,7 @@ class Built:
 def label_digest(plan: DerivedPlan) -> str:
     """A stable digest of what a label map reads and where it goes (for ``--resume``)."""
     h = sha256()  # CPython's own: no OpenSSL (same digests as hashlib's)
-    h.update(f"{plan.obj.sop_instance_uid}|{plan.obj.rel}|{plan.obj.number_of_frames}\n".encode())
+    h.update(name_bytes(f"{plan.obj.sop_instance_uid}|{plan.obj.rel}|{plan.obj.number_of_frames}\n"))
     h.update(np.asarray(plan.grid.affine, dtype=np.float64).tobytes())
     h.update(repr(tuple(plan.grid.spatial_shape)).encode())
     return h.hexdigest()[:32]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dicomvol.inputs.names import name_bytes
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import SkippedFrame
 from dicomvol.options import ConvertOptions
@@ -51,7 +52,7 @@ def plan_digest(plan: VolumePlan) -> str:
     """A stable digest of what a plan reads and how (for ``--resume``)."""
     h = sha256()  # CPython's own SHA-256: no OpenSSL (same digests as hashlib's)
     for f in plan.all_frames:
-        h.update(f"{f.sop_instance_uid}|{f.frame}|{f.rel}\n".encode())
+        h.update(name_bytes(f"{f.sop_instance_uid}|{f.frame}|{f.rel}\n"))
     h.update(repr((plan.shape, plan.suffix, plan.resample)).encode())
     return h.hexdigest()[:32]
 

@@ -55,10 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
 BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
 
 
+def _tolerant_streams() -> None:
+    """stdout and stderr that print any file name: a name that is not UTF-8 (its bytes
+    held as lone surrogates) is shown with backslash escapes where the terminal's
+    encoding would refuse it (a strict UTF-8 locale), never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     for name, value in BLAS_THREADS.items():  # before numpy is imported (lazily, below)
         os.environ.setdefault(name, value)
+    _tolerant_streams()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

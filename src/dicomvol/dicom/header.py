@@ -116,6 +116,8 @@ def read_header_from(fp: BinaryIO, gzipped: bool = False) -> tuple[Dataset, Pixe
     head = fp.read(132)
     fp.seek(0)
     has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+    if not head:
+        raise NotDicomError("empty file (0 bytes): not a DICOM file")
     if not has_preamble and not _looks_like_raw_dicom(head):
         raise NotDicomError("not a DICOM file (no DICM prefix)")
     import pydicom  # the fallback: the lean readers declined this file

@@ -46,7 +46,8 @@ class Discovered:
         ``(url, reason)`` for listed objects that are not ``.dcm`` (IDC stores
         every instance as ``<crdc_instance_uuid>.dcm``).
     problems : list of (str, str)
-        ``(where, why)`` for manifest lines that name no input.
+        ``(where, why)`` for manifest lines that name no input, broken links and
+        folders that could not be read.
     idc_ids : list of str
         IDC identifiers manifests listed (resolved by the caller).
     """
@@ -67,10 +68,10 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]]) -> Discovered:
 
     An input that is a manifest (``.txt``, ``.csv``, ``.parquet``: see
     :mod:`dicomvol.inputs.manifest`) stands for the inputs it lists. Hidden files and
-    folders (starting with ``.``) are skipped. Symbolic links
-    to files are followed; links to folders are not (no cycles). Each file is
-    listed once even when inputs overlap. A URL prefix is listed once (one
-    LIST); only its ``.dcm`` objects are candidates.
+    folders (starting with ``.``) are skipped. Symbolic links are followed, each real
+    folder walked once (no cycles); broken links and unreadable folders are
+    ``problems``. Each file is listed once even when inputs overlap. A URL prefix is
+    listed once (one LIST); only its ``.dcm`` objects are candidates.
 
     Raises
     ------
@@ -107,7 +108,7 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]]) -> Discovered:
         if fs.is_url(entry):
             _add_objects(entry, out, seen)
             continue
-        for path, rel, real in _walk(Path(entry)):
+        for path, rel, real in _walk(Path(entry), out.problems):
             if real in seen:
                 continue
             seen.add(real)
@@ -131,47 +132,58 @@ def _add_objects(url: str, out: Discovered, seen: set[str]) -> None:
             out.ignored.append((name, "not a .dcm object"))
 
 
-def _walk(root: Path) -> Iterator[tuple[str, str, str]]:
+def _walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
     """(absolute path, path relative to ``root``, real path) of every file under ``root``.
 
     Top-down, names sorted per folder, a folder's files before its subfolders (the order
-    of ``os.walk``). One ``scandir`` per folder and no system call per regular file: the
-    absolute and real paths of a file are its folder's plus its name (a folder reached
-    here is never a link, so its real path is its parent's plus its name); only a link
-    to a file is resolved on its own.
+    of ``os.walk(followlinks=True)``). Links to folders are followed (a tree of links to
+    patient folders is a common way to select data), each real folder is walked once: a
+    link back to a folder already walked (a cycle, or a second way in) adds nothing, as its
+    files are listed. A broken link and a folder that cannot be read are ``problems`` (the
+    run reports them as errors by name: e.g. a DataLad dataset whose annexed files were
+    never fetched). One ``scandir`` per folder and no system call per regular file: the
+    absolute and real paths of a file are its folder's plus its name; only a link is
+    resolved on its own.
     """
     if root.is_file():
         yield os.path.abspath(root), root.name, os.path.realpath(root)
         return
     base = os.path.abspath(root)
     stack = [(base, os.path.realpath(base), "")]
+    walked: set[str] = set()
     while stack:
         folder, real, rel = stack.pop()
+        if real in walked:
+            continue
+        walked.add(real)
         try:
             with os.scandir(folder) as it:
                 entries = sorted((e for e in it if not e.name.startswith(".")),
                                  key=lambda e: e.name)
-        except OSError:  # unreadable folder: skipped, as os.walk does
+        except OSError as exc:
+            problems.append((rel or folder, f"folder could not be read: {exc.strerror or exc}"))
             continue
         folders = []
         for entry in entries:
             name = entry.name
+            path = os.path.join(folder, name)
+            link = entry.is_symlink()
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                if not entry.is_symlink():  # links to folders are not followed
-                    folders.append(name)
+                folders.append((path, os.path.realpath(path) if link else os.path.join(real, name),
+                                f"{rel}{name}{os.sep}"))
                 continue
             try:
                 is_file = entry.is_file()
             except OSError:
                 is_file = False
-            if not is_file:  # broken links, sockets, fifos
-                continue
-            path = os.path.join(folder, name)
-            yield (path, rel + name,
-                   os.path.realpath(path) if entry.is_symlink() else os.path.join(real, name))
-        stack.extend((os.path.join(folder, name), os.path.join(real, name), f"{rel}{name}{os.sep}")
-                     for name in reversed(folders))
+            if not is_file:
+                if link and not os.path.exists(path):
+                    problems.append((rel + name, "broken symbolic link: its target "
+                                     f"{os.readlink(path)!r} does not exist"))
+                continue  # sockets, fifos, devices: not data
+            yield path, rel + name, os.path.realpath(path) if link else os.path.join(real, name)
+        stack.extend(reversed(folders))

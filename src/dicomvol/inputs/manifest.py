@@ -90,7 +90,8 @@ def read_manifest(path: Path) -> Manifest:
 
 def _text(path: Path) -> Manifest:
     manifest = Manifest()
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")  # names as bytes
+    for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -159,7 +160,7 @@ def _table(path: Path, table: tuple[list[str], list[list[str]]]) -> Manifest:
 
 
 def _csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
-    with open(path, newline="", encoding="utf-8") as fp:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fp:
         rows = list(csv.reader(fp, delimiter=delimiter))
     return (rows[0], rows[1:]) if rows else ([], [])
 

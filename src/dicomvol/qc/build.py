@@ -19,6 +19,7 @@ from typing import Any
 
 from dicomvol.constants import OUTPUT_FORMATS, REPORT_NAME
 from dicomvol.errors import UsageError
+from dicomvol.inputs.names import printable
 from dicomvol.io.atomic import atomic_path
 from dicomvol.qc.capture import from_image
 from dicomvol.qc.derived import SLIDE_ENDINGS, from_label_map, from_slide, is_label_map, is_slide
@@ -158,7 +159,7 @@ def build_page(out_dir: str | Path, rebuild: bool = False,
                     time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     for name, html in written.items():
         with atomic_path(qc_dir / name) as tmp:
-            tmp.write_text(html, encoding="utf-8")
+            tmp.write_text(printable(html), encoding="utf-8")
     for old in qc_dir.glob("volumes-*.html"):  # pages of an earlier, larger run
         if old.name not in written:
             old.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomvol._version import __version__
+from dicomvol.inputs.names import printable
 from dicomvol.io.atomic import atomic_path
 
 _MAGIC = b"PAR1"
@@ -133,7 +134,7 @@ def _page_values(ptype: int, present: list[Any]) -> bytes:
         return struct.pack(f"<{len(present)}d", *(float(v) for v in present))
     out = bytearray()
     for v in present:
-        raw = str(v).encode("utf-8")
+        raw = printable(str(v)).encode("utf-8")
         out += struct.pack("<I", len(raw)) + raw
     return bytes(out)
 

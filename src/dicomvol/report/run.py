@@ -10,6 +10,7 @@ from typing import Any
 
 from dicomvol._version import __version__
 from dicomvol.constants import REPORT_NAME
+from dicomvol.inputs.names import printable
 from dicomvol.io.atomic import atomic_path
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.model.detail import GeometryChecks, checks_json
@@ -161,7 +162,8 @@ class RunReport:
             with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fp:
                 writer = csv.DictWriter(fp, fieldnames=columns)
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows({k: printable(v) if isinstance(v, str) else v
+                                 for k, v in r.items()} for r in rows)
             return path
         path = base.with_suffix(".parquet")
         write_parquet(path, {c: [r.get(c) for r in rows] for c in columns}, len(rows))
