@@ -120,3 +120,16 @@ def test_a_name_that_is_not_utf8_is_listed_with_its_bytes(tmp_path: Path) -> Non
         fp.write(b"x")
     (found,) = discover([tmp_path / "in"])
     assert os.fsencode(found.rel) == name and os.path.isfile(found.path)
+
+
+def test_the_output_folder_inside_an_input_is_not_read(tree: Path) -> None:
+    out = tree / "b" / "out"
+    out.mkdir()
+    (out / "old.nii.gz").write_bytes(b"written by an earlier run")
+    found = discover_all([tree], outputs=out)
+    assert not any("old.nii.gz" in c.rel for c in found.candidates)
+    assert found.ignored == [(os.path.join("b", "out") + os.sep,
+                              "this run's output folder: not read as input")]
+    assert [c.rel for c in found.candidates] == [c.rel for c in discover([tree])
+                                                 if "old.nii.gz" not in c.rel]
+    assert discover_all([out], outputs=out).candidates  # the output folder as the input: read

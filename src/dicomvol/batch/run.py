@@ -65,7 +65,7 @@ def convert_run(paths: Sequence[PathLike], out_dir: PathLike, options: ConvertOp
         archive = Archive(inputs=[str(p) for p in paths])
     if options.qc:  # imported before the pool forks, so that no worker imports it again
         import dicomvol.qc.capture  # noqa: F401
-    found = discover_inputs(paths)
+    found = discover_inputs(paths, out_dir)
     if not options.dask:  # small inputs run in this process unless -j was chosen
         options = replace(options, jobs=run_workers(options.jobs, found.candidates,
                                                     options.adaptive_jobs))

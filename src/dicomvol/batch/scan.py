@@ -90,10 +90,11 @@ def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
     return result
 
 
-def discover_inputs(paths: Iterable[PathLike]) -> Discovered:
-    """Every candidate file under ``paths``, each prefix listed afresh (once) for this scan."""
+def discover_inputs(paths: Iterable[PathLike], out_dir: PathLike | None = None) -> Discovered:
+    """Every candidate file under ``paths``, each prefix listed afresh (once) for this scan;
+    ``out_dir``, the run's output folder, is not read where it lies inside an input."""
     fs.forget_listings()
-    return discover_all(paths)
+    return discover_all(paths, outputs=out_dir)
 
 
 def _chunk_failed(task: IndexTask, exc: BaseException) -> IndexResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +63,8 @@ def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Candidate]:
     return discover_all(inputs).candidates
 
 
-def discover_all(inputs: Iterable[str | os.PathLike[str]]) -> Discovered:
+def discover_all(inputs: Iterable[str | os.PathLike[str]],
+                 outputs: str | os.PathLike[str] | None = None) -> Discovered:
     """Walk files, folders and URL prefixes recursively and list every regular file.
 
     An input that is a manifest (``.txt``, ``.csv``, ``.parquet``: see
@@ -71,7 +72,9 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]]) -> Discovered:
     folders (starting with ``.``) are skipped. Symbolic links are followed, each real
     folder walked once (no cycles); broken links and unreadable folders are
     ``problems``. Each file is listed once even when inputs overlap. A URL prefix is
-    listed once (one LIST); only its ``.dcm`` objects are candidates.
+    listed once (one LIST); only its ``.dcm`` objects are candidates. ``outputs``, the
+    run's output folder, is not walked where it lies inside an input (a second run would
+    read the first one's outputs): it is ``ignored``, with that reason.
 
     Raises
     ------
@@ -104,11 +107,12 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]]) -> Discovered:
         else:
             roots.append(str(root))
     seen: set[str] = set()
+    skip = {os.path.realpath(outputs)} if outputs is not None and not fs.is_url(outputs) else set()
     for entry in roots:
         if fs.is_url(entry):
             _add_objects(entry, out, seen)
             continue
-        for path, rel, real in _walk(Path(entry), out.problems):
+        for path, rel, real in _walk(Path(entry), out.problems, skip, out.ignored):
             if real in seen:
                 continue
             seen.add(real)
@@ -132,7 +136,8 @@ def _add_objects(url: str, out: Discovered, seen: set[str]) -> None:
             out.ignored.append((name, "not a .dcm object"))
 
 
-def _walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
+def _walk(root: Path, problems: list[tuple[str, str]], skip: Collection[str] = (),
+          ignored: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, str, str]]:
     """(absolute path, path relative to ``root``, real path) of every file under ``root``.
 
     Top-down, names sorted per folder, a folder's files before its subfolders (the order
@@ -141,9 +146,10 @@ def _walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[tuple[str, st
     link back to a folder already walked (a cycle, or a second way in) adds nothing, as its
     files are listed. A broken link and a folder that cannot be read are ``problems`` (the
     run reports them as errors by name: e.g. a DataLad dataset whose annexed files were
-    never fetched). One ``scandir`` per folder and no system call per regular file: the
-    absolute and real paths of a file are its folder's plus its name; only a link is
-    resolved on its own.
+    never fetched). A folder whose real path is in ``skip`` (below the root) is not
+    walked: an ``ignored`` entry says so. One ``scandir`` per folder and no system call
+    per regular file: the absolute and real paths of a file are its folder's plus its
+    name; only a link is resolved on its own.
     """
     if root.is_file():
         yield os.path.abspath(root), root.name, os.path.realpath(root)
@@ -156,6 +162,10 @@ def _walk(root: Path, problems: list[tuple[str, str]]) -> Iterator[tuple[str, st
         if real in walked:
             continue
         walked.add(real)
+        if rel and real in skip:
+            if ignored is not None:
+                ignored.append((rel, "this run's output folder: not read as input"))
+            continue
         try:
             with os.scandir(folder) as it:
                 entries = sorted((e for e in it if not e.name.startswith(".")),
