@@ -41,6 +41,16 @@ def frame_geometry(ds: Any, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndar
         ipp = group("PlanePositionSequence").ImagePositionPatient
         iop = group("PlaneOrientationSequence").ImageOrientationPatient
         ps = group("PixelMeasuresSequence").PixelSpacing
+    elif "ImagePositionPatient" not in ds and "DetectorInformationSequence" in ds:
+        # NM reconstruction (PS3.3 C.8.4.11, C.8.4.15): the first slice's place in the
+        # detector item; slice n at (n - 1) x SpacingBetweenSlices along row x column
+        detector = ds.DetectorInformationSequence[0]
+        iop = np.array([float(v) for v in detector.ImageOrientationPatient])
+        normal = np.cross(iop[:3], iop[3:])
+        number = int(ds.SliceVector[frame - 1]) if "SliceVector" in ds else frame
+        ipp = (np.array([float(v) for v in detector.ImagePositionPatient])
+               + (number - 1) * float(ds.SpacingBetweenSlices) * normal)
+        ps = ds.PixelSpacing
     else:
         ipp, iop, ps = ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing
     iop = np.array([float(v) for v in iop])

@@ -142,14 +142,15 @@ def run_slides(result: ScanResult, out: Path, options: ConvertOptions,
         if frame.sop_instance_uid not in used and frame.path not in errored:
             report.skipped.append(SkippedFrame(frame.sop_instance_uid, None, frame.path,
                                                frame.rel, "SM instance in no slide image "
-                                               "(a smaller duplicate label/overview)"))
+                                               "(a smaller duplicate label/overview)",
+                                               frame.number_of_frames))
             used.add(frame.sop_instance_uid)
 
 
 def _skip(report: RunReport, level: SlideLevel, reason: str, used: set[str]) -> None:
     for inst in level.instances:
         report.skipped.append(SkippedFrame(inst.sop_instance_uid, None, inst.path, inst.rel,
-                                           reason))
+                                           reason, inst.n_frames))
         used.add(inst.sop_instance_uid)
 
 
@@ -167,4 +168,4 @@ def _failed(report: RunReport, levels: list[SlideLevel], exc: Exception,
                 bad = inst.path if bad is None else bad
             else:
                 report.skipped.append(SkippedFrame(inst.sop_instance_uid, None, inst.path,
-                                                   inst.rel, message))
+                                                   inst.rel, message, inst.n_frames))

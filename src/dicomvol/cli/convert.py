@@ -237,7 +237,9 @@ def print_summary(report: Any) -> None:
         out.write(f"wrote {o.path}  {shape}  {spacing} mm\n")
         for w in o.warnings:
             out.write(f"  warning: {w}\n")
-    reasons = Counter(s.reason for s in report.skipped)
+    reasons: Counter[str] = Counter()
+    for s in report.skipped:
+        reasons[s.reason] += s.n_frames
     for reason, n in reasons.most_common():
         out.write(f"skipped {n} frame(s): {reason}\n")
     ignored = Counter(i.reason for i in report.ignored)
@@ -254,6 +256,7 @@ def print_summary(report: Any) -> None:
                   f"{c.listed_objects}/{c.series.instance_count} objects, "
                   f"{c.listed_bytes:,}/{c.series.size_bytes:,} bytes ({c.source})\n")
     out.write(f"{len(report.outputs)} volume(s) written to {report.out_dir}, "
-              f"{len(report.skipped)} frame(s) skipped, {len(report.ignored)} file(s) ignored, "
+              f"{sum(s.n_frames for s in report.skipped)} frame(s) skipped, "
+              f"{len(report.ignored)} file(s) ignored, "
               f"{len(report.errors)} error(s); report: "
               f"{os.path.join(report.out_dir, 'dicomvol_report.json')}\n")

@@ -8,7 +8,7 @@ the same code.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import Orientation, Vec3
@@ -18,6 +18,7 @@ from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.fgroups import Memo, as_items
 from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
 from dicomvol.dicom.mosaic import mosaic_info
+from dicomvol.dicom.nm import is_nm_reconstruction, nm_geometry
 from dicomvol.dicom.philips import philips_scaling, philips_volume_number
 from dicomvol.dicom.uih import is_uih_grid, uih_grid_info
 from dicomvol.dicom.values import (
@@ -66,8 +67,11 @@ def frame_records(
                              ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
             common[key] = common[key] or to_str(ds.get(keyword))
         common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
+    nm = per_frame is None and shared is None and is_nm_reconstruction(ds)
     if n_frames == 1 and per_frame is None and shared is None:
         fields = shared_fields(_single_frame_fields(ds))
+        if nm and fields["position"] is None:  # the slice's place is in the detector item
+            fields.update(_nm_frames(ds, 1)(0))
         if common["modality"] == "MR":
             fields.update(diffusion_fields(ds, None, fields["image_type"]))
         if vendor(ds) == "Philips":
@@ -79,6 +83,7 @@ def frame_records(
             return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
+    nm_fields = _nm_frames(ds, n_frames) if nm else None
     shared, memo = as_items(shared), Memo(ds)  # looked up for every frame: once from pydicom
     dims = _dimensions(ds)
     records = []
@@ -98,6 +103,8 @@ def frame_records(
             fields["philips_scale_slope"] = groups.call(_philips_ss, ds, frame_fg)
         if common["modality"] == "MR":
             fields.update(groups.call(diffusion_fields, ds, frame_fg, fields["image_type"]))
+        if nm_fields is not None:  # NM reconstruction: slices from the frame vectors
+            fields.update(nm_fields(index))
         if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
             fields["position"] = dose[index] if index < len(dose) else None
             fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
@@ -295,6 +302,26 @@ def _dimension_index(frame_fg: Any, dims: tuple[int, tuple[int, ...]] | None
     if len(values) != dims[0] or not all(isinstance(v, int) for v in values):
         return None
     return tuple(int(values[i]) for i in dims[1]) or None
+
+
+def _nm_frames(ds: Any, n_frames: int) -> Callable[[int], dict[str, Any]]:
+    """The record fields of each frame of an NM reconstruction (:mod:`dicomvol.dicom.nm`):
+    position, orientation and gate, or the layout error that skips the file."""
+    try:
+        geometry = nm_geometry(ds, n_frames)
+    except HeaderError as exc:
+        error = {"layout_error": f"NM reconstruction: {exc}"}
+        return lambda index: error
+    common = {"orientation": geometry.orientation,
+              "spacing_between_slices": abs(geometry.spacing)}
+
+    def fields(index: int) -> dict[str, Any]:
+        out = {**common, "position": geometry.positions[index]}
+        if geometry.gates is not None:
+            out["temporal_position"] = geometry.gates[index]
+        return out
+
+    return fields
 
 
 def _philips_ss(ds: Dataset, frame_fg: Dataset | None) -> float | None:

@@ -273,6 +273,15 @@ KEYWORD_TAGS: Final[dict[str, tuple[int, str]]] = {
     "TransferSyntaxUID": (0x00020010, "UI"),
     "UnassignedPerFrameConvertedAttributesSequence": (0x00209171, "SQ"),
     "ZOffsetInSlideCoordinateSystem": (0x0040074A, "DS"),
+    # NM reconstructions (dicom/nm.py)
+    "DetectorInformationSequence": (0x00540022, "SQ"),
+    "DetectorVector": (0x00540020, "US"),
+    "EnergyWindowVector": (0x00540010, "US"),
+    "PhaseVector": (0x00540030, "US"),
+    "RRIntervalVector": (0x00540060, "US"),
+    "RotationVector": (0x00540050, "US"),
+    "SliceVector": (0x00540080, "US"),
+    "TimeSlotVector": (0x00540070, "US"),
 }
 #: tag -> VR of every listed keyword (:data:`KEYWORD_TAGS`).
 VR_BY_TAG: Final[dict[int, str]] = dict(KEYWORD_TAGS.values())

@@ -156,7 +156,8 @@ class DerivedObject:
 
     def skip(self, reason: str) -> SkippedFrame:
         """The ``skipped`` entry for the whole instance (Frame None: every frame)."""
-        return SkippedFrame(self.sop_instance_uid, None, self.path, self.rel, reason)
+        return SkippedFrame(self.sop_instance_uid, None, self.path, self.rel, reason,
+                            max(1, self.number_of_frames))
 
 
 #: CIELab D65 white point (X, Y, Z) used for DICOM display colours (as highdicom, pixelmed).

@@ -207,13 +207,19 @@ class FileError:
 
 @dataclass(frozen=True, slots=True)
 class SkippedFrame:
-    """An input image frame (or whole instance, frame None) that is in no output."""
+    """An input image frame (or whole instance, frame None) that is in no output.
+
+    ``n_frames`` is the number of input frames the entry stands for (the instance's
+    frames for frame None), so that counts are of frames, not entries; it is not part
+    of the contract's JSON entry.
+    """
 
     sop_instance_uid: str
     frame: int | None
     path: str
     rel: str
     reason: str
+    n_frames: int = 1
 
     @classmethod
     def of(cls, frame: FrameRecord, reason: str) -> SkippedFrame:

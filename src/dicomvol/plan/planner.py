@@ -257,7 +257,7 @@ def _collapse_instances(
         items = list(entries.values())
         if total > 1 and len(frames) == total and len(reasons) == 1:
             s = items[0]
-            out.append(SkippedFrame(s.sop_instance_uid, None, s.path, s.rel, s.reason))
+            out.append(SkippedFrame(s.sop_instance_uid, None, s.path, s.rel, s.reason, total))
         else:
             out.extend(items)
     return out

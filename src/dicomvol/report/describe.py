@@ -17,7 +17,7 @@ def describe(result: ScanResult) -> dict[str, Any]:
     """Plans, skips, ignored files and errors as plain JSON-ready data."""
     skipped: dict[str, Counter[str]] = defaultdict(Counter)
     for s in result.skipped:
-        skipped[s.reason][s.rel.split("/")[0] if "/" in s.rel else "."] += 1
+        skipped[s.reason][s.rel.split("/")[0] if "/" in s.rel else "."] += s.n_frames
     return {
         "volumes": [describe_plan(plan) for plan in result.plans],
         "derived": [describe_derived(d) for d in result.derived],

@@ -119,7 +119,7 @@ class RunReport:
                 "files": self.n_files,
                 "outputs": len(self.outputs),
                 "frames_written": sum(o.n_frames for o in self.outputs),
-                "frames_skipped": len(self.skipped),
+                "frames_skipped": sum(s.n_frames for s in self.skipped),
                 "files_with_errors": len(self.errors),
                 "files_ignored": len(self.ignored),
             },
