@@ -418,3 +418,21 @@ def test_names_that_are_not_utf8_convert_and_print_under_a_strict_locale(tmp_pat
     assert b"Traceback" not in again.stderr
     resumed = json.loads((tmp_path / "out" / "dicomvol_report.json").read_text())
     assert [v["Status"] for v in resumed["volumes"]] == ["resumed"]  # the digest matched
+
+
+def test_a_dicomdir_given_as_the_input_converts_its_media(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    series = write_series(tmp_path / "src", shape=SHAPE)
+    media = FileSet()
+    for path in series.paths:
+        media.add(pydicom.dcmread(path))
+    media.write(tmp_path / "media")  # DICOMDIR + PT000000/ST000000/SE000000/IM00000n
+    code, stdout, _ = _run(capsys, "convert", str(tmp_path / "media" / "DICOMDIR"), "-o",
+                           str(tmp_path / "out"))
+    assert code == 0 and stdout.startswith("wrote ")
+    report = json.loads((tmp_path / "out" / "dicomvol_report.json").read_text())
+    assert report["ledger"]["frames_written"] == SHAPE[2]
+    assert report["ignored"] == [{"File": "DICOMDIR", "Reason": "DICOMDIR (a directory index)"}]

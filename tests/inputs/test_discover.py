@@ -133,3 +133,13 @@ def test_the_output_folder_inside_an_input_is_not_read(tree: Path) -> None:
     assert [c.rel for c in found.candidates] == [c.rel for c in discover([tree])
                                                  if "old.nii.gz" not in c.rel]
     assert discover_all([out], outputs=out).candidates  # the output folder as the input: read
+
+
+def test_a_dicomdir_input_stands_for_its_folder(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    (media / "PT0" / "ST0").mkdir(parents=True)
+    (media / "DICOMDIR").write_bytes(b"index")
+    (media / "PT0" / "ST0" / "IM0").write_bytes(b"image")
+    found = discover([media / "DICOMDIR"])
+    assert found == discover([media])
+    assert {c.rel for c in found} == {"DICOMDIR", os.path.join("PT0", "ST0", "IM0")}

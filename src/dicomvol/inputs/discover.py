@@ -68,10 +68,12 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]],
     """Walk files, folders and URL prefixes recursively and list every regular file.
 
     An input that is a manifest (``.txt``, ``.csv``, ``.parquet``: see
-    :mod:`dicomvol.inputs.manifest`) stands for the inputs it lists. Hidden files and
-    folders (starting with ``.``) are skipped. Symbolic links are followed, each real
-    folder walked once (no cycles); broken links and unreadable folders are
-    ``problems``. Each file is listed once even when inputs overlap. A URL prefix is
+    :mod:`dicomvol.inputs.manifest`) stands for the inputs it lists; a DICOMDIR file
+    for its folder (PS3.10 puts every file it references below it; walking the folder
+    also finds them where a CD's names were changed in case, which breaks the references).
+    Hidden files and folders (starting with ``.``) are skipped. Symbolic links are
+    followed, each real folder walked once (no cycles); broken links and unreadable
+    folders are ``problems``. Each file is listed once even when inputs overlap. A URL prefix is
     listed once (one LIST); only its ``.dcm`` objects are candidates. ``outputs``, the
     run's output folder, is not walked where it lies inside an input (a second run would
     read the first one's outputs): it is ``ignored``, with that reason.
@@ -92,6 +94,9 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]],
         root = Path(raw)
         if not root.exists():
             raise UsageError(f"input not found: {root}")
+        if root.name.upper() == "DICOMDIR" and root.is_file():  # media: the files beside it
+            log.info("%s: reading the folder of this DICOMDIR", root)
+            root = root.parent
         if is_manifest(root):
             listed = read_manifest(root)
             if listed.missing:
