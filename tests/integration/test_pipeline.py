@@ -429,9 +429,17 @@ def test_broken_and_foreign_files_are_reported_and_the_rest_converts(tmp_path: P
     write_non_dicom(inp, "NOTDICOM")
     write_truncated(s.paths[1], inp / "TRUNC")
     write_header_garbage(inp / "GARBAGE")
+    (inp / "EMPTY").write_bytes(b"")
+    import zipfile
+
+    with zipfile.ZipFile(inp / "study.zip", "w") as zf:
+        zf.write(s.paths[0], "IM0")
     out = tmp_path / "out"
     report = _convert(inp, out)
-    assert {i["File"] for i in report["ignored"]} == {"NOTDICOM"}
+    ignored = {i["File"]: i["Reason"] for i in report["ignored"]}
+    assert set(ignored) == {"NOTDICOM", "EMPTY", "study.zip"}
+    assert ignored["EMPTY"] == "empty file (0 bytes): not a DICOM file"
+    assert ignored["study.zip"].startswith("a ZIP archive, not a DICOM file: extract it")
     errors = {e["File"]: e["Error"] for e in report["errors"]}
     assert set(errors) == {"TRUNC", "GARBAGE"}
     assert all(len(msg) > 5 for msg in errors.values())

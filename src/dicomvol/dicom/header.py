@@ -118,6 +118,8 @@ def read_header_from(fp: BinaryIO, gzipped: bool = False) -> tuple[Dataset, Pixe
     has_preamble = len(head) == 132 and head[128:132] == b"DICM"
     if not head:
         raise NotDicomError("empty file (0 bytes): not a DICOM file")
+    if head[:4] == b"PK\x03\x04":
+        raise NotDicomError("a ZIP archive, not a DICOM file: extract it and convert the folder")
     if not has_preamble and not _looks_like_raw_dicom(head):
         raise NotDicomError("not a DICOM file (no DICM prefix)")
     import pydicom  # the fallback: the lean readers declined this file
