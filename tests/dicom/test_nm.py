@@ -148,3 +148,11 @@ def test_the_terminal_counts_the_frames_of_a_skipped_instance(
     out = capsys.readouterr().out
     assert "skipped 8 frame(s): NM reconstruction: no SpacingBetweenSlices" in out
     assert "0 volume(s) written" in out and ", 8 frame(s) skipped," in out
+
+
+def test_a_one_slice_reconstruction_is_placed_from_the_detector_item(tmp_path: Path) -> None:
+    nm = write_nm(tmp_path / "in" / "one.dcm", n_slices=1, orientation=OBLIQUE)
+    report = _convert(tmp_path / "in", tmp_path / "out")
+    assert report["skipped"] == [] and report["errors"] == []
+    (name,) = report["outputs"]
+    _assert_every_voxel_where_the_standard_puts_it(nib.load(tmp_path / "out" / name), nm)

@@ -67,10 +67,9 @@ def frame_records(
                              ("modality", "Modality"), ("study_instance_uid", "StudyInstanceUID")):
             common[key] = common[key] or to_str(ds.get(keyword))
         common["series_number"] = common["series_number"] or to_int(ds.get("SeriesNumber"))
-    nm = per_frame is None and shared is None and is_nm_reconstruction(ds)
     if n_frames == 1 and per_frame is None and shared is None:
         fields = shared_fields(_single_frame_fields(ds))
-        if nm and fields["position"] is None:  # the slice's place is in the detector item
+        if fields["position"] is None and is_nm_reconstruction(ds):  # in the detector item
             fields.update(_nm_frames(ds, 1)(0))
         if common["modality"] == "MR":
             fields.update(diffusion_fields(ds, None, fields["image_type"]))
@@ -83,7 +82,8 @@ def frame_records(
             return _mosaic_records(ds, common, fields, uih=True)
         return [FrameRecord(frame=1, **common, **fields)]
     dose = dose_positions(ds) if per_frame is None and shared is None else None
-    nm_fields = _nm_frames(ds, n_frames) if nm else None
+    nm_fields = (_nm_frames(ds, n_frames) if per_frame is None and shared is None
+                 and is_nm_reconstruction(ds) else None)
     shared, memo = as_items(shared), Memo(ds)  # looked up for every frame: once from pydicom
     dims = _dimensions(ds)
     records = []
