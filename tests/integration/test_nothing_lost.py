@@ -251,6 +251,41 @@ def test_same_uid_told_apart_by_position_is_kept(tmp_path: Path) -> None:
     _assert_balanced(out, 6)
 
 
+def test_a_series_without_sop_instance_uids(tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A careless de-identification drops SOPInstanceUID: the file meta's
+    MediaStorageSOPInstanceUID names each instance (in every record, so that frames are
+    not compared by an empty UID: no warning per pair); a file with neither UID cannot be
+    named in SourceInstances and is an error, by name."""
+    inp = tmp_path / "in"
+    with_meta = write_series(inp / "meta", shape=(8, 6, 4), series_number=1,
+                             extra={"SOPInstanceUID": None})
+    bare = write_series(inp / "bare", shape=(8, 6, 4), series_number=2,
+                        extra={"SOPInstanceUID": None}, origin=(0, 0, 80))
+    for path in bare.paths:  # no file meta either: an ACR-NEMA style stream
+        ds = pydicom.dcmread(path)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(path, ds, implicit_vr=True, little_endian=True,
+                         enforce_file_format=False)
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        report = dicomvol.convert([inp], out, ConvertOptions(jobs=1))
+    assert not [r for r in caplog.records if "share SOPInstanceUID" in r.getMessage()]
+    (output,) = report.outputs
+    meta_uids = [pydicom.dcmread(p).file_meta.MediaStorageSOPInstanceUID
+                 for p in with_meta.paths]
+    (sidecar,) = _sidecars(out)
+    assert sorted(e["SOPInstanceUID"] for e in sidecar["SourceInstances"]) == sorted(meta_uids)
+    check_exact(out / output.path, [inp])
+    assert sorted(e.rel for e in report.errors) == sorted(
+        f"bare/{Path(p).name}" for p in bare.paths)
+    assert {e.error for e in report.errors} == {
+        "image without SOPInstanceUID (0008,0018) or MediaStorageSOPInstanceUID (0002,0003): "
+        "it cannot be named in SourceInstances"}
+    _assert_balanced(out, 4)  # the files in errors hold no indexed frame
+
+
 # --- garbled numbers and geometry ------------------------------------------------------------
 
 @pytest.mark.parametrize(("keyword", "raw", "vr"), [

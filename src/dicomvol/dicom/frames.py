@@ -16,7 +16,13 @@ from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.diffusion import assumed_phase_encoding, is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.fgroups import Memo, as_items
-from dicomvol.dicom.header import UNDEFINED_LENGTH, Fallback, PixelInfo, transfer_syntax
+from dicomvol.dicom.header import (
+    UNDEFINED_LENGTH,
+    Fallback,
+    PixelInfo,
+    meta_value,
+    transfer_syntax,
+)
 from dicomvol.dicom.mosaic import mosaic_info
 from dicomvol.dicom.nm import is_nm_reconstruction, nm_geometry
 from dicomvol.dicom.philips import philips_scaling, philips_volume_number
@@ -136,7 +142,9 @@ def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
     common: dict[str, Any] = dict(
         path=cand.path,
         rel=cand.rel,
-        sop_instance_uid=to_str(ds.get("SOPInstanceUID")),
+        # a header without one (a careless de-identification): the file meta's copy
+        sop_instance_uid=(to_str(ds.get("SOPInstanceUID"))
+                          or meta_value(ds, "MediaStorageSOPInstanceUID")),
         sop_class_uid=to_str(ds.get("SOPClassUID")),
         number_of_frames=n_frames,
         series_instance_uid=to_str(ds.get("SeriesInstanceUID")) or "(no SeriesInstanceUID)",

@@ -219,7 +219,9 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
             IgnoredFile(cand.path, cand.rel, f"no pixel data ({name})", sop_uid or None))
         return
     if not sop_uid:
-        result.errors.append(FileError(cand.path, cand.rel, "image without SOPInstanceUID"))
+        result.errors.append(FileError(cand.path, cand.rel, (
+            "image without SOPInstanceUID (0008,0018) or MediaStorageSOPInstanceUID "
+            "(0002,0003): it cannot be named in SourceInstances")))
         return
     try:
         check_pixel_length(ds, pixel_info)

@@ -186,6 +186,8 @@ def _read_lean(fp: BinaryIO, size: int, table: dict[int, Any], head: bytes | Non
         return None
     if maker == "Siemens" and ("DIFFUSION" in image_type or "siemens b" in values):
         return None  # diffusion in the CSA header or (0019,xx0E): pydicom reads those
+    if not values.get("SOPInstanceUID"):
+        return None  # pydicom reads the file meta's MediaStorageSOPInstanceUID in its place
     return LeanHeader(values, ts), tag_offset, value_offset, pixel_length
 
 

@@ -161,6 +161,9 @@ def _dedupe(frames: Iterable[FrameRecord], same_pixels: SamePixels | None = None
     skipped = []
     warned: set[tuple[str, str]] = set()
     for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame, f.tile or 0)):
+        if not frame.sop_instance_uid:  # no UID at all: nothing to compare it by
+            kept[(frame.path, frame.frame, frame.tile, _placement(frame))] = frame
+            continue
         first = next((f for f in by_key[frame.key] if _placement(f) == _placement(frame)), None)
         if first is None:
             if by_key[frame.key]:
