@@ -256,7 +256,7 @@ def print_summary(report: Any) -> None:
                   f"{c.listed_objects}/{c.series.instance_count} objects, "
                   f"{c.listed_bytes:,}/{c.series.size_bytes:,} bytes ({c.source})\n")
     out.write(f"{len(report.outputs)} volume(s) written to {report.out_dir}, "
-              f"{sum(s.n_frames for s in report.skipped)} frame(s) skipped, "
+              f"{report.n_skipped_frames} frame(s) skipped, "
               f"{len(report.ignored)} file(s) ignored, "
               f"{len(report.errors)} error(s); report: "
               f"{os.path.join(report.out_dir, 'dicomvol_report.json')}\n")

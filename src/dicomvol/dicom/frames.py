@@ -20,7 +20,7 @@ from dicomvol.dicom.header import (
     UNDEFINED_LENGTH,
     Fallback,
     PixelInfo,
-    meta_value,
+    instance_uid,
     transfer_syntax,
 )
 from dicomvol.dicom.mosaic import mosaic_info
@@ -39,6 +39,7 @@ from dicomvol.dicom.values import (
 )
 from dicomvol.errors import HeaderError
 from dicomvol.inputs.discover import Candidate
+from dicomvol.model.geometry import along_normal
 from dicomvol.model.records import FrameRecord, shared_fields
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
@@ -142,9 +143,7 @@ def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,
     common: dict[str, Any] = dict(
         path=cand.path,
         rel=cand.rel,
-        # a header without one (a careless de-identification): the file meta's copy
-        sop_instance_uid=(to_str(ds.get("SOPInstanceUID"))
-                          or meta_value(ds, "MediaStorageSOPInstanceUID")),
+        sop_instance_uid=instance_uid(ds),
         sop_class_uid=to_str(ds.get("SOPClassUID")),
         number_of_frames=n_frames,
         series_instance_uid=to_str(ds.get("SeriesInstanceUID")) or "(no SeriesInstanceUID)",
@@ -273,11 +272,7 @@ def dose_positions(ds: Any) -> list[Vec3] | None:
         values = [float(v) for v in str(offsets).split("\\")]
     if ipp is None or iop is None or not values:
         return None
-    row, col = iop[:3], iop[3:]
-    normal = (row[1] * col[2] - row[2] * col[1], row[2] * col[0] - row[0] * col[2],
-              row[0] * col[1] - row[1] * col[0])
-    return [(ipp[0] + (o - values[0]) * normal[0], ipp[1] + (o - values[0]) * normal[1],
-             ipp[2] + (o - values[0]) * normal[2]) for o in values]
+    return along_normal(ipp, iop, [o - values[0] for o in values])
 
 
 #: DimensionIndexPointers of the slice position (StackID, InStackPositionNumber, IPP).

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dicomvol.dicom.values import first_item, to_int
+from dicomvol.dicom.values import first_item, to_int, to_str
 from dicomvol.errors import HeaderError, NotDicomError, PixelDataError
 from dicomvol.inputs import fs
 
@@ -261,6 +261,12 @@ def meta_value(ds: Any, keyword: str) -> str:
     if meta is None:
         return ""
     return str(meta.get(keyword, "") or "")
+
+
+def instance_uid(ds: Any) -> str:
+    """SOPInstanceUID, or the file meta's MediaStorageSOPInstanceUID where the data set
+    lost it (a careless de-identification; PS3.10: the same UID); "" when neither."""
+    return to_str(ds.get("SOPInstanceUID")) or meta_value(ds, "MediaStorageSOPInstanceUID")
 
 
 def sop_name(sop_class: str) -> str:

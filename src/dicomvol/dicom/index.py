@@ -25,6 +25,7 @@ from dicomvol.dicom.header import (
     PixelInfo,
     check_pixel_length,
     gunzip_if_needed,
+    instance_uid,
     meta_value,
     read_header_from,
     sop_name,
@@ -202,7 +203,7 @@ def _index_dataset(ds: Dataset, pixel_info: PixelInfo | None, gzipped: bool, can
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         result.ignored.append(IgnoredFile(cand.path, cand.rel, "DICOMDIR (a directory index)"))
         return
-    sop_uid = str(ds.get("SOPInstanceUID", "") or meta_value(ds, "MediaStorageSOPInstanceUID"))
+    sop_uid = instance_uid(ds)
     if is_rtstruct(sop_class) and sop_uid:
         _index_rtstruct(ds, cand, names, result)
         return

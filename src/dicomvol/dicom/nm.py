@@ -29,6 +29,7 @@ from typing import Any
 from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.values import first_item, to_float, to_floats, to_str, to_strs
 from dicomvol.errors import HeaderError
+from dicomvol.model.geometry import along_normal
 
 #: NM Image Storage and the retired NM Image Storage of ACR-NEMA days.
 NM_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.20", "1.2.840.10008.5.1.4.1.1.5"})
@@ -113,12 +114,7 @@ def nm_geometry(ds: Any, n_frames: int) -> NmGeometry:
     if min(slices) < 1:
         raise HeaderError(f"SliceVector value {min(slices)} is not a slice number (from 1)")
     gates = _gates(slots, intervals)
-    row, col = iop[:3], iop[3:]
-    normal = (row[1] * col[2] - row[2] * col[1], row[2] * col[0] - row[0] * col[2],
-              row[0] * col[1] - row[1] * col[0])
-    positions = tuple(
-        (ipp[0] + (s - 1) * spacing * normal[0], ipp[1] + (s - 1) * spacing * normal[1],
-         ipp[2] + (s - 1) * spacing * normal[2]) for s in slices)
+    positions = tuple(along_normal(ipp, iop, [(s - 1) * spacing for s in slices]))
     orientation = (iop[0], iop[1], iop[2], iop[3], iop[4], iop[5])
     return NmGeometry(orientation, positions, gates, spacing)
 

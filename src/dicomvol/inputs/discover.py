@@ -141,8 +141,8 @@ def _add_objects(url: str, out: Discovered, seen: set[str]) -> None:
             out.ignored.append((name, "not a .dcm object"))
 
 
-def _walk(root: Path, problems: list[tuple[str, str]], skip: Collection[str] = (),
-          ignored: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, str, str]]:
+def _walk(root: Path, problems: list[tuple[str, str]], skip: Collection[str],
+          ignored: list[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
     """(absolute path, path relative to ``root``, real path) of every file under ``root``.
 
     Top-down, names sorted per folder, a folder's files before its subfolders (the order
@@ -168,8 +168,7 @@ def _walk(root: Path, problems: list[tuple[str, str]], skip: Collection[str] = (
             continue
         walked.add(real)
         if rel and real in skip:
-            if ignored is not None:
-                ignored.append((rel, "this run's output folder: not read as input"))
+            ignored.append((rel, "this run's output folder: not read as input"))
             continue
         try:
             with os.scandir(folder) as it:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dicomvol._typing import FloatArray, Orientation
+from dicomvol._typing import FloatArray, Orientation, Vec3
 from dicomvol.constants import (
     EXACTNESS_TOLERANCE_VOXELS,
     IN_PLANE_TOLERANCE_MM,
@@ -99,11 +99,26 @@ def same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
         abs(x - y) < SAME_PIXEL_SPACING_TOLERANCE_MM for x, y in zip(a, b, strict=True))
 
 
+def row_x_col(orientation: Sequence[float]) -> Vec3:
+    """row x column of an ImageOrientationPatient, not normalised (plain Python)."""
+    a0, a1, a2, b0, b1, b2 = orientation
+    return (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
+
+
 def cross_norm(orientation: Sequence[float]) -> float:
     """|row x column| of an ImageOrientationPatient (plain Python: called per frame)."""
-    a0, a1, a2, b0, b1, b2 = orientation
-    c0, c1, c2 = a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
+    c0, c1, c2 = row_x_col(orientation)
     return math.sqrt(c0 * c0 + c1 * c1 + c2 * c2)
+
+
+def along_normal(position: Sequence[float], orientation: Sequence[float],
+                 distances: Sequence[float]) -> list[Vec3]:
+    """The points ``position + d * (row x column)`` for each ``d`` of ``distances`` (mm
+    for unit direction cosines): the frames of a multi-frame object stacked from one
+    ImagePositionPatient (RT dose grid offsets, NM reconstruction slices)."""
+    n = row_x_col(orientation)
+    return [(position[0] + d * n[0], position[1] + d * n[1], position[2] + d * n[2])
+            for d in distances]
 
 
 def projections(frames: Sequence[FrameRecord], orientation: Sequence[float]) -> FloatArray:

@@ -89,6 +89,11 @@ class RunReport:
         """True when no file or series failed and every IDC series is complete."""
         return not self.errors and all(c.complete for c in self.completeness)
 
+    @property
+    def n_skipped_frames(self) -> int:
+        """Input frames in ``skipped`` (an entry with Frame None stands for its instance's)."""
+        return sum(s.n_frames for s in self.skipped)
+
     def settle(self, ledger: Ledger) -> LedgerSummary:
         """Check every frame of ``ledger`` against this report (see :mod:`.ledger`).
 
@@ -119,7 +124,7 @@ class RunReport:
                 "files": self.n_files,
                 "outputs": len(self.outputs),
                 "frames_written": sum(o.n_frames for o in self.outputs),
-                "frames_skipped": sum(s.n_frames for s in self.skipped),
+                "frames_skipped": self.n_skipped_frames,
                 "files_with_errors": len(self.errors),
                 "files_ignored": len(self.ignored),
             },
