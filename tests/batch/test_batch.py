@@ -46,7 +46,7 @@ IDC_COLUMNS = ("single_orientation", "orthogonal_orientation", "unique_slice_pos
                "uniform_slice_spacing", "regularly_spaced_3d_volume", "obliquity_degrees",
                "slice_spacing_mm")
 #: The interruption tests: this many series of this shape (a -j 1 run takes seconds).
-KILL_SERIES = 12
+KILL_SERIES = 16
 KILL_SHAPE = (256, 256, 48)
 
 
@@ -340,7 +340,7 @@ def _dicomvol_command() -> list[str]:
 
 @pytest.fixture(scope="module")
 def kill_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SyntheticSeries]]:
-    """Twelve 256x256x48 series: big enough that converting them takes seconds."""
+    """Sixteen 256x256x48 series: big enough that converting them takes seconds."""
     inp = tmp_path_factory.mktemp("kill_study")
     series = [write_series(inp / f"s{i:02d}", shape=KILL_SHAPE, series_number=i + 1,
                            series_description=f"big{i}", seed=100 + i)
@@ -595,7 +595,7 @@ class KilledDaskRun:
 @pytest.fixture(scope="module")
 def killed_dask_run(kill_study: tuple[Path, list[SyntheticSeries]], dask_cluster: DaskCluster,
                     tmp_path_factory: pytest.TempPathFactory) -> KilledDaskRun:
-    """Convert the twelve big series on the cluster and SIGKILL a worker in the middle."""
+    """Convert the sixteen big series on the cluster and SIGKILL a worker in the middle."""
     inp, series = kill_study
     out = tmp_path_factory.mktemp("killed_dask") / "out"
     result: dict[str, Any] = {}

@@ -351,7 +351,7 @@ def test_cli_gives_blas_one_thread_unless_told(tmp_path: Path, given: str | None
               "from dicomvol.cli.main import main\n"
               "assert 'numpy' not in sys.modules\n"
               f"code = main(['inspect', {str(tmp_path)!r}])\n"
-              "assert code == 0 and 'numpy' in sys.modules\n"
+              "assert code == 0\n"
               "print(os.environ['OPENBLAS_NUM_THREADS'])\n")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:

@@ -20,6 +20,7 @@ import dicomvol
 from dicomvol.dicom.cache import JobSources
 from dicomvol.dicom.values import tm_ms
 from dicomvol.metadata.slicetiming import round_g, slice_timing
+from dicomvol.model import geometry
 from dicomvol.model.detail import GeometryDetail
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
@@ -135,7 +136,8 @@ def _record(k: int, **kw: Any) -> FrameRecord:
 def _plan(frames: Sequence[Sequence[FrameRecord]]) -> VolumePlan:
     n = len(frames[0])
     return VolumePlan(series_instance_uid="1.9", frames=tuple(tuple(v) for v in frames),
-                      affine=np.eye(4), shape=(4, 4, n, len(frames)), suffix="", label="",
+                      affine_rows=geometry.rows_of(np.eye(4)),
+                      shape=(4, 4, n, len(frames)), suffix="", label="",
                       checks=None, detail=GeometryDetail("axial", n), warnings=(), sheared=False)
 
 

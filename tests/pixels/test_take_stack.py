@@ -111,7 +111,7 @@ def test_float_or_shifted_values_take_the_loop(tmp_path: Path) -> None:
     (plan,) = dicomvol.scan([path.parent]).plans
     data = np.empty(plan.shape, dtype=np.float32, order="F")
     items = next(iter(assemble_mod._by_file(plan).items()))
-    mode = assemble_mod.PixelMode("float", np.dtype(np.float32), 1.0, 0.0)
+    mode = assemble_mod.PixelMode("float", "f4", 1.0, 0.0)
     assert not assemble_mod._take_stack(data, *items, mode, None)
 
 

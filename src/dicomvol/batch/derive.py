@@ -13,12 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from dicomvol.errors import HeaderError
 from dicomvol.io.formats import stem_of
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.volume import Volume
+
+if TYPE_CHECKING:
+    import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - imported where a PET, dose or diffusion job needs it
     from dicomvol.dicom.cache import JobSources
@@ -75,6 +76,8 @@ def apply_suv(volume: Volume, factor: SuvFactor) -> Volume:
     The factor and every input are recorded in the sidecar (``SUVbw``), and
     ``Units`` becomes ``g/ml``.
     """
+    import numpy as np
+
     data = np.asfortranarray(volume.values.astype(np.float32) * np.float32(factor.factor))
     metadata = {**volume.metadata, "Units": "g/ml", "SUVbw": factor.to_json(),
                 "UnitsBeforeSUV": volume.metadata.get("Units")}

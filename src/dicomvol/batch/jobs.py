@@ -17,8 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from dicomvol.batch.derive import suv_factor, with_object_metadata, write_diffusion
 from dicomvol.batch.work import Done, Job, plan_digest, record, source_keys, unused_frames
 from dicomvol.dicom.cache import JobSources
@@ -29,6 +27,9 @@ from dicomvol.io.stream import can_stream, stream_nifti
 from dicomvol.metadata.diffusion import plan_diffusion
 from dicomvol.metadata.sidecar import anonymized, build_metadata
 from dicomvol.model.plan import VolumePlan
+
+if TYPE_CHECKING:
+    import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - the QC modules are imported only for --qc
     from dicomvol.metadata.suv import SuvFactor
@@ -84,9 +85,9 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
         mode = stream_nifti(plan, image, opts.compress, metadata, job.threads, sources, sampler)
         if sampler is not None:
             sample = sampler.result(mode.scl_slope, mode.scl_inter)
-        affine = plan.affine
+        affine = None  # the plan's (made as an ndarray only where a table or QC needs it)
         content = {**metadata, "SourceInstances": [f.source() for f in plan.all_frames]}
-        spacing, shape, resampled = plan.geometry.spacing, tuple(plan.shape), False
+        spacing, shape, resampled = plan.spacing, tuple(plan.shape), False
     else:
         volume = _write_assembled(job, image, sources, metadata, factor)
         if opts.qc:
@@ -94,12 +95,13 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
         affine = volume.affine
         content = volume.sidecar()
         spacing, shape, resampled = volume.spacing, volume.shape, plan.resample is not None
-    write_diffusion(diffusions, affine, image)
+    if diffusions is not None:
+        write_diffusion(diffusions, plan.affine if affine is None else affine, image)
     if opts.anonymize:
         content = anonymized(content)
     write_json_atomic(Path(job.sidecar), {**content, "DicomvolPlanDigest": plan_digest(plan)})
     if sample is not None:
-        _draw_qc(job, sample, affine, shape)
+        _draw_qc(job, sample, plan.affine if affine is None else affine, shape)
     keys = source_keys(plan, content.get("SourceInstances") or ())
     return Done(job, replace(record(job, spacing, shape, "written", resampled), sources=keys),
                 unused=unused_frames(plan, keys))

@@ -18,8 +18,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
-
 from dicomvol.constants import SEG_SNAP_TOLERANCE_MM
 from dicomvol.model import geometry
 from dicomvol.model.derived import DerivedObject
@@ -130,6 +128,8 @@ def own_grid_plans(frames: Sequence[FrameRecord],
     :data:`MAX_OWN_GRID_PLANES` planes): every frame then snaps onto a plane
     and nothing is interpolated.
     """
+    import numpy as np
+
     first = frames[0]
     assert first.orientation is not None
     proj = geometry.projections(frames, first.orientation)
@@ -159,12 +159,14 @@ def nominal_lattice(reps: Sequence[FrameRecord]) -> VolumeGeometry | None:
 
     ``reps`` are one frame per plane, sorted along the normal, without in-plane shifts.
     """
+    import numpy as np
+
     first = reps[0]
     step = first.spacing_between_slices or first.slice_thickness
     if not step or step <= 0 or first.orientation is None or first.pixel_spacing is None:
         return None
-    row, col = geometry.directions(first.orientation)
-    normal = geometry.slice_normal(first.orientation)
+    row, col = (np.asarray(v) for v in geometry.directions(first.orientation))
+    normal = np.asarray(geometry.slice_normal(first.orientation))
     pos = np.array([f.position for f in reps], dtype=np.float64)
     rel = pos - pos[0]
     if np.max(np.abs(rel - np.outer(rel @ normal, normal)), initial=0.0) > SEG_SNAP_TOLERANCE_MM:

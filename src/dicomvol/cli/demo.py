@@ -50,7 +50,7 @@ def _demo(root: Path) -> int:
     out.write("\nchecking every voxel against the synthetic ground truth:\n")
     import nibabel as nib
 
-    from dicomvol.io.nifti import LPS_TO_RAS
+    from dicomvol.constants import LPS_TO_RAS
 
     ok = True
     by_uid = {o.series_instance_uid: o for o in report.outputs}
@@ -62,7 +62,7 @@ def _demo(root: Path) -> int:
             continue
         img: Any = nib.load(out_dir / o.path)
         values = np.asarray(img.dataobj, dtype=np.float64)
-        affine_err = float(np.max(np.abs(img.affine - LPS_TO_RAS @ s.affine_lps)))
+        affine_err = float(np.max(np.abs(img.affine - np.array(LPS_TO_RAS) @ s.affine_lps)))
         value_err = float(np.max(np.abs(values - s.values)))
         good = affine_err < 1e-3 and value_err < 1e-2
         ok &= good

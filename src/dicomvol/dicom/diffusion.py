@@ -56,9 +56,9 @@ nor NONE) takes the vendor's direction: Siemens XA classic images keep it in
 Derived images (:func:`dicomvol.dicom.dwikind.derived_kind`): the trace (isotropic), ADC, FA and
 exponential ADC images scanners append to a DTI series are named by their
 ImageType / FrameType (TRACEW, ADC, FA, EADC), by DiffusionDirectionality
-ISOTROPIC or the Philips flag (2001,xx04) ``I``, or (Philips, dcm2niix's rule)
-by b > 0 with a zero vector; the planner writes them apart from the DWI 4D.
-The FSL ``.bval``/``.bvec`` tables are :mod:`dicomvol.metadata.diffusion`.
+ISOTROPIC or the Philips flag (2001,xx04) ``I``, or (Philips, dcm2niix's rule) by b > 0
+with a zero vector; the planner writes them apart from the DWI 4D. The FSL tables are
+:mod:`dicomvol.metadata.diffusion`. numpy is imported on first use (``dicomvol._lazy``).
 """
 
 from __future__ import annotations
@@ -70,9 +70,6 @@ import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import ArrayLike
-
 from dicomvol._typing import FloatArray, Vec3
 from dicomvol.dicom.private import csa_header, csareader, private_value
 from dicomvol.dicom.uih import uih_diffusion, uih_direction_to_lps, uih_orientation
@@ -80,7 +77,10 @@ from dicomvol.dicom.values import first_item, is_dataset, to_float, to_floats, v
 from dicomvol.errors import HeaderError
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
+    import numpy as np
     import pydicom
+else:
+    from dicomvol._lazy import numpy as np
 
 log = logging.getLogger(__name__)
 #: (b-value in s/mm^2, unit gradient direction in LPS or None).
@@ -351,7 +351,7 @@ def ge_b_value(raw: float) -> float:
     return math.fmod(raw, GE_B_VALUE_OFFSET) if raw >= GE_B_VALUE_OFFSET else raw
 
 
-def ge_direction_to_lps(vector: ArrayLike, orientation: ArrayLike,
+def ge_direction_to_lps(vector: np.typing.ArrayLike, orientation: np.typing.ArrayLike,
                         phase_encoding: str) -> FloatArray:
     """GE image-frame direction (BB, BC, BD) to patient LPS (see :data:`GE_IMAGE_TO_PATIENT`).
 

@@ -57,9 +57,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.private import (
     CSA_IMAGE,
@@ -71,6 +68,10 @@ from dicomvol.dicom.private import (
     siemens_protocol,
 )
 from dicomvol.errors import HeaderError, PixelDataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom is imported where a file needs it
     import pydicom
@@ -132,6 +133,8 @@ def mosaic_info(ds: pydicom.Dataset) -> MosaicInfo:
         Columns is not a multiple of the tiles per side; or when the CSA
         SliceNormalVector is not parallel to the row x column direction.
     """
+    import numpy as np
+
     csa, why = _csa_image_header(ds)
     protocol = _protocol(ds) if csa is None or _csa_n(csa) is None else None
     n_slices = _n_mosaic(ds, csa, why, protocol)
@@ -204,6 +207,8 @@ def extract_tiles(pixels: NDArray[Any], info: MosaicInfo) -> NDArray[Any]:
     PixelDataError
         When ``pixels`` is not a 2D array of the mosaic's size.
     """
+    import numpy as np
+
     m = info.tiles_per_side
     expected = (m * info.tile_rows, m * info.tile_columns)
     if pixels.ndim != 2 or pixels.shape != expected:
@@ -273,6 +278,8 @@ def _n_mosaic(ds: pydicom.Dataset, csa: dict[str, Any] | None, why: str,
 
 def _protocol_vector(protocol: dict[str, str], prefix: str) -> NDArray[np.float64] | None:
     """``prefix.dSag/dCor/dTra`` of the protocol (LPS x, y, z; absent components are 0)."""
+    import numpy as np
+
     values = [protocol.get(f"{prefix}.d{axis}") for axis in ("Sag", "Cor", "Tra")]
     if all(v is None for v in values):
         return None
@@ -289,6 +296,8 @@ def _protocol_normal(protocol: dict[str, str]) -> NDArray[np.float64] | None:
 def _check_protocol_centres(centres: list[NDArray[np.float64]],
                             protocol: dict[str, str]) -> None:
     """Tile centres from the DICOM geometry against ``sSliceArray.asSlice[t].sPosition``."""
+    import numpy as np
+
     worst = 0.0
     for t, centre in enumerate(centres):
         theirs = _protocol_vector(protocol, f"sSliceArray.asSlice[{t}].sPosition")
@@ -300,6 +309,8 @@ def _check_protocol_centres(centres: list[NDArray[np.float64]],
 
 
 def _csa_slice_normal(csa: dict[str, Any]) -> NDArray[np.float64] | None:
+    import numpy as np
+
     try:
         value = csareader().get_slice_normal(csa)
     except ValueError as exc:  # not 3 values
@@ -339,6 +350,8 @@ def _required_int(ds: pydicom.Dataset, name: str) -> int:
 
 
 def _required_floats(ds: pydicom.Dataset, name: str, count: int) -> NDArray[np.float64]:
+    import numpy as np
+
     value = ds.get(name)
     if value is None or value == "":
         raise HeaderError(f"mosaic lacks {name}")

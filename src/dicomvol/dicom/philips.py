@@ -35,12 +35,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 from dicomvol.dicom.private import private_value
 from dicomvol.dicom.values import first_item, is_dataset, to_float, vendor
 from dicomvol.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
     import pydicom
@@ -180,6 +181,8 @@ def philips_values(stored: ArrayLike, rs: float, ri: float, ss: float,
     dicomvol.errors.UsageError
         Unknown mode, or ``"fp"`` with ``RS * SS == 0``.
     """
+    import numpy as np
+
     _check_mode(mode)
     display = np.asarray(stored, dtype=np.float64) * rs + ri
     if mode == "display":

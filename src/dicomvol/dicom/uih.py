@@ -24,15 +24,16 @@ a :class:`~dicomvol.errors.HeaderError` naming the missing element.
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import Vec3
 from dicomvol.dicom.mosaic import MosaicInfo
 from dicomvol.dicom.private import private_value
 from dicomvol.dicom.values import to_float, to_floats, vendor
 from dicomvol.errors import HeaderError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Private creator of UIH's group 0065.
 UIH_CREATOR = "Image Private Header"
@@ -68,6 +69,8 @@ def uih_grid_info(ds: Any) -> MosaicInfo:
         ImagePositionPatient, ImageOrientationPatient, PixelSpacing, Rows/Columns,
         SpacingBetweenSlices when only the first position is given.
     """
+    import numpy as np
+
     n_value = to_float(_first(private_value(ds, 0x0065, UIH_CREATOR, 0x50)))
     if n_value is None or n_value < 1 or n_value != int(n_value):
         raise HeaderError(f"UIH grid image: {N_SLICES} missing or not a count ({n_value!r})")
@@ -108,6 +111,8 @@ def uih_grid_info(ds: Any) -> MosaicInfo:
 
 def _stepped(ds: Any, first: np.ndarray, normal: np.ndarray, n: int) -> tuple[Vec3, ...]:
     """Positions from the first slice's: SpacingBetweenSlices along the signed normal."""
+    import numpy as np
+
     step = to_float(ds.get("SpacingBetweenSlices")) or to_float(ds.get("SliceThickness"))
     if not step:
         raise HeaderError(f"UIH grid image: {FRAMES} gives the first position only and "
@@ -171,6 +176,8 @@ def uih_direction_to_lps(vector: Any, orientation: Any) -> np.ndarray:
     -------
     ndarray of shape (3,)
     """
+    import numpy as np
+
     o = np.asarray(orientation, dtype=np.float64)
     row, col = o[:3], o[3:6]
     v = np.asarray(vector, dtype=np.float64)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import struct
 from collections.abc import Iterable
@@ -22,17 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-import numpy as np
-
+from dicomvol._typing import AffineRows
 from dicomvol.constants import LPS_TO_RAS as _LPS_TO_RAS
 from dicomvol.io.atomic import atomic_path
+from dicomvol.model.geometry import column_norms, rows_of
 from dicomvol.model.volume import Volume
+from dicomvol.pixels.decode import dtype_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import nibabel as nib
+    import numpy as np
 
-#: LPS -> RAS, as a matrix.
-LPS_TO_RAS = np.array(_LPS_TO_RAS)
 #: ISA-L (igzip) level for .nii.gz: level 2 compresses CT within ~3 % of zlib level 6
 #: at ~25x the speed (measured on the corpus lung CT, 70 MB: 0.4 s vs 9.9 s).
 IGZIP_LEVEL = 2
@@ -58,8 +59,9 @@ class NiftiSpec:
     Attributes
     ----------
     shape : tuple (X, Y, Z) or (X, Y, Z, T)
-    dtype : numpy dtype of the stored voxels
-    affine : ndarray of shape (4, 4), LPS (converted to RAS here)
+    dtype : numpy dtype, or its type string ("i2", "u2", "f4", ...; "rgb24"), of the
+        stored voxels
+    affine : ndarray of shape (4, 4) or its four rows, LPS (converted to RAS here)
     sheared : bool
         qform left unset (it cannot hold a shear), zooms from the column norms.
     scl_slope, scl_inter : float
@@ -69,13 +71,25 @@ class NiftiSpec:
     """
 
     shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-    affine: np.ndarray
+    dtype: np.dtype[Any] | str
+    affine: np.ndarray | AffineRows
     sheared: bool
     scl_slope: float = 1.0
     scl_inter: float = 0.0
     time_step: float = 1.0
     description: str = "dicomvol"
+
+    @property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        """:attr:`dtype` as a numpy dtype."""
+        return dtype_of(self.dtype) if isinstance(self.dtype, str) else self.dtype
+
+    @property
+    def affine_array(self) -> np.ndarray:
+        """:attr:`affine` (LPS) as a (4, 4) float64 ndarray."""
+        import numpy as np
+
+        return np.asarray(self.affine, dtype=np.float64)
 
 
 def time_step(fourth_dimension: str | None, metadata: dict[str, Any]) -> float:
@@ -103,13 +117,18 @@ def describe(metadata: dict[str, Any]) -> str:
 
 def ras_affine(affine_lps: np.ndarray) -> np.ndarray:
     """An LPS affine in RAS, shape (4, 4)."""
-    ras: np.ndarray = LPS_TO_RAS @ affine_lps
+    import numpy as np
+
+    ras: np.ndarray = np.array(_LPS_TO_RAS) @ affine_lps
     return ras
 
 
 def lps_affine(affine_ras: np.ndarray) -> np.ndarray:
     """A RAS affine (as NIfTI stores it) in LPS, shape (4, 4)."""
-    lps: np.ndarray = LPS_TO_RAS @ np.asarray(affine_ras, dtype=np.float64)  # its own inverse
+    import numpy as np
+
+    # LPS_TO_RAS is its own inverse
+    lps: np.ndarray = np.array(_LPS_TO_RAS) @ np.asarray(affine_ras, dtype=np.float64)
     return lps
 
 
@@ -140,77 +159,145 @@ def header_block(spec: NiftiSpec) -> bytes:
     outside plain NIfTI-1 (a dimension over 32,767, a structured dtype) are
     described by nibabel itself.
     """
-    dtype = np.dtype(spec.dtype)
-    code = NIFTI_DATATYPES.get(f"{dtype.kind}{dtype.itemsize}")
+    key, itemsize = _type_key(spec.dtype)
+    code = NIFTI_DATATYPES.get(key)
     if code is None or not 1 <= len(spec.shape) <= 7 \
             or any(not 0 < n <= _MAX_DIM for n in spec.shape):  # (a structured dtype: "V")
         return bytes(_nibabel_header(spec).binaryblock)
     dim = [len(spec.shape), *spec.shape] + [1] * (7 - len(spec.shape))
     pixdim = [1.0] * 8
-    affine = ras_affine(spec.affine)
+    affine = _ras_rows(spec.affine)
     quatern = (0.0, 0.0, 0.0)
     qoffset = (0.0, 0.0, 0.0)
     extra = [spec.time_step] * (len(spec.shape) - 3)
     if spec.sheared:
         qform_code = 0
-        zooms = [float(z) for z in np.linalg.norm(spec.affine[:3, :3], axis=0)] + extra
+        zooms = [*column_norms(spec.affine), *extra]
     else:
         qform_code = 1
         qfac, qzooms, quatern, qoffset = _qform(affine)
         pixdim[0] = qfac
         zooms = qzooms + extra[:1]
     pixdim[1:1 + len(zooms)] = zooms
-    srows = [float(v) for v in affine[:3, :].reshape(-1)]
+    srows = [v for row in affine[:3] for v in row]
     return _HEADER.pack(
-        348, b"", b"", 0, 0, b"\0", b"\0", *dim, 0.0, 0.0, 0.0, 0, code, 8 * dtype.itemsize,
+        348, b"", b"", 0, 0, b"\0", b"\0", *dim, 0.0, 0.0, 0.0, 0, code, 8 * itemsize,
         0, *pixdim, float(VOX_OFFSET), spec.scl_slope, spec.scl_inter, 0, 0, _MM_SEC,
         0.0, 0.0, 0.0, 0.0, 0, 0, spec.description.encode()[:79], b"", qform_code, 1,
         *quatern, *qoffset, *srows, b"", b"n+1\0")
 
 
-def _qform(affine: np.ndarray) -> tuple[float, list[float], tuple[float, float, float],
-                                         tuple[float, float, float]]:
-    """(qfac, zooms, quaternion b c d, offset) of a RAS affine, shape (4, 4).
+def _type_key(dtype: Any) -> tuple[str, int]:
+    """(kind + item size, as in :data:`NIFTI_DATATYPES`; item size) of a numpy dtype or of
+    a type string, without numpy for the strings the streaming writer passes."""
+    if isinstance(dtype, str):
+        if dtype == "rgb24":
+            return "V3", 3
+        name = dtype.lstrip("<=|")
+        if name in NIFTI_DATATYPES:
+            return name, int(name[1:])
+        dtype = dtype_of(dtype)  # "float32", ">i2", ...: numpy says
+    return f"{dtype.kind}{dtype.itemsize}", int(dtype.itemsize)
+
+
+def _ras_rows(affine: Any) -> AffineRows:
+    """The RAS rows of an LPS affine (rows or ndarray): x and y negated."""
+    rows = rows_of(affine)
+    # + 0.0: no negative zeros, as the matrix product LPS_TO_RAS @ affine gives
+    return tuple(tuple(s * v + 0.0 for v in row) for s, row in zip((-1.0, -1.0, 1.0, 1.0), rows,
+                                                                     strict=True))
+
+
+def _qform(affine: AffineRows) -> tuple[float, list[float], tuple[float, float, float],
+                                        tuple[float, float, float]]:
+    """(qfac, zooms, quaternion b c d, offset) of a RAS affine given as four rows.
 
     nibabel's ``Nifti1Header.set_qform``: the columns' norms are the zooms, the
     nearest rotation (polar decomposition, the last column flipped when the
-    determinant is negative) its quaternion (``quaternions.mat2quat``).
+    determinant is negative) its quaternion (``quaternions.mat2quat``), in plain
+    Python: the polar factor by Newton's iteration ``R <- (R + R^-T) / 2``, which
+    converges quadratically to the rotation nibabel's SVD gives, and the quaternion
+    of that rotation by the branch of Shepperd's method that is best conditioned
+    (tested against nibabel on random and near-orthogonal affines).
     """
-    rzs = affine[:3, :3]
-    zooms = np.sqrt(np.sum(rzs * rzs, axis=0))
-    rot = rzs / zooms
+    zooms = list(column_norms(affine))
+    rot = [[affine[r][c] / zooms[c] for c in range(3)] for r in range(3)]
     qfac = 1.0
-    if np.linalg.det(rot) <= 0:
+    if _det3(rot) <= 0:
         qfac = -1.0
-        rot[:, -1] *= -1
-    p, _, qs = np.linalg.svd(rot)
-    m = p @ qs
-    qxx, qyx, qzx, qxy, qyy, qzy, qxz, qyz, qzz = m.flat
-    k = np.array([[qxx - qyy - qzz, 0, 0, 0],
-                  [qyx + qxy, qyy - qxx - qzz, 0, 0],
-                  [qzx + qxz, qzy + qyz, qzz - qxx - qyy, 0],
-                  [qyz - qzy, qzx - qxz, qxy - qyx, qxx + qyy + qzz]]) / 3.0
-    vals, vecs = np.linalg.eigh(k)
-    q = vecs[[3, 0, 1, 2], np.argmax(vals)]
-    if q[0] < 0:
-        q = q * -1
-    t = affine[:3, 3]
-    return (qfac, [float(z) for z in zooms], (float(q[1]), float(q[2]), float(q[3])),
-            (float(t[0]), float(t[1]), float(t[2])))
+        for r in range(3):
+            rot[r][2] = -rot[r][2]
+    m = _polar(rot)
+    _, x, y, z = _quaternion(m)
+    t = (affine[0][3], affine[1][3], affine[2][3])
+    return qfac, zooms, (x, y, z), t
+
+
+def _det3(m: list[list[float]]) -> float:
+    return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+
+
+#: Newton steps of the polar decomposition: from a rotation of DICOM direction cosines
+#: (orthogonal to ~1e-6) the error squares each step, so 6 leave it at rounding (1e-16).
+_POLAR_STEPS = 6
+
+
+def _polar(m: list[list[float]]) -> list[list[float]]:
+    """The orthogonal polar factor of a 3 x 3 matrix with positive determinant."""
+    r = [row[:] for row in m]
+    for _ in range(_POLAR_STEPS):
+        det = _det3(r)
+        if det == 0:
+            break
+        # R^-T = cofactor(R) / det
+        cof = [[(r[(i + 1) % 3][(j + 1) % 3] * r[(i + 2) % 3][(j + 2) % 3]
+                 - r[(i + 1) % 3][(j + 2) % 3] * r[(i + 2) % 3][(j + 1) % 3]) / det
+                for j in range(3)] for i in range(3)]
+        r = [[(r[i][j] + cof[i][j]) / 2.0 for j in range(3)] for i in range(3)]
+    return r
+
+
+def _quaternion(m: list[list[float]]) -> tuple[float, float, float, float]:
+    """(w, x, y, z), w >= 0, of a rotation matrix (nibabel ``quat2mat`` of it is ``m``).
+
+    A half turn (w = 0) has two quaternions, q and -q, which NIfTI leaves free (nibabel
+    takes whichever sign LAPACK's eigenvector has): the one whose last non-zero
+    component is positive, which is LAPACK's for the patient-axis orientations.
+    """
+    trace = m[0][0] + m[1][1] + m[2][2]
+    diag = (m[0][0], m[1][1], m[2][2])
+    if trace >= max(diag):
+        s = 2.0 * math.sqrt(max(0.0, 1.0 + trace))
+        q = (s / 4.0, (m[2][1] - m[1][2]) / s, (m[0][2] - m[2][0]) / s, (m[1][0] - m[0][1]) / s)
+    elif diag[0] >= diag[1] and diag[0] >= diag[2]:
+        s = 2.0 * math.sqrt(max(0.0, 1.0 + m[0][0] - m[1][1] - m[2][2]))
+        q = ((m[2][1] - m[1][2]) / s, s / 4.0, (m[0][1] + m[1][0]) / s, (m[0][2] + m[2][0]) / s)
+    elif diag[1] >= diag[2]:
+        s = 2.0 * math.sqrt(max(0.0, 1.0 + m[1][1] - m[0][0] - m[2][2]))
+        q = ((m[0][2] - m[2][0]) / s, (m[0][1] + m[1][0]) / s, s / 4.0, (m[1][2] + m[2][1]) / s)
+    else:
+        s = 2.0 * math.sqrt(max(0.0, 1.0 + m[2][2] - m[0][0] - m[1][1]))
+        q = ((m[1][0] - m[0][1]) / s, (m[0][2] + m[2][0]) / s, (m[1][2] + m[2][1]) / s, s / 4.0)
+    if q[0] < 0 or (q[0] == 0 and next((v for v in q[:0:-1] if v != 0), 0.0) < 0):
+        q = (-q[0], -q[1], -q[2], -q[3])  # w >= 0; a half turn (w = 0): last non-zero > 0
+    return (q[0] + 0.0, q[1] + 0.0, q[2] + 0.0, q[3] + 0.0)  # no negative zeros
 
 
 def _nibabel_header(spec: NiftiSpec) -> nib.Nifti1Header:
     """``spec`` described by nibabel (the reference :func:`header_block` packs directly)."""
     import nibabel as nib
+    import numpy as np
 
     hdr = nib.Nifti1Header()
-    hdr.set_data_dtype(spec.dtype)
+    hdr.set_data_dtype(spec.numpy_dtype)
     hdr.set_data_shape(spec.shape)
-    affine = ras_affine(spec.affine)
+    affine = ras_affine(spec.affine_array)
     hdr.set_sform(affine, code=1)
     if spec.sheared:
         hdr.set_qform(None, code=0)
-        zooms = list(np.linalg.norm(spec.affine[:3, :3], axis=0))
+        zooms = list(np.linalg.norm(spec.affine_array[:3, :3], axis=0))
         hdr.set_zooms(tuple(zooms + [spec.time_step] * (len(spec.shape) - 3)))
     else:
         hdr.set_qform(affine, code=1)
@@ -233,6 +320,8 @@ def write_header(spec: NiftiSpec, fp: BinaryIO) -> None:
 
 def write_stream(volume: Volume, fp: BinaryIO) -> None:
     """Write header and data of ``volume`` to an open binary stream."""
+    import numpy as np
+
     write_header(spec_for(volume), fp)
     data = volume.data
     if not data.flags.f_contiguous:
@@ -322,6 +411,8 @@ def write_nifti_volumes(spec: NiftiSpec, volumes: Iterable[np.ndarray],
     ValueError
         A volume of another shape, or not T of them (the file is not left behind).
     """
+    import numpy as np
+
     expected = tuple(spec.shape[:3])
     count = 0
     with atomic_path(Path(path)) as tmp, open_output(tmp, compress, threads) as fp:
@@ -329,7 +420,7 @@ def write_nifti_volumes(spec: NiftiSpec, volumes: Iterable[np.ndarray],
         for volume in volumes:
             if tuple(volume.shape) != expected:
                 raise ValueError(f"volume {count} has shape {volume.shape}, not {expected}")
-            data = np.asfortranarray(volume, dtype=spec.dtype.newbyteorder("<"))
+            data = np.asfortranarray(volume, dtype=spec.numpy_dtype.newbyteorder("<"))
             fp.write(data.T.reshape(-1).data)
             count += 1
         if count != (spec.shape[3] if len(spec.shape) > 3 else 1):

@@ -15,17 +15,34 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from dicomvol.dicom.cache import JobSources
 from dicomvol.io.atomic import atomic_path
 from dicomvol.io.nifti import NiftiSpec, describe, open_output, time_step, write_header
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
-from dicomvol.pixels.assemble import Overflow, PixelMode, pixel_mode, place, raw_mode
-from dicomvol.pixels.decode import decode, is_native_multiframe, read_native_frame, streams_natively
+from dicomvol.pixels.assemble import (
+    Overflow,
+    PixelMode,
+    pixel_mode,
+    place,
+    raw_mode,
+    shift_bytes,
+    shift_fits,
+)
+from dicomvol.pixels.decode import (
+    decode,
+    is_native_multiframe,
+    native_bytes,
+    native_ok,
+    read_native_frame,
+    stored_format,
+    streams_natively,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Slices decoded ahead of the writer per thread (bounds memory).
 _READ_AHEAD = 4
@@ -33,7 +50,7 @@ _READ_AHEAD = 4
 #: ``on_slice(n, plane)``: slice ``n`` in file order (k fastest, then t) as written, shape
 #: (X, Y), stored values (a read-only view: copy what you keep). ``n`` restarts at 0 when the
 #: writer starts over in another pixel mode.
-SliceSink = Callable[[int, np.ndarray], None]
+SliceSink = Callable[[int, "np.ndarray"], None]
 
 
 def can_stream(plan: VolumePlan) -> bool:
@@ -71,7 +88,7 @@ def stream_nifti(plan: VolumePlan, path: str | os.PathLike[str], compress: bool,
 
 def spec_of(plan: VolumePlan, mode: PixelMode, metadata: dict[str, Any]) -> NiftiSpec:
     """The NIfTI header of a streamed plan: its grid, the pixel mode and the time step."""
-    return NiftiSpec(shape=tuple(plan.shape), dtype=mode.dtype, affine=plan.geometry.affine,
+    return NiftiSpec(shape=tuple(plan.shape), dtype=mode.type_name, affine=plan.affine_rows,
                      sheared=plan.sheared, scl_slope=mode.scl_slope, scl_inter=mode.scl_inter,
                      time_step=time_step(plan.detail.fourth_dimension, metadata),
                      description=describe(metadata))
@@ -94,6 +111,8 @@ def _write(plan: VolumePlan, path: Path, compress: bool, threads: int, mode: Pix
         for n, plane in enumerate(_slices(plan, mode, threads, sources)):
             fp.write(plane)
             if on_slice is not None:  # the F-order bytes of an (X, Y) slice
+                import numpy as np
+
                 on_slice(n, np.frombuffer(plane, dtype=mode.dtype).reshape(
                     (columns, rows), order="F"))
 
@@ -103,8 +122,21 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
     """One decoded, converted slice as F-order bytes (module level: picklable).
 
     Stored values kept as they are ("raw" mode) in a (Rows, Columns) C-order array
-    already are the F-order bytes of the (X, Y) slice: they are taken as they are.
+    already are the F-order bytes of the (X, Y) slice: they are taken as they are. A
+    native single-frame slice in "raw" mode, or 16-bit in a "shift" mode that cannot
+    overflow, is converted on its bytes (:func:`~dicomvol.pixels.decode.native_bytes`,
+    :func:`~dicomvol.pixels.assemble.shift_bytes`): a plain series is written by a
+    process that never imports numpy (the same bytes, tested).
     """
+    if frame.number_of_frames == 1 and not frame.pixel_format and frame.samples_per_pixel == 1 \
+            and native_ok(frame):
+        stored = stored_format(frame)
+        if mode.kind == "raw" and mode.type_name == stored:
+            return native_bytes(frame, sources)
+        if mode.kind == "shift" and stored in ("u2", "i2") and shift_fits(frame):
+            return shift_bytes(native_bytes(frame, sources), int(frame.rescale_intercept))
+    import numpy as np
+
     if frame.number_of_frames > 1:  # a native multi-frame file: this frame's bytes only
         pixels = read_native_frame(frame, sources)
     else:
@@ -147,7 +179,7 @@ def _decode_into(path: Path, start: int, frames: list[FrameRecord], mode: PixelM
     from collections import deque
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    size = frames[0].columns * frames[0].rows * mode.dtype.itemsize
+    size = frames[0].columns * frames[0].rows * mode.itemsize
     with ProcessPoolExecutor(max_workers=threads) as pool:
         todo = iter(enumerate(frames))
         pending: deque[Future[None]] = deque(

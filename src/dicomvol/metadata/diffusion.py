@@ -30,13 +30,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 from dicomvol._typing import FloatArray, Vec3
 from dicomvol.errors import HeaderError, UsageError
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:  # pragma: no cover - header readers (pydicom): only for a diffusion series
     from dicomvol.dicom.cache import JobSources
@@ -57,6 +58,8 @@ def _clean(values: NDArray[np.floating[Any]]) -> Vec3:
 
 
 def _axes(affine_lps: ArrayLike) -> tuple[FloatArray, bool]:
+    import numpy as np
+
     m = np.asarray(affine_lps, dtype=np.float64)[:3, :3]
     norms = np.linalg.norm(m, axis=0)
     if np.any(norms == 0):
@@ -86,6 +89,8 @@ def fsl_bvec_for_affine(direction_lps: ArrayLike | None, affine_lps: ArrayLike) 
         Components along the voxel axes i, j, k, with x negated when
         ``det(affine) > 0`` (FSL's radiological convention).
     """
+    import numpy as np
+
     if direction_lps is None:
         return (0.0, 0.0, 0.0)
     from dicomvol.dicom.diffusion import ZERO_VECTOR_LENGTH
@@ -102,6 +107,8 @@ def fsl_bvec_for_affine(direction_lps: ArrayLike | None, affine_lps: ArrayLike) 
 
 def fsl_bvec_to_lps(bvec: ArrayLike, affine_lps: ArrayLike) -> Vec3:
     """Inverse of :func:`fsl_bvec_for_affine`: an FSL bvec back to a patient-LPS direction."""
+    import numpy as np
+
     c = np.asarray(bvec, dtype=np.float64).copy()
     r, positive = _axes(affine_lps)
     if positive:
@@ -125,6 +132,8 @@ def fsl_bvec(direction_lps: ArrayLike | None, orientation: ArrayLike) -> Vec3:
         ``(-(g . row), g . col, g . normal)``: dicomvol's frame is right-handed
         (positive determinant), so FSL's convention negates x.
     """
+    import numpy as np
+
     o = np.asarray(orientation, dtype=np.float64)
     if o.shape != (6,):
         raise UsageError("orientation must have 6 values (ImageOrientationPatient)")

@@ -4,18 +4,22 @@ All coordinates are DICOM patient coordinates (LPS, mm). A volume's voxel
 index is (i, j, k): i along a DICOM row (ImageOrientationPatient[:3], step
 PixelSpacing[1]), j down the columns (IOP[3:], step PixelSpacing[0]) and k
 along the slice step. Affines are 4 x 4 and map (i, j, k, 1) to LPS. Nothing
-here touches pixel data.
+here touches pixel data, and nothing here imports numpy: a plan is made of
+3-vectors and one 4 x 4 matrix per volume, which plain Python computes faster
+than numpy's per-call overhead allows, and a process that only plans (the
+main process of a run) stays as small as the interpreter (issue 15). Affines
+are returned as :data:`~dicomvol._typing.AffineRows` (four rows of four
+floats); every function here also accepts a (4, 4) ndarray.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from dicomvol._typing import FloatArray, Orientation, Vec3
+from dicomvol._typing import AffineLike, AffineRows, Orientation, Vec3
 from dicomvol.constants import (
     EXACTNESS_TOLERANCE_VOXELS,
     IN_PLANE_TOLERANCE_MM,
@@ -50,37 +54,63 @@ class SliceGeometry:
         return cls(frame.position, frame.orientation, frame.pixel_spacing, frame.rows,
                    frame.columns)
 
-    def pixel_to_patient(self) -> FloatArray:
-        """4 x 4 matrix mapping (i, j, 0, 1) of this frame to LPS."""
+    def pixel_to_patient(self) -> AffineRows:
+        """4 x 4 matrix (rows) mapping (i, j, 0, 1) of this frame to LPS."""
         row, col = directions(self.orientation)
-        m = np.eye(4)
-        m[:3, 0] = row * self.pixel_spacing[1]
-        m[:3, 1] = col * self.pixel_spacing[0]
-        m[:3, 2] = cross3(row, col)
-        m[:3, 3] = self.position
-        return m
+        n = cross3(row, col)
+        dx, dy = self.pixel_spacing[1], self.pixel_spacing[0]
+        p = self.position
+        return (*((row[a] * dx, col[a] * dy, n[a], float(p[a])) for a in range(3)),
+                (0.0, 0.0, 0.0, 1.0))
 
 
-def directions(orientation: Sequence[float]) -> tuple[FloatArray, FloatArray]:
-    """Row and column direction cosines of an ImageOrientationPatient, as arrays."""
-    o = np.asarray(orientation, dtype=np.float64)
-    return o[:3], o[3:6]
+def rows_of(affine: AffineLike) -> AffineRows:
+    """The four rows of a 4 x 4 affine as plain floats (from rows or a (4, 4) ndarray)."""
+    rows = tuple(tuple(float(v) for v in row) for row in affine)
+    if len(rows) != 4 or any(len(r) != 4 for r in rows):
+        raise ValueError(f"an affine is 4 x 4, not {len(rows)} rows")
+    return rows
 
 
-def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
-    """a x b of two 3-vectors, shape (3,): the numbers ``np.cross`` gives (the same three
-    products and differences in float64), without its per-call overhead (~20 us)."""
+def column(affine: AffineLike, c: int) -> Vec3:
+    """Column ``c`` of the affine's upper three rows (0-2: the voxel steps, 3: the origin)."""
+    return (float(affine[0][c]), float(affine[1][c]), float(affine[2][c]))
+
+
+def dot(a: Sequence[float], b: Sequence[float]) -> float:
+    """a . b of two 3-vectors."""
+    return float(a[0]) * float(b[0]) + float(a[1]) * float(b[1]) + float(a[2]) * float(b[2])
+
+
+def norm(a: Sequence[float]) -> float:
+    """|a| of a 3-vector."""
+    return math.sqrt(dot(a, a))
+
+
+def column_norms(affine: AffineLike) -> Vec3:
+    """The lengths of the three voxel steps (columns 0-2): the voxel spacing in mm."""
+    return (norm(column(affine, 0)), norm(column(affine, 1)), norm(column(affine, 2)))
+
+
+def directions(orientation: Sequence[float]) -> tuple[Vec3, Vec3]:
+    """Row and column direction cosines of an ImageOrientationPatient."""
+    o = [float(v) for v in orientation]
+    return (o[0], o[1], o[2]), (o[3], o[4], o[5])
+
+
+def cross3(a: Sequence[float], b: Sequence[float]) -> Vec3:
+    """a x b of two 3-vectors (the numbers ``np.cross`` gives)."""
     a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
     b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
-    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+    return (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
 
 
-def slice_normal(orientation: Sequence[float]) -> FloatArray:
-    """Unit slice normal, row x column direction, shape (3,)."""
+def slice_normal(orientation: Sequence[float]) -> Vec3:
+    """Unit slice normal, row x column direction."""
     row, col = directions(orientation)
     n = cross3(row, col)
-    norm = float(np.linalg.norm(n))
-    return n / norm if norm > 0 else n
+    length = norm(n)
+    return (n[0] / length, n[1] / length, n[2] / length) if length > 0 else n
 
 
 def same_orientation(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -100,15 +130,14 @@ def same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def row_x_col(orientation: Sequence[float]) -> Vec3:
-    """row x column of an ImageOrientationPatient, not normalised (plain Python)."""
+    """row x column of an ImageOrientationPatient, not normalised."""
     a0, a1, a2, b0, b1, b2 = orientation
     return (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
 
 
 def cross_norm(orientation: Sequence[float]) -> float:
-    """|row x column| of an ImageOrientationPatient (plain Python: called per frame)."""
-    c0, c1, c2 = row_x_col(orientation)
-    return math.sqrt(c0 * c0 + c1 * c1 + c2 * c2)
+    """|row x column| of an ImageOrientationPatient (called per frame)."""
+    return norm(row_x_col(orientation))
 
 
 def along_normal(position: Sequence[float], orientation: Sequence[float],
@@ -121,11 +150,16 @@ def along_normal(position: Sequence[float], orientation: Sequence[float],
             for d in distances]
 
 
-def projections(frames: Sequence[FrameRecord], orientation: Sequence[float]) -> FloatArray:
-    """Projection (mm) of each frame's ImagePositionPatient on the slice normal, shape (N,)."""
-    n = slice_normal(orientation)
-    pos = np.array([f.position for f in frames], dtype=np.float64)
-    return pos @ n
+def _position(frame: FrameRecord) -> Vec3:
+    if frame.position is None:
+        raise GeometryError(f"{frame.rel}: frame lacks ImagePositionPatient")
+    return frame.position
+
+
+def projections(frames: Sequence[FrameRecord], orientation: Sequence[float]) -> list[float]:
+    """Projection (mm) of each frame's ImagePositionPatient on the slice normal, length N."""
+    n0, n1, n2 = slice_normal(orientation)
+    return [p[0] * n0 + p[1] * n1 + p[2] * n2 for p in map(_position, frames)]
 
 
 def obliquity_degrees(orientation: Sequence[float]) -> float:
@@ -137,10 +171,10 @@ def obliquity_degrees(orientation: Sequence[float]) -> float:
     row, col = directions(orientation)
     worst = 0.0
     for axis in (row, col, cross3(row, col)):
-        norm = float(np.linalg.norm(axis))
-        if norm == 0:
+        length = norm(axis)
+        if length == 0:
             return 90.0
-        cos = float(np.max(np.abs(axis))) / norm
+        cos = max(abs(v) for v in axis) / length
         worst = max(worst, math.degrees(math.acos(min(1.0, cos))))
     return worst
 
@@ -148,7 +182,8 @@ def obliquity_degrees(orientation: Sequence[float]) -> float:
 def plane_name(orientation: Sequence[float]) -> str:
     """'axial', 'coronal' or 'sagittal' by the slice normal's dominant patient axis."""
     n = slice_normal(orientation)
-    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(n)))]
+    dominant = max(range(3), key=lambda a: abs(n[a]))  # the first of equals, as np.argmax
+    return ("sagittal", "coronal", "axial")[dominant]
 
 
 def describe_orientation(orientation: Sequence[float]) -> str:
@@ -156,6 +191,10 @@ def describe_orientation(orientation: Sequence[float]) -> str:
     deg = obliquity_degrees(orientation)
     name = plane_name(orientation)
     return name if deg < 0.5 else f"oblique {name} {deg:.1f}°"
+
+
+def _ptp(values: Sequence[float]) -> float:
+    return max(values) - min(values) if values else 0.0
 
 
 def idc_checks(frames: Sequence[FrameRecord]) -> GeometryChecks | None:
@@ -180,12 +219,11 @@ def idc_checks(frames: Sequence[FrameRecord]) -> GeometryChecks | None:
     assert ref is not None
     single = all(same_orientation(f.orientation or ref, ref) for f in geo)
     row, col = directions(ref)
-    mags = [cross_norm(f.orientation or ref) for f in geo]
-    orthogonal = all(abs(m - 1.0) <= ORIENTATION_TOLERANCE for m in mags)
-    pos = np.array([f.position for f in geo], dtype=np.float64)
-    proj = pos @ slice_normal(ref)
-    in_row = pos @ row
-    in_col = pos @ col
+    orthogonal = all(abs(cross_norm(f.orientation or ref) - 1.0) <= ORIENTATION_TOLERANCE
+                     for f in geo)
+    proj = projections(geo, ref)
+    in_row = [dot(_position(f), row) for f in geo]
+    in_col = [dot(_position(f), col) for f in geo]
     uids = {f.sop_instance_uid for f in geo}
     distinct = _count_distinct(proj)
     spacing_ok = all(
@@ -193,24 +231,21 @@ def idc_checks(frames: Sequence[FrameRecord]) -> GeometryChecks | None:
         and same_spacing(f.pixel_spacing, geo[0].pixel_spacing) for f in geo
     )
     dims_ok = len({(f.rows, f.columns) for f in geo}) == 1
-    sorted_proj = np.sort(proj)
+    sorted_proj = sorted(proj)
     n = len(sorted_proj)
     spacing_mm: float | None = None
     uniform = True
     if n > 1:
         expected = (sorted_proj[-1] - sorted_proj[0]) / (n - 1)
-        spacing_mm = float(expected)
-        intervals = np.diff(sorted_proj)
-        uniform = bool(
-            expected > 0
-            and np.max(np.abs(intervals - expected)) < SLICE_SPACING_RELATIVE_TOLERANCE * expected
-        )
+        spacing_mm = expected
+        worst = max(abs(b - a - expected) for a, b in itertools.pairwise(sorted_proj))
+        uniform = expected > 0 and worst < SLICE_SPACING_RELATIVE_TOLERANCE * expected
     return GeometryChecks(
         single_orientation=single,
         orthogonal_orientation=orthogonal,
         unique_slice_positions=distinct == len(uids),
-        consistent_in_plane_row=bool(np.ptp(in_row) < IN_PLANE_TOLERANCE_MM),
-        consistent_in_plane_col=bool(np.ptp(in_col) < IN_PLANE_TOLERANCE_MM),
+        consistent_in_plane_row=_ptp(in_row) < IN_PLANE_TOLERANCE_MM,
+        consistent_in_plane_col=_ptp(in_col) < IN_PLANE_TOLERANCE_MM,
         consistent_pixel_spacing=spacing_ok,
         consistent_image_dimensions=dims_ok,
         uniform_slice_spacing=uniform,
@@ -219,14 +254,15 @@ def idc_checks(frames: Sequence[FrameRecord]) -> GeometryChecks | None:
     )
 
 
-def _count_distinct(values: FloatArray) -> int:
+def _count_distinct(values: Sequence[float]) -> int:
     if len(values) == 0:
         return 0
-    s = np.sort(values)
-    return 1 + int(np.count_nonzero(np.diff(s) >= SAME_POSITION_TOLERANCE_MM))
+    s = sorted(values)
+    return 1 + sum(1 for a, b in itertools.pairwise(s) if b - a >= SAME_POSITION_TOLERANCE_MM)
 
 
-def affine_for(frames: Sequence[FrameRecord], fallback_spacing: float | None = None) -> FloatArray:
+def affine_for(frames: Sequence[FrameRecord], fallback_spacing: float | None = None
+               ) -> AffineRows:
     """LPS affine of slices in k order, from the first slice and the mean step.
 
     Column 0 is row direction x PixelSpacing[1], column 1 is column direction
@@ -236,72 +272,94 @@ def affine_for(frames: Sequence[FrameRecord], fallback_spacing: float | None = N
 
     Returns
     -------
-    ndarray of shape (4, 4)
+    AffineRows
+        The (4, 4) matrix as four rows (``numpy.array`` of it is the ndarray).
     """
     first = SliceGeometry.of(frames[0])
     m = first.pixel_to_patient()
     if len(frames) > 1:
-        last = np.asarray(frames[-1].position, dtype=np.float64)
-        m[:3, 2] = (last - np.asarray(first.position)) / (len(frames) - 1)
+        last = _position(frames[-1])
+        steps = len(frames) - 1
+        step = tuple((float(last[a]) - float(first.position[a])) / steps for a in range(3))
     else:
-        m[:3, 2] = slice_normal(first.orientation) * (fallback_spacing or 1.0)
-    return m
+        n = slice_normal(first.orientation)
+        step = tuple(v * (fallback_spacing or 1.0) for v in n)
+    return (*((r[0], r[1], step[a], r[3]) for a, r in enumerate(m[:3])), m[3])
 
 
-def voxel_errors(affine: FloatArray, frames: Sequence[FrameRecord]) -> FloatArray:
+def _inverse(affine: AffineLike) -> tuple[tuple[Vec3, Vec3, Vec3], Vec3]:
+    """(M^-1 as three rows, -M^-1 t) of an affine [M t; 0 1], by the adjugate."""
+    (a, b, c), (d, e, f), (g, h, i) = (column(affine, 0), column(affine, 1), column(affine, 2))
+    # M's columns are the voxel steps: M = [[a d g], [b e h], [c f i]].
+    det = a * (e * i - f * h) - d * (b * i - c * h) + g * (b * f - c * e)
+    if det == 0 or not math.isfinite(det):
+        raise GeometryError("the affine is singular (a zero or repeated voxel step)")
+    inv = ((e * i - f * h) / det, (g * f - d * i) / det, (d * h - g * e) / det), \
+          ((c * h - b * i) / det, (a * i - g * c) / det, (g * b - a * h) / det), \
+          ((b * f - c * e) / det, (d * c - a * f) / det, (a * e - d * b) / det)
+    t = column(affine, 3)
+    return inv, (-dot(inv[0], t), -dot(inv[1], t), -dot(inv[2], t))
+
+
+def voxel_errors(affine: AffineLike, frames: Sequence[FrameRecord]) -> list[float]:
     """Largest voxel-space distance between each frame's pixels and where ``affine`` puts them.
 
     For slice k, the four corner pixels (row j, column i) are placed by the
     frame's own IPP, IOP and PixelSpacing, mapped through the inverse affine,
     and compared with (i, j, k). The result is exact for every pixel because
-    both mappings are affine in (i, j).
+    both mappings are affine in (i, j): the index error at a corner is the error
+    at the slice's first pixel plus the corner's offsets along two error steps.
 
     Returns
     -------
-    ndarray of shape (N,)
+    list of float, length N
         Max absolute index error per slice, in voxels.
     """
-    inv = np.linalg.inv(affine)
-    n = len(frames)
-    pos = np.empty((n, 3))
-    iop = np.empty((n, 6))
-    ps = np.empty((n, 2))
-    size = np.empty((n, 2))
+    inv, shift = _inverse(affine)
+    out: list[float] = []
+    key: tuple[object, ...] | None = None
+    du = dv = (0.0, 0.0, 0.0)
     for k, frame in enumerate(frames):
         if frame.position is None or frame.orientation is None or frame.pixel_spacing is None:
             raise GeometryError("frame lacks ImagePositionPatient, ImageOrientationPatient or "
                              "PixelSpacing")
-        pos[k], iop[k], ps[k] = frame.position, frame.orientation, frame.pixel_spacing
-        size[k] = (frame.columns - 1, frame.rows - 1)
-    # Corners (i, j) of every slice: (0,0), (X-1,0), (0,Y-1), (X-1,Y-1); shape (N, 4).
-    ci = size[:, :1] * np.array([0.0, 1.0, 0.0, 1.0])
-    cj = size[:, 1:] * np.array([0.0, 0.0, 1.0, 1.0])
-    world = (pos[:, None, :] + (ci * ps[:, 1:2])[..., None] * iop[:, None, 0:3]
-             + (cj * ps[:, 0:1])[..., None] * iop[:, None, 3:6])  # (N, 4, 3)
-    index = world @ inv[:3, :3].T + inv[:3, 3]
-    expected = np.stack([ci, cj, np.broadcast_to(np.arange(n, dtype=float)[:, None], ci.shape)],
-                        axis=-1)
-    errors: FloatArray = np.max(np.abs(index - expected), axis=(1, 2))
-    return errors
+        frame_key = (frame.orientation, frame.pixel_spacing, frame.rows, frame.columns)
+        if frame_key != key:  # the error steps across the slice, shared by equal frames
+            key = frame_key
+            row, col = directions(frame.orientation)
+            sx = (frame.columns - 1) * frame.pixel_spacing[1]
+            sy = (frame.rows - 1) * frame.pixel_spacing[0]
+            ur = [dot(m, row) * sx for m in inv]
+            uc = [dot(m, col) * sy for m in inv]
+            du = (ur[0] - (frame.columns - 1), ur[1], ur[2])
+            dv = (uc[0], uc[1] - (frame.rows - 1), uc[2])
+        p = frame.position
+        worst = 0.0
+        for axis in range(3):
+            e0 = dot(inv[axis], p) + shift[axis] - (k if axis == 2 else 0.0)
+            worst = max(worst, abs(e0), abs(e0 + du[axis]), abs(e0 + dv[axis]),
+                        abs(e0 + du[axis] + dv[axis]))
+        out.append(worst)
+    return out
 
 
-def is_exact(affine: FloatArray, frames: Sequence[FrameRecord]) -> bool:
+def is_exact(affine: AffineLike, frames: Sequence[FrameRecord]) -> bool:
     """True when every slice lies within EXACTNESS_TOLERANCE_VOXELS of where the affine puts it."""
-    return bool(np.max(voxel_errors(affine, frames)) <= EXACTNESS_TOLERANCE_VOXELS)
+    return max(voxel_errors(affine, frames)) <= EXACTNESS_TOLERANCE_VOXELS
 
 
-def shear_degrees(affine: FloatArray) -> float:
+def shear_degrees(affine: AffineLike) -> float:
     """Angle (degrees) between the slice step (column 2) and the slice normal."""
-    step = affine[:3, 2]
-    n = cross3(affine[:3, 0], affine[:3, 1])
-    denom = float(np.linalg.norm(step) * np.linalg.norm(n))
+    step = column(affine, 2)
+    n = cross3(column(affine, 0), column(affine, 1))
+    denom = norm(step) * norm(n)
     if denom == 0:
         return 0.0
-    cos = abs(float(step @ n)) / denom
+    cos = abs(dot(step, n)) / denom
     return math.degrees(math.acos(min(1.0, cos)))
 
 
-def is_sheared(affine: FloatArray) -> bool:
+def is_sheared(affine: AffineLike) -> bool:
     """True when the slice step leaves the normal by more than SHEAR_TOLERANCE_DEGREES."""
     return shear_degrees(affine) > SHEAR_TOLERANCE_DEGREES
 
@@ -326,14 +384,14 @@ def _split_segment(frames: Sequence[FrameRecord], start: int, stop: int,
         if stop - start == 2 or stop - start == 1:
             runs.append((start, stop))
         return
-    pos = np.array([f.position for f in frames[start:stop]], dtype=np.float64)
-    steps = np.diff(pos, axis=0)
+    pos = [_position(f) for f in frames[start:stop]]
+    steps = [(b[0] - a[0], b[1] - a[1], b[2] - a[2]) for a, b in itertools.pairwise(pos)]
     best = (0, 1)  # (first slice, slice count) of the longest equal-step stretch
     a = 0
     for b in range(1, len(steps) + 1):
         ref = steps[a]
-        if b == len(steps) or float(np.linalg.norm(steps[b] - ref)) > (
-                EXACTNESS_TOLERANCE_VOXELS * float(np.linalg.norm(ref))):
+        if b == len(steps) or norm([s - r for s, r in zip(steps[b], ref, strict=True)]) > (
+                EXACTNESS_TOLERANCE_VOXELS * norm(ref)):
             if b - a + 1 > best[1]:
                 best = (a, b - a + 1)
             a = b
@@ -345,36 +403,41 @@ def _split_segment(frames: Sequence[FrameRecord], start: int, stop: int,
     _split_segment(frames, hi, stop, runs)
 
 
-def gaps(proj: FloatArray) -> list[Gap]:
+def diffs(values: Sequence[float]) -> list[float]:
+    """Adjacent differences ``values[n + 1] - values[n]`` (``np.diff`` of a 1-D sequence)."""
+    return [float(b) - float(a) for a, b in itertools.pairwise(values)]
+
+
+def gaps(proj: Sequence[float]) -> list[Gap]:
     """Intervals that are near-integer multiples (>= 2) of the median interval: missing slices.
 
     Parameters
     ----------
-    proj : ndarray of shape (N,)
+    proj : sequence of float, length N
         Sorted normal projections.
     """
     if len(proj) < 3:
         return []
-    steps = np.diff(proj)
+    steps = diffs(proj)
     median_step = median(steps)
     found: list[Gap] = []
     if median_step <= 0:
         return found
     for idx, step in enumerate(steps):
-        ratio = float(step) / median_step
+        ratio = step / median_step
         n_missing = round(ratio) - 1
         if n_missing >= 1 and abs(ratio - round(ratio)) < 0.1:
             found.append(Gap(after_position_mm=round(float(proj[idx]), 4),
-                             gap_mm=round(float(step), 4), missing_slices=n_missing))
+                             gap_mm=round(step, 4), missing_slices=n_missing))
     return found
 
 
-def median(values: Sequence[float] | FloatArray) -> float:
-    """The median of ``values`` as ``np.median`` gives it (NaN when one is NaN), without
-    the ``numpy.ma`` import that ``np.median`` costs on first use (1.3 MiB of the planner's
-    peak memory). Raises ValueError for no values.
+def median(values: Iterable[float]) -> float:
+    """The median of ``values`` as ``np.median`` gives it (NaN when one is NaN; an ndarray
+    counts every element). Raises ValueError for no values.
     """
-    data = sorted(float(v) for v in np.asarray(values, dtype=np.float64).ravel())
+    flat = values.ravel() if hasattr(values, "ravel") else values  # an ndarray of any shape
+    data = sorted(float(v) for v in flat)
     if not data:
         raise ValueError("median of no values")
     if any(math.isnan(v) for v in data):

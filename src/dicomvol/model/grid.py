@@ -11,14 +11,14 @@ DICOM row, j down the columns and k along the slice step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import numpy as np
-from numpy.typing import ArrayLike
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dicomvol._typing import FloatArray
 from dicomvol.constants import SHEAR_TOLERANCE_DEGREES
-from dicomvol.model.geometry import shear_degrees
+from dicomvol.model.geometry import column_norms, shear_degrees
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 #: Default tolerance (mm, and on direction cosines) of :meth:`VolumeGeometry.geometry_equal`.
 GEOMETRY_EQUAL_TOLERANCE = 1e-5
@@ -36,17 +36,18 @@ class HasGeometry(Protocol):
 class GridMixin:
     """The geometry API shared by :class:`VolumeGeometry` and :class:`Volume`."""
 
-    affine: np.ndarray
+    affine: FloatArray
 
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel step lengths (mm) along i, j and k (the affine's column norms)."""
-        s = np.linalg.norm(self.affine[:3, :3], axis=0)
-        return (float(s[0]), float(s[1]), float(s[2]))
+        return column_norms(self.affine)
 
     @property
     def direction(self) -> FloatArray:
         """Unit LPS direction of each voxel axis, shape (3, 3): column c is axis c."""
+        import numpy as np
+
         m = np.asarray(self.affine, dtype=np.float64)[:3, :3]
         out: FloatArray = m / np.linalg.norm(m, axis=0)
         return out
@@ -60,7 +61,7 @@ class GridMixin:
     @property
     def shear_degrees(self) -> float:
         """Angle (degrees) between the slice step and the normal of the (i, j) plane."""
-        return shear_degrees(np.asarray(self.affine, dtype=np.float64))
+        return shear_degrees(self.affine)
 
     def map_indices_to_reference(self, indices: ArrayLike) -> FloatArray:
         """Voxel indices ``(i, j, k)`` to LPS mm.
@@ -73,6 +74,8 @@ class GridMixin:
         -------
         ndarray of shape (N, 3) or (3,)
         """
+        import numpy as np
+
         idx = np.asarray(indices, dtype=np.float64)
         out: FloatArray = idx @ self.affine[:3, :3].T + self.affine[:3, 3]
         return out
@@ -88,6 +91,8 @@ class GridMixin:
         -------
         ndarray of shape (N, 3) or (3,), float64 (or int64 when rounded)
         """
+        import numpy as np
+
         inv = np.linalg.inv(self.affine)
         idx = np.asarray(points, dtype=np.float64) @ inv[:3, :3].T + inv[:3, 3]
         return np.rint(idx).astype(np.int64) if round_output else idx
@@ -107,7 +112,7 @@ class VolumeGeometry(GridMixin):
         The DICOM FrameOfReferenceUID the coordinates refer to.
     """
 
-    affine: np.ndarray
+    affine: FloatArray
     spatial_shape: tuple[int, int, int]
     frame_of_reference_uid: str | None = None
 
@@ -133,4 +138,6 @@ class VolumeGeometry(GridMixin):
         return (tuple(theirs.spatial_shape) == tuple(self.spatial_shape)
                 and (theirs.frame_of_reference_uid or None) == (self.frame_of_reference_uid
                                                                or None)
-                and bool(np.allclose(theirs.affine, self.affine, atol=tol, rtol=0)))
+                and all(abs(float(a) - float(b)) <= tol
+                        for ra, rb in zip(theirs.affine, self.affine, strict=True)
+                        for a, b in zip(ra, rb, strict=True)))

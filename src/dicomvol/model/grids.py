@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import FloatArray
 from dicomvol.constants import SAME_POSITION_TOLERANCE_MM, SLICE_SPACING_RELATIVE_TOLERANCE
 from dicomvol.errors import GeometryError
 from dicomvol.model import geometry
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 #: In-plane coordinates within this many pixels of an integer count as that integer: a slice
 #: whose offset on the output lattice is integral is copied, not interpolated, and a point this
@@ -95,6 +96,8 @@ def choose_spacing(
     GeometryError
         For no positions, non-finite positions or a tolerance outside [0, 0.5).
     """
+    import numpy as np
+
     q = np.sort(np.asarray(normal_positions, dtype=np.float64).ravel())
     if q.size == 0:
         raise GeometryError("choose_spacing needs at least one position")
@@ -154,6 +157,8 @@ def choose_spacing(
 
 def distinct_positions(q: FloatArray) -> FloatArray:
     """Sorted positions with those closer than SAME_POSITION_TOLERANCE_MM counted once."""
+    import numpy as np
+
     keep = np.ones(q.size, dtype=bool)
     keep[1:] = np.diff(q) >= SAME_POSITION_TOLERANCE_MM
     return q[keep]
@@ -161,6 +166,8 @@ def distinct_positions(q: FloatArray) -> FloatArray:
 
 def _distinct_intervals(steps: FloatArray, rel_tolerance: float) -> list[float]:
     """Distinct intervals (median of each cluster within rel_tolerance), largest first."""
+    import numpy as np
+
     values = np.sort(steps)
     clusters: list[list[float]] = [[float(values[0])]]
     for v in values[1:]:
@@ -194,6 +201,8 @@ def _fit_grid(
     breaks a rule of :func:`choose_spacing` (tolerance, one position per plane,
     floor, plane count).
     """
+    import numpy as np
+
     s = seed
     for _ in range(_REFINE_PASSES):
         m = np.rint(x / s)
@@ -222,6 +231,8 @@ def output_grid(
 
     Pure geometry, no pixels: lets a planner report the output grid in advance.
     """
+    import numpy as np
+
     pos = np.asarray(positions, dtype=np.float64)
     iop = np.asarray(orientation, dtype=np.float64)
     row_dir, col_dir = iop[:3], iop[3:]
@@ -245,6 +256,8 @@ def lattice(
     along the normal (mm) solve IPP_s - IPP_0 = i R ps_col + j C ps_row + t n. The
     output extends the lattice by whole pixels to cover every slice's footprint.
     """
+    import numpy as np
+
     ps_row, ps_col = pixel_spacing
     basis = np.column_stack([row_dir * ps_col, col_dir * ps_row, normal])
     ref = pos_sorted[0]

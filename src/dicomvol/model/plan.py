@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from dicomvol._typing import AffineRows, FloatArray
+from dicomvol.model import geometry as _geometry
 from dicomvol.model.derived import DerivedObject
 from dicomvol.model.detail import GeometryChecks, GeometryDetail
 from dicomvol.model.grid import VolumeGeometry
@@ -37,8 +37,10 @@ class VolumePlan:
     ----------
     frames : tuple of tuple of FrameRecord
         ``frames[t][k]``: slice k of volume t, k ascending along the slice step.
-    affine : ndarray of shape (4, 4)
-        Maps voxel (i, j, k, 1) to LPS mm.
+    affine_rows : AffineRows
+        The affine that maps voxel (i, j, k, 1) to LPS mm, as four rows of floats:
+        plans carry no ndarray, so that the process that plans and the workers that
+        stream a plain series never import numpy (:attr:`affine` is the ndarray).
     shape : tuple of int
         (X, Y, Z) or (X, Y, Z, T) with X = Columns, Y = Rows.
     suffix : str
@@ -59,7 +61,7 @@ class VolumePlan:
 
     series_instance_uid: str
     frames: tuple[tuple[FrameRecord, ...], ...]
-    affine: np.ndarray
+    affine_rows: AffineRows
     shape: tuple[int, ...]
     suffix: str
     label: str
@@ -68,6 +70,18 @@ class VolumePlan:
     warnings: tuple[str, ...]
     sheared: bool
     resample: ResampleSpec | None = None
+
+    @property
+    def affine(self) -> FloatArray:
+        """The affine as a new (4, 4) float64 ndarray (voxel (i, j, k, 1) to LPS mm)."""
+        import numpy as np
+
+        return np.array(self.affine_rows, dtype=np.float64)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel spacing (mm) along i, j, k: the lengths of the affine's first three columns."""
+        return _geometry.column_norms(self.affine_rows)
 
     @property
     def first(self) -> FrameRecord:

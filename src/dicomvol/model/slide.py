@@ -14,9 +14,10 @@ them; a region is ``[y:y+h, x:x+w]`` of that matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 #: ImageType value 3 of a whole-slide image and what the slide calls it.
 SLIDE_FLAVOURS = ("VOLUME", "LABEL", "OVERVIEW", "THUMBNAIL")
@@ -103,6 +104,8 @@ class SlideInstance:
     @property
     def dtype(self) -> np.dtype[Any]:
         """The dtype of decoded samples (uint8, uint16, int16, ...)."""
+        import numpy as np
+
         kind = "i" if self.pixel_representation else "u"
         return np.dtype(f"{kind}{max(1, (self.bits_allocated + 7) // 8)}")
 
@@ -180,6 +183,8 @@ class SlideLevel:
 
     def missing_tiles(self) -> list[tuple[int, int, int, int]]:
         """(path, plane, tile row, tile column) of every tile no frame holds."""
+        import numpy as np
+
         holes = np.argwhere(self.tiles[..., 0] < 0)
         return [(int(p), int(z), int(r), int(c)) for p, z, r, c in holes]
 

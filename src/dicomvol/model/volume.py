@@ -8,13 +8,14 @@ the geometry API of :class:`~dicomvol.model.grid.GridMixin`. Writers live in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from dicomvol.constants import SHEAR_TOLERANCE_DEGREES
 from dicomvol.model.grid import GridMixin, VolumeGeometry
 from dicomvol.model.plan import VolumePlan
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,12 +75,16 @@ class Volume(GridMixin):
     @property
     def geometry(self) -> VolumeGeometry:
         """The pixel-free twin: the same grid without the array."""
+        import numpy as np
+
         return VolumeGeometry(np.array(self.affine, dtype=np.float64), self.spatial_shape,
                               self.frame_of_reference_uid)
 
     @property
     def values(self) -> np.ndarray:
         """Modality values (e.g. HU), shape (X, Y, Z[, T]); a float copy when scaled."""
+        import numpy as np
+
         if self.scl_slope == 1.0 and self.scl_inter == 0.0:
             return self.data
         return self.data.astype(np.float64) * self.scl_slope + self.scl_inter

@@ -71,7 +71,7 @@ def frame_corners(frame: FrameRecord) -> np.ndarray:
     """LPS centres of pixels (0, 0), (Columns - 1, 0) and (0, Rows - 1), shape (3, 3)."""
     assert frame.position is not None and frame.orientation is not None
     assert frame.pixel_spacing is not None
-    row, col = geometry.directions(frame.orientation)
+    row, col = (np.asarray(v) for v in geometry.directions(frame.orientation))
     ps_row, ps_col = frame.pixel_spacing
     p = np.asarray(frame.position, dtype=np.float64)
     return np.array([p, p + (frame.columns - 1) * ps_col * row,
@@ -81,7 +81,7 @@ def frame_corners(frame: FrameRecord) -> np.ndarray:
 def _corner_steps(frame: FrameRecord) -> np.ndarray:
     """What :func:`frame_corners` adds to the position, shape (3, 3) (the same arithmetic)."""
     assert frame.orientation is not None and frame.pixel_spacing is not None
-    row, col = geometry.directions(frame.orientation)
+    row, col = (np.asarray(v) for v in geometry.directions(frame.orientation))
     ps_row, ps_col = frame.pixel_spacing
     return np.array([np.zeros(3), (frame.columns - 1) * ps_col * row,
                      (frame.rows - 1) * ps_row * col])

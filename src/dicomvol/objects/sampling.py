@@ -67,8 +67,8 @@ def sample_nearest(items: Sequence[tuple[FrameRecord, np.ndarray]], target: Volu
     for frame, values in items:
         assert frame.orientation is not None and frame.position is not None
         assert frame.pixel_spacing is not None
-        row, col = geometry.directions(frame.orientation)
-        normal = geometry.slice_normal(frame.orientation)
+        row, col = (np.asarray(v) for v in geometry.directions(frame.orientation))
+        normal = np.asarray(geometry.slice_normal(frame.orientation))
         geo.append((np.asarray(frame.position, dtype=np.float64), row, col, normal,
                     frame.pixel_spacing, values))
     corners = np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]], dtype=np.float64)

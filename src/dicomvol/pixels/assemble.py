@@ -8,12 +8,11 @@ with the streaming NIfTI writer, so both paths write the same values.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from dicomvol.errors import PixelDataError
 from dicomvol.model.plan import VolumePlan
@@ -21,20 +20,27 @@ from dicomvol.model.records import FrameRecord
 from dicomvol.pixels.decode import (
     check_frame_numbers,
     decode,
+    dtype_of,
     is_native_multiframe,
     native_ok,
     native_stack,
     stored_dtype,
+    stored_format,
     stored_mask,
+    type_itemsize,
 )
 from dicomvol.pixels.resample import resample_stack
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from dicomvol.dicom.cache import JobSources
 
 log = logging.getLogger(__name__)
 
-_INT16 = np.iinfo(np.int16)
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+#: Stored types a "shift" mode turns into int16 modality values.
+_SHIFTABLE = frozenset({"u1", "i1", "u2", "i2"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +53,21 @@ class PixelMode:
     """
 
     kind: str
-    dtype: np.dtype[Any]
+    #: The output voxel type as a numpy type string ("i2", "u2", "f4", ...; see
+    #: :func:`~dicomvol.pixels.decode.stored_format`): a mode is chosen without numpy.
+    type_name: str
     scl_slope: float
     scl_inter: float
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The output voxel type as a numpy dtype."""
+        return dtype_of(self.type_name)
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per output voxel."""
+        return type_itemsize(self.type_name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,25 +102,56 @@ class Overflow(Exception):
 def pixel_mode(frames: Sequence[FrameRecord]) -> PixelMode:
     """Choose a lossless output representation for the given frames."""
     rescales = {(f.rescale_slope, f.rescale_intercept) for f in frames}
-    dtypes = {stored_dtype(f) for f in frames}
-    if len(rescales) != 1 or len(dtypes) != 1:
-        return PixelMode("float", np.dtype(np.float32), 1.0, 0.0)
-    (slope, inter), (dtype,) = next(iter(rescales)), dtypes
+    types = {stored_format(f) for f in frames}
+    if len(rescales) != 1 or len(types) != 1:
+        return PixelMode("float", "f4", 1.0, 0.0)
+    (slope, inter), (type_name,) = next(iter(rescales)), types
     if slope == 1.0 and inter == 0.0:
-        return PixelMode("raw", dtype, 1.0, 0.0)
-    if slope == 1.0 and float(inter).is_integer() and dtype.itemsize <= 2:
-        # Optimistic: int16 HU when the real values fit (checked slice by slice while
-        # placing; on overflow the volume is assembled again as raw + scl).
-        lo, hi = _stored_range(frames[0])
-        if dtype.itemsize == 1 or (_INT16.min <= lo + inter and hi + inter <= _INT16.max) or (
-                frames[0].pixel_representation == 1):
-            return PixelMode("shift", np.dtype(np.int16), 1.0, 0.0)
-    return PixelMode("raw", dtype, float(slope), float(inter))
+        return PixelMode("raw", type_name, 1.0, 0.0)
+    # Optimistic: int16 HU when the real values fit (checked slice by slice while
+    # placing; on overflow the volume is assembled again as raw + scl).
+    if slope == 1.0 and float(inter).is_integer() and type_name in _SHIFTABLE and (
+            type_itemsize(type_name) == 1 or shift_fits(frames[0])
+            or frames[0].pixel_representation == 1):
+        return PixelMode("shift", "i2", 1.0, 0.0)
+    return PixelMode("raw", type_name, float(slope), float(inter))
+
+
+def shift_fits(frame: FrameRecord) -> bool:
+    """Whether every value BitsStored allows, plus the integer RescaleIntercept, fits int16
+    (then a "shift" slice can never overflow)."""
+    lo, hi = _stored_range(frame)
+    inter = frame.rescale_intercept
+    return lo + inter >= INT16_MIN and hi + inter <= INT16_MAX
+
+
+def shift_bytes(stored: bytes, intercept: int) -> bytes:
+    """16-bit little-endian stored values plus an integer intercept, as int16 bytes: what
+    :func:`place` writes in "shift" mode, for values that fit (:func:`shift_fits`).
+
+    Computed on the whole slice as one Python integer, lane by lane modulo 2**16
+    without carries between values (the low 15 bits of each value are added, bit 15
+    is the exclusive or of both bits 15 and that sum's carry): a few C-level passes
+    over the slice instead of a numpy import in a process that only copies bytes.
+    """
+    n = len(stored)
+    ones = _lane_ones(n)
+    x = int.from_bytes(stored, "little")
+    k = (intercept & 0xFFFF) * ones
+    low = 0x7FFF * ones
+    high = 0x8000 * ones
+    return (((x & low) + (k & low)) ^ ((x ^ k) & high)).to_bytes(n, "little")
+
+
+@functools.lru_cache(maxsize=8)
+def _lane_ones(nbytes: int) -> int:
+    """The integer with 1 in every 16-bit lane of ``nbytes`` bytes."""
+    return int.from_bytes(b"\x01\x00" * (nbytes // 2), "little")
 
 
 def raw_mode(frame: FrameRecord) -> PixelMode:
     """The fallback after an Overflow: stored values with the frame's rescale."""
-    return PixelMode("raw", stored_dtype(frame), frame.rescale_slope, frame.rescale_intercept)
+    return PixelMode("raw", stored_format(frame), frame.rescale_slope, frame.rescale_intercept)
 
 
 def _stored_range(frame: FrameRecord) -> tuple[int, int]:
@@ -143,12 +192,14 @@ def assemble(plan: VolumePlan, workers: int = 1, sources: JobSources | None = No
 def _assemble_resampled(plan: VolumePlan, workers: int,
                         sources: JobSources | None) -> Pixels:
     """Decode the plan's slices as modality values and resample them onto a regular grid."""
+    import numpy as np
+
     spec = plan.resample
     assert spec is not None
     frames = plan.frames[0]
     first = frames[0]
     assert first.orientation is not None and first.pixel_spacing is not None
-    mode = PixelMode("float", np.dtype(np.float32), 1.0, 0.0)
+    mode = PixelMode("float", "f4", 1.0, 0.0)
     stack = np.empty((first.columns, first.rows, len(frames)), dtype=np.float32, order="F")
     _fill(stack, plan, mode, workers, sources)
     result = resample_stack(
@@ -173,6 +224,8 @@ def _by_file(plan: VolumePlan) -> dict[str, list[tuple[FrameRecord, tuple[int, .
 
 def _assemble(plan: VolumePlan, mode: PixelMode, workers: int,
               sources: JobSources | None) -> np.ndarray:
+    import numpy as np
+
     data = np.empty(plan.shape, dtype=mode.dtype, order="F")
     _fill(data, plan, mode, workers, sources)
     return data
@@ -208,6 +261,8 @@ def _stack_slots(shape: tuple[int, ...], items: list[tuple[FrameRecord, tuple[in
 
     None unless one native multi-frame file fills every slot once with stored values.
     """
+    import numpy as np
+
     first = items[0][0]
     if mode.kind != "raw" or not is_native_multiframe(first) or len(shape) not in (3, 4) \
             or mode.dtype != stored_dtype(first):
@@ -227,6 +282,8 @@ def _stack_view(plan: VolumePlan, mode: PixelMode, sources: JobSources | None
                 ) -> np.ndarray | None:
     """The volume as a read-only view of one file's stored frames, when they are in voxel
     order (consecutive frames, nothing to mask); else None."""
+    import numpy as np
+
     by_file = _by_file(plan)
     if len(by_file) != 1:
         return None
@@ -252,6 +309,8 @@ def _take_stack(data: np.ndarray, path: str, items: list[tuple[FrameRecord, tupl
     ``np.take`` (the per-frame :func:`place` loop, without its copies), when
     every slot is filled once with the stored values ("raw" mode).
     """
+    import numpy as np
+
     first = items[0][0]
     slots = _stack_slots(tuple(data.shape), items, mode) if data.flags.f_contiguous else None
     if slots is None:
@@ -276,6 +335,8 @@ def place(target: np.ndarray, pixels: np.ndarray, frame: FrameRecord, mode: Pixe
     Overflow
         ``mode`` is "shift" and a value does not fit int16.
     """
+    import numpy as np
+
     if pixels.shape != (frame.rows, frame.columns):
         raise PixelDataError(
             f"{frame.rel}: frame {frame.frame} decoded to shape {pixels.shape}, "
@@ -285,7 +346,7 @@ def place(target: np.ndarray, pixels: np.ndarray, frame: FrameRecord, mode: Pixe
         target[...] = pixels.T
     elif mode.kind == "shift":
         shifted = pixels.astype(np.int32) + int(frame.rescale_intercept)
-        if shifted.min() < _INT16.min or shifted.max() > _INT16.max:
+        if shifted.min() < INT16_MIN or shifted.max() > INT16_MAX:
             raise Overflow
         target[...] = shifted.T
     else:

@@ -9,10 +9,9 @@ names what to install (:class:`~dicomvol.errors.MissingDecoderError`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from dicomvol.dicom.header import dataset_of
 from dicomvol.errors import MissingDecoderError, PixelDataError
@@ -20,24 +19,65 @@ from dicomvol.inputs import fs
 from dicomvol.model.records import FrameRecord
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from dicomvol.dicom.cache import JobSources
 
 NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
-#: One RGB voxel: NIfTI's RGB24 (datatype 128), the representation nibabel and dcm2niix
-#: use for colour volumes; a colour frame is a 2D array of these, so stacking, streaming
-#: and writing treat it like any other voxel type.
-RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+#: The format name (see :func:`stored_format`) of one RGB voxel, :func:`rgb24`.
+RGB24_FORMAT = "rgb24"
+
+
+@functools.cache
+def rgb24() -> np.dtype[Any]:
+    """One RGB voxel: NIfTI's RGB24 (datatype 128), the representation nibabel and dcm2niix
+    use for colour volumes; a colour frame is a 2D array of these, so stacking, streaming
+    and writing treat it like any other voxel type."""
+    import numpy as np
+
+
+    return np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+
+
+def __getattr__(name: str) -> Any:
+    """``RGB24``: the dtype of :func:`rgb24`, made on first use (numpy is imported only
+    where pixels are converted, never to read a plain series' bytes)."""
+    if name == "RGB24":
+        return rgb24()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def stored_format(frame: FrameRecord) -> str:
+    """The stored pixel values' type as a numpy type string ("u2", "i2", "float32", ...),
+    or :data:`RGB24_FORMAT` for colour: the dtype without importing numpy."""
+    if frame.pixel_format:
+        return frame.pixel_format
+    if frame.samples_per_pixel == 3:
+        return RGB24_FORMAT
+    bits = frame.bits_allocated if frame.bits_allocated in (8, 16, 32) else 16
+    signed = frame.pixel_representation == 1
+    return f"{'i' if signed else 'u'}{bits // 8}"
+
+
+def dtype_of(fmt: str) -> np.dtype[Any]:
+    """The numpy dtype of a format name of :func:`stored_format`."""
+    import numpy as np
+
+
+    return rgb24() if fmt == RGB24_FORMAT else np.dtype(fmt)
+
+
+def type_itemsize(fmt: str) -> int:
+    """Bytes per value of a format name of :func:`stored_format` ("u2": 2, "float32": 4)."""
+    if fmt == RGB24_FORMAT:
+        return 3
+    digits = "".join(c for c in fmt if c.isdigit())
+    return int(digits) // 8 if fmt.startswith(("float", "int", "uint")) else int(digits)
 
 
 def stored_dtype(frame: FrameRecord) -> np.dtype[Any]:
     """numpy dtype of the stored pixel values of a frame."""
-    if frame.pixel_format:
-        return np.dtype(frame.pixel_format)
-    if frame.samples_per_pixel == 3:
-        return RGB24
-    bits = frame.bits_allocated if frame.bits_allocated in (8, 16, 32) else 16
-    signed = frame.pixel_representation == 1
-    return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+    return dtype_of(stored_format(frame))
 
 
 def native_ok(frame: FrameRecord) -> bool:
@@ -65,26 +105,63 @@ def read_native(frame: FrameRecord, sources: JobSources | None = None) -> np.nda
     return _stored_values(frame, frame.pixel_offset, take)
 
 
-def _stored_values(frame: FrameRecord, start: int,
-                   read: Callable[[str, int, int], bytes | memoryview]) -> np.ndarray:
-    """One frame's stored values read at ``start`` of its file by ``read(path, start,
-    length)``, masked to BitsStored, shape (Rows, Columns)."""
-    dtype = stored_dtype(frame).newbyteorder("<")
+def _read_stored(frame: FrameRecord, start: int, itemsize: int,
+                 read: Callable[[str, int, int], bytes | memoryview]) -> bytes | memoryview:
+    """One frame's stored bytes read at ``start`` of its file by ``read(path, start,
+    length)``; PixelDataError, naming the file, when they cannot be read or are cut short."""
     count = frame.rows * frame.columns
-    nbytes = count * dtype.itemsize
+    nbytes = count * itemsize
     try:
         raw = read(frame.path, start, nbytes)
     except OSError as exc:
         raise PixelDataError(f"{frame.rel}: cannot read pixel data: {exc}", frame.path) from exc
     if len(raw) != nbytes:
         where = f" in frame {frame.frame}" if frame.number_of_frames > 1 else ""
-        raise PixelDataError(f"{frame.rel}: file is truncated ({len(raw) // dtype.itemsize} "
+        raise PixelDataError(f"{frame.rel}: file is truncated ({len(raw) // itemsize} "
                              f"of {count} pixels{where})", frame.path)
+    return raw
+
+
+def _stored_values(frame: FrameRecord, start: int,
+                   read: Callable[[str, int, int], bytes | memoryview]) -> np.ndarray:
+    """One frame's stored values read at ``start`` of its file by ``read(path, start,
+    length)``, masked to BitsStored, shape (Rows, Columns)."""
+    import numpy as np
+
+
+    dtype = stored_dtype(frame).newbyteorder("<")
+    raw = _read_stored(frame, start, dtype.itemsize, read)
     arr = np.frombuffer(raw, dtype=dtype)
     mask = stored_mask(frame)
     if mask is not None:
         arr = arr & np.array(mask, dtype=arr.dtype)
     return arr.reshape(frame.rows, frame.columns)
+
+
+def native_bytes(frame: FrameRecord, sources: JobSources | None = None) -> bytes:
+    """The stored values of a native single-frame integer file as little-endian bytes in
+    (Rows, Columns) C order, masked to BitsStored: ``read_native(frame).tobytes()``,
+    without numpy (the streaming writer's plain path; tested against :func:`read_native`).
+    """
+    assert frame.pixel_offset is not None
+    take = sources.take_range if sources is not None else fs.read_bytes
+    itemsize = frame.bits_allocated // 8
+    raw = _read_stored(frame, frame.pixel_offset, itemsize, take)
+    mask = stored_mask(frame)
+    if mask is None:
+        return bytes(raw)
+    out = bytearray(raw)
+    for b in range(itemsize):  # byte b of every value keeps the mask's byte b
+        keep = (mask >> (8 * b)) & 0xFF
+        if keep != 0xFF:
+            out[b::itemsize] = out[b::itemsize].translate(_and_table(keep))
+    return bytes(out)
+
+
+@functools.cache
+def _and_table(keep: int) -> bytes:
+    """The ``bytes.translate`` table of ``value & keep`` for one byte."""
+    return bytes(v & keep for v in range(256))
 
 
 def native_stack(path: str, first: FrameRecord, sources: JobSources | None) -> np.ndarray:
@@ -93,6 +170,8 @@ def native_stack(path: str, first: FrameRecord, sources: JobSources | None) -> n
     A view of the file's bytes (read-only, no copy); the caller masks values
     above BitsStored (:func:`stored_mask`).
     """
+    import numpy as np
+
     dtype = stored_dtype(first).newbyteorder("<")
     per_frame = first.rows * first.columns * dtype.itemsize
     nbytes = per_frame * first.number_of_frames
@@ -155,6 +234,8 @@ def is_native_multiframe(first: FrameRecord) -> bool:
 def _native_frames(path: str, frames: list[FrameRecord], sources: JobSources | None
                    ) -> list[tuple[FrameRecord, np.ndarray]]:
     """Frames of a native (uncompressed little-endian) multi-frame file, read in one range."""
+    import numpy as np
+
     first = frames[0]
     arr = native_stack(path, first, sources)
     mask = stored_mask(first)
@@ -179,6 +260,8 @@ def decode(path: str, frames: list[FrameRecord],
     MissingDecoderError
         No installed plugin decodes the transfer syntax (names what to install).
     """
+    import numpy as np
+
     first = frames[0]
     if len(frames) == 1 and native_ok(first):
         return [(first, read_native(first, sources))]
@@ -213,10 +296,12 @@ def decode(path: str, frames: list[FrameRecord],
 
 def as_rgb24(arr: np.ndarray, frame: FrameRecord) -> np.ndarray:
     """(..., Rows, Columns, 3) uint8 from pydicom (RGB) -> (..., Rows, Columns) of RGB24."""
+    import numpy as np
+
     if arr.shape[-1] != 3 or arr.dtype != np.uint8:
         raise PixelDataError(f"{frame.rel}: colour pixel data decoded to {arr.shape} "
                              f"{arr.dtype}, expected (..., 3) uint8", frame.path)
-    return np.ascontiguousarray(arr).view(RGB24)[..., 0]
+    return np.ascontiguousarray(arr).view(rgb24())[..., 0]
 
 
 def check_decoder(frame: FrameRecord) -> None:

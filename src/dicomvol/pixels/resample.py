@@ -33,15 +33,16 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import FloatArray
 from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
 from dicomvol.errors import GeometryError
 from dicomvol.model.grids import GRID_TOLERANCE_PIXELS, choose_spacing, lattice
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,8 @@ def resample_stack(
         For no slices, mismatched lengths or shapes, bad geometry, two slices at
         one position along the normal, a bad ``spacing`` or ``order``.
     """
+    import numpy as np
+
     rows, cols, pos, row_dir, col_dir, normal = _check_inputs(
         slices, positions, orientation, pixel_spacing, spacing, order)
     ps_row, ps_col = (float(v) for v in pixel_spacing)
@@ -222,6 +225,8 @@ def _bracket(q: FloatArray, p: float, order: int,
     for ``order=0`` (the nearer; a tie goes to the lower); else the two
     bracketing slices weighted by normal distance.
     """
+    import numpy as np
+
     n = int(q.size)
     i = int(np.searchsorted(q, p))
     for c in (i - 1, i):
@@ -258,6 +263,8 @@ def _on_lattice(
     -------
     ndarray of shape (X', Y'), float64
     """
+    import numpy as np
+
     tol = GRID_TOLERANCE_PIXELS
     out = np.full(out_shape, np.nan)
     nx, ny = src.shape
@@ -283,6 +290,8 @@ def _on_lattice(
 
 def _snap(c: FloatArray) -> FloatArray:
     """Coordinates within GRID_TOLERANCE_PIXELS of an integer, set to that integer."""
+    import numpy as np
+
     r = np.rint(c)
     return np.where(np.abs(c - r) <= GRID_TOLERANCE_PIXELS, r, c)
 
@@ -294,6 +303,8 @@ def _check_inputs(
     pixel_spacing: tuple[float, float], spacing: float | None, order: int,
 ) -> tuple[int, int, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Validate :func:`resample_stack`'s inputs; (rows, cols, positions, row, col, normal)."""
+    import numpy as np
+
     if order not in (0, 1):
         raise GeometryError(f"order must be 0 (nearest) or 1 (linear), got {order}")
     n_in = len(slices)
@@ -334,6 +345,8 @@ def _account(q: FloatArray, pos_sorted: FloatArray, normal: FloatArray, step: fl
              start: tuple[int, int], out_shape: tuple[int, int, int], in_shape: tuple[int, int],
              copied: int, used: tuple[int, ...]) -> dict[str, Any]:
     """The JSON-ready account of a resampling (see :class:`ResampleResult`)."""
+    import numpy as np
+
     i_start, j_start = start
     out_x, out_y, n_planes = out_shape
     rows, cols = in_shape

@@ -29,8 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
 from dicomvol.model import geometry
 from dicomvol.model.plan import VolumePlan
@@ -352,6 +350,8 @@ def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
               notes: Sequence[str]) -> VolumePlan | None:
     """One 4D plan when every group is one 3D plan on the same grid (groups that are
     themselves 4D join with :func:`dicomvol.plan.temporal.join_4d`)."""
+    import numpy as np
+
     if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None
                               or len(g[0].frames) != 1 for g in groups):
         return None
@@ -360,7 +360,7 @@ def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
     for p in plans[1:]:
         if p.shape != ref.shape or not np.allclose(p.affine, ref.affine, atol=1e-4):
             return None
-        if any(geometry.voxel_errors(ref.affine, vol).max() > EXACTNESS_TOLERANCE_VOXELS
+        if any(max(geometry.voxel_errors(ref.affine_rows, vol)) > EXACTNESS_TOLERANCE_VOXELS
                for vol in p.frames):
             return None
     volumes = [list(p.frames[0]) for p in plans]

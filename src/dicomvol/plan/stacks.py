@@ -14,8 +14,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
+from dicomvol._typing import AffineLike
 from dicomvol.constants import (
     EXACTNESS_TOLERANCE_VOXELS,
     IN_PLANE_TOLERANCE_MM,
@@ -73,7 +72,7 @@ def plan_stack(stack: Sequence[FrameRecord],
     assert orientation is not None
     proj = geometry.projections(stack, orientation)
     base = _stack_detail(stack, proj, orientation)
-    if float(np.max(errors)) <= EXACTNESS_TOLERANCE_VOXELS:
+    if max(errors) <= EXACTNESS_TOLERANCE_VOXELS:
         return _plan_exact(stack, ctx, affine, errors, fallback, base)
     stacks = _separate_stacks(stack)
     if stacks is not None:
@@ -101,7 +100,7 @@ def plan_stack(stack: Sequence[FrameRecord],
     return _split_runs(stack, proj, ctx, why, base)
 
 
-def split_at_large_gaps(stack: Sequence[FrameRecord], proj: np.ndarray, ctx: StackContext
+def split_at_large_gaps(stack: Sequence[FrameRecord], proj: Sequence[float], ctx: StackContext
                         ) -> tuple[list[VolumePlan], list[SkippedFrame]] | None:
     """Pieces of a stack split where more than ``max_gap_slices`` slices are missing.
 
@@ -110,19 +109,19 @@ def split_at_large_gaps(stack: Sequence[FrameRecord], proj: np.ndarray, ctx: Sta
     planned on its own (:func:`plan_stack`) and says why in its warnings.
     None when no gap is that large.
     """
-    steps = np.diff(proj)
+    steps = geometry.diffs(proj)
     if len(steps) < 2:
         return None
-    step = float(np.min(steps)) if len(steps) == 2 else geometry.median(steps)
+    step = min(steps) if len(steps) == 2 else geometry.median(steps)
     if step <= 0:
         return None
     limit = ctx.options.max_gap_slices
-    missing = np.rint(steps / step).astype(np.int64) - 1
-    cuts = [int(i) + 1 for i in np.flatnonzero(missing > limit)]
+    missing = [round(s / step) - 1 for s in steps]  # half to even, as np.rint
+    cuts = [i + 1 for i, m in enumerate(missing) if m > limit]
     if not cuts:
         return None
     bounds = [0, *cuts, len(stack)]
-    big = ", ".join(f"{int(missing[c - 1])} slices ({float(steps[c - 1]):g} mm) after "
+    big = ", ".join(f"{missing[c - 1]} slices ({steps[c - 1]:g} mm) after "
                     f"{float(proj[c - 1]):g} mm" for c in cuts)
     plans: list[VolumePlan] = []
     skipped: list[SkippedFrame] = []
@@ -138,19 +137,19 @@ def split_at_large_gaps(stack: Sequence[FrameRecord], proj: np.ndarray, ctx: Sta
     return plans, skipped
 
 
-def _plan_exact(stack: Sequence[FrameRecord], ctx: StackContext, affine: np.ndarray,
-                errors: np.ndarray, fallback: float | None,
+def _plan_exact(stack: Sequence[FrameRecord], ctx: StackContext, affine: AffineLike,
+                errors: Sequence[float], fallback: float | None,
                 base: GeometryDetail) -> tuple[list[VolumePlan], list[SkippedFrame]]:
     """A stack exact under one affine: one plan (and a resampled copy when tilted)."""
     warnings = list(ctx.notes)
     if len(stack) == 1:
         warnings.append(f"single slice: the slice axis uses "
                         f"{'SpacingBetweenSlices/SliceThickness' if fallback else '1 mm'} "
-                        f"({float(np.linalg.norm(affine[:3, 2])):g} mm)")
+                        f"({geometry.norm(geometry.column(affine, 2)):g} mm)")
     case = "gantry tilt" if geometry.is_sheared(affine) else (
         "single slice" if len(stack) == 1 else "regular")
     plan = make_plan([list(stack)], affine, ctx.suffix, ctx.label, warnings, ctx.checks,
-                     base.with_(case=case, max_voxel_error=round(float(np.max(errors)), 6)))
+                     base.with_(case=case, max_voxel_error=round(max(errors), 6)))
     if not plan.sheared:
         return [plan], []
     deg = geometry.shear_degrees(affine)
@@ -184,7 +183,7 @@ def _separate_stacks(stack: Sequence[FrameRecord]) -> list[list[FrameRecord]] | 
     # each shows its own regular grid (>= MIN_STACK_SLICES); overlapping stacks always do.
     orientation = stack[0].orientation
     assert orientation is not None
-    ranges = sorted((float(np.min(r)), float(np.max(r)))
+    ranges = sorted((min(r), max(r))
                     for r in (geometry.projections(p, orientation) for p in parts))
     overlap = any(b[0] < a[1] for a, b in itertools.pairwise(ranges))
     if not overlap and any(len(p) < MIN_STACK_SLICES for p in parts):
@@ -224,7 +223,7 @@ def _resample_plan(stack: Sequence[FrameRecord], ctx: StackContext, why: str,
                      warnings, ctx.checks, detail, resample=spec)
 
 
-def _split_runs(stack: Sequence[FrameRecord], proj: np.ndarray, ctx: StackContext, why: str,
+def _split_runs(stack: Sequence[FrameRecord], proj: Sequence[float], ctx: StackContext, why: str,
                 base: GeometryDetail) -> tuple[list[VolumePlan], list[SkippedFrame]]:
     """The largest exact regular runs, each its own volume; isolated slices skipped."""
     runs = geometry.exact_runs(stack)
@@ -241,7 +240,7 @@ def _split_runs(stack: Sequence[FrameRecord], proj: np.ndarray, ctx: StackContex
         detail = base.with_(split=SplitPiece(piece=n + 1, pieces=len(real_runs),
                                              first_slice=start + 1, last_slice=stop,
                                              of_slices=len(stack)),
-                            max_voxel_error=round(float(np.max(run_err)), 6))
+                            max_voxel_error=round(max(run_err), 6))
         run_suffix = f"{ctx.suffix}_part{n + 1}" if len(real_runs) > 1 else ctx.suffix
         plans.append(make_plan([part], run_affine, run_suffix, join(ctx.label, f"part {n + 1}"),
                                warnings, ctx.checks, detail))
@@ -280,33 +279,44 @@ def _irregular_reason(detail: GeometryDetail, gaps: list[Gap],
     return "variable spacing", spacing
 
 
-def _stack_detail(stack: Sequence[FrameRecord], proj: np.ndarray,
+def _stack_detail(stack: Sequence[FrameRecord], proj: Sequence[float],
                   orientation: Sequence[float]) -> GeometryDetail:
     """Measured numbers of a stack: spacing range, in-plane shift, step angle."""
-    steps = np.diff(proj)
+    steps = geometry.diffs(proj)
     measures = None
     if len(steps):
         row, col = geometry.directions(orientation)
-        pos = np.array([f.position for f in stack], dtype=np.float64)
-        shift = max(float(np.ptp(pos @ row)), float(np.ptp(pos @ col)))
+        in_row = [geometry.dot(f.position or (0.0, 0.0, 0.0), row) for f in stack]
+        in_col = [geometry.dot(f.position or (0.0, 0.0, 0.0), col) for f in stack]
+        shift = max(max(in_row) - min(in_row), max(in_col) - min(in_col))
         # In-plane offsets that follow a straight line along the normal are a tilt (shear);
         # anything else is a lateral shift.
-        in_plane = np.c_[pos @ row, pos @ col]
-        fit = np.polyfit(proj, in_plane, 1) if len(proj) > 2 else None
-        nonlinear = 0.0 if fit is None else float(np.max(np.abs(
-            in_plane - (np.outer(proj, fit[0]) + fit[1]))))
+        nonlinear = 0.0 if len(proj) <= 2 else max(
+            _line_residual(proj, in_row), _line_residual(proj, in_col))
         measures = StackMeasures(
             in_plane_nonlinearity_mm=round(nonlinear, 4),
-            min_spacing_mm=round(float(np.min(steps)), 4),
+            min_spacing_mm=round(min(steps), 4),
             median_spacing_mm=round(geometry.median(steps), 4),
-            max_spacing_mm=round(float(np.max(steps)), 4),
+            max_spacing_mm=round(max(steps), 4),
             in_plane_shift_mm=round(shift, 4),
             step_angle_degrees=round(geometry.shear_degrees(geometry.affine_for(stack)), 4))
     return GeometryDetail(orientation=geometry.describe_orientation(orientation),
                           slices=len(stack), measures=measures)
 
 
-def make_plan(volumes: list[list[FrameRecord]], affine: np.ndarray, suffix: str, label: str,
+def _line_residual(x: Sequence[float], y: Sequence[float]) -> float:
+    """Largest |y - (a x + b)| of the least-squares line through (x, y) (``np.polyfit``
+    of degree 1); 0 when x does not vary."""
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((v - mx) * (v - mx) for v in x)
+    if sxx == 0:
+        return max(abs(v - my) for v in y)
+    a = sum((u - mx) * (v - my) for u, v in zip(x, y, strict=True)) / sxx
+    return max(abs(v - (my + a * (u - mx))) for u, v in zip(x, y, strict=True))
+
+
+def make_plan(volumes: list[list[FrameRecord]], affine: AffineLike, suffix: str, label: str,
               warnings: list[str], checks: GeometryChecks | None, detail: GeometryDetail,
               resample: ResampleSpec | None = None) -> VolumePlan:
     """A plan of ``volumes[t][k]``, with the slice step and shear recorded in its detail."""
@@ -318,7 +328,7 @@ def make_plan(volumes: list[list[FrameRecord]], affine: np.ndarray, suffix: str,
         shear = round(deg, 4)
         warnings = [*warnings, f"sheared grid: the slice step is {deg:.2f}° from the slice normal "
                     "(gantry tilt); the affine is exact but sheared, stored in the sform only"]
-    detail = detail.with_(slice_step_mm=round(float(np.linalg.norm(affine[:3, 2])), 6),
+    detail = detail.with_(slice_step_mm=round(geometry.norm(geometry.column(affine, 2)), 6),
                           sheared=sheared, shear_degrees=shear if shear is not None
                           else detail.shear_degrees)
     shape: tuple[int, ...] = (first.columns, first.rows, len(volumes[0]))
@@ -329,7 +339,7 @@ def make_plan(volumes: list[list[FrameRecord]], affine: np.ndarray, suffix: str,
     return VolumePlan(
         series_instance_uid=first.series_instance_uid,
         frames=tuple(tuple(v) for v in volumes),
-        affine=affine,
+        affine_rows=geometry.rows_of(affine),
         shape=shape,
         suffix=suffix,
         label=label,

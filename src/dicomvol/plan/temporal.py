@@ -28,8 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS
 from dicomvol.model import geometry
 from dicomvol.model.plan import VolumePlan
@@ -199,6 +197,8 @@ def join_4d(groups: Sequence[Sequence[VolumePlan]], subs: Sequence[StackContext]
 def _join_parts(plans: Sequence[VolumePlan], name: str, suffix: str, label: str,
                 notes: Sequence[str]) -> VolumePlan | None:
     """One 4D plan of the volumes of ``plans`` (3D or 4D) when they share one exact grid."""
+    import numpy as np
+
     ref = plans[0]
     if any(p.resample is not None for p in plans):
         return None
@@ -206,7 +206,7 @@ def _join_parts(plans: Sequence[VolumePlan], name: str, suffix: str, label: str,
         if (p.shape[:3] != ref.shape[:3]
                 or not np.allclose(p.affine, ref.affine, atol=SAME_AFFINE_TOLERANCE_MM)):
             return None
-        if any(geometry.voxel_errors(ref.affine, vol).max() > EXACTNESS_TOLERANCE_VOXELS
+        if any(max(geometry.voxel_errors(ref.affine_rows, vol)) > EXACTNESS_TOLERANCE_VOXELS
                for vol in p.frames):
             return None
     volumes = [list(vol) for p in plans for vol in p.frames]

@@ -237,9 +237,9 @@ def plan_positions(plan: VolumePlan, affine: np.ndarray,
     orientation = plan.first.orientation
     if not frames or orientation is None:
         return None
-    normal = slice_normal(orientation)
+    normal = np.asarray(slice_normal(orientation))
     normal = normal / np.linalg.norm(normal)
-    row, col = directions(orientation)
+    row, col = (np.asarray(v) for v in directions(orientation))
     pos = np.array([f.position for f in frames], dtype=np.float64)
     return Positions(
         (float(normal[0]), float(normal[1]), float(normal[2])),

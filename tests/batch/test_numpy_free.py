@@ -1,0 +1,112 @@
+"""A plain series is converted by processes that never import numpy (issue 15).
+
+numpy alone is about 22 MiB of a process's resident memory (numpy 2.4: 30.7 MiB
+with the interpreter, against 28.6 MiB for the whole of dcm2niix on the study30
+benchmark). A run's main process plans in plain Python, and its workers read
+headers and stream uncompressed slices as bytes; numpy is imported only where
+pixel values are converted (per-slice rescale, resampling, SUV, compressed
+pixels, label maps, QC). These tests run the command line with numpy made
+unimportable in every process (a ``sitecustomize`` on ``PYTHONPATH``, which the
+pool's workers load too) and check the outputs against the series' truth.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from dicomvol.testing import write_series
+
+BLOCKER = '''
+import os, sys, traceback
+class _NoNumpy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" or name.startswith("numpy."):
+            with open(os.environ["NUMPY_IMPORT_LOG"], "a") as log:
+                log.write(f"pid {os.getpid()} imports {name}:\\n")
+                log.write("".join(traceback.format_stack(limit=12)) + "\\n")
+            raise ImportError("numpy is blocked in this test")
+        return None
+sys.meta_path.insert(0, _NoNumpy())
+'''
+
+#: (name, write_series keywords): CT as scanners store it (unsigned 12 bits, intercept
+#: -1024: int16 HU), CT with 16 stored bits (raw + scl_inter), signed MR (raw).
+SERIES = {
+    "ct12": dict(modality="CT", rescale=(1.0, -1024.0), pixel_representation=0,
+                 extra={"BitsStored": 12, "HighBit": 11}, shape=(24, 20, 7)),
+    "ct16": dict(modality="CT", rescale=(1.0, -1024.0), pixel_representation=0,
+                 shape=(16, 16, 5), row_dir=(0.96, 0.28, 0.0), col_dir=(-0.28, 0.96, 0.0)),
+    "mr": dict(modality="MR", rescale=(1.0, 0.0), pixel_representation=1, shape=(12, 10, 6),
+               row_dir=(0, 1, 0), col_dir=(0, 0, -1)),
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    root = tmp_path_factory.mktemp("plain")
+    truth = {}
+    for n, (name, kw) in enumerate(SERIES.items()):
+        truth[name] = write_series(root / "in" / name, series_number=n + 1,
+                                   series_description=name, seed=n, **kw)  # type: ignore[arg-type]
+    (root / "block").mkdir()
+    (root / "block" / "sitecustomize.py").write_text(BLOCKER)
+    return root, truth
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    log = root / "numpy-imports.log"
+    log.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(root / "block"), "NUMPY_IMPORT_LOG": str(log)}
+    proc = subprocess.run([sys.executable, "-m", "dicomvol", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not log.exists(), log.read_text()
+    return proc
+
+
+def test_the_blocker_blocks(study: tuple[Path, dict[str, object]]) -> None:
+    """The harness itself: with the blocker, importing numpy fails and is logged."""
+    root, _ = study
+    log = root / "numpy-imports.log"
+    log.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(root / "block"), "NUMPY_IMPORT_LOG": str(log)}
+    proc = subprocess.run([sys.executable, "-c", "import numpy"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode != 0 and "blocked" in proc.stderr and log.exists()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("compress", ["n", "y"])
+def test_plain_study_converts_without_numpy(study: tuple[Path, dict[str, object]], jobs: str,
+                                            compress: str) -> None:
+    """In one process (-j 1) and with a pool (-j 2): every series written, values and
+    geometry those of the files (read back here, where numpy is allowed)."""
+    root, truth = study
+    out = root / f"out-j{jobs}-{compress}"
+    _run(root, "convert", str(root / "in"), "-o", str(out), "-j", jobs, "-z", compress, "-q")
+    ext = ".nii.gz" if compress == "y" else ".nii"
+    images = sorted(out.glob(f"*{ext}"))
+    assert len(images) == len(SERIES)
+    for name, series in truth.items():
+        (image,) = [p for p in images if f"_{name}_" in p.name or p.name.endswith(f"{name}{ext}")]
+        img = nib.load(image)
+        np.testing.assert_array_equal(img.get_fdata(), series.values)  # type: ignore[attr-defined]
+        expected = np.diag([-1.0, -1.0, 1.0, 1.0]) @ series.affine_lps  # type: ignore[attr-defined]
+        np.testing.assert_allclose(img.affine, expected, atol=1e-4)
+        assert img.get_qform(coded=True)[1] == 1  # orthogonal grids: a qform too
+        np.testing.assert_allclose(img.get_qform(), expected, atol=1e-4)
+        if name == "ct12":  # stored + intercept as int16 HU ("shift"), computed on bytes
+            assert img.get_data_dtype() == np.dtype("<i2") and float(img.dataobj.inter) == 0
+
+
+def test_inspect_plans_without_numpy(study: tuple[Path, dict[str, object]]) -> None:
+    root, _ = study
+    proc = _run(root, "inspect", str(root / "in"))
+    assert proc.stdout.count("regular") >= len(SERIES)
