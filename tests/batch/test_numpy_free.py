@@ -55,6 +55,12 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, obj
     for n, (name, kw) in enumerate(SERIES.items()):
         truth[name] = write_series(root / "in" / name, series_number=n + 1,
                                    series_description=name, seed=n, **kw)  # type: ignore[arg-type]
+    # an Enhanced MR object of the mr series' slices: frames streamed at their offsets
+    from dicomvol.testing.enhanced import enhanced_from_files
+
+    (root / "in" / "enhanced").mkdir()
+    mr = truth["mr"]
+    enhanced_from_files(mr.paths, root / "in" / "enhanced" / "mr_enhanced.dcm")  # type: ignore[attr-defined]
     (root / "block").mkdir()
     (root / "block" / "sitecustomize.py").write_text(BLOCKER)
     return root, truth
@@ -93,9 +99,10 @@ def test_plain_study_converts_without_numpy(study: tuple[Path, dict[str, object]
     _run(root, "convert", str(root / "in"), "-o", str(out), "-j", jobs, "-z", compress, "-q")
     ext = ".nii.gz" if compress == "y" else ".nii"
     images = sorted(out.glob(f"*{ext}"))
-    assert len(images) == len(SERIES)
-    for name, series in truth.items():
-        (image,) = [p for p in images if f"_{name}_" in p.name or p.name.endswith(f"{name}{ext}")]
+    assert len(images) == len(SERIES) + 1  # and the Enhanced MR copy of "mr"
+    for image in images:
+        name = next(n for n in SERIES if f"_{n}" in image.name)
+        series = truth[name]
         img = nib.load(image)
         np.testing.assert_array_equal(img.get_fdata(), series.values)  # type: ignore[attr-defined]
         expected = np.diag([-1.0, -1.0, 1.0, 1.0]) @ series.affine_lps  # type: ignore[attr-defined]

@@ -75,3 +75,26 @@ def test_shift_fits_is_the_guarantee_the_byte_path_relies_on(tmp_path: Path) -> 
     target = np.empty((frame.columns, frame.rows), dtype=np.int16, order="F")
     place(target, read_native(frame), frame, pixel_mode(ct12))
     assert shift_bytes(native_bytes(frame), -1024) == target.T.tobytes()
+
+
+@pytest.mark.parametrize("bits_stored", [16, 12])
+def test_frames_of_a_native_multiframe_file_read_as_numpy_reads_them(
+        tmp_path: Path, bits_stored: int) -> None:
+    """Each frame of an Enhanced MR object (one file, frames at offsets): the bytes numpy's
+    frame reader gives, high bits cleared, and a frame number outside the file named."""
+    from dicomvol.errors import PixelDataError
+    from dicomvol.pixels.decode import read_native_frame
+    from dicomvol.testing.enhanced import enhanced_from_files
+
+    series = write_series(tmp_path / "in", shape=(9, 7, 5), modality="MR", rescale=(1.0, 0.0),
+                          pixel_representation=0,
+                          extra={"BitsStored": bits_stored, "HighBit": bits_stored - 1})
+    (tmp_path / "mf").mkdir()
+    enhanced_from_files(series.paths, tmp_path / "mf" / "enhanced.dcm")
+    (plan,) = dicomvol.scan([tmp_path / "mf"]).plans
+    frames = plan.all_frames
+    assert len(frames) == 5 and frames[0].number_of_frames == 5
+    for frame in frames:
+        assert native_bytes(frame) == read_native_frame(frame).tobytes()
+    with pytest.raises(PixelDataError, match="frame 6 not in pixel data of 5 frames"):
+        native_bytes(replace(frames[0], frame=6))

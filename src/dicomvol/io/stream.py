@@ -35,7 +35,6 @@ from dicomvol.pixels.decode import (
     decode,
     is_native_multiframe,
     native_bytes,
-    native_ok,
     read_native_frame,
     stored_format,
     streams_natively,
@@ -123,13 +122,13 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
 
     Stored values kept as they are ("raw" mode) in a (Rows, Columns) C-order array
     already are the F-order bytes of the (X, Y) slice: they are taken as they are. A
-    native single-frame slice in "raw" mode, or 16-bit in a "shift" mode that cannot
+    native slice (a single-frame file, or a frame of a native multi-frame file) in "raw"
+    mode, or 16-bit in a "shift" mode that cannot
     overflow, is converted on its bytes (:func:`~dicomvol.pixels.decode.native_bytes`,
     :func:`~dicomvol.pixels.assemble.shift_bytes`): a plain series is written by a
     process that never imports numpy (the same bytes, tested).
     """
-    if frame.number_of_frames == 1 and not frame.pixel_format and frame.samples_per_pixel == 1 \
-            and native_ok(frame):
+    if not frame.pixel_format and frame.samples_per_pixel == 1 and streams_natively(frame):
         stored = stored_format(frame)
         if mode.kind == "raw" and mode.type_name == stored:
             return native_bytes(frame, sources)

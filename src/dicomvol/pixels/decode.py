@@ -139,14 +139,21 @@ def _stored_values(frame: FrameRecord, start: int,
 
 
 def native_bytes(frame: FrameRecord, sources: JobSources | None = None) -> bytes:
-    """The stored values of a native single-frame integer file as little-endian bytes in
-    (Rows, Columns) C order, masked to BitsStored: ``read_native(frame).tobytes()``,
-    without numpy (the streaming writer's plain path; tested against :func:`read_native`).
+    """The stored values of a native integer frame (a single-frame file, or one frame of a
+    native multi-frame file) as little-endian bytes in (Rows, Columns) C order, masked to
+    BitsStored: ``read_native(frame).tobytes()`` or ``read_native_frame(frame).tobytes()``,
+    without numpy (the streaming writer's plain path; tested against both).
     """
     assert frame.pixel_offset is not None
-    take = sources.take_range if sources is not None else fs.read_bytes
     itemsize = frame.bits_allocated // 8
-    raw = _read_stored(frame, frame.pixel_offset, itemsize, take)
+    if frame.number_of_frames > 1:
+        _check_frame_number(frame)
+        start = frame.pixel_offset + (frame.frame - 1) * frame.rows * frame.columns * itemsize
+        read = sources.read_range if sources is not None else fs.read_bytes
+    else:
+        start = frame.pixel_offset
+        read = sources.take_range if sources is not None else fs.read_bytes
+    raw = _read_stored(frame, start, itemsize, read)
     mask = stored_mask(frame)
     if mask is None:
         return bytes(raw)
@@ -197,12 +204,16 @@ def read_native_frame(frame: FrameRecord, sources: JobSources | None = None) -> 
     at offsets), so a job streaming a 5,000-frame file frame by frame holds one frame.
     """
     assert frame.pixel_offset is not None
-    if not 1 <= frame.frame <= frame.number_of_frames:
-        raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
-                             f"{frame.number_of_frames} frames", frame.path)
+    _check_frame_number(frame)
     per_frame = frame.rows * frame.columns * stored_dtype(frame).itemsize
     read = sources.read_range if sources is not None else fs.read_bytes
     return _stored_values(frame, frame.pixel_offset + (frame.frame - 1) * per_frame, read)
+
+
+def _check_frame_number(frame: FrameRecord) -> None:
+    if not 1 <= frame.frame <= frame.number_of_frames:
+        raise PixelDataError(f"{frame.rel}: frame {frame.frame} not in pixel data of "
+                             f"{frame.number_of_frames} frames", frame.path)
 
 
 def streams_natively(frame: FrameRecord) -> bool:
