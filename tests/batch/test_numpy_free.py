@@ -117,3 +117,34 @@ def test_inspect_plans_without_numpy(study: tuple[Path, dict[str, object]]) -> N
     root, _ = study
     proc = _run(root, "inspect", str(root / "in"))
     assert proc.stdout.count("regular") >= len(SERIES)
+
+
+def test_enhanced_diffusion_converts_without_numpy(tmp_path: Path) -> None:
+    """A Philips Enhanced MR DWI object (b = 0 and three oblique directions): records,
+    planning, the 4D stream and the FSL tables in plain Python; the bvecs are the
+    numpy solution of R c = g in the written image's axes (x negated, FSL)."""
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+    from dicomvol.testing.geometry import oblique_directions
+
+    row, col = oblique_directions(17.0, (1.0, 0.3, 0.2))
+    dirs = [(1.0, 0.0, 0.0), (0.0, 0.6, 0.8), (0.48, -0.6, 0.64)]
+    volumes = [DwiVolume(0.0), *(DwiVolume(1000.0, d) for d in dirs)]
+    write_dwi_series(tmp_path / "in", "Philips", volumes, enhanced=True, row=row, col=col)
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(BLOCKER)
+    _run(tmp_path, "convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-j", "1",
+         "-z", "n", "-q")
+    (image,) = (tmp_path / "out").glob("*.nii")
+    img = nib.load(image)
+    assert img.shape[3] == len(volumes)
+    bvals = np.loadtxt(image.with_suffix(".bval"))
+    bvecs = np.loadtxt(image.with_suffix(".bvec"))
+    np.testing.assert_allclose(bvals, [v.b for v in volumes])
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine
+    r = lps[:3, :3] / np.linalg.norm(lps[:3, :3], axis=0)
+    for n, vol in enumerate(volumes):
+        expected = np.zeros(3) if vol.direction is None else np.linalg.solve(r, vol.direction)
+        if np.linalg.det(lps[:3, :3]) > 0:
+            expected[0] = -expected[0]
+        np.testing.assert_allclose(bvecs[:, n], expected, atol=1e-5)

@@ -13,13 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicomvol._typing import AffineLike
 from dicomvol.errors import HeaderError
 from dicomvol.io.formats import stem_of
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.volume import Volume
 
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
 if TYPE_CHECKING:  # pragma: no cover - imported where a PET, dose or diffusion job needs it
     from dicomvol.dicom.cache import JobSources
@@ -84,7 +85,7 @@ def apply_suv(volume: Volume, factor: SuvFactor) -> Volume:
     return replace(volume, data=data, scl_slope=1.0, scl_inter=0.0, metadata=metadata)
 
 
-def write_diffusion(diffusions: list[Diffusion | None] | None, affine: np.ndarray,
+def write_diffusion(diffusions: list[Diffusion | None] | None, affine: AffineLike,
                     image: Path) -> list[Path]:
     """Write ``.bval``/``.bvec`` beside ``image`` when the volume is diffusion-weighted."""
     if diffusions is None:

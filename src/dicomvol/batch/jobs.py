@@ -96,7 +96,7 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
         content = volume.sidecar()
         spacing, shape, resampled = volume.spacing, volume.shape, plan.resample is not None
     if diffusions is not None:
-        write_diffusion(diffusions, plan.affine if affine is None else affine, image)
+        write_diffusion(diffusions, plan.affine_rows if affine is None else affine, image)
     if opts.anonymize:
         content = anonymized(content)
     write_json_atomic(Path(job.sidecar), {**content, "DicomvolPlanDigest": plan_digest(plan)})

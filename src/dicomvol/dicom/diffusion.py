@@ -148,16 +148,16 @@ def _floats(value: Any, n: int) -> FloatArray | None:
     return None if values is None else np.array(values, dtype=np.float64)
 
 
-def _unit(vector: FloatArray | None, source: str) -> Vec3 | None:
-    if vector is None or not np.all(np.isfinite(vector)):
+def _unit(vector: Any, source: str) -> Vec3 | None:  # a sequence or an array of 3
+    if vector is None:
         return None
-    length = float(np.linalg.norm(vector))
-    if length <= ZERO_VECTOR_LENGTH:
+    x, y, z = (float(c) for c in vector)
+    length = math.sqrt(x * x + y * y + z * z)  # NaN or inf when a component is
+    if not math.isfinite(length) or length <= ZERO_VECTOR_LENGTH:
         return None
     if abs(length - 1.0) > UNIT_LENGTH_TOLERANCE:
         log.debug("%s diffusion direction of length %.4f normalised", source, length)
-    u = vector / length
-    return (float(u[0]), float(u[1]), float(u[2]))
+    return (x / length, y / length, z / length)
 
 
 def _from_b_matrix(b_matrix: FloatArray) -> Vec3 | None:
@@ -202,7 +202,7 @@ def _standard(item: pydicom.Dataset) -> Diffusion | None:
         return None
     directionality = str(item.get("DiffusionDirectionality", "")).strip().upper()
     holder = first_item(item, "DiffusionGradientDirectionSequence") or item
-    vector = _unit(_floats(holder.get("DiffusionGradientOrientation"), 3), "DICOM")
+    vector = _unit(to_floats(holder.get("DiffusionGradientOrientation"), 3), "DICOM")
     if vector is not None:  # an explicit direction wins, whatever the directionality says
         if directionality in ("ISOTROPIC", "NONE"):
             log.debug("DiffusionDirectionality %s with a gradient direction: direction used",

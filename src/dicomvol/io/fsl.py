@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-from numpy.typing import ArrayLike
+from typing import TYPE_CHECKING, Any
 
 from dicomvol.errors import OutputExistsError, UsageError
 from dicomvol.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 def _fmt(value: float) -> str:
     text = f"{value:g}"
     return "0" if text in ("-0", "0") else text
+
+
+def _vector(v: Any) -> tuple[float, float, float]:
+    """One bvec as three floats (a sequence or an array of any shape holding three)."""
+    flat = v.reshape(-1) if hasattr(v, "reshape") else v
+    try:
+        x, y, z = (float(c) for c in flat)
+    except (TypeError, ValueError) as exc:
+        raise UsageError("every bvec needs 3 components") from exc
+    return (x, y, z)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -63,14 +75,9 @@ def write_bval_bvec(stem_path: Path, bvals: Sequence[float], bvecs: Sequence[Arr
     if len(bvals) == 0 or len(bvals) != len(bvecs):
         raise UsageError(f"need one bvec per b-value ({len(bvals)} b-values, {len(bvecs)} "
                          "bvecs)")
-    try:
-        vecs = np.array([np.asarray(v, dtype=np.float64).reshape(-1) for v in bvecs])
-    except ValueError as exc:
-        raise UsageError("every bvec needs 3 components") from exc
-    vals = np.array([float(b) for b in bvals], dtype=np.float64)
-    if vecs.ndim != 2 or vecs.shape[1] != 3:
-        raise UsageError("every bvec needs 3 components")
-    if not (np.all(np.isfinite(vecs)) and np.all(np.isfinite(vals))):
+    vecs = [_vector(v) for v in bvecs]
+    vals = [float(b) for b in bvals]
+    if not all(math.isfinite(x) for x in (*vals, *(c for v in vecs for c in v))):
         raise UsageError("b-values and bvecs must be finite")
     stem = str(stem_path)
     for ext in (".nii.gz", ".nii"):
@@ -82,6 +89,6 @@ def write_bval_bvec(stem_path: Path, bvals: Sequence[float], bvecs: Sequence[Arr
             if p.exists():
                 raise OutputExistsError(f"{p} exists (overwrite not requested)")
     _atomic_write(bval_path, " ".join(_fmt(b) for b in vals) + "\n")
-    _atomic_write(bvec_path, "".join(" ".join(_fmt(x) for x in vecs[:, axis]) + "\n"
+    _atomic_write(bvec_path, "".join(" ".join(_fmt(v[axis]) for v in vecs) + "\n"
                                      for axis in range(3)))
     return bval_path, bvec_path

@@ -28,16 +28,17 @@ affine reproduces dcm2niix's bvec files.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import FloatArray, Vec3
 from dicomvol.errors import HeaderError, UsageError
+from dicomvol.model import geometry
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import ArrayLike, NDArray
+    from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:  # pragma: no cover - header readers (pydicom): only for a diffusion series
     from dicomvol.dicom.cache import JobSources
@@ -52,26 +53,29 @@ ORTHONORMAL_TOLERANCE = 1e-4
 # --------------------------------------------------------------------------- FSL
 
 
-def _clean(values: NDArray[np.floating[Any]]) -> Vec3:
+def _clean(values: Sequence[float]) -> Vec3:
     out = [0.0 if abs(float(x)) < 1e-12 else float(x) for x in values]
     return (out[0], out[1], out[2])
 
 
-def _axes(affine_lps: ArrayLike) -> tuple[FloatArray, bool]:
-    import numpy as np
-
-    m = np.asarray(affine_lps, dtype=np.float64)[:3, :3]
-    norms = np.linalg.norm(m, axis=0)
-    if np.any(norms == 0):
+def _axes(affine_lps: ArrayLike) -> tuple[tuple[Vec3, Vec3, Vec3], bool]:
+    """The unit voxel axes (columns) of an affine's 3 x 3 part, and whether its
+    determinant is positive (plain Python: a DWI job never needs numpy)."""
+    cols = tuple(geometry.column(affine_lps, c) for c in range(3))  # type: ignore[arg-type]
+    norms = [geometry.norm(c) for c in cols]
+    if any(n == 0 for n in norms):
         raise UsageError("affine has a zero-length voxel axis")
-    r = m / norms
-    if np.max(np.abs(r.T @ r - np.eye(3))) > ORTHONORMAL_TOLERANCE:
+    r = tuple((c[0] / n, c[1] / n, c[2] / n) for c, n in zip(cols, norms, strict=True))
+    worst = max(abs(geometry.dot(r[a], r[b]) - (a == b)) for a in range(3) for b in range(3))
+    if worst > ORTHONORMAL_TOLERANCE:
         log.warning("voxel axes are not orthogonal (sheared affine): bvecs use oblique "
                     "components")
-    return r, bool(np.linalg.det(m) > 0)
+    det = geometry.dot(geometry.cross3(cols[0], cols[1]), cols[2])
+    return (r[0], r[1], r[2]), det > 0
 
 
-def fsl_bvec_for_affine(direction_lps: ArrayLike | None, affine_lps: ArrayLike) -> Vec3:
+def fsl_bvec_for_affine(direction_lps: Sequence[float] | FloatArray | None,
+                        affine_lps: ArrayLike) -> Vec3:
     """A patient-LPS gradient direction as an FSL bvec for an image with this affine.
 
     Parameters
@@ -89,34 +93,35 @@ def fsl_bvec_for_affine(direction_lps: ArrayLike | None, affine_lps: ArrayLike) 
         Components along the voxel axes i, j, k, with x negated when
         ``det(affine) > 0`` (FSL's radiological convention).
     """
-    import numpy as np
-
     if direction_lps is None:
         return (0.0, 0.0, 0.0)
     from dicomvol.dicom.diffusion import ZERO_VECTOR_LENGTH
 
-    g = np.asarray(direction_lps, dtype=np.float64)
-    if float(np.linalg.norm(g)) <= ZERO_VECTOR_LENGTH:
+    g = [float(v) for v in direction_lps]
+    if geometry.norm(g) <= ZERO_VECTOR_LENGTH:
         return (0.0, 0.0, 0.0)
     r, positive = _axes(affine_lps)
-    c = np.linalg.solve(r, g)
+    # Solve r c = g (columns r[0..2]) by Cramer's rule: c_i = det(r, column i = g) / det(r).
+    det = geometry.dot(geometry.cross3(r[0], r[1]), r[2])
+    c = [geometry.dot(geometry.cross3(g, r[1]), r[2]) / det,
+         geometry.dot(geometry.cross3(r[0], g), r[2]) / det,
+         geometry.dot(geometry.cross3(r[0], r[1]), g) / det]
     if positive:
         c[0] = -c[0]
     return _clean(c)
 
 
-def fsl_bvec_to_lps(bvec: ArrayLike, affine_lps: ArrayLike) -> Vec3:
+def fsl_bvec_to_lps(bvec: Sequence[float] | FloatArray, affine_lps: ArrayLike) -> Vec3:
     """Inverse of :func:`fsl_bvec_for_affine`: an FSL bvec back to a patient-LPS direction."""
-    import numpy as np
-
-    c = np.asarray(bvec, dtype=np.float64).copy()
+    c = [float(v) for v in bvec]
     r, positive = _axes(affine_lps)
     if positive:
         c[0] = -c[0]
-    return _clean(r @ c)
+    return _clean([sum(c[i] * r[i][axis] for i in range(3)) for axis in range(3)])
 
 
-def fsl_bvec(direction_lps: ArrayLike | None, orientation: ArrayLike) -> Vec3:
+def fsl_bvec(direction_lps: Sequence[float] | FloatArray | None,
+             orientation: Sequence[float]) -> Vec3:
     """FSL bvec for dicomvol's voxel axes (i = row, j = column, k = +normal).
 
     Parameters
@@ -132,13 +137,12 @@ def fsl_bvec(direction_lps: ArrayLike | None, orientation: ArrayLike) -> Vec3:
         ``(-(g . row), g . col, g . normal)``: dicomvol's frame is right-handed
         (positive determinant), so FSL's convention negates x.
     """
-    import numpy as np
-
-    o = np.asarray(orientation, dtype=np.float64)
-    if o.shape != (6,):
+    o = [float(v) for v in orientation]
+    if len(o) != 6:
         raise UsageError("orientation must have 6 values (ImageOrientationPatient)")
-    row, col = o[:3], o[3:6]
-    axes = np.column_stack([row, col, np.cross(row, col)])
+    row, col = geometry.directions(o)
+    normal = geometry.cross3(row, col)
+    axes = [(row[a], col[a], normal[a]) for a in range(3)]  # rows of [row col normal]
     return fsl_bvec_for_affine(direction_lps, axes)
 
 
@@ -171,7 +175,7 @@ def plan_diffusion(plan: VolumePlan, sources: JobSources | None = None
     return found
 
 
-def fsl_table(diffusions: list[Diffusion | None], affine: np.ndarray
+def fsl_table(diffusions: list[Diffusion | None], affine: ArrayLike
               ) -> tuple[list[float], list[Vec3]]:
     """FSL b-values and b-vectors in the voxel axes of ``affine`` (see the module docstring).
 

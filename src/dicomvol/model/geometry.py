@@ -72,6 +72,14 @@ def rows_of(affine: AffineLike) -> AffineRows:
     return rows
 
 
+def affines_close(a: AffineLike, b: AffineLike, atol: float, rtol: float = 1e-5) -> bool:
+    """``numpy.allclose(a, b, rtol, atol)`` of two 4 x 4 affines: every |a - b| <= atol +
+    rtol |b| (False where either holds a NaN)."""
+    return all(abs(x - y) <= atol + rtol * abs(y)
+               for ra, rb in zip(rows_of(a), rows_of(b), strict=True)
+               for x, y in zip(ra, rb, strict=True))
+
+
 def column(affine: AffineLike, c: int) -> Vec3:
     """Column ``c`` of the affine's upper three rows (0-2: the voxel steps, 3: the origin)."""
     return (float(affine[0][c]), float(affine[1][c]), float(affine[2][c]))
@@ -315,12 +323,14 @@ def voxel_errors(affine: AffineLike, frames: Sequence[FrameRecord]) -> list[floa
     list of float, length N
         Max absolute index error per slice, in voxels.
     """
-    inv, shift = _inverse(affine)
+    inv, (s0, s1, s2) = _inverse(affine)
+    (a00, a01, a02), (a10, a11, a12), (a20, a21, a22) = inv
     out: list[float] = []
     key: tuple[object, ...] | None = None
-    du = dv = (0.0, 0.0, 0.0)
-    for k, frame in enumerate(frames):
-        if frame.position is None or frame.orientation is None or frame.pixel_spacing is None:
+    u0 = u1 = u2 = v0 = v1 = v2 = 0.0
+    for k, frame in enumerate(frames):  # called per volume of a 4D series: kept inline
+        p = frame.position
+        if p is None or frame.orientation is None or frame.pixel_spacing is None:
             raise GeometryError("frame lacks ImagePositionPatient, ImageOrientationPatient or "
                              "PixelSpacing")
         frame_key = (frame.orientation, frame.pixel_spacing, frame.rows, frame.columns)
@@ -329,17 +339,17 @@ def voxel_errors(affine: AffineLike, frames: Sequence[FrameRecord]) -> list[floa
             row, col = directions(frame.orientation)
             sx = (frame.columns - 1) * frame.pixel_spacing[1]
             sy = (frame.rows - 1) * frame.pixel_spacing[0]
-            ur = [dot(m, row) * sx for m in inv]
-            uc = [dot(m, col) * sy for m in inv]
-            du = (ur[0] - (frame.columns - 1), ur[1], ur[2])
-            dv = (uc[0], uc[1] - (frame.rows - 1), uc[2])
-        p = frame.position
-        worst = 0.0
-        for axis in range(3):
-            e0 = dot(inv[axis], p) + shift[axis] - (k if axis == 2 else 0.0)
-            worst = max(worst, abs(e0), abs(e0 + du[axis]), abs(e0 + dv[axis]),
-                        abs(e0 + du[axis] + dv[axis]))
-        out.append(worst)
+            u0, u1, u2 = (dot(m, row) * sx for m in inv)
+            v0, v1, v2 = (dot(m, col) * sy for m in inv)
+            u0 -= frame.columns - 1
+            v1 -= frame.rows - 1
+        p0, p1, p2 = float(p[0]), float(p[1]), float(p[2])
+        e0 = a00 * p0 + a01 * p1 + a02 * p2 + s0
+        e1 = a10 * p0 + a11 * p1 + a12 * p2 + s1
+        e2 = a20 * p0 + a21 * p1 + a22 * p2 + s2 - k
+        out.append(max(abs(e0), abs(e0 + u0), abs(e0 + v0), abs(e0 + u0 + v0),
+                       abs(e1), abs(e1 + u1), abs(e1 + v1), abs(e1 + u1 + v1),
+                       abs(e2), abs(e2 + u2), abs(e2 + v2), abs(e2 + u2 + v2)))
     return out
 
 

@@ -350,20 +350,19 @@ def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
               notes: Sequence[str]) -> VolumePlan | None:
     """One 4D plan when every group is one 3D plan on the same grid (groups that are
     themselves 4D join with :func:`dicomvol.plan.temporal.join_4d`)."""
-    import numpy as np
-
     if len(groups) < 2 or any(len(g) != 1 or g[0].resample is not None
                               or len(g[0].frames) != 1 for g in groups):
         return None
     plans = [g[0] for g in groups]
     ref = plans[0]
     for p in plans[1:]:
-        if p.shape != ref.shape or not np.allclose(p.affine, ref.affine, atol=1e-4):
+        if p.shape != ref.shape or not geometry.affines_close(p.affine_rows, ref.affine_rows,
+                                                              atol=1e-4):
             return None
         if any(max(geometry.voxel_errors(ref.affine_rows, vol)) > EXACTNESS_TOLERANCE_VOXELS
                for vol in p.frames):
             return None
     volumes = [list(p.frames[0]) for p in plans]
-    return make_plan(volumes, ref.affine, ctx.suffix, ctx.label,
+    return make_plan(volumes, ref.affine_rows, ctx.suffix, ctx.label,
                      [*notes, f"4D: {len(volumes)} volumes ordered by {name}"],
                      ref.checks, ref.detail.with_(fourth_dimension=name))

@@ -197,14 +197,13 @@ def join_4d(groups: Sequence[Sequence[VolumePlan]], subs: Sequence[StackContext]
 def _join_parts(plans: Sequence[VolumePlan], name: str, suffix: str, label: str,
                 notes: Sequence[str]) -> VolumePlan | None:
     """One 4D plan of the volumes of ``plans`` (3D or 4D) when they share one exact grid."""
-    import numpy as np
-
     ref = plans[0]
     if any(p.resample is not None for p in plans):
         return None
     for p in plans[1:]:
         if (p.shape[:3] != ref.shape[:3]
-                or not np.allclose(p.affine, ref.affine, atol=SAME_AFFINE_TOLERANCE_MM)):
+                or not geometry.affines_close(p.affine_rows, ref.affine_rows,
+                                              atol=SAME_AFFINE_TOLERANCE_MM)):
             return None
         if any(max(geometry.voxel_errors(ref.affine_rows, vol)) > EXACTNESS_TOLERANCE_VOXELS
                for vol in p.frames):
@@ -223,6 +222,6 @@ def _join_parts(plans: Sequence[VolumePlan], name: str, suffix: str, label: str,
         if len(p.frames) > 1:
             inner.extend(w for w in p.warnings if w not in notes and not w.startswith("4D: ")
                          and w not in inner)
-    return make_plan([volumes[t] for t in order], ref.affine, suffix, label,
+    return make_plan([volumes[t] for t in order], ref.affine_rows, suffix, label,
                      [*notes, *inner, why], ref.checks,
                      ref.detail.with_(fourth_dimension=name, temporal_order=sources))
