@@ -62,7 +62,13 @@ def test_bucket_gives_the_same_volumes_as_the_local_folder(
     assert len(remote.outputs) == 1
     local_images, remote_images = _images(tmp_path / "local"), _images(tmp_path / "remote")
     assert list(local_images) == list(remote_images)
-    assert local_images == remote_images  # byte for byte
+    # byte for byte, compared by digest: a difference names the image and says whether the
+    # voxels differ or only the gzip stream, where a diff of the bytes kept pytest's
+    # difflib busy for minutes (seen once on a fresh CI clone, not reproduced since)
+    assert {n: (hashlib.sha256(d).hexdigest(), _payloads({n: d})[n])
+            for n, d in local_images.items()} == {
+        n: (hashlib.sha256(d).hexdigest(), _payloads({n: d})[n])
+        for n, d in remote_images.items()}
     for name in local_images:
         stem = name.split(".nii")[0] + ".json"
         assert (_sidecar_without_files(tmp_path / "local" / stem)
