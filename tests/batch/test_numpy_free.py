@@ -45,6 +45,9 @@ SERIES = {
                  shape=(16, 16, 5), row_dir=(0.96, 0.28, 0.0), col_dir=(-0.28, 0.96, 0.0)),
     "mr": dict(modality="MR", rescale=(1.0, 0.0), pixel_representation=1, shape=(12, 10, 6),
                row_dir=(0, 1, 0), col_dir=(0, 0, -1)),
+    # signed CT (many scanners): int16 HU, every sum checked for int16 on the bytes
+    "cts": dict(modality="CT", rescale=(1.0, -1024.0), pixel_representation=1,
+                shape=(14, 12, 5)),
 }
 
 
@@ -109,8 +112,35 @@ def test_plain_study_converts_without_numpy(study: tuple[Path, dict[str, object]
         np.testing.assert_allclose(img.affine, expected, atol=1e-4)
         assert img.get_qform(coded=True)[1] == 1  # orthogonal grids: a qform too
         np.testing.assert_allclose(img.get_qform(), expected, atol=1e-4)
-        if name == "ct12":  # stored + intercept as int16 HU ("shift"), computed on bytes
+        if name in ("ct12", "cts"):  # stored + intercept as int16 HU ("shift"), on bytes
             assert img.get_data_dtype() == np.dtype("<i2") and float(img.dataobj.inter) == 0
+
+
+def test_signed_values_that_overflow_int16_are_written_raw_without_numpy(
+        tmp_path: Path) -> None:
+    """Signed stored values near the top of int16 plus a positive intercept leave int16:
+    the byte path raises Overflow as the numpy path does, and the volume is written
+    again as stored values with scl_inter, still without numpy."""
+    import pydicom
+
+    series = write_series(tmp_path / "in", modality="MR", rescale=(1.0, 2000.0),
+                          pixel_representation=1, shape=(8, 6, 4))
+    top = pydicom.dcmread(series.paths[2])
+    stored = np.frombuffer(top.PixelData, "<i2").copy()
+    stored[:5] = (32767, 32000, 31000, -32768, 0)
+    top.PixelData = stored.tobytes()
+    top.save_as(series.paths[2])
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(BLOCKER)
+    _run(tmp_path, "convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-z", "n",
+         "-q")
+    (image,) = (tmp_path / "out").glob("*.nii")
+    img = nib.load(image)
+    assert float(img.dataobj.inter) == 2000.0 and img.get_data_dtype() == np.dtype("<i2")
+    data = img.get_fdata()
+    assert data[:5, 0, 2].tolist() == [34767.0, 34000.0, 33000.0, -30768.0, 2000.0]
+    np.testing.assert_array_equal(data[..., [0, 1, 3]], series.values[..., [0, 1, 3]])
 
 
 def test_inspect_plans_without_numpy(study: tuple[Path, dict[str, object]]) -> None:

@@ -98,3 +98,24 @@ def test_frames_of_a_native_multiframe_file_read_as_numpy_reads_them(
         assert native_bytes(frame) == read_native_frame(frame).tobytes()
     with pytest.raises(PixelDataError, match="frame 6 not in pixel data of 5 frames"):
         native_bytes(replace(frames[0], frame=6))
+
+
+def test_signed_shift_is_checked_like_place() -> None:
+    """int16 stored values plus an intercept: the int16 sum where it fits, Overflow where
+    any value leaves int16 (both signs), as :func:`place` decides."""
+    from dicomvol.pixels.assemble import Overflow
+
+    rng = np.random.default_rng(5)
+    for intercept in (-1024, 1024, -32768, 32767, 0):
+        values = rng.integers(-32768, 32768, size=4096)
+        fits = values[(values + intercept >= -32768) & (values + intercept <= 32767)]
+        stored = fits.astype("<i2").tobytes()
+        assert shift_bytes(stored, intercept, signed=True) == (
+            (fits + intercept).astype("<i2").tobytes())
+        if len(fits) < len(values):
+            with pytest.raises(Overflow):
+                shift_bytes(values.astype("<i2").tobytes(), intercept, signed=True)
+    with pytest.raises(Overflow):  # one value over the top among many that fit
+        shift_bytes(np.array([0, 5, 32000, -7], "<i2").tobytes(), 1000, signed=True)
+    with pytest.raises(Overflow):  # and one under the bottom
+        shift_bytes(np.array([0, -32000, 3], "<i2").tobytes(), -1000, signed=True)

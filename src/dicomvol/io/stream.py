@@ -23,6 +23,8 @@ from dicomvol.io.nifti import NiftiSpec, describe, open_output, time_step, write
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord
 from dicomvol.pixels.assemble import (
+    INT16_MAX,
+    INT16_MIN,
     Overflow,
     PixelMode,
     pixel_mode,
@@ -123,8 +125,9 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
     Stored values kept as they are ("raw" mode) in a (Rows, Columns) C-order array
     already are the F-order bytes of the (X, Y) slice: they are taken as they are. A
     native slice (a single-frame file, or a frame of a native multi-frame file) in "raw"
-    mode, or 16-bit in a "shift" mode that cannot
-    overflow, is converted on its bytes (:func:`~dicomvol.pixels.decode.native_bytes`,
+    mode, or 16-bit in a "shift" mode (unsigned values that cannot overflow, signed ones
+    checked: :class:`~dicomvol.pixels.assemble.Overflow` as :func:`place` raises it), is
+    converted on its bytes (:func:`~dicomvol.pixels.decode.native_bytes`,
     :func:`~dicomvol.pixels.assemble.shift_bytes`): a plain series is written by a
     process that never imports numpy (the same bytes, tested).
     """
@@ -132,8 +135,11 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
         stored = stored_format(frame)
         if mode.kind == "raw" and mode.type_name == stored:
             return native_bytes(frame, sources)
+        intercept = int(frame.rescale_intercept)
         if mode.kind == "shift" and stored in ("u2", "i2") and shift_fits(frame):
-            return shift_bytes(native_bytes(frame, sources), int(frame.rescale_intercept))
+            return shift_bytes(native_bytes(frame, sources), intercept)
+        if mode.kind == "shift" and stored == "i2" and INT16_MIN <= intercept <= INT16_MAX:
+            return shift_bytes(native_bytes(frame, sources), intercept, signed=True)
     import numpy as np
 
     if frame.number_of_frames > 1:  # a native multi-frame file: this frame's bytes only

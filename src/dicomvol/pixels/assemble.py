@@ -125,14 +125,17 @@ def shift_fits(frame: FrameRecord) -> bool:
     return lo + inter >= INT16_MIN and hi + inter <= INT16_MAX
 
 
-def shift_bytes(stored: bytes, intercept: int) -> bytes:
+def shift_bytes(stored: bytes, intercept: int, signed: bool = False) -> bytes:
     """16-bit little-endian stored values plus an integer intercept, as int16 bytes: what
-    :func:`place` writes in "shift" mode, for values that fit (:func:`shift_fits`).
+    :func:`place` writes in "shift" mode.
 
     Computed on the whole slice as one Python integer, lane by lane modulo 2**16
     without carries between values (the low 15 bits of each value are added, bit 15
     is the exclusive or of both bits 15 and that sum's carry): a few C-level passes
     over the slice instead of a numpy import in a process that only copies bytes.
+    Unsigned values must fit (:func:`shift_fits`); ``signed`` values (int16, and an
+    intercept within int16) are checked: a sum outside int16 (both signs equal, the
+    sum's differing) raises :class:`Overflow`, as :func:`place` does.
     """
     n = len(stored)
     ones = _lane_ones(n)
@@ -140,7 +143,10 @@ def shift_bytes(stored: bytes, intercept: int) -> bytes:
     k = (intercept & 0xFFFF) * ones
     low = 0x7FFF * ones
     high = 0x8000 * ones
-    return (((x & low) + (k & low)) ^ ((x ^ k) & high)).to_bytes(n, "little")
+    r = ((x & low) + (k & low)) ^ ((x ^ k) & high)
+    if signed and (x ^ r) & (k ^ r) & high:
+        raise Overflow
+    return r.to_bytes(n, "little")
 
 
 @functools.lru_cache(maxsize=8)
