@@ -19,9 +19,6 @@ from dicomvol.io.formats import stem_of
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.volume import Volume
 
-if TYPE_CHECKING:
-    pass
-
 if TYPE_CHECKING:  # pragma: no cover - imported where a PET, dose or diffusion job needs it
     from dicomvol.dicom.cache import JobSources
     from dicomvol.dicom.diffusion import Diffusion

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicomvol._typing import AffineLike
 from dicomvol.batch.derive import suv_factor, with_object_metadata, write_diffusion
 from dicomvol.batch.work import Done, Job, plan_digest, record, source_keys, unused_frames
 from dicomvol.dicom.cache import JobSources
@@ -29,7 +30,7 @@ from dicomvol.metadata.sidecar import anonymized, build_metadata
 from dicomvol.model.plan import VolumePlan
 
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
 if TYPE_CHECKING:  # pragma: no cover - the QC modules are imported only for --qc
     from dicomvol.metadata.suv import SuvFactor
@@ -85,7 +86,7 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
         mode = stream_nifti(plan, image, opts.compress, metadata, job.threads, sources, sampler)
         if sampler is not None:
             sample = sampler.result(mode.scl_slope, mode.scl_inter)
-        affine = None  # the plan's (made as an ndarray only where a table or QC needs it)
+        affine: AffineLike = plan.affine_rows  # no ndarray for a streamed plan
         content = {**metadata, "SourceInstances": [f.source() for f in plan.all_frames]}
         spacing, shape, resampled = plan.spacing, tuple(plan.shape), False
     else:
@@ -95,13 +96,12 @@ def _run_with(job: Job, image: Path, sources: JobSources) -> Done:
         affine = volume.affine
         content = volume.sidecar()
         spacing, shape, resampled = volume.spacing, volume.shape, plan.resample is not None
-    if diffusions is not None:
-        write_diffusion(diffusions, plan.affine_rows if affine is None else affine, image)
+    write_diffusion(diffusions, affine, image)
     if opts.anonymize:
         content = anonymized(content)
     write_json_atomic(Path(job.sidecar), {**content, "DicomvolPlanDigest": plan_digest(plan)})
     if sample is not None:
-        _draw_qc(job, sample, plan.affine if affine is None else affine, shape)
+        _draw_qc(job, sample, affine, shape)
     keys = source_keys(plan, content.get("SourceInstances") or ())
     return Done(job, replace(record(job, spacing, shape, "written", resampled), sources=keys),
                 unused=unused_frames(plan, keys))
@@ -147,15 +147,18 @@ def _qc_sample(volume: Volume) -> Sample:
                         wants_mip(volume.plan.modality if volume.plan else ""))
 
 
-def _draw_qc(job: Job, sample: Sample, affine: np.ndarray, shape: tuple[int, ...]) -> None:
+def _draw_qc(job: Job, sample: Sample, affine: AffineLike, shape: tuple[int, ...]) -> None:
     """The QC thumbnails and record of a written volume; a failure costs the pictures only.
 
     The page then draws the volume from its file (``dicomvol.qc.build``).
     """
+    import numpy as np
+
     from dicomvol.qc.capture import from_job
 
     try:
-        from_job(job.plan, Path(job.image), Path(job.sidecar).stem, sample, affine, shape)
+        from_job(job.plan, Path(job.image), Path(job.sidecar).stem, sample,
+                 np.asarray(affine, dtype=np.float64), shape)
     except Exception as exc:  # never lose a written volume over its thumbnails
         log.warning("QC thumbnails of %s not drawn: %s: %s", Path(job.image).name,
                     type(exc).__name__, exc)

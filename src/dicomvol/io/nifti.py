@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from dicomvol._typing import AffineRows
 from dicomvol.constants import LPS_TO_RAS as _LPS_TO_RAS
 from dicomvol.io.atomic import atomic_path
-from dicomvol.model.geometry import column_norms, rows_of
+from dicomvol.model.geometry import column_norms, det3, rows_of
 from dicomvol.model.volume import Volume
 from dicomvol.pixels.decode import dtype_of
 
@@ -223,7 +223,7 @@ def _qform(affine: AffineRows) -> tuple[float, list[float], tuple[float, float, 
     zooms = list(column_norms(affine))
     rot = [[affine[r][c] / zooms[c] for c in range(3)] for r in range(3)]
     qfac = 1.0
-    if _det3(rot) <= 0:
+    if det3(*rot) <= 0:
         qfac = -1.0
         for r in range(3):
             rot[r][2] = -rot[r][2]
@@ -231,12 +231,6 @@ def _qform(affine: AffineRows) -> tuple[float, list[float], tuple[float, float, 
     _, x, y, z = _quaternion(m)
     t = (affine[0][3], affine[1][3], affine[2][3])
     return qfac, zooms, (x, y, z), t
-
-
-def _det3(m: list[list[float]]) -> float:
-    return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
 
 
 #: Newton steps of the polar decomposition: from a rotation of DICOM direction cosines
@@ -248,7 +242,7 @@ def _polar(m: list[list[float]]) -> list[list[float]]:
     """The orthogonal polar factor of a 3 x 3 matrix with positive determinant."""
     r = [row[:] for row in m]
     for _ in range(_POLAR_STEPS):
-        det = _det3(r)
+        det = det3(*r)
         if det == 0:
             break
         # R^-T = cofactor(R) / det

@@ -70,7 +70,7 @@ def _axes(affine_lps: ArrayLike) -> tuple[tuple[Vec3, Vec3, Vec3], bool]:
     if worst > ORTHONORMAL_TOLERANCE:
         log.warning("voxel axes are not orthogonal (sheared affine): bvecs use oblique "
                     "components")
-    det = geometry.dot(geometry.cross3(cols[0], cols[1]), cols[2])
+    det = geometry.det3(cols[0], cols[1], cols[2])
     return (r[0], r[1], r[2]), det > 0
 
 
@@ -102,10 +102,10 @@ def fsl_bvec_for_affine(direction_lps: Sequence[float] | FloatArray | None,
         return (0.0, 0.0, 0.0)
     r, positive = _axes(affine_lps)
     # Solve r c = g (columns r[0..2]) by Cramer's rule: c_i = det(r, column i = g) / det(r).
-    det = geometry.dot(geometry.cross3(r[0], r[1]), r[2])
-    c = [geometry.dot(geometry.cross3(g, r[1]), r[2]) / det,
-         geometry.dot(geometry.cross3(r[0], g), r[2]) / det,
-         geometry.dot(geometry.cross3(r[0], r[1]), g) / det]
+    det = geometry.det3(r[0], r[1], r[2])
+    c = [geometry.det3(g, r[1], r[2]) / det,
+         geometry.det3(r[0], g, r[2]) / det,
+         geometry.det3(r[0], r[1], g) / det]
     if positive:
         c[0] = -c[0]
     return _clean(c)

@@ -113,6 +113,11 @@ def cross3(a: Sequence[float], b: Sequence[float]) -> Vec3:
     return (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
 
 
+def det3(a: Sequence[float], b: Sequence[float], c: Sequence[float]) -> float:
+    """The determinant of the 3 x 3 matrix with rows (or columns) a, b, c: (a x b) . c."""
+    return dot(cross3(a, b), c)
+
+
 def slice_normal(orientation: Sequence[float]) -> Vec3:
     """Unit slice normal, row x column direction."""
     row, col = directions(orientation)
@@ -164,10 +169,16 @@ def _position(frame: FrameRecord) -> Vec3:
     return frame.position
 
 
+def along(frames: Sequence[FrameRecord], direction: Sequence[float]) -> list[float]:
+    """Each frame's ImagePositionPatient projected on ``direction`` (mm for a unit
+    direction), length N; GeometryError for a frame without a position."""
+    d0, d1, d2 = (float(v) for v in direction)
+    return [p[0] * d0 + p[1] * d1 + p[2] * d2 for p in map(_position, frames)]
+
+
 def projections(frames: Sequence[FrameRecord], orientation: Sequence[float]) -> list[float]:
     """Projection (mm) of each frame's ImagePositionPatient on the slice normal, length N."""
-    n0, n1, n2 = slice_normal(orientation)
-    return [p[0] * n0 + p[1] * n1 + p[2] * n2 for p in map(_position, frames)]
+    return along(frames, slice_normal(orientation))
 
 
 def obliquity_degrees(orientation: Sequence[float]) -> float:
@@ -230,8 +241,7 @@ def idc_checks(frames: Sequence[FrameRecord]) -> GeometryChecks | None:
     orthogonal = all(abs(cross_norm(f.orientation or ref) - 1.0) <= ORIENTATION_TOLERANCE
                      for f in geo)
     proj = projections(geo, ref)
-    in_row = [dot(_position(f), row) for f in geo]
-    in_col = [dot(_position(f), col) for f in geo]
+    in_row, in_col = along(geo, row), along(geo, col)
     uids = {f.sop_instance_uid for f in geo}
     distinct = _count_distinct(proj)
     spacing_ok = all(

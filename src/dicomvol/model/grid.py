@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dicomvol._typing import FloatArray
 from dicomvol.constants import SHEAR_TOLERANCE_DEGREES
-from dicomvol.model.geometry import column_norms, shear_degrees
+from dicomvol.model.geometry import affines_close, column_norms, shear_degrees
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -138,6 +138,4 @@ class VolumeGeometry(GridMixin):
         return (tuple(theirs.spatial_shape) == tuple(self.spatial_shape)
                 and (theirs.frame_of_reference_uid or None) == (self.frame_of_reference_uid
                                                                or None)
-                and all(abs(float(a) - float(b)) <= tol
-                        for ra, rb in zip(theirs.affine, self.affine, strict=True)
-                        for a, b in zip(ra, rb, strict=True)))
+                and affines_close(theirs.affine, self.affine, atol=tol, rtol=0.0))

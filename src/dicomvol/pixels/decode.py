@@ -98,15 +98,34 @@ def _native_layout(frame: FrameRecord) -> bool:
     )
 
 
+#: Reads ``length`` bytes at ``start`` of a file: ``read(path, start, length)``.
+RangeRead = Callable[[str, int, int], bytes | memoryview]
+
+
 def read_native(frame: FrameRecord, sources: JobSources | None = None) -> np.ndarray:
     """The stored values of a native single-frame file, shape (Rows, Columns)."""
+    return _stored_values(frame, *_single_range(frame, sources))
+
+
+def _single_range(frame: FrameRecord, sources: JobSources | None) -> tuple[int, RangeRead]:
+    """Where a single-frame file's stored values start, and its read: the range is taken
+    from the job's cache (the file's bytes released)."""
     assert frame.pixel_offset is not None
-    take = sources.take_range if sources is not None else fs.read_bytes
-    return _stored_values(frame, frame.pixel_offset, take)
+    return frame.pixel_offset, sources.take_range if sources is not None else fs.read_bytes
+
+
+def _frame_range(frame: FrameRecord, sources: JobSources | None) -> tuple[int, RangeRead]:
+    """Where one frame of a native multi-frame file starts (its number checked), and its
+    read: at the frame's offset, the file kept for the next frame."""
+    assert frame.pixel_offset is not None
+    _check_frame_number(frame)
+    per_frame = frame.rows * frame.columns * type_itemsize(stored_format(frame))
+    return (frame.pixel_offset + (frame.frame - 1) * per_frame,
+            sources.read_range if sources is not None else fs.read_bytes)
 
 
 def _read_stored(frame: FrameRecord, start: int, itemsize: int,
-                 read: Callable[[str, int, int], bytes | memoryview]) -> bytes | memoryview:
+                 read: RangeRead) -> bytes | memoryview:
     """One frame's stored bytes read at ``start`` of its file by ``read(path, start,
     length)``; PixelDataError, naming the file, when they cannot be read or are cut short."""
     count = frame.rows * frame.columns
@@ -123,7 +142,7 @@ def _read_stored(frame: FrameRecord, start: int, itemsize: int,
 
 
 def _stored_values(frame: FrameRecord, start: int,
-                   read: Callable[[str, int, int], bytes | memoryview]) -> np.ndarray:
+                   read: RangeRead) -> np.ndarray:
     """One frame's stored values read at ``start`` of its file by ``read(path, start,
     length)``, masked to BitsStored, shape (Rows, Columns)."""
     import numpy as np
@@ -144,15 +163,8 @@ def native_bytes(frame: FrameRecord, sources: JobSources | None = None) -> bytes
     BitsStored: ``read_native(frame).tobytes()`` or ``read_native_frame(frame).tobytes()``,
     without numpy (the streaming writer's plain path; tested against both).
     """
-    assert frame.pixel_offset is not None
-    itemsize = frame.bits_allocated // 8
-    if frame.number_of_frames > 1:
-        _check_frame_number(frame)
-        start = frame.pixel_offset + (frame.frame - 1) * frame.rows * frame.columns * itemsize
-        read = sources.read_range if sources is not None else fs.read_bytes
-    else:
-        start = frame.pixel_offset
-        read = sources.take_range if sources is not None else fs.read_bytes
+    start, read = (_frame_range if frame.number_of_frames > 1 else _single_range)(frame, sources)
+    itemsize = type_itemsize(stored_format(frame))
     raw = _read_stored(frame, start, itemsize, read)
     mask = stored_mask(frame)
     if mask is None:
@@ -203,11 +215,7 @@ def read_native_frame(frame: FrameRecord, sources: JobSources | None = None) -> 
     <dicomvol.dicom.cache.JobSources.read_range>`: the cached file, or one open file read
     at offsets), so a job streaming a 5,000-frame file frame by frame holds one frame.
     """
-    assert frame.pixel_offset is not None
-    _check_frame_number(frame)
-    per_frame = frame.rows * frame.columns * stored_dtype(frame).itemsize
-    read = sources.read_range if sources is not None else fs.read_bytes
-    return _stored_values(frame, frame.pixel_offset + (frame.frame - 1) * per_frame, read)
+    return _stored_values(frame, *_frame_range(frame, sources))
 
 
 def _check_frame_number(frame: FrameRecord) -> None:

@@ -286,8 +286,7 @@ def _stack_detail(stack: Sequence[FrameRecord], proj: Sequence[float],
     measures = None
     if len(steps):
         row, col = geometry.directions(orientation)
-        in_row = [geometry.dot(f.position or (0.0, 0.0, 0.0), row) for f in stack]
-        in_col = [geometry.dot(f.position or (0.0, 0.0, 0.0), col) for f in stack]
+        in_row, in_col = geometry.along(stack, row), geometry.along(stack, col)
         shift = max(max(in_row) - min(in_row), max(in_col) - min(in_col))
         # In-plane offsets that follow a straight line along the normal are a tilt (shear);
         # anything else is a lateral shift.
