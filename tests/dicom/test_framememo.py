@@ -208,3 +208,26 @@ def test_memo_tells_present_but_empty_from_absent() -> None:
     memo = FrameMemo()
     assert [memo.call(fn, None, _item(v)) for v in ({0x00180081: None}, {}, {0x00180081: None})
             ] == [True, False, True]
+
+
+def test_a_bound_function_is_the_memo_of_call() -> None:
+    """``bind`` (the per-frame loop's form) and ``call`` share one memo per function and
+    arguments: a result computed through one is found through the other."""
+    calls: list[Any] = []
+
+    def fn(ds: Any, item: Any, extra: str) -> Any:
+        calls.append(extra)
+        return item.get("EchoTime")
+
+    memo, ds = FrameMemo(), object()
+    bound = memo.bind(fn, ds, "x")
+    assert memo.bind(fn, ds, "x") is bound and memo.bind(fn, ds, "y") is not bound
+    assert bound(_item({0x00180081: 5.0})) == 5.0
+    assert memo.call(fn, ds, _item({0x00180081: 5.0}), "x") == 5.0
+    assert bound(_item({0x00180081: 6.0})) == 6.0
+    assert calls == ["x", "x"]
+    ((recorded, matches),) = [v for k, v in memo.counts.items() if k[-1] == (str, "x")]
+    assert (recorded, matches) == (2, 1)
+    plain = Dataset()
+    plain.EchoTime = 7.0
+    assert bound(plain) == 7.0 and calls[-1] == "x" and len(calls) == 3  # not memoised

@@ -146,7 +146,8 @@ def _hashable(value: Any) -> Hashable:
 
 
 def _probes(item: LeanItem, reads: tuple[Any, ...]) -> tuple[Hashable, ...]:
-    """:func:`_probe` of each of ``reads`` (plain tags inline: this runs per frame)."""
+    """:func:`_probe` of each of ``reads`` (plain tags inline: this runs per frame; a
+    sequence is told by the identity of its list, as :func:`_identity` tells it)."""
     values = item._lean_values
     out: list[Hashable] = []
     for key in reads:
@@ -154,10 +155,52 @@ def _probes(item: LeanItem, reads: tuple[Any, ...]) -> tuple[Hashable, ...]:
             value = values.get(key)
             if type(value) is tuple:  # not converted yet
                 value = item._value(key)
-            out.append(_identity(value))
+            if type(value) is list and value and type(value[0]) is LeanItem:
+                out.append(("SQ", id(value)))
+            else:
+                out.append(_identity(value))
         else:
             out.append(_probe(item, key))
     return tuple(out)
+
+
+_NONE = object()
+
+
+class Bound:
+    """``fn(ds, item, *rest)`` for one function and arguments, memoised per distinct input
+    read from ``item`` (:meth:`FrameMemo.bind`): called once per frame of a file."""
+
+    __slots__ = ("_counts", "_ds", "_fn", "_patterns", "_rest", "_results")
+
+    def __init__(self, fn: Callable[..., Any], ds: Any, rest: tuple[Any, ...],
+                 counts: list[int]) -> None:
+        self._fn, self._ds, self._rest = fn, ds, rest
+        self._patterns: list[tuple[Any, ...]] = []
+        self._results: dict[Hashable, Any] = {}
+        self._counts = counts  # [calls recorded, matches], shown in FrameMemo.counts
+
+    def __call__(self, item: Any) -> Any:
+        if type(item) is not LeanItem:
+            return self._fn(self._ds, item, *self._rest)
+        counts, results = self._counts, self._results
+        if counts[0] >= GIVE_UP_AFTER and not counts[1]:
+            return self._fn(self._ds, item, *self._rest)
+        for reads in self._patterns:
+            found = results.get((reads, _probes(item, reads)), _NONE)
+            if found is not _NONE:
+                counts[1] += 1
+                return found
+        counts[0] += 1
+        view = _Reads(item)
+        result = self._fn(self._ds, view, *self._rest)
+        reads = tuple(view._read)
+        if reads not in self._patterns:
+            if len(self._patterns) >= MAX_PATTERNS:
+                return result
+            self._patterns.append(reads)
+        results[(reads, tuple(view._read.values()))] = result
+        return result
 
 
 class FrameMemo:
@@ -170,32 +213,22 @@ class FrameMemo:
     """
 
     def __init__(self) -> None:
-        self._patterns: dict[Hashable, list[tuple[Any, ...]]] = {}
-        self._results: dict[Hashable, Any] = {}
+        self._bound: dict[Hashable, Bound] = {}
         #: Per function and arguments: [calls recorded, matches].
         self.counts: dict[Hashable, list[int]] = {}
+
+    def bind(self, fn: Callable[..., Any], ds: Any, *rest: Any) -> Bound:
+        """``item -> fn(ds, item, *rest)``, computed once per distinct input read from
+        ``item`` (one per function and arguments: the same as :meth:`call`'s)."""
+        head = (fn, id(ds), *(_hashable(r) for r in rest))
+        bound = self._bound.get(head)
+        if bound is None:
+            bound = self._bound[head] = Bound(fn, ds, rest,
+                                              self.counts.setdefault(head, [0, 0]))
+        return bound
 
     def call(self, fn: Callable[..., Any], ds: Any, item: Any, *rest: Any) -> Any:
         """``fn(ds, item, *rest)``, computed once per distinct input read from ``item``."""
         if type(item) is not LeanItem:
             return fn(ds, item, *rest)
-        head = (fn, id(ds), *(_hashable(r) for r in rest))
-        counts = self.counts.setdefault(head, [0, 0])
-        if counts[0] >= GIVE_UP_AFTER and not counts[1]:
-            return fn(ds, item, *rest)
-        patterns = self._patterns.setdefault(head, [])
-        for reads in patterns:
-            key = (head, reads, _probes(item, reads))
-            if key in self._results:
-                counts[1] += 1
-                return self._results[key]
-        counts[0] += 1
-        view = _Reads(item)
-        result = fn(ds, view, *rest)
-        reads = tuple(view._read)
-        if reads not in patterns:
-            if len(patterns) >= MAX_PATTERNS:
-                return result
-            patterns.append(reads)
-        self._results[(head, reads, tuple(view._read.values()))] = result
-        return result
+        return self.bind(fn, ds, *rest)(item)

@@ -11,11 +11,20 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dicomvol._typing import Orientation, Vec3
+from dicomvol._typing import Vec3
 from dicomvol.dicom.complex import complex_part
 from dicomvol.dicom.diffusion import assumed_phase_encoding, is_isotropic, read_diffusion
 from dicomvol.dicom.dwikind import derived_kind
 from dicomvol.dicom.fgroups import Memo, as_items
+from dicomvol.dicom.framegroups import (
+    CONTENT_FIELDS,
+    dimensions,
+    frame_content,
+    group_fields,
+    orientation_of,
+    position_of,
+    required_number,
+)
 from dicomvol.dicom.header import (
     UNDEFINED_LENGTH,
     Fallback,
@@ -29,7 +38,6 @@ from dicomvol.dicom.philips import philips_scaling, philips_volume_number
 from dicomvol.dicom.uih import is_uih_grid, uih_grid_info
 from dicomvol.dicom.values import (
     first_item,
-    functional_group,
     to_float,
     to_floats,
     to_int,
@@ -40,12 +48,17 @@ from dicomvol.dicom.values import (
 from dicomvol.errors import HeaderError
 from dicomvol.inputs.discover import Candidate
 from dicomvol.model.geometry import along_normal
-from dicomvol.model.records import FrameRecord, shared_fields
+from dicomvol.model.records import (
+    RECORD_FIELDS,
+    FrameRecord,
+    make_record,
+    record_values,
+    shared_fields,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
     from pydicom.dataset import Dataset
 
-    from dicomvol.dicom.framememo import FrameMemo
 
 #: RT Dose Storage.
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
@@ -92,31 +105,40 @@ def frame_records(
     nm_fields = (_nm_frames(ds, n_frames) if per_frame is None and shared is None
                  and is_nm_reconstruction(ds) else None)
     shared, memo = as_items(shared), Memo(ds)  # looked up for every frame: once from pydicom
-    dims = _dimensions(ds)
+    dims = dimensions(ds)
     records = []
     philips = vendor(ds) == "Philips"
     from dicomvol.dicom.framememo import FrameMemo  # leanmf's items: pydicom's Dataset
 
     groups = FrameMemo()  # lean items: each distinct functional-group input computed once
+    group_of = groups.bind(_frame_group, memo, shared, ds, common["modality"] == "MR", philips)
+    templates: dict[int, tuple[Any, list[Any]]] = {}  # per distinct group result
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
         own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
         frame_ds: Any = memo if own is None else Fallback(own, ds)
-        fields = _multi_frame_fields(frame_ds, shared, frame_fg, groups)
-        fields["dimension_index"] = _dimension_index(frame_fg, dims)
-        if own is not None and to_int(own.get("InstanceNumber")) is not None:
-            fields["instance_number_override"] = to_int(own.get("InstanceNumber"))
-        if philips:
-            fields["philips_scale_slope"] = groups.call(_philips_ss, ds, frame_fg)
-        if common["modality"] == "MR":
-            fields.update(groups.call(diffusion_fields, ds, frame_fg, fields["image_type"]))
+        group = (group_of(frame_fg) if own is None else _frame_group(
+            frame_ds, frame_fg, shared, ds, common["modality"] == "MR", philips))
+        content = frame_content(frame_ds, shared, frame_fg, dims)
+        number = to_int(own.get("InstanceNumber")) if own is not None else None
+        if nm_fields is None and dose is None and number is None:  # the common case
+            held = templates.get(id(group))
+            if held is None:  # positional values with the per-frame slots still to fill
+                held = templates[id(group)] = (group, record_values(
+                    {**common, **group, "frame": 0, **content}))
+            values = held[1].copy()
+            values[_FRAME_AT] = index + 1
+            for at, value in zip(_CONTENT_AT, content.values(), strict=True):
+                values[at] = value
+            records.append(make_record(values))
+            continue
+        fields = {**group, **content}
         if nm_fields is not None:  # NM reconstruction: slices from the frame vectors
             fields.update(nm_fields(index))
         if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
             fields["position"] = dose[index] if index < len(dose) else None
             fields["rescale_slope"] = to_float(ds.get("DoseGridScaling")) or 1.0
             fields["rescale_intercept"] = 0.0
-        number = fields.pop("instance_number_override", None)
         frame_common = common if number is None else {**common, "instance_number": number}
         records.append(FrameRecord(frame=index + 1, **frame_common, **fields))
     for record in records[:1] if records[0].rescale_slope == records[-1].rescale_slope else records:
@@ -210,18 +232,6 @@ def _check_pixel_module(ds: Any, pixel_format: str) -> None:
                           "photometric interpretation")
 
 
-def _number(ds: Any, keyword: str, default: float) -> float:
-    """A number the values depend on: ``default`` when absent (or 0 for a slope, as before),
-    HeaderError when present but unreadable (never a silent default for garbled text)."""
-    raw = ds.get(keyword)
-    value = to_float(raw)
-    if value is None:
-        if raw is not None and str(raw).strip():
-            raise HeaderError(f"{keyword} {str(raw)[:40]!r} is not a number")
-        return default
-    return value or default
-
-
 def _check_rescale(record: FrameRecord) -> None:
     """Raise HeaderError for a rescale that is no finite number (values would be garbage)."""
     for name, value in (("RescaleSlope", record.rescale_slope),
@@ -264,8 +274,8 @@ def dose_positions(ds: Any) -> list[Vec3] | None:
     offsets = ds.get("GridFrameOffsetVector")
     if offsets is None or to_str(ds.get("SOPClassUID")) != RTDOSE_SOP_CLASS:
         return None
-    ipp = _position(ds.get("ImagePositionPatient"))
-    iop = _orientation(ds.get("ImageOrientationPatient"))
+    ipp = position_of(ds.get("ImagePositionPatient"))
+    iop = orientation_of(ds.get("ImageOrientationPatient"))
     try:
         values = [float(v) for v in offsets]
     except (TypeError, ValueError):
@@ -273,38 +283,6 @@ def dose_positions(ds: Any) -> list[Vec3] | None:
     if ipp is None or iop is None or not values:
         return None
     return along_normal(ipp, iop, [o - values[0] for o in values])
-
-
-#: DimensionIndexPointers of the slice position (StackID, InStackPositionNumber, IPP).
-SPATIAL_DIMENSIONS = frozenset({0x00209056, 0x00209057, 0x00200032})
-
-
-def _dimensions(ds: Dataset) -> tuple[int, tuple[int, ...]] | None:
-    """(number of items, indices of the non-spatial ones) of the DimensionIndexSequence."""
-    items = ds.get("DimensionIndexSequence")
-    if not items:
-        return None
-    keep = []
-    for i, item in enumerate(items):
-        pointer = item.get("DimensionIndexPointer")
-        if not isinstance(pointer, int):  # absent or unreadable: the order is not defined
-            return None
-        if int(pointer) not in SPATIAL_DIMENSIONS:
-            keep.append(i)
-    return len(items), tuple(keep)
-
-
-def _dimension_index(frame_fg: Any, dims: tuple[int, tuple[int, ...]] | None
-                     ) -> tuple[int, ...] | None:
-    """The frame's non-spatial DimensionIndexValues (see ``FrameRecord.dimension_index``)."""
-    content = first_item(frame_fg, "FrameContentSequence") if dims else None
-    values = content.get("DimensionIndexValues") if content is not None else None
-    if dims is None or values is None:
-        return None
-    values = [values] if isinstance(values, int) else list(values)
-    if len(values) != dims[0] or not all(isinstance(v, int) for v in values):
-        return None
-    return tuple(int(values[i]) for i in dims[1]) or None
 
 
 def _nm_frames(ds: Any, n_frames: int) -> Callable[[int], dict[str, Any]]:
@@ -359,19 +337,19 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
     spacing = to_floats(ds.get("PixelSpacing"), 2)
     return dict(
         image_type=to_strs(ds.get("ImageType")),
-        orientation=_orientation(ds.get("ImageOrientationPatient")),
-        position=_position(ds.get("ImagePositionPatient")),
+        orientation=orientation_of(ds.get("ImageOrientationPatient")),
+        position=position_of(ds.get("ImagePositionPatient")),
         pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
         slice_thickness=to_float(ds.get("SliceThickness")),
         spacing_between_slices=to_float(ds.get("SpacingBetweenSlices")),
-        rescale_slope=_number(ds, "RescaleSlope", 1.0),
-        rescale_intercept=_number(ds, "RescaleIntercept", 0.0),
+        rescale_slope=required_number(ds, "RescaleSlope", 1.0),
+        rescale_intercept=required_number(ds, "RescaleIntercept", 0.0),
         echo_number=to_int(ds.get("EchoNumbers")),
         echo_time=to_float(ds.get("EchoTime")),
         acquisition_number=to_int(ds.get("AcquisitionNumber")),
         temporal_position=to_int(ds.get("TemporalPositionIdentifier")),
         diffusion_b=to_float(ds.get("DiffusionBValue")),
-        diffusion_direction=_position(ds.get("DiffusionGradientOrientation")),
+        diffusion_direction=position_of(ds.get("DiffusionGradientOrientation")),
         trigger_time=to_float(ds.get("TriggerTime")),
         acquisition_time=to_str(ds.get("AcquisitionTime")) or None,
         content_time=to_str(ds.get("ContentTime")) or None,
@@ -379,103 +357,22 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
     )
 
 
-def _multi_frame_fields(
-    ds: Dataset, shared: Dataset | None, frame_fg: Dataset | None, memo: FrameMemo | None = None
-) -> dict[str, Any]:
-    """The fields of one frame of a multi-frame object (``memo``: one file's frames)."""
-    plane_pos = functional_group(frame_fg, shared, "PlanePositionSequence")
-    ipp = plane_pos.get("ImagePositionPatient") if plane_pos else ds.get("ImagePositionPatient")
-    content = first_item(frame_fg, "FrameContentSequence")
-    temporal = to_int(content.get("TemporalPositionIndex")) if content else None
-    stack_id = to_str(content.get("StackID")) if content else ""
-    acq_dt = to_str(content.get("FrameAcquisitionDateTime")) if content else ""
-    groups = (memo.call(_group_fields, ds, frame_fg, shared) if memo is not None
-              else _group_fields(ds, frame_fg, shared))
-    return dict(
-        groups,
-        position=_position(ipp),
-        temporal_position=temporal,
-        acquisition_time=acq_dt[8:] if len(acq_dt) > 8 else None,
-        stack_id=stack_id or None,
-    )
+#: Where the frame number and the per-frame fields (:data:`CONTENT_FIELDS`) go among a
+#: record's positional values.
+_FRAME_AT = RECORD_FIELDS.index("frame")
+_CONTENT_AT = tuple(RECORD_FIELDS.index(name) for name in CONTENT_FIELDS)
 
 
-def _group_fields(ds: Dataset, frame_fg: Dataset | None, shared: Dataset | None
-                  ) -> dict[str, Any]:
-    """The fields of a frame that repeat from frame to frame (all but position and content)."""
-    plane_ori = functional_group(frame_fg, shared, "PlaneOrientationSequence")
-    measures = functional_group(frame_fg, shared, "PixelMeasuresSequence")
-    transform = functional_group(frame_fg, shared, "PixelValueTransformationSequence")
-    echo = functional_group(frame_fg, shared, "MREchoSequence")
-    frame_type = (
-        functional_group(frame_fg, shared, "MRImageFrameTypeSequence")
-        or functional_group(frame_fg, shared, "CTImageFrameTypeSequence")
-        or functional_group(frame_fg, shared, "PETFrameTypeSequence")
-    )
-    spacing = to_floats(measures.get("PixelSpacing") if measures else ds.get("PixelSpacing"), 2)
-    iop = (
-        plane_ori.get("ImageOrientationPatient")
-        if plane_ori
-        else ds.get("ImageOrientationPatient")
-    )
-    src: Any = transform if transform is not None else ds
-    if transform is None:  # parametric maps: the real world value mapping
-        mapping = functional_group(frame_fg, shared, "RealWorldValueMappingSequence")
-        if mapping is not None and mapping.get("RealWorldValueSlope") is not None:
-            src = _RealWorld(mapping)
-    image_type = to_strs(frame_type.get("FrameType")) if frame_type else ()
-    diffusion = functional_group(frame_fg, shared, "MRDiffusionSequence")
-    b_value = to_float(diffusion.get("DiffusionBValue")) if diffusion else None
-    direction = None
-    if diffusion is not None:
-        grad = first_item(diffusion, "DiffusionGradientDirectionSequence")
-        if grad is not None:
-            direction = _position(grad.get("DiffusionGradientOrientation"))
-    return dict(
-        image_type=image_type or to_strs(ds.get("ImageType")),
-        orientation=_orientation(iop),
-        pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
-        slice_thickness=to_float(measures.get("SliceThickness")) if measures else None,
-        spacing_between_slices=(
-            to_float(measures.get("SpacingBetweenSlices")) if measures else None
-        ),
-        rescale_slope=_number(src, "RescaleSlope", 1.0),
-        rescale_intercept=_number(src, "RescaleIntercept", 0.0),
-        echo_number=None,
-        echo_time=to_float(echo.get("EffectiveEchoTime")) if echo else None,
-        acquisition_number=to_int(ds.get("AcquisitionNumber")),
-        trigger_time=None,
-        complex_part=complex_part(ds, image_type or to_strs(ds.get("ImageType")),
-                                  frame_type.get("ComplexImageComponent") if frame_type else None),
-        diffusion_b=b_value,
-        diffusion_direction=direction,
-    )
-
-
-class _RealWorld:
-    """A RealWorldValueMapping item read like a PixelValueTransformation item."""
-
-    def __init__(self, item: Any) -> None:
-        self._item = item
-
-    def get(self, keyword: str, default: Any = None) -> Any:
-        name = {"RescaleSlope": "RealWorldValueSlope",
-                "RescaleIntercept": "RealWorldValueIntercept"}.get(keyword, keyword)
-        return self._item.get(name, default)
-
-
-def _orientation(value: Any) -> Orientation | None:
-    vals = to_floats(value, 6)
-    if vals is None:
-        return None
-    return (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5])
-
-
-def _position(value: Any) -> Vec3 | None:
-    vals = to_floats(value, 3)
-    if vals is None:
-        return None
-    return (vals[0], vals[1], vals[2])
+def _frame_group(ds: Any, frame_fg: Any, shared: Any, top: Any, mr: bool, philips: bool
+                 ) -> dict[str, Any]:
+    """The fields of a frame that repeat from frame to frame: the functional groups,
+    Philips scaling and diffusion (``top``: the data set itself, for the vendor readers)."""
+    fields = group_fields(ds, frame_fg, shared)
+    if philips:
+        fields["philips_scale_slope"] = _philips_ss(top, frame_fg)
+    if mr:
+        fields.update(diffusion_fields(top, frame_fg, fields["image_type"]))
+    return fields
 
 
 def name_text(value: Any) -> str:
