@@ -236,18 +236,18 @@ def idc_checks(frames: Sequence[FrameRecord]) -> GeometryChecks | None:
         return None
     ref = geo[0].orientation
     assert ref is not None
-    single = all(same_orientation(f.orientation or ref, ref) for f in geo)
+    orientations = {f.orientation or ref for f in geo}  # checked once per distinct value
+    single = all(same_orientation(o, ref) for o in orientations)
     row, col = directions(ref)
-    orthogonal = all(abs(cross_norm(f.orientation or ref) - 1.0) <= ORIENTATION_TOLERANCE
-                     for f in geo)
+    orthogonal = all(abs(cross_norm(o) - 1.0) <= ORIENTATION_TOLERANCE for o in orientations)
     proj = projections(geo, ref)
     in_row, in_col = along(geo, row), along(geo, col)
     uids = {f.sop_instance_uid for f in geo}
     distinct = _count_distinct(proj)
-    spacing_ok = all(
-        f.pixel_spacing is not None and geo[0].pixel_spacing is not None
-        and same_spacing(f.pixel_spacing, geo[0].pixel_spacing) for f in geo
-    )
+    first_spacing = geo[0].pixel_spacing
+    spacing_ok = first_spacing is not None and all(
+        s is not None and same_spacing(s, first_spacing)
+        for s in {f.pixel_spacing for f in geo})
     dims_ok = len({(f.rows, f.columns) for f in geo}) == 1
     sorted_proj = sorted(proj)
     n = len(sorted_proj)

@@ -14,6 +14,7 @@ one 4D plan is :func:`dicomvol.plan.splits.plan_grid`'s.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,10 +47,13 @@ def acquisition_order(f: FrameRecord) -> tuple[int, int, int, str, str]:
 
 def encoding(f: FrameRecord) -> tuple[Any, ...]:
     """What a volume's frames share: b-value and direction (rounded against DS noise)."""
-    direction = None if f.diffusion_direction is None else tuple(
-        round(c, 5) for c in f.diffusion_direction)
-    b = None if f.diffusion_b is None else round(f.diffusion_b, 3)
-    return (b, direction)
+    return _encoding(f.diffusion_b, f.diffusion_direction)
+
+
+@functools.lru_cache(maxsize=4096)  # per frame, and a series repeats a few encodings
+def _encoding(b: float | None, direction: tuple[float, ...] | None) -> tuple[Any, ...]:
+    return (None if b is None else round(b, 3),
+            None if direction is None else tuple(round(c, 5) for c in direction))
 
 
 def acquisition_volumes(clusters: Sequence[Sequence[FrameRecord]]

@@ -94,6 +94,7 @@ def plan_index(
         frames = [_philips_fp(f) for f in frames]
     result.skipped.extend(duplicates)
     volume_frames: list[FrameRecord] = []
+    known: dict[tuple[Any, ...], str | None] = {}
     for frame in frames:
         if frame.sop_class_uid in SEG_SOP_CLASSES:
             result.derived_frames.append(frame)  # placed by pairing (batch), not stacked
@@ -101,7 +102,7 @@ def plan_index(
         if frame.sop_class_uid == SM_SOP_CLASS:
             result.slide_frames.append(frame)  # indexed as slides (batch/scan), not stacked
             continue
-        reason = non_volume_reason(frame)
+        reason = non_volume_reason(frame, known)
         if reason is None:
             volume_frames.append(frame)
         else:
@@ -157,21 +158,27 @@ def _dedupe(frames: Iterable[FrameRecord], same_pixels: SamePixels | None = None
     conflicting, never called copies.
     """
     kept: dict[tuple[Any, ...], FrameRecord] = {}
-    by_key: dict[tuple[str, int, int], list[FrameRecord]] = defaultdict(list)
+    by_key: dict[tuple[str, int, int], list[FrameRecord]] = {}
     skipped = []
     warned: set[tuple[str, str]] = set()
     for frame in sorted(frames, key=lambda f: (f.rel, f.path, f.frame, f.tile or 0)):
         if not frame.sop_instance_uid:  # no UID at all: nothing to compare it by
             kept[(frame.path, frame.frame, frame.tile, _placement(frame))] = frame
             continue
-        first = next((f for f in by_key[frame.key] if _placement(f) == _placement(frame)), None)
+        key = frame.key
+        same = by_key.get(key)
+        if same is None:  # the common case: the first frame of this identity
+            by_key[key] = [frame]
+            kept[(*key, _placement(frame))] = frame
+            continue
+        placement = _placement(frame)
+        first = next((f for f in same if _placement(f) == placement), None)
         if first is None:
-            if by_key[frame.key]:
-                log.warning("%s and %s share SOPInstanceUID %s but are different images "
-                            "(placement differs): both kept", by_key[frame.key][0].rel,
-                            frame.rel, frame.sop_instance_uid)
-            by_key[frame.key].append(frame)
-            kept[(*frame.key, _placement(frame))] = frame
+            log.warning("%s and %s share SOPInstanceUID %s but are different images "
+                        "(placement differs): both kept", same[0].rel, frame.rel,
+                        frame.sop_instance_uid)
+            same.append(frame)
+            kept[(*key, placement)] = frame
         elif same_pixels is not None and _comparable(same_pixels, first, frame) and not (
                 same_pixels(first, frame)):
             if (first.rel, frame.rel) not in warned:
@@ -208,8 +215,27 @@ def _has_image_plane(frame: FrameRecord) -> bool:
     return None not in (frame.position, frame.orientation, frame.pixel_spacing)
 
 
-def non_volume_reason(frame: FrameRecord) -> str | None:
-    """Why a frame can never be part of a volume, or None when it can."""
+def non_volume_reason(frame: FrameRecord,
+                      known: dict[tuple[Any, ...], str | None] | None = None) -> str | None:
+    """Why a frame can never be part of a volume, or None when it can.
+
+    ``known``: the reasons found so far, kept by the caller across the frames of a run, by
+    what frames share (all but the position) and whether the position is present and
+    finite: the same reason for the same inputs, looked up (this runs per frame).
+    """
+    if known is None:
+        return _reason(frame)
+    position = frame.position
+    key = (frame.layout_error, frame.sop_class_uid, frame.image_type, frame.samples_per_pixel,
+           frame.bits_allocated, frame.photometric, frame.orientation, frame.pixel_spacing,
+           position is None or all(map(math.isfinite, position)), position is None)
+    if key not in known:
+        known[key] = _reason(frame)
+    return known[key]
+
+
+def _reason(frame: FrameRecord) -> str | None:
+    """:func:`non_volume_reason`, worked out."""
     if frame.layout_error:
         return f"{frame.layout_error}; the image is not converted"
     known = NON_VOLUME_SOP_CLASSES.get(frame.sop_class_uid)

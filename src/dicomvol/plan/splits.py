@@ -29,12 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from dicomvol._typing import AffineRows
 from dicomvol.constants import EXACTNESS_TOLERANCE_VOXELS, SAME_POSITION_TOLERANCE_MM
 from dicomvol.model import geometry
 from dicomvol.model.plan import VolumePlan
 from dicomvol.model.records import FrameRecord, SkippedFrame
 from dicomvol.plan import dwi
-from dicomvol.plan.stacks import StackContext, make_plan, plan_stack
+from dicomvol.plan.stacks import Measured, StackContext, make_plan, plan_stack
 from dicomvol.plan.temporal import join_4d, tm_seconds
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
         if not any(len({_hashable(get(f)) for f in c}) > 1 for c in shared):
             continue
         if name == "diffusion":
-            planned = _plan_diffusion(frames, ctx, same_pixels)
+            planned = _plan_diffusion(frames, ctx, same_pixels, clusters)
             if planned is not None:
                 return planned
         values = _ordered_values(frames, get)
@@ -137,25 +138,31 @@ def plan_grid(frames: Sequence[FrameRecord], ctx: StackContext,
 
 
 def _plan_diffusion(frames: Sequence[FrameRecord], ctx: StackContext,
-                    same_pixels: SamePixels | None
+                    same_pixels: SamePixels | None,
+                    clusters: list[list[FrameRecord]] | None = None,
                     ) -> tuple[list[VolumePlan], list[SkippedFrame]] | None:
     """One 4D of the acquired diffusion volumes in acquisition order, one output per derived kind.
 
     None (split by encoding instead) when the acquired frames do not form
     volumes on one grid, or when there are only derived images of one kind.
+    ``clusters``: :func:`position_clusters` of ``frames``, when the caller has them.
     """
     acquired, derived = dwi.separate_derived(frames)
     if not acquired and len(derived) < 2:
         return None
     plans: list[VolumePlan] = []
     skipped: list[SkippedFrame] = []
-    volumes = dwi.acquisition_volumes(position_clusters(acquired)) if acquired else []
+    if acquired and (derived or clusters is None):
+        clusters = position_clusters(acquired)  # else: all acquired, clustered already
+    volumes = dwi.acquisition_volumes(clusters) if acquired and clusters else []
     if volumes is None:
         return None
     if len(volumes) > 1:
         sub_plans = []
+        measured: dict[tuple[Any, ...], Measured] = {}  # volumes at the same positions
         for n, volume in enumerate(volumes):
-            p, s = plan_stack(volume, ctx.sub(f"_dwi{n + 1}", f"diffusion volume {n + 1}"))
+            p, s = plan_stack(volume, ctx.sub(f"_dwi{n + 1}", f"diffusion volume {n + 1}"),
+                              measured)
             sub_plans.append(p)
             skipped.extend(s)
         merged = _merge_4d(sub_plans, "diffusion", ctx, ctx.notes)
@@ -346,6 +353,14 @@ def with_part_suffix(plan: VolumePlan) -> VolumePlan:
     return plan if suffix == plan.suffix else replace(plan, suffix=suffix)
 
 
+def _checked_under(plan: VolumePlan, affine_rows: AffineRows) -> bool:
+    """Whether ``plan`` was found exact (within EXACTNESS_TOLERANCE_VOXELS) under this very
+    affine: the same rows, and its planner's voxel errors recorded and within tolerance."""
+    error = plan.detail.max_voxel_error
+    return (plan.affine_rows == affine_rows and error is not None
+            and error <= EXACTNESS_TOLERANCE_VOXELS)
+
+
 def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
               notes: Sequence[str]) -> VolumePlan | None:
     """One 4D plan when every group is one 3D plan on the same grid (groups that are
@@ -359,6 +374,8 @@ def _merge_4d(groups: list[list[VolumePlan]], name: str, ctx: StackContext,
         if p.shape != ref.shape or not geometry.affines_close(p.affine_rows, ref.affine_rows,
                                                               atol=1e-4):
             return None
+        if _checked_under(p, ref.affine_rows):  # its own check was the same one
+            continue
         if any(max(geometry.voxel_errors(ref.affine_rows, vol)) > EXACTNESS_TOLERANCE_VOXELS
                for vol in p.frames):
             return None

@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from dicomvol._typing import AffineLike
+from dicomvol._typing import AffineLike, AffineRows
 from dicomvol.constants import (
     EXACTNESS_TOLERANCE_VOXELS,
     IN_PLANE_TOLERANCE_MM,
@@ -62,16 +63,33 @@ def join(*parts: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def plan_stack(stack: Sequence[FrameRecord],
-               ctx: StackContext) -> tuple[list[VolumePlan], list[SkippedFrame]]:
-    """Plan slices at distinct positions, sorted along the normal."""
-    fallback = stack[0].spacing_between_slices or stack[0].slice_thickness
-    affine = geometry.affine_for(stack, fallback)
-    errors = geometry.voxel_errors(affine, stack)
-    orientation = stack[0].orientation
-    assert orientation is not None
-    proj = geometry.projections(stack, orientation)
-    base = _stack_detail(stack, proj, orientation)
+#: What :func:`plan_stack` measures of a stack's geometry: fallback spacing, affine, voxel
+#: errors, projections on the normal, detail.
+Measured = tuple[float | None, AffineRows, list[float], list[float], GeometryDetail]
+
+
+def plan_stack(stack: Sequence[FrameRecord], ctx: StackContext,
+               measured: dict[tuple[Any, ...], Measured] | None = None
+               ) -> tuple[list[VolumePlan], list[SkippedFrame]]:
+    """Plan slices at distinct positions, sorted along the normal.
+
+    ``measured``: the measures of stacks planned before, by their geometry (each slice's
+    position, orientation, spacing and matrix), for a caller planning many stacks at the
+    same positions (the volumes of a diffusion series) whose plans it merges into one.
+    """
+    key = _geometry_key(stack) if measured is not None else ()
+    found = None if measured is None else measured.get(key)
+    if found is None:
+        fallback = stack[0].spacing_between_slices or stack[0].slice_thickness
+        affine = geometry.affine_for(stack, fallback)
+        orientation = stack[0].orientation
+        assert orientation is not None
+        proj = geometry.projections(stack, orientation)
+        found = (fallback, affine, geometry.voxel_errors(affine, stack), proj,
+                 _stack_detail(stack, proj, orientation))
+        if measured is not None:
+            measured[key] = found
+    fallback, affine, errors, proj, base = found
     if max(errors) <= EXACTNESS_TOLERANCE_VOXELS:
         return _plan_exact(stack, ctx, affine, errors, fallback, base)
     stacks = _separate_stacks(stack)
@@ -98,6 +116,14 @@ def plan_stack(stack: Sequence[FrameRecord],
         reason = f"{why}; skipped as asked (--irregular skip)"
         return [], [SkippedFrame.of(f, reason) for f in stack]
     return _split_runs(stack, proj, ctx, why, base)
+
+
+def _geometry_key(stack: Sequence[FrameRecord]) -> tuple[Any, ...]:
+    """Everything :func:`plan_stack` measures a stack by."""
+    first = stack[0]
+    return (first.spacing_between_slices, first.slice_thickness,
+            tuple([(f.position, f.orientation, f.pixel_spacing, f.rows, f.columns)
+                   for f in stack]))
 
 
 def split_at_large_gaps(stack: Sequence[FrameRecord], proj: Sequence[float], ctx: StackContext
