@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dicomvol"
 
 #: Floors of the pipeline, lowest first; a package imports only packages on lower floors.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("_version", "_typing", "_lazy", "constants", "errors", "options"),  # core
+    ("_version", "_typing", "_lazy", "_gc", "constants", "errors", "options"),  # core
     ("model", "inputs"),
     ("dicom", "plan"),
     ("pixels", "metadata", "objects", "slide"),

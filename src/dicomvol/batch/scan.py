@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from dicomvol._gc import paused
 from dicomvol._typing import PathLike
 from dicomvol.batch.executors import run_local
 from dicomvol.batch.pairing import pair_derived
@@ -35,6 +36,7 @@ INDEX_CHUNK = 64
 OBJECT_CHUNK = 512
 
 
+@paused()  # records, header items and plans hold no cycles
 def scan_inputs(paths: Iterable[PathLike], progress: ProgressFn | None = None,
                 options: PlanOptions | None = None, jobs: int = 1,
                 pool: ProcessPoolExecutor | None = None,

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from dicomvol._gc import paused
 from dicomvol.dicom.damage import damaged_image
 from dicomvol.dicom.derived import is_rtstruct, is_seg, rtstruct_object, seg_object
 from dicomvol.dicom.fgroups import FrameItem, split_per_frame
@@ -52,7 +53,8 @@ def index_task(task: IndexTask) -> IndexResult:
     """:func:`index_files` for a picklable task (the unit a worker process runs)."""
     if task.storage is not None:
         fs.configure(task.storage)
-    return index_files(task.candidates, task.names)
+    with paused():  # records and header items hold no cycles
+        return index_files(task.candidates, task.names)
 
 
 def index_files(candidates: Iterable[Candidate], names: Sequence[str] = ()) -> IndexResult:
