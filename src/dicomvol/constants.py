@@ -79,3 +79,7 @@ IDC_SIZE_TOLERANCE_BYTES = 5000
 #: booleans are equal and slice spacing / obliquity differ by at most these amounts.
 IDC_GEOMETRY_SPACING_TOLERANCE_MM = 0.01
 IDC_GEOMETRY_OBLIQUITY_TOLERANCE_DEGREES = 0.01
+
+#: The uncompressed little-endian transfer syntaxes (implicit, explicit VR): pixel data
+#: read straight from the file's bytes, no decoder.
+NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})

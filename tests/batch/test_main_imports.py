@@ -2,7 +2,8 @@
 
 Headers are read and volumes written in the pool's workers, which import the
 index and job code themselves (:mod:`dicomvol.batch.tasks`); the main process
-holds records and plans only, so its memory is that of numpy and the planner.
+holds records and plans only, so its memory is that of numpy and the planner. The
+one exception: the only job of a run whose files are all uncompressed runs here.
 Checked in a fresh interpreter through ``sys.modules``; with ``-j 1`` the same
 run does everything in-process and must import pydicom (the check can fail).
 """
@@ -71,6 +72,23 @@ def test_in_process_convert_imports_them(study: Path, tmp_path: Path) -> None:
     modules = set(result["modules"])  # type: ignore[arg-type]
     assert {"dicomvol.batch.jobs", "dicomvol.dicom.index"} <= modules
     assert "pydicom" not in modules
+
+
+def test_the_only_job_of_uncompressed_files_runs_here(tmp_path: Path) -> None:
+    """One uncompressed series read by the pool: its only job runs in this process (no
+    decoder to isolate, and a worker would add the plan's pickling and the job code's
+    imports while this process waits), still without pydicom; the same volume as -j 1."""
+    inp = tmp_path / "in"
+    write_series(inp, shape=(6, 5, 2 * INDEX_CHUNK + 4), modality="MR", rescale=(1.0, 0.0))
+    pooled = _convert_in_fresh_process(inp, tmp_path / "pooled", jobs=2)
+    assert pooled["code"] == 0
+    assert set(pooled["modules"]) & {"dicomvol.batch.jobs", "dicomvol.pixels.decode"} == {
+        "dicomvol.batch.jobs", "dicomvol.pixels.decode"}  # type: ignore[operator]
+    assert "pydicom" not in pooled["modules"]  # type: ignore[operator]
+    alone = _convert_in_fresh_process(inp, tmp_path / "alone", jobs=1)
+    (image,) = (tmp_path / "pooled").glob("*.nii")
+    assert alone["code"] == 0
+    assert image.read_bytes() == (tmp_path / "alone" / image.name).read_bytes()
 
 
 def test_the_only_job_of_a_run_runs_in_a_pool_worker(tmp_path: Path) -> None:

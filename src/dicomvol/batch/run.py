@@ -28,6 +28,7 @@ from dicomvol.batch.naming import NameAllocator, render, template_fields
 from dicomvol.batch.scan import ProgressFn, discover_inputs, scan_inputs
 from dicomvol.batch.tasks import run_job
 from dicomvol.batch.work import Done, Job, triage
+from dicomvol.constants import NATIVE_LE
 from dicomvol.errors import UsageError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Discovered
@@ -231,6 +232,8 @@ def _execute(jobs: Sequence[Job], options: ConvertOptions, report: RunReport,
     to_run = [job for job, done in decided if done is None]
     if options.dask:
         results = run_dask(run_job, to_run, options.dask, options.jobs, on_error=_job_failed)
+    elif _runs_here(to_run):
+        results = run_local(run_job, to_run, 1, None, on_error=_job_failed)
     else:
         results = run_local(run_job, to_run, options.jobs, pool, on_error=_job_failed)
     outcomes = itertools.chain((d for _, d in decided if d is not None), results)
@@ -247,6 +250,16 @@ def _execute(jobs: Sequence[Job], options: ConvertOptions, report: RunReport,
         if progress is not None:
             progress(n, total, "writing volumes")
     return failures
+
+
+def _runs_here(jobs: Sequence[Job]) -> bool:
+    """Whether the only job of a run runs in this process rather than in the pool: when
+    every frame's pixel data is uncompressed in its file (no decoder that could crash the
+    process, no decode processes to start), a worker would only add the plan's pickling
+    and the job code's imports while this process waits (0.1 s of a 5,000-file series)."""
+    return len(jobs) == 1 and all(
+        f.pixel_offset is not None and not f.gzipped and f.transfer_syntax in NATIVE_LE
+        for f in jobs[0].plan.all_frames)
 
 
 def _skips(plan: VolumePlan, reason: str) -> list[SkippedFrame]:

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dicomvol.constants import NATIVE_LE
 from dicomvol.dicom.header import dataset_of
 from dicomvol.errors import MissingDecoderError, PixelDataError
 from dicomvol.inputs import fs
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from dicomvol.dicom.cache import JobSources
 
-NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 #: The format name (see :func:`stored_format`) of one RGB voxel, :func:`rgb24`.
 RGB24_FORMAT = "rgb24"
 
