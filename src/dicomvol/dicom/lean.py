@@ -43,6 +43,8 @@ _UNDEFINED = 0xFFFFFFFF
 _NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q",
             "UV": "Q"}
 _NUMERIC_SIZE = {vr: struct.calcsize(code) for vr, code in _NUMERIC.items()}
+#: One value of each binary numeric VR (the common case, per element read).
+_ONE_NUMBER = {vr: struct.Struct("<" + code) for vr, code in _NUMERIC.items()}
 
 #: Keywords the index reads from a single-frame header.
 KEYWORDS = (
@@ -419,11 +421,13 @@ def _implicit_vr(tag: int) -> str:
 def binary_numbers(raw: bytes, vr: str) -> Any:
     """The value of a binary numeric VR (US, SS, UL, SL, FL, FD, SV, UV) as pydicom gives
     it: a number, a list of them, or None when ``raw`` holds none."""
-    code = _NUMERIC[vr]
-    count = len(raw) // _NUMERIC_SIZE[vr]
+    size = _NUMERIC_SIZE[vr]
+    if len(raw) == size:
+        return _ONE_NUMBER[vr].unpack(raw)[0]
+    count = len(raw) // size
     if count == 0:
         return None
-    numbers = struct.unpack_from(f"<{count}{code}", raw)
+    numbers = struct.unpack_from(f"<{count}{_NUMERIC[vr]}", raw)
     return numbers[0] if count == 1 else list(numbers)
 
 

@@ -8,15 +8,17 @@ accounts for every file and frame that indexing found.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import AffineRows, FloatArray
 from dicomvol.model import geometry as _geometry
-from dicomvol.model.derived import DerivedObject
 from dicomvol.model.detail import GeometryChecks, GeometryDetail
 from dicomvol.model.grid import VolumeGeometry
 from dicomvol.model.records import FileError, FrameRecord, IgnoredFile, SkippedFrame
-from dicomvol.model.slide import SlideInfo
+
+if TYPE_CHECKING:  # annotations only: SEG and slide values load where a run has them
+    from dicomvol.model.derived import DerivedObject
+    from dicomvol.model.slide import SlideInfo
 
 
 @dataclass(frozen=True, slots=True)

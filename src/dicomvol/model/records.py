@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import MISSING, dataclass, fields, make_dataclass
+from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
 from typing import Any
 
@@ -151,27 +151,33 @@ def record_values(values: dict[str, Any]) -> list[Any]:
 _FIELD_SET = frozenset(RECORD_FIELDS)
 
 
-#: FrameRecord's fields and slots, mutable: its ``__init__`` stores each field with one
-#: plain assignment where the frozen class calls ``object.__setattr__`` per field (about
-#: seven times slower, and records are built and unpickled by the ten thousand).
-_Builder = make_dataclass("_Builder", [(name, Any) for name in RECORD_FIELDS], slots=True,
-                          eq=False, repr=False, match_args=False)
-_set_class = object.__setattr__
-_BUILDER_FITS = _Builder.__slots__ == FrameRecord.__slots__  # type: ignore[attr-defined]
+#: FrameRecord's slots, mutable: :func:`_build` stores every field with one plain
+#: attribute assignment where the frozen class's ``__init__`` calls ``object.__setattr__``
+#: per field (about seven times slower, and records are built and unpickled by the ten
+#: thousand).
+_Builder = type("_Builder", (), {"__slots__": FrameRecord.__slots__})
+_BUILDER_FITS = _Builder.__slots__ == tuple(RECORD_FIELDS)  # type: ignore[attr-defined]
+_namespace: dict[str, Any] = {"_new": _Builder.__new__, "_Builder": _Builder,
+                              "_set": object.__setattr__, "_FrameRecord": FrameRecord}
+exec(  # one function: unpack the values into the slots, then become a FrameRecord
+    "def _build(values):\n"
+    "    record = _new(_Builder)\n"
+    f"    {', '.join('record.' + name for name in RECORD_FIELDS)}, = values\n"
+    "    _set(record, '__class__', _FrameRecord)\n"
+    "    return record\n", _namespace)
+_build = _namespace["_build"]
 
 
 def make_record(values: Sequence[Any]) -> FrameRecord:
     """``FrameRecord(*values)``, built at a seventh of the cost (no defaults, no checks:
     exactly one value per field, as :func:`record_values` gives them).
 
-    The record is built as a :class:`_Builder` (same slots, same layout) whose class is
-    then set to FrameRecord: the result is a FrameRecord in every respect (frozen, equal
-    and hashing as one built by ``__init__``, pickled as one).
+    The record is filled as a ``_Builder`` (FrameRecord's very slots, so the same
+    layout) whose class is then set to FrameRecord: the result is a FrameRecord in every
+    respect (frozen, equal and hashing as one built by ``__init__``, pickled as one).
     """
     if _BUILDER_FITS:
-        record = _Builder(*values)
-        _set_class(record, "__class__", FrameRecord)
-        return record  # type: ignore[no-any-return]
+        return _build(values)  # type: ignore[no-any-return]
     return FrameRecord(*values)  # pragma: no cover - a Python whose slots differ
 #: A FrameRecord's field values in declaration order (its ``__init__`` takes them so).
 _frame_values = attrgetter(*(f.name for f in fields(FrameRecord)))

@@ -6,7 +6,7 @@ import csv
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomvol._version import __version__
 from dicomvol.constants import REPORT_NAME
@@ -15,9 +15,11 @@ from dicomvol.io.atomic import atomic_path
 from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.model.detail import GeometryChecks, checks_json
 from dicomvol.model.records import FileError, IgnoredFile, SkippedFrame
-from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries
 from dicomvol.report.ledger import FrameKey, Ledger, LedgerSummary
 from dicomvol.report.parquet import write_parquet
+
+if TYPE_CHECKING:  # annotations only: the IDC modules load where a run uses them
+    from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries
 
 
 @dataclass
