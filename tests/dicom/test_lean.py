@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 from pathlib import Path
@@ -205,8 +206,9 @@ def test_an_enhanced_header_longer_than_the_first_read(tmp_path: Path, layout: s
     from dicomvol.dicom import leanmf
     from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
 
-    series = write_dwi_series(tmp_path, "Philips", [DwiVolume(0.0), DwiVolume(1000.0, (0, 0, 1)),
-                                                    DwiVolume(1000.0, (0, 1, 0))], enhanced=True)
+    volumes = [DwiVolume(0.0), *(DwiVolume(1000.0, (0.0, 0.6, 0.8) if n % 2 else (0, 0, 1))
+                                 for n in range(11))]
+    series = write_dwi_series(tmp_path, "Philips", volumes, enhanced=True)
     path = Path(series.paths[0])
     if layout == "undefined":
         ds = pydicom.dcmread(path)
@@ -218,9 +220,19 @@ def test_an_enhanced_header_longer_than_the_first_read(tmp_path: Path, layout: s
         whole = leanmf.read_enhanced(fp)
     assert whole is not None
     monkeypatch.setattr(leanmf, "_FIRST_READ", 1024)  # the header is several times this
-    with open(path, "rb") as fp:
-        read_on = leanmf.read_enhanced(fp)
+    reads: list[int] = []
+    with open(path, "rb") as raw:
+        class Counting:
+            def read(self, n: int = -1) -> bytes:
+                data = raw.read(n)
+                reads.append(len(data))
+                return data
+        read_on = leanmf.read_enhanced(Counting())  # type: ignore[arg-type]
     assert read_on is not None and read_on[1:] == whole[1:]
+    header = whole[2]  # PixelData's value offset: the header's length
+    assert header > 16 * 1024 and sum(reads) < 4 * header + 1024  # never far past PixelData
+    if layout == "undefined":  # each read walks the header again: the buffer grows fourfold
+        assert len(reads) <= 2 + math.ceil(math.log(header / 1024, 4))
     assert read_on[0]._lean_values.keys() == whole[0]._lean_values.keys()
     frames = read_on[0].get("PerFrameFunctionalGroupsSequence")
     assert len(frames) == len(whole[0].get("PerFrameFunctionalGroupsSequence")) > 2

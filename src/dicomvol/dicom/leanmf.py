@@ -33,7 +33,7 @@ _UNDEFINED = 0xFFFFFFFF
 _EXPLICIT = struct.Struct("<HH2sH")
 _U32 = struct.Struct("<I")
 _ITEM_HEAD = struct.Struct("<HHI")
-#: Bytes read first (a 5,000-frame header is a few MB; reads double until PixelData).
+#: Bytes read first (a 5,000-frame header is a few MB; reads grow until PixelData).
 _FIRST_READ = 1 << 20
 #: Sequences up to this many bytes are read once per file and shared (functional groups).
 _SHARED_MAX = 1 << 16
@@ -171,7 +171,9 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
             return None  # malformed: pydicom decides
         if needed is not None and needed <= len(buf):
             break
-        more = fp.read(max(len(buf), (needed or 0) + 12 - len(buf)))
+        # Ends unknown (inside a sequence of undefined length, walked again from the start
+        # after each read): the buffer grows fourfold, so that few walks find the end.
+        more = fp.read(3 * len(buf) if needed is None else max(len(buf), needed + 12 - len(buf)))
         if not more:
             return None
         buf += more
