@@ -18,8 +18,9 @@ interleaved with 80 unit directions (a deterministic spiral on the sphere), b = 
 
 Each tool converts into an empty folder (``-z n``, uncompressed NIfTI), one untimed warm-up
 run first; wall and CPU time (the child and its workers, ``os.wait4``) come from
-``run.measure``. dicomvol runs with its default ``-j`` (all cores: 2 here). The ratio
-dicomvol / dcm2niix of the median wall and CPU times is printed and written to
+``run.measure``. dicomvol runs with its default ``-j`` (all cores: 2 here). The tools' runs
+alternate, and the ratio dicomvol / dcm2niix is the median of the ratios of neighbouring
+runs (wall and CPU), printed with each tool's median times and written to
 ``benchmarks/results/dwi.json``. The machine may be shared: CPU time is the fairer figure.
 """
 
@@ -126,27 +127,35 @@ def main(argv: list[str] | None = None) -> int:
     for case in ("classic", "enhanced", "undefined"):
         folder = build(case, args.quick)
         results[case] = {}
-        for name in ("dicomvol", "dcm2niix"):
-            tool = tools[name]
+        names = ("dicomvol", "dcm2niix")
+        commands = {}
+        for name in names:
             out = bench_run.SCRATCH / f"dwi_{name}"
-            cmd = tool.command(folder, out, "n")
-            bench_run.measure(cmd, out, ".nii", args.timeout, sample_memory=False)  # warm-up
-            samples = [bench_run.measure(cmd, out, ".nii", args.timeout, sample_memory=False)
-                       for _ in range(args.runs)]
-            bad = [s for s in samples if s.returncode != 0 or s.timed_out]
+            commands[name] = (tools[name].command(folder, out, "n"), out)
+            bench_run.measure(*commands[name], ".nii", args.timeout, sample_memory=False)
+        # The tools' runs alternate: a machine whose speed drifts (shared hosts do) slows
+        # both alike, and each ratio compares neighbouring runs.
+        samples: dict[str, list[bench_run.Sample]] = {name: [] for name in names}
+        for _ in range(args.runs):
+            for name in names:
+                samples[name].append(bench_run.measure(*commands[name], ".nii", args.timeout,
+                                                       sample_memory=False))
+        for name in names:
+            bad = [s for s in samples[name] if s.returncode != 0 or s.timed_out]
             if bad:
                 print(f"{case} {name} failed:\n{bad[0].log_tail}", file=sys.stderr)
                 return 1
             results[case][name] = {
-                "wall_s": statistics.median(s.wall_s for s in samples),
-                "cpu_s": statistics.median(s.cpu_s for s in samples),
-                "outputs": float(samples[0].outputs),
+                "wall_s": statistics.median(s.wall_s for s in samples[name]),
+                "cpu_s": statistics.median(s.cpu_s for s in samples[name]),
+                "outputs": float(samples[name][0].outputs),
                 "background_cores": statistics.median(s.background_cores or 0.0
-                                                      for s in samples),
+                                                      for s in samples[name]),
             }
         dv, dx = results[case]["dicomvol"], results[case]["dcm2niix"]
-        dv["wall_ratio"] = dv["wall_s"] / dx["wall_s"]
-        dv["cpu_ratio"] = dv["cpu_s"] / dx["cpu_s"]
+        pairs = list(zip(samples["dicomvol"], samples["dcm2niix"], strict=True))
+        dv["wall_ratio"] = statistics.median(a.wall_s / b.wall_s for a, b in pairs)
+        dv["cpu_ratio"] = statistics.median(a.cpu_s / b.cpu_s for a, b in pairs)
         print(f"{case:10s} dicomvol {dv['wall_s']:.2f} s wall / {dv['cpu_s']:.2f} s CPU; "
               f"dcm2niix {dx['wall_s']:.2f} s / {dx['cpu_s']:.2f} s; ratio wall "
               f"{dv['wall_ratio']:.2f}, CPU {dv['cpu_ratio']:.2f} "
