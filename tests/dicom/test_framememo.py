@@ -231,3 +231,17 @@ def test_a_bound_function_is_the_memo_of_call() -> None:
     plain = Dataset()
     plain.EchoTime = 7.0
     assert bound(plain) == 7.0 and calls[-1] == "x" and len(calls) == 3  # not memoised
+
+
+def test_record_templates_emptied_when_full_give_the_same_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydicom's items are not memoised: every frame has a new group, so the per-file table
+    of record templates fills and is emptied; the records stay the lean reader's."""
+    import dicomvol.dicom.frames as frames_mod
+
+    path = _write(tmp_path)
+    (cand,) = discover([path])
+    lean = index_file(cand)
+    monkeypatch.setattr(frames_mod, "_MAX_TEMPLATES", 2)
+    assert index_file(cand, lean=False).frames == lean.frames == index_file(cand).frames
+    assert len(lean.frames) == len(VOLUMES) * 3

@@ -124,6 +124,8 @@ def frame_records(
         if nm_fields is None and dose is None and number is None:  # the common case
             held = templates.get(id(group))
             if held is None:  # positional values with the per-frame slots still to fill
+                if len(templates) >= _MAX_TEMPLATES:  # groups not memoised (pydicom items)
+                    templates.clear()
                 held = templates[id(group)] = (group, record_values(
                     {**common, **group, "frame": 0, **content}))
             values = held[1].copy()
@@ -357,6 +359,11 @@ def _single_frame_fields(ds: Dataset) -> dict[str, Any]:
     )
 
 
+#: Record templates kept per file: one per distinct repeating group (a few hundred in a
+#: large file), but items the frame memo does not memoise (pydicom's) give a new group
+#: for every frame, so the table is emptied when full (it holds each group it is keyed by,
+#: so no key is the identity of a group freed meanwhile).
+_MAX_TEMPLATES = 4096
 #: Where the frame number and the per-frame fields (:data:`CONTENT_FIELDS`) go among a
 #: record's positional values.
 _FRAME_AT = RECORD_FIELDS.index("frame")
