@@ -79,4 +79,5 @@ def test_written_sidecars_and_report_read_back(tmp_path: Path) -> None:
         text = path.read_text(encoding="utf-8")
         assert text == _json(json.loads(text)) + "\n"
     write_json_atomic(tmp_path / "x.json", {"a": [1, {"b": None}]})
-    assert (tmp_path / "x.json").read_text() == '{\n  "a": [\n    1,\n    {\n      "b": null\n    }\n  ]\n}\n'
+    expected = '{\n  "a": [\n    1,\n    {\n      "b": null\n    }\n  ]\n}\n'
+    assert (tmp_path / "x.json").read_text() == expected
