@@ -16,29 +16,16 @@ from typing import Any
 import pytest
 
 from dicomvol.model import geometry
-from dicomvol.model.records import FrameRecord
 from dicomvol.options import PlanOptions
 from dicomvol.plan import stacks
 from dicomvol.plan.planner import non_volume_reason, plan_index
 from dicomvol.plan.stacks import StackContext, plan_stack
+from records import axial_frame
 
 NAN, INF = float("nan"), float("inf")
 
 
-def _frame(k: int, **changes: Any) -> FrameRecord:
-    fields: dict[str, Any] = dict(
-        path=f"/in/f{k}", rel=f"f{k}", sop_instance_uid=f"1.{k}", sop_class_uid="", frame=1,
-        number_of_frames=1, series_instance_uid="s", study_instance_uid="", modality="CT",
-        series_number=1, series_description="", instance_number=k, image_type=(),
-        rows=4, columns=3, samples_per_pixel=1, photometric="MONOCHROME2", bits_allocated=16,
-        bits_stored=16, pixel_representation=0, transfer_syntax="",
-        orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0), position=(0.0, 0.0, 2.0 * k),
-        pixel_spacing=(1.0, 1.0), slice_thickness=None, spacing_between_slices=None,
-        rescale_slope=1.0, rescale_intercept=0.0, echo_number=None, echo_time=None,
-        acquisition_number=None, temporal_position=None, trigger_time=None,
-        acquisition_time=None)
-    fields.update(changes)
-    return FrameRecord(**fields)
+_frame = axial_frame
 
 
 #: Frames with every kind of reason, and frames that share all but a broken position.

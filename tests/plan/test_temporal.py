@@ -24,6 +24,7 @@ from dicomvol.testing import mr4d
 from dicomvol.testing.enhanced import enhanced_from_files
 from dicomvol.testing.series import write_series
 from exactness import assert_accounted, check_exact
+from records import axial_frame
 
 REPORT = "dicomvol_report.json"
 
@@ -57,18 +58,10 @@ def test_tm_seconds() -> None:
 
 
 def _frame(**fields: Any) -> FrameRecord:
-    base: dict[str, Any] = dict(
-        path="p", rel="p", sop_instance_uid="1", sop_class_uid="", frame=1,
-        number_of_frames=1, series_instance_uid="s", study_instance_uid="", modality="MR",
-        series_number=1, series_description="", instance_number=None, image_type=(),
-        rows=2, columns=2, samples_per_pixel=1, photometric="MONOCHROME2", bits_allocated=16,
-        bits_stored=16, pixel_representation=0, transfer_syntax="", orientation=None,
-        position=None, pixel_spacing=None, slice_thickness=None, spacing_between_slices=None,
-        rescale_slope=1.0, rescale_intercept=0.0, echo_number=None, echo_time=None,
-        acquisition_number=None, temporal_position=None, trigger_time=None,
-        acquisition_time=None)
-    base.update(fields)
-    return FrameRecord(**base)
+    base: dict[str, Any] = dict(path="p", rel="p", sop_instance_uid="1", modality="MR",
+                                instance_number=None, rows=2, columns=2, orientation=None,
+                                position=None, pixel_spacing=None)
+    return axial_frame(**{**base, **fields})
 
 
 def test_time_order_uses_what_the_series_varies() -> None:
