@@ -28,7 +28,6 @@ from dicomvol.batch.naming import NameAllocator, render, template_fields
 from dicomvol.batch.scan import ProgressFn, discover_inputs, scan_inputs
 from dicomvol.batch.tasks import run_job
 from dicomvol.batch.work import Done, Job, triage
-from dicomvol.constants import NATIVE_LE
 from dicomvol.errors import UsageError
 from dicomvol.inputs import fs
 from dicomvol.inputs.discover import Discovered
@@ -257,9 +256,7 @@ def _runs_here(jobs: Sequence[Job]) -> bool:
     every frame's pixel data is uncompressed in its file (no decoder that could crash the
     process, no decode processes to start), a worker would only add the plan's pickling
     and the job code's imports while this process waits (0.1 s of a 5,000-file series)."""
-    return len(jobs) == 1 and all(
-        f.pixel_offset is not None and not f.gzipped and f.transfer_syntax in NATIVE_LE
-        for f in jobs[0].plan.all_frames)
+    return len(jobs) == 1 and all(f.uncompressed for f in jobs[0].plan.all_frames)
 
 
 def _skips(plan: VolumePlan, reason: str) -> list[SkippedFrame]:

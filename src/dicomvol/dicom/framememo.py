@@ -146,8 +146,7 @@ def _hashable(value: Any) -> Hashable:
 
 
 def _probes(item: LeanItem, reads: tuple[Any, ...]) -> tuple[Hashable, ...]:
-    """:func:`_probe` of each of ``reads`` (plain tags inline: this runs per frame; a
-    sequence is told by the identity of its list, as :func:`_identity` tells it)."""
+    """:func:`_probe` of each of ``reads`` (plain tags inline: this runs per frame)."""
     values = item._lean_values
     out: list[Hashable] = []
     for key in reads:
@@ -155,10 +154,7 @@ def _probes(item: LeanItem, reads: tuple[Any, ...]) -> tuple[Hashable, ...]:
             value = values.get(key)
             if type(value) is tuple:  # not converted yet
                 value = item._value(key)
-            if type(value) is list and value and type(value[0]) is LeanItem:
-                out.append(("SQ", id(value)))
-            else:
-                out.append(_identity(value))
+            out.append(_identity(value))
         else:
             out.append(_probe(item, key))
     return tuple(out)

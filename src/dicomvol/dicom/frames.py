@@ -59,7 +59,6 @@ from dicomvol.model.records import (
 if TYPE_CHECKING:  # pragma: no cover - pydicom only where a file needs it (leanimports)
     from pydicom.dataset import Dataset
 
-
 #: RT Dose Storage.
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 
@@ -111,14 +110,15 @@ def frame_records(
     from dicomvol.dicom.framememo import FrameMemo  # leanmf's items: pydicom's Dataset
 
     groups = FrameMemo()  # lean items: each distinct functional-group input computed once
-    group_of = groups.bind(_frame_group, memo, shared, ds, common["modality"] == "MR", philips)
+    mr = common["modality"] == "MR"
+    group_of = groups.bind(_frame_group, memo, shared, ds, mr, philips)
     templates: dict[int, tuple[Any, list[Any]]] = {}  # per distinct group result
     for index in range(n_frames):
         frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
         own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
         frame_ds: Any = memo if own is None else Fallback(own, ds)
-        group = (group_of(frame_fg) if own is None else _frame_group(
-            frame_ds, frame_fg, shared, ds, common["modality"] == "MR", philips))
+        group = (group_of(frame_fg) if own is None
+                 else _frame_group(frame_ds, frame_fg, shared, ds, mr, philips))
         content = frame_content(frame_ds, shared, frame_fg, dims)
         number = to_int(own.get("InstanceNumber")) if own is not None else None
         if nm_fields is None and dose is None and number is None:  # the common case

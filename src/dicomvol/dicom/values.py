@@ -119,12 +119,6 @@ def to_floats(value: Any, n: int) -> tuple[float, ...] | None:
     """Exactly ``n`` floats from a multi-valued element, a list, text or raw bytes; else None."""
     if value is None:
         return None
-    if type(value) is list:  # the common case (a multi-valued DS read): per frame
-        try:
-            values = tuple(map(float, value))
-        except (TypeError, ValueError):
-            return None
-        return values if len(values) == n else None
     if isinstance(value, bytes | bytearray):
         raw = bytes(value)
         text = raw.rstrip(b"\x00 ").decode("ascii", errors="ignore")

@@ -13,6 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 from dicomvol._typing import Orientation, Vec3
+from dicomvol.constants import NATIVE_LE
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,13 @@ class FrameRecord:
         return (_rebuilt, (_frame_values(self),))
 
     @property
+    def uncompressed(self) -> bool:
+        """Whether the pixel data lies in the file uncompressed: native little endian
+        (implicit or explicit VR), its offset known, the file not gzipped."""
+        return (self.pixel_offset is not None and not self.gzipped
+                and self.transfer_syntax in NATIVE_LE)
+
+    @property
     def key(self) -> tuple[str, int, int]:
         """The slice's identity: (SOPInstanceUID, frame number, mosaic tile or 0)."""
         return (self.sop_instance_uid, self.frame, self.tile or 0)
@@ -131,13 +139,14 @@ class FrameRecord:
 
 #: A FrameRecord's field names in declaration order (the order of its positional arguments).
 RECORD_FIELDS = tuple(f.name for f in fields(FrameRecord))
+_FIELD_SET = frozenset(RECORD_FIELDS)
 _DEFAULTS = {f.name: f.default for f in fields(FrameRecord) if f.default is not MISSING}
 
 
 def record_values(values: dict[str, Any]) -> list[Any]:
     """A FrameRecord's positional arguments from its field values by name (defaults filled
     in): records that differ in a few fields are built from one such list, copied
-    (``FrameRecord(*values)``, without a keyword dict per record). TypeError for a name
+    (:func:`make_record`, without a keyword dict per record). TypeError for a name
     that is no field or a field without a default that is missing, as ``FrameRecord``."""
     unknown = values.keys() - _FIELD_SET
     if unknown:
@@ -146,9 +155,6 @@ def record_values(values: dict[str, Any]) -> list[Any]:
         return [values[name] if name in values else _DEFAULTS[name] for name in RECORD_FIELDS]
     except KeyError as exc:
         raise TypeError(f"FrameRecord field {exc.args[0]} missing") from None
-
-
-_FIELD_SET = frozenset(RECORD_FIELDS)
 
 
 #: FrameRecord's slots, mutable: :func:`_build` stores every field with one plain
@@ -179,8 +185,10 @@ def make_record(values: Sequence[Any]) -> FrameRecord:
     if _BUILDER_FITS:
         return _build(values)  # type: ignore[no-any-return]
     return FrameRecord(*values)  # pragma: no cover - a Python whose slots differ
+
+
 #: A FrameRecord's field values in declaration order (its ``__init__`` takes them so).
-_frame_values = attrgetter(*(f.name for f in fields(FrameRecord)))
+_frame_values = attrgetter(*RECORD_FIELDS)
 #: Fields whose values the records of a series repeat, held as one object per distinct
 #: value in each process: text (or tuples of text) by equality, and the float tuples of
 #: :data:`_FLOAT_FIELDS` only when bit-identical (keyed by their bytes: 0.0 == -0.0 and

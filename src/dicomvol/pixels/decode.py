@@ -13,7 +13,6 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dicomvol.constants import NATIVE_LE
 from dicomvol.dicom.header import dataset_of
 from dicomvol.errors import MissingDecoderError, PixelDataError
 from dicomvol.inputs import fs
@@ -89,9 +88,7 @@ def _native_layout(frame: FrameRecord) -> bool:
     """Whether a frame's stored values lie in its file as they are (uncompressed little
     endian, one sample of 8, 16 or 32 bits, no bits to clear from a signed value)."""
     return (
-        frame.pixel_offset is not None
-        and not frame.gzipped
-        and frame.transfer_syntax in NATIVE_LE
+        frame.uncompressed
         and frame.samples_per_pixel == 1
         and frame.bits_allocated in (8, 16, 32)
         and (frame.bits_stored == frame.bits_allocated or frame.pixel_representation == 0)

@@ -152,9 +152,9 @@ def _plan_diffusion(frames: Sequence[FrameRecord], ctx: StackContext,
         return None
     plans: list[VolumePlan] = []
     skipped: list[SkippedFrame] = []
-    if acquired and (derived or clusters is None):
-        clusters = position_clusters(acquired)  # else: all acquired, clustered already
-    volumes = dwi.acquisition_volumes(clusters) if acquired and clusters else []
+    if derived or clusters is None:  # else: every frame acquired, clustered already
+        clusters = position_clusters(acquired) if acquired else []
+    volumes = dwi.acquisition_volumes(clusters) if clusters else []
     if volumes is None:
         return None
     if len(volumes) > 1:

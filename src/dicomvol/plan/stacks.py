@@ -77,18 +77,13 @@ def plan_stack(stack: Sequence[FrameRecord], ctx: StackContext,
     position, orientation, spacing and matrix), for a caller planning many stacks at the
     same positions (the volumes of a diffusion series) whose plans it merges into one.
     """
-    key = _geometry_key(stack) if measured is not None else ()
-    found = None if measured is None else measured.get(key)
-    if found is None:
-        fallback = stack[0].spacing_between_slices or stack[0].slice_thickness
-        affine = geometry.affine_for(stack, fallback)
-        orientation = stack[0].orientation
-        assert orientation is not None
-        proj = geometry.projections(stack, orientation)
-        found = (fallback, affine, geometry.voxel_errors(affine, stack), proj,
-                 _stack_detail(stack, proj, orientation))
-        if measured is not None:
-            measured[key] = found
+    if measured is None:
+        found = _measure(stack)
+    else:
+        key = _geometry_key(stack)
+        if key not in measured:
+            measured[key] = _measure(stack)
+        found = measured[key]
     fallback, affine, errors, proj, base = found
     if max(errors) <= EXACTNESS_TOLERANCE_VOXELS:
         return _plan_exact(stack, ctx, affine, errors, fallback, base)
@@ -116,6 +111,17 @@ def plan_stack(stack: Sequence[FrameRecord], ctx: StackContext,
         reason = f"{why}; skipped as asked (--irregular skip)"
         return [], [SkippedFrame.of(f, reason) for f in stack]
     return _split_runs(stack, proj, ctx, why, base)
+
+
+def _measure(stack: Sequence[FrameRecord]) -> Measured:
+    """:data:`Measured` of a stack."""
+    fallback = stack[0].spacing_between_slices or stack[0].slice_thickness
+    affine = geometry.affine_for(stack, fallback)
+    orientation = stack[0].orientation
+    assert orientation is not None
+    proj = geometry.projections(stack, orientation)
+    return (fallback, affine, geometry.voxel_errors(affine, stack), proj,
+            _stack_detail(stack, proj, orientation))
 
 
 def _geometry_key(stack: Sequence[FrameRecord]) -> tuple[Any, ...]:
