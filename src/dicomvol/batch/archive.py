@@ -18,16 +18,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomvol.constants import (
     IDC_GEOMETRY_OBLIQUITY_TOLERANCE_DEGREES,
     IDC_GEOMETRY_SPACING_TOLERANCE_MM,
 )
-from dicomvol.inputs import fs, idc
-from dicomvol.inputs.idc import IdcSeries
-from dicomvol.model.detail import GeometryChecks
-from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries, check
-from dicomvol.report.run import RunReport
+from dicomvol.inputs import fs
+
+if TYPE_CHECKING:  # pragma: no cover - the index's modules load where a run uses the index
+    from dicomvol.inputs.idc import IdcSeries
+    from dicomvol.model.detail import GeometryChecks
+    from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries
+    from dicomvol.report.run import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,11 @@ def select(inputs: Sequence[str], ids: Sequence[str] = (), sql: str | None = Non
         An ID is not in the index, the query fails, or the index is not installed.
     """
     archive = Archive(inputs=[str(i) for i in inputs], local_check=local_check)
+    if not (ids or sql):
+        return archive
+    from dicomvol.inputs import idc
+    from dicomvol.report.completeness import SkippedSeries
+
     chosen: dict[str, IdcSeries] = {}
     if ids:
         chosen.update((s.series_instance_uid, s) for s in idc.resolve(ids))
@@ -95,6 +103,8 @@ def dry_run(archive: Archive) -> list[dict[str, object]]:
     Selected series come from the index; other URL inputs are listed (one LIST
     each); local inputs are summed on disk.
     """
+    from dicomvol.inputs import idc
+
     rows: list[dict[str, object]] = []
     urls = {s.url("s3"): s for s in archive.selected} | {s.url("gs"): s for s in archive.selected}
     for entry in archive.inputs:
@@ -121,7 +131,12 @@ def check_run(archive: Archive) -> tuple[list[SeriesCompleteness], str | None]:
     Returns the comparisons and the index release (None when the index is not
     installed and nothing was selected through it).
     """
-    if not (archive.uses_index or fs.listings()) or not idc.available():
+    if not (archive.uses_index or fs.listings()):
+        return [], None
+    from dicomvol.inputs import idc
+    from dicomvol.report.completeness import check
+
+    if not idc.available():
         return [], None
     version = idc.data_version()
     groups: dict[str, tuple[str, list[tuple[str, int]]]] = {}
@@ -168,6 +183,8 @@ def geometry_differences(checks: dict[str, GeometryChecks | None]
     One entry per differing column: ``{SeriesInstanceUID, check, dicomvol, idc}``;
     empty when the table is not installed.
     """
+    from dicomvol.inputs import idc
+
     rows = idc.geometry_rows(uid for uid, c in checks.items() if c is not None)
     out: list[dict[str, object]] = []
     for uid, row in sorted(rows.items()):
@@ -205,6 +222,8 @@ def revised_sources(out: Path, completeness: Sequence[SeriesCompleteness]
     found: dict[str, str] = {}
     if not current or not out.is_dir():
         return found
+    from dicomvol.inputs import idc
+
     for sidecar in out.glob("*.json"):
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
@@ -230,7 +249,11 @@ def mark_revised(report: RunReport, revised: dict[str, str]) -> None:
     for o in report.outputs:
         if o.series_instance_uid in revised and o.status == "written":
             o.status = "revised"
-    earlier = idc.revisions(revised) if revised else {}
+    earlier: dict[str, list[str]] = {}
+    if revised:
+        from dicomvol.inputs import idc
+
+        earlier = idc.revisions(revised)
     report.revised = [{"SeriesInstanceUID": uid, "previous_crdc_series_uuid": before,
                        "in_prior_versions_index": before in earlier.get(uid, [])}
                       for uid, before in sorted(revised.items())]
@@ -238,6 +261,9 @@ def mark_revised(report: RunReport, revised: dict[str, str]) -> None:
 
 def _local(inputs: Sequence[str], version: str) -> list[SeriesCompleteness]:
     """Series folders under local inputs named as ``idc download`` or s5cmd name them."""
+    from dicomvol.inputs import idc
+    from dicomvol.report.completeness import check
+
     by_uid: dict[str, str] = {}
     by_uuid: dict[str, str] = {}
     for entry in inputs:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - the parser of every command is built on each run
+    from pathlib import Path
 
 
 def add_parser(sub: Any) -> None:
@@ -22,6 +23,9 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 1 if any check fails."""
+    import tempfile
+    from pathlib import Path
+
     if args.keep:
         root = Path(args.keep)
         root.mkdir(parents=True, exist_ok=True)

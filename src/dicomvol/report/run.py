@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,6 @@ from dicomvol.io.jsonio import write_json_atomic
 from dicomvol.model.detail import GeometryChecks, checks_json
 from dicomvol.model.records import FileError, IgnoredFile, SkippedFrame
 from dicomvol.report.ledger import FrameKey, Ledger, LedgerSummary
-from dicomvol.report.parquet import write_parquet
 
 if TYPE_CHECKING:  # annotations only: the IDC modules load where a run uses them
     from dicomvol.report.completeness import SeriesCompleteness, SkippedSeries
@@ -164,7 +162,9 @@ class RunReport:
         rows = [{**o.to_row(), **idc.get(o.series_instance_uid, {})} for o in self.outputs]
         columns = list(dict.fromkeys(k for r in rows for k in r)) or ["path"]
         base = Path(self.out_dir) / REPORT_NAME.replace(".json", "")
-        if not _have_pyarrow():
+        if not _have_pyarrow():  # one of the two writers is imported, where it is used
+            import csv
+
             path = base.with_suffix(".csv")
             with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fp:
                 writer = csv.DictWriter(fp, fieldnames=columns)
@@ -172,6 +172,8 @@ class RunReport:
                 writer.writerows({k: printable(v) if isinstance(v, str) else v
                                  for k, v in r.items()} for r in rows)
             return path
+        from dicomvol.report.parquet import write_parquet
+
         path = base.with_suffix(".parquet")
         write_parquet(path, {c: [r.get(c) for r in rows] for c in columns}, len(rows))
         return path
