@@ -107,15 +107,10 @@ def frame_content(ds: Any, shared: Any, frame_fg: Any,
         if (type(plane) is list and plane and type(content) is list and content
                 and type(plane[0]) is LeanItem and type(content[0]) is LeanItem
                 and plane[0] and content[0]):
-            pp, fc = plane[0], content[0]
-            acq_dt = to_str(fc._value(_ACQ_DT))
-            dimension = fc._value(_DIMENSION_VALUES) if dims else None
-            return {"position": position_of(pp._value(_IPP)),
-                    "temporal_position": to_int(fc._value(_TEMPORAL)),
-                    "acquisition_time": acq_dt[8:] if len(acq_dt) > 8 else None,
-                    "stack_id": to_str(fc._value(_STACK)) or None,
-                    "dimension_index": None if dimension is None else _dimension_values(
-                        dimension, dims)}
+            fc = content[0]
+            return content_fields(plane[0]._value(_IPP), fc._value(_TEMPORAL),
+                                  fc._value(_STACK), fc._value(_ACQ_DT),
+                                  fc._value(_DIMENSION_VALUES) if dims else None, dims)
     plane_pos = functional_group(frame_fg, shared, "PlanePositionSequence")
     ipp = plane_pos.get("ImagePositionPatient") if plane_pos else ds.get("ImagePositionPatient")
     content = first_item(frame_fg, "FrameContentSequence")
@@ -126,6 +121,20 @@ def frame_content(ds: Any, shared: Any, frame_fg: Any,
             "acquisition_time": acq_dt[8:] if len(acq_dt) > 8 else None,
             "stack_id": stack_id or None,
             "dimension_index": dimension_index(content, dims)}
+
+
+def content_fields(ipp: Any, temporal: Any, stack_id: Any, acq_dt: Any, dimension: Any,
+                   dims: tuple[int, tuple[int, ...]] | None) -> dict[str, Any]:
+    """:data:`CONTENT_FIELDS` from the values of ImagePositionPatient (PlanePositionSequence)
+    and of TemporalPositionIndex, StackID, FrameAcquisitionDateTime and
+    DimensionIndexValues (FrameContentSequence), each None where absent."""
+    acq_text = to_str(acq_dt)
+    return {"position": position_of(ipp),
+            "temporal_position": to_int(temporal),
+            "acquisition_time": acq_text[8:] if len(acq_text) > 8 else None,
+            "stack_id": to_str(stack_id) or None,
+            "dimension_index": None if dimension is None else _dimension_values(
+                dimension, dims)}
 
 
 def group_fields(ds: Dataset, frame_fg: Dataset | None, shared: Dataset | None

@@ -167,7 +167,7 @@ class Bound:
     """``fn(ds, item, *rest)`` for one function and arguments, memoised per distinct input
     read from ``item`` (:meth:`FrameMemo.bind`): called once per frame of a file."""
 
-    __slots__ = ("_counts", "_ds", "_fn", "_patterns", "_rest", "_results")
+    __slots__ = ("_counts", "_ds", "_fn", "_patterns", "_rest", "_results", "untracked")
 
     def __init__(self, fn: Callable[..., Any], ds: Any, rest: tuple[Any, ...],
                  counts: list[int]) -> None:
@@ -175,12 +175,15 @@ class Bound:
         self._patterns: list[tuple[Any, ...]] = []
         self._results: dict[Hashable, Any] = {}
         self._counts = counts  # [calls recorded, matches], shown in FrameMemo.counts
+        #: Whether a lean item was passed to the function unrecorded (after giving up).
+        self.untracked = False
 
     def __call__(self, item: Any) -> Any:
         if type(item) is not LeanItem:
             return self._fn(self._ds, item, *self._rest)
         counts, results = self._counts, self._results
         if counts[0] >= GIVE_UP_AFTER and not counts[1]:
+            self.untracked = True
             return self._fn(self._ds, item, *self._rest)
         for reads in self._patterns:
             found = results.get((reads, _probes(item, reads)), _NONE)
@@ -197,6 +200,12 @@ class Bound:
             self._patterns.append(reads)
         results[(reads, tuple(view._read.values()))] = result
         return result
+
+
+    def reads_any(self, tags: frozenset[int]) -> bool:
+        """Whether a recorded call read any of ``tags`` of its item (or a call went
+        unrecorded: then it may have)."""
+        return self.untracked or any(key in tags for reads in self._patterns for key in reads)
 
 
 class FrameMemo:

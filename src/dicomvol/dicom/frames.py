@@ -25,6 +25,8 @@ from dicomvol.dicom.framegroups import (
     position_of,
     required_number,
 )
+from dicomvol.dicom.framememo import Bound, FrameMemo
+from dicomvol.dicom.frametable import PER_FRAME_SEQUENCES, FrameTable
 from dicomvol.dicom.header import (
     UNDEFINED_LENGTH,
     Fallback,
@@ -107,20 +109,24 @@ def frame_records(
     dims = dimensions(ds)
     records = []
     philips = vendor(ds) == "Philips"
-    from dicomvol.dicom.framememo import FrameMemo  # leanmf's items: pydicom's Dataset
-
     groups = FrameMemo()  # lean items: each distinct functional-group input computed once
     mr = common["modality"] == "MR"
     group_of = groups.bind(_frame_group, memo, shared, ds, mr, philips)
+    table, table_groups = _table_groups(per_frame, group_of, n_frames, nm_fields, dose)
     templates: dict[int, tuple[Any, list[Any]]] = {}  # per distinct group result
     for index in range(n_frames):
-        frame_fg = per_frame[index] if per_frame is not None and index < len(per_frame) else None
-        own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
-        frame_ds: Any = memo if own is None else Fallback(own, ds)
-        group = (group_of(frame_fg) if own is None
-                 else _frame_group(frame_ds, frame_fg, shared, ds, mr, philips))
-        content = frame_content(frame_ds, shared, frame_fg, dims)
-        number = to_int(own.get("InstanceNumber")) if own is not None else None
+        if table is not None and table.group[index] >= 0:  # a group of the table: no item
+            group, content, number = (table_groups[table.group[index]],
+                                      table.content(index, dims), None)
+        else:
+            frame_fg = (per_frame[index] if per_frame is not None and index < len(per_frame)
+                        else None)
+            own = first_item(frame_fg, "UnassignedPerFrameConvertedAttributesSequence")
+            frame_ds: Any = memo if own is None else Fallback(own, ds)
+            group = (group_of(frame_fg) if own is None
+                     else _frame_group(frame_ds, frame_fg, shared, ds, mr, philips))
+            content = frame_content(frame_ds, shared, frame_fg, dims)
+            number = to_int(own.get("InstanceNumber")) if own is not None else None
         if nm_fields is None and dose is None and number is None:  # the common case
             held = templates.get(id(group))
             if held is None:  # positional values with the per-frame slots still to fill
@@ -146,6 +152,21 @@ def frame_records(
     for record in records[:1] if records[0].rescale_slope == records[-1].rescale_slope else records:
         _check_rescale(record)
     return records
+
+
+def _table_groups(per_frame: Any, group_of: Bound, n_frames: int, nm_fields: Any, dose: Any
+                  ) -> tuple[FrameTable | None, list[dict[str, Any]]]:
+    """The per-frame items as a :class:`~dicomvol.dicom.frametable.FrameTable` and the
+    repeating fields of each of its groups, or (None, []) to read item by item: items not
+    read as a table, a frame count that differs, or group fields that read a per-frame
+    sequence (a group would then not hold for all its frames)."""
+    if (type(per_frame) is not FrameTable or len(per_frame) != n_frames or nm_fields is not None
+            or dose is not None):
+        return None, []
+    fields = [group_of(item) for item in per_frame.group_items]
+    if group_of.reads_any(PER_FRAME_SEQUENCES):
+        return None, []
+    return per_frame, fields
 
 
 def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,

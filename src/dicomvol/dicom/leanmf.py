@@ -88,9 +88,7 @@ class LeanItem:
         value = values.get(tag)
         if type(value) is tuple:  # (VR, start, end) in the file's bytes
             vr, start, end = value
-            raw = self._lean_buf[start:end]
-            value = raw if vr in _BINARY_VRS else convert_value(raw, vr)
-            values[tag] = value
+            value = values[tag] = lean_value(vr, self._lean_buf[start:end])
         return value
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -138,6 +136,12 @@ class LeanItem:
         values: dict[int, Any] = object.__getattribute__(self, "_lean_values")
         return [item for tag, value in values.items() if (tag >> 16) % 2 == 1
                 and isinstance(value, list) for item in value if isinstance(item, LeanItem)]
+
+
+def lean_value(vr: str, raw: bytes) -> Any:
+    """An element's value as :class:`LeanItem` gives it: bytes for a binary VR, else as
+    :func:`~dicomvol.dicom.lean.convert_value` converts it."""
+    return raw if vr in _BINARY_VRS else convert_value(raw, vr)
 
 
 class LeanHeaderMF(LeanItem):
@@ -212,6 +216,11 @@ def _dataset(buf: bytes, pos: int, end: int, shared: dict[bytes, list[LeanItem]]
             start = pos + 8
         if top and tag in PIXEL_DATA_TAGS:
             return values, pos, (pos, start, length)
+        if top and tag == _PER_FRAME and raw_vr == b"SQ":  # a table: most items not parsed
+            from dicomvol.dicom.frametable import read_table
+
+            values[tag], pos = read_table(buf, start, length, shared, depth + 1)
+            continue
         if raw_vr == b"SQ":
             if length <= _SHARED_MAX and start + length <= end:  # read once per file
                 key = buf[start:start + length]
@@ -235,6 +244,17 @@ def _dataset(buf: bytes, pos: int, end: int, shared: dict[bytes, list[LeanItem]]
     return values, pos, None
 
 
+def parse_item(buf: bytes, pos: int, end: int, shared: dict[bytes, list[LeanItem]],
+               depth: int) -> tuple[dict[int, Any], int]:
+    """The values of the sequence item whose elements start at ``pos`` (up to ``end`` or its
+    delimiter), and the offset after them, as :func:`_sequence` reads each item
+    (ValueError: unreadable)."""
+    parsed = _dataset(buf, pos, end, shared, depth=depth)
+    if parsed is None:
+        raise ValueError("unreadable item")
+    return parsed[0], parsed[1]
+
+
 def _sequence(buf: bytes, start: int, length: int, shared: dict[bytes, list[LeanItem]],
               depth: int = 1) -> tuple[list[LeanItem], int]:
     """The items of a sequence whose value starts at ``start``, and the offset after it.
@@ -256,10 +276,7 @@ def _sequence(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lean
         if tag != _ITEM:
             raise ValueError("not an item")
         item_end = end if item_length == _UNDEFINED else pos + item_length
-        parsed = _dataset(buf, pos, item_end, shared, depth=depth)
-        if parsed is None:
-            raise ValueError("unreadable item")
-        values, pos, _ = parsed
+        values, pos = parse_item(buf, pos, item_end, shared, depth)
         if item_length != _UNDEFINED:
             pos = item_end
         items.append(LeanItem(values, buf))

@@ -1,0 +1,289 @@
+"""The per-frame functional groups of a lean Enhanced MR header, held as a table.
+
+A 5,000-frame diffusion file has 5,000 PerFrameFunctionalGroupsSequence items,
+but only a few layouts of them and a few hundred distinct repeating groups:
+what changes from frame to frame is the position (PlanePositionSequence) and
+the FrameContentSequence values. :func:`read_table` reads the items as
+:mod:`~dicomvol.dicom.leanmf` would, but parses only items it has not seen:
+an item whose bytes equal a parsed item's everywhere but in the leaf values of
+those two sequences has that item's structure (every element and item header,
+every other value is the same) and its repeating groups, and is stored as
+those values' bytes (:class:`FrameTable`). ``frames.frame_records`` computes
+the repeating fields once per distinct group (:attr:`FrameTable.group_items`)
+and converts the per-frame values from the bytes (:meth:`FrameTable.content`);
+any item is also read whole on demand (``table[i]``, a
+:class:`~dicomvol.dicom.leanmf.LeanItem`, as the plain reader gives it).
+``tests/dicom/test_frametable.py`` holds the records to the item-by-item ones.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from operator import itemgetter
+from typing import Any, overload
+
+from dicomvol.dicom.framegroups import content_fields
+from dicomvol.dicom.leanmf import LeanItem, lean_value, parse_item
+from dicomvol.dicom.tags import KEYWORD_TAGS
+
+_ITEM, _ITEM_END, _SEQ_END, _UNDEFINED = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD, 0xFFFFFFFF
+_ITEM_HEAD = struct.Struct("<HHI")
+
+_PLANE_POSITION, _FRAME_CONTENT, _UNASSIGNED = (
+    KEYWORD_TAGS[k][0] for k in ("PlanePositionSequence", "FrameContentSequence",
+                                 "UnassignedPerFrameConvertedAttributesSequence"))
+#: The sequences whose leaf values change from frame to frame (left out of the group key).
+PER_FRAME_SEQUENCES = frozenset({_PLANE_POSITION, _FRAME_CONTENT})
+#: The values read per frame, as (sequence, element): the order of ``FrameTable.content``'s
+#: raw values and of :func:`~dicomvol.dicom.framegroups.content_fields`' arguments.
+CONTENT_TAGS = tuple((KEYWORD_TAGS[s][0], KEYWORD_TAGS[e][0]) for s, e in (
+    ("PlanePositionSequence", "ImagePositionPatient"),
+    ("FrameContentSequence", "TemporalPositionIndex"),
+    ("FrameContentSequence", "StackID"),
+    ("FrameContentSequence", "FrameAcquisitionDateTime"),
+    ("FrameContentSequence", "DimensionIndexValues")))
+#: Layouts learnt per file (beyond: further items are parsed one by one).
+MAX_LAYOUTS = 64
+#: Items parsed without any later item matching one, after which no more are learnt
+#: (every item differs outside the per-frame values: parsing is all there is to do).
+GIVE_UP_AFTER = 256
+_EMPTY = slice(0, 0)
+
+
+class FrameLayout:
+    """Where the per-frame values of items of one structure lie.
+
+    Attributes
+    ----------
+    size : int
+        Bytes of the item's value (an undefined-length item: through its delimiter).
+    key_of : callable
+        Item bytes -> the bytes outside the per-frame leaf values (the group key).
+    values_of : callable
+        Item bytes -> the raw bytes of :data:`CONTENT_TAGS` (empty where absent).
+    vrs : tuple of (str or None)
+        The VR of each of :data:`CONTENT_TAGS`, None where absent.
+    groups : dict
+        Group key -> index into :attr:`FrameTable.group_items`.
+    """
+
+    __slots__ = ("caches", "groups", "key_of", "size", "values_of", "vrs")
+
+    def __init__(self, size: int, spans: list[tuple[int, int]],
+                 fields: list[tuple[str, int, int] | None]) -> None:
+        self.size = size
+        self.key_of = itemgetter(*(slice(a, b) for a, b in spans), _EMPTY)
+        self.values_of = itemgetter(*(_EMPTY if f is None else slice(f[1], f[2])
+                                      for f in fields))
+        self.vrs = tuple(None if f is None else f[0] for f in fields)
+        self.groups: dict[tuple[bytes, ...], int] = {}
+        #: Converted values by raw bytes, for the values that repeat (position, temporal
+        #: index, stack): one dict per field.
+        self.caches: tuple[dict[bytes, Any], ...] = ({}, {}, {})
+
+
+class FrameTable(Sequence[LeanItem]):
+    """The items of one PerFrameFunctionalGroupsSequence: a sequence of
+    :class:`~dicomvol.dicom.leanmf.LeanItem` (read on demand) with columns.
+
+    Attributes
+    ----------
+    group : list of int
+        Per frame: its index into :attr:`group_items`, or -1 (read item by item).
+    group_items : list of LeanItem
+        The first item read of each distinct group (its repeating groups are every
+        item's of that group).
+    """
+
+    def __init__(self, buf: bytes, shared: dict[bytes, list[LeanItem]], depth: int,
+                 end: int) -> None:
+        self._buf, self._shared, self._depth, self._end = buf, shared, depth, end
+        self._starts: list[int] = []
+        self._lengths: list[int] = []
+        self._layouts: list[FrameLayout | None] = []
+        self._raw: list[tuple[bytes, ...] | None] = []
+        self._items: dict[int, LeanItem] = {}
+        self.group: list[int] = []
+        self.group_items: list[LeanItem] = []
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> LeanItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[LeanItem]: ...
+
+    def __getitem__(self, index: int | slice) -> LeanItem | list[LeanItem]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("frame index out of range")
+        item = self._items.get(index)
+        if item is None:  # read as the plain reader reads it (same bounds, same shared)
+            start, length = self._starts[index], self._lengths[index]
+            end = self._end if length == _UNDEFINED else start + length
+            item = self._items[index] = LeanItem(
+                parse_item(self._buf, start, end, self._shared, self._depth)[0], self._buf)
+        return item
+
+    def __iter__(self) -> Iterator[LeanItem]:
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def content(self, index: int, dims: tuple[int, tuple[int, ...]] | None) -> dict[str, Any]:
+        """Frame ``index``'s per-frame fields (``framegroups.CONTENT_FIELDS``), from its raw
+        values: what ``framegroups.frame_content`` reads from its item (the frame has a
+        group: ``group[index] >= 0``)."""
+        layout, raw = self._layouts[index], self._raw[index]
+        assert layout is not None and raw is not None
+        vrs, caches = layout.vrs, layout.caches
+        converted: list[Any] = []
+        for at in range(3):  # position, temporal index, stack: repeated, converted once
+            value = caches[at].get(raw[at], _MISSING)
+            if value is _MISSING:
+                vr = vrs[at]
+                value = caches[at][raw[at]] = None if vr is None else lean_value(vr, raw[at])
+            converted.append(value)
+        vr_dt, vr_dim = vrs[3], vrs[4]
+        acq_dt = None if vr_dt is None else lean_value(vr_dt, raw[3])
+        dimension = None if vr_dim is None or not dims else lean_value(vr_dim, raw[4])
+        return content_fields(converted[0], converted[1], converted[2], acq_dt, dimension,
+                              dims)
+
+
+_MISSING = object()
+
+
+def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[LeanItem]],
+               depth: int) -> tuple[FrameTable, int]:
+    """The items of the PerFrameFunctionalGroupsSequence whose value starts at ``start``
+    (as ``leanmf``'s ``_sequence`` reads any sequence), and the offset after it.
+
+    ValueError where ``_sequence`` raises it (not an item, no delimiter, unreadable).
+    """
+    end = len(buf) if length == _UNDEFINED else start + length
+    table = FrameTable(buf, shared, depth, end)
+    by_length: dict[int, list[FrameLayout]] = {}
+    layouts: dict[tuple[Any, ...], FrameLayout] = {}
+    learning, misses, hits = True, 0, 0
+    starts, lengths, rows, raws, groups = (table._starts, table._lengths, table._layouts,
+                                           table._raw, table.group)
+    pos = start
+    while pos + 8 <= end:
+        group, elem, item_length = _ITEM_HEAD.unpack_from(buf, pos)
+        tag = (group << 16) | elem
+        pos += 8
+        if tag == _SEQ_END:
+            return table, pos
+        if tag != _ITEM:
+            raise ValueError("not an item")
+        for layout in by_length.get(item_length, ()):
+            if pos + layout.size > end:
+                continue
+            item = buf[pos:pos + layout.size]
+            found = layout.groups.get(layout.key_of(item))
+            if found is not None:
+                hits += 1
+                starts.append(pos)
+                lengths.append(item_length)
+                rows.append(layout)
+                raws.append(layout.values_of(item))
+                groups.append(found)
+                pos += layout.size
+                break
+        else:
+            item_end = end if item_length == _UNDEFINED else pos + item_length
+            values, after = parse_item(buf, pos, item_end, shared, depth)
+            if item_length != _UNDEFINED:
+                after = item_end
+            index = len(starts)
+            starts.append(pos)
+            lengths.append(item_length)
+            table._items[index] = lean = LeanItem(values, buf)
+            misses += 1
+            learning = learning and (hits > 0 or misses <= GIVE_UP_AFTER)
+            learnt = (_learn(buf, pos, after, item_length, end, depth, by_length, layouts)
+                      if learning else None)
+            if learnt is None:
+                rows.append(None)
+                raws.append(None)
+                groups.append(-1)
+            else:
+                item = buf[pos:after]
+                learnt.groups[learnt.key_of(item)] = len(table.group_items)
+                groups.append(len(table.group_items))
+                table.group_items.append(lean)
+                rows.append(learnt)
+                raws.append(learnt.values_of(item))
+            pos = after
+    if length == _UNDEFINED:
+        raise ValueError("sequence without delimiter")
+    return table, end
+
+
+def _learn(buf: bytes, pos: int, after: int, item_length: int, end: int, depth: int,
+           by_length: dict[int, list[FrameLayout]],
+           layouts: dict[tuple[Any, ...], FrameLayout]) -> FrameLayout | None:
+    """The layout of the item from ``pos`` to ``after`` (one already learnt, or new); None
+    when its frames are read item by item (no per-frame values where the records read
+    them, a converted-attributes sequence, an undefined-length item without its
+    delimiter, or too many layouts)."""
+    if after > end or after <= pos:
+        return None
+    if item_length == _UNDEFINED and buf[after - 8:after] != b"\xfe\xff\x0d\xe0\x00\x00\x00\x00":
+        return None
+    # Read again without sharing: every leaf value found lies in this item's bytes.
+    values, _ = parse_item(buf, pos, after if item_length == _UNDEFINED else pos + item_length,
+                           {}, depth)
+    if _UNASSIGNED in values:
+        return None
+    fields: list[tuple[str, int, int] | None] = []
+    for sequence, tag in CONTENT_TAGS:
+        items = values.get(sequence)
+        if type(items) is not list or not items or not items[0]._lean_values:
+            return None  # the records' direct read needs both first items, not empty
+        value = items[0]._lean_values.get(tag)
+        if value is None:
+            fields.append(None)
+        elif type(value) is tuple:
+            fields.append((value[0], value[1] - pos, value[2] - pos))
+        else:
+            return None  # a sequence where a value belongs
+    holes = sorted((s - pos, e - pos) for tag in PER_FRAME_SEQUENCES
+                   for s, e in _leaf_values(values.get(tag)))
+    spans, at = [], 0
+    for s, e in holes:
+        if s > at:
+            spans.append((at, s))
+        at = max(at, e)
+    size = after - pos
+    if at < size:
+        spans.append((at, size))
+    signature = (item_length, size, tuple(spans), tuple(fields))
+    layout = layouts.get(signature)
+    if layout is None:
+        if len(layouts) >= MAX_LAYOUTS:
+            return None
+        layout = layouts[signature] = FrameLayout(size, spans, fields)
+        by_length.setdefault(item_length, []).append(layout)
+    return layout
+
+
+def _leaf_values(items: Any) -> Iterator[tuple[int, int]]:
+    """The (start, end) of every unconverted leaf value in a sequence's items, at any depth."""
+    if type(items) is not list:
+        return
+    for item in items:
+        for value in item._lean_values.values():
+            if type(value) is tuple:
+                yield value[1], value[2]
+            elif type(value) is list:
+                yield from _leaf_values(value)
+
