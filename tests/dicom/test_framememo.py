@@ -12,7 +12,8 @@ from pydicom.dataset import Dataset
 
 from dicomvol.dicom.framememo import FrameMemo
 from dicomvol.dicom.index import index_file
-from dicomvol.dicom.leanmf import LeanItem, read_enhanced
+from dicomvol.dicom.leanitems import LeanItem
+from dicomvol.dicom.leanmf import read_enhanced
 from dicomvol.inputs.discover import discover
 from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
 

@@ -16,7 +16,7 @@ from pydicom.sequence import Sequence
 from dicomvol.dicom import frames, frametable, leanmf
 from dicomvol.dicom.frametable import FrameTable
 from dicomvol.dicom.index import _fast_records
-from dicomvol.dicom.leanmf import LeanItem
+from dicomvol.dicom.leanitems import LeanItem, parse_sequence
 from dicomvol.dicom.values import first_item
 from dicomvol.inputs.discover import Candidate
 from dicomvol.model.records import FrameRecord
@@ -36,7 +36,7 @@ def _read(path: Path) -> tuple[Any, ...]:
 def _read_plain(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
     """The header with its per-frame items parsed one by one, as any sequence is."""
     with monkeypatch.context() as m:
-        m.setattr(frametable, "read_table", leanmf._sequence)
+        m.setattr(leanmf, "read_table", parse_sequence)
         return _read(path)
 
 

@@ -22,10 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dicomvol.dicom import leanmf
-from dicomvol.dicom.framememo import FrameMemo
+from dicomvol.dicom import leanitems, leanmf
+from dicomvol.dicom.framememo import Bound
 from dicomvol.dicom.header import read_header_from
 from dicomvol.dicom.index import index_file
+from dicomvol.dicom.leanitems import parse_sequence
 from dicomvol.dicom.leanmf import first_frame_only, read_enhanced
 from dicomvol.errors import DicomvolError
 from dicomvol.inputs.discover import Candidate
@@ -47,8 +48,9 @@ def enhanced(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return Path(series.paths[0]).read_bytes()
 
 
-def _plain(fn: Any, ds: Any, item: Any, *rest: Any) -> Any:
-    return fn(ds, item, *rest)
+def _plain(bound: Bound, item: Any) -> Any:
+    """A memoised call made every time."""
+    return bound._fn(bound._ds, item, *bound._rest)
 
 
 def _check(data: bytes, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,9 +66,10 @@ def _check(data: bytes, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         entries = len(result.ignored) + len(result.errors)
         assert (result.frames and not entries) or (not result.frames and entries == 1), result
         assert not [e for e in result.errors if e.error.startswith("internal")], result
-    with monkeypatch.context() as patch:  # the lean reader without its shortcuts
-        patch.setattr(leanmf, "_SHARED_MAX", -1)
-        patch.setattr(FrameMemo, "call", staticmethod(_plain))
+    with monkeypatch.context() as patch:  # the lean reader without its shortcuts: no
+        patch.setattr(leanitems, "SHARED_MAX", -1)  # shared sequences, no per-frame table,
+        patch.setattr(leanmf, "read_table", parse_sequence)  # no memo
+        patch.setattr(Bound, "__call__", _plain)
         plain = index_file(Candidate(str(path), "F"))
     # by repr: a damaged value may be NaN on both sides (NaN != NaN, and dataclass equality
     # compares NaN by identity)

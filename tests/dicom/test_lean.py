@@ -240,3 +240,59 @@ def test_an_enhanced_header_longer_than_the_first_read(tmp_path: Path, layout: s
     cut.write_bytes(path.read_bytes()[:whole[1] - 100])  # inside the per-frame sequence
     with open(cut, "rb") as fp:
         assert leanmf.read_enhanced(fp) is None
+
+
+def _undefined_dwi(tmp_path: Path, private_value: bytes | None = None) -> Path:
+    """A Philips enhanced DWI file with undefined-length per-frame items; ``private_value``
+    as an OB element at the top level, before the functional groups."""
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    volumes = [DwiVolume(0.0), *(DwiVolume(1000.0, (0.0, 0.6, 0.8)) for _ in range(5))]
+    path = Path(write_dwi_series(tmp_path, "Philips", volumes, enhanced=True).paths[0])
+    ds = pydicom.dcmread(path)
+    ds["PerFrameFunctionalGroupsSequence"].is_undefined_length = True
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        item.is_undefined_length_sequence_item = True
+    if private_value is not None:
+        block = ds.private_block(0x0029, "DICOMVOL TEST", create=True)
+        block.add_new(0x01, "OB", private_value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_header_read_whole_is_parsed_without_a_walk_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PixelData's tag in the first read: the header is parsed at once (no walk of its
+    undefined-length sequences to find where it ends)."""
+    from dicomvol.dicom import leanmf
+
+    path = _undefined_dwi(tmp_path)
+    walks: list[int] = []
+    real = leanmf._header_end
+    monkeypatch.setattr(leanmf, "_header_end", lambda buf, pos: walks.append(pos) or
+                        real(buf, pos))
+    with open(path, "rb") as fp:
+        found = leanmf.read_enhanced(fp)
+    assert found is not None and not walks
+    assert found[1] == path.read_bytes().rindex(b"\xe0\x7f\x10\x00OW")
+
+
+def test_pixel_data_bytes_inside_a_value_do_not_end_the_header(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tag's bytes in a value before the functional groups, in a first read that ends
+    inside them: the parse does not reach PixelData there, the buffer grows, and the header
+    is the one a single read gives."""
+    from dicomvol.dicom import leanmf
+
+    fake = b"\xe0\x7f\x10\x00OW\x00\x00\x10\x00\x00\x00" * 4
+    path = _undefined_dwi(tmp_path, fake)
+    data = path.read_bytes()
+    assert data.find(fake) < 4096 < data.rindex(b"\xe0\x7f\x10\x00OW")
+    with open(path, "rb") as fp:
+        whole = leanmf.read_enhanced(fp)
+    monkeypatch.setattr(leanmf, "_FIRST_READ", 4096)
+    with open(path, "rb") as fp:
+        read_on = leanmf.read_enhanced(fp)
+    assert whole is not None and read_on is not None and read_on[1:] == whole[1:]
+    assert read_on[0].get((0x0029, 0x1001)).value == fake
+    assert len(read_on[0].get("PerFrameFunctionalGroupsSequence")) == 6 * 4

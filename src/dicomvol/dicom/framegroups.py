@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import Orientation, Vec3
 from dicomvol.dicom.complex import complex_part
-from dicomvol.dicom.leanmf import LeanItem
+from dicomvol.dicom.leanitems import LeanItem
 from dicomvol.dicom.tags import KEYWORD_TAGS
 from dicomvol.dicom.values import (
     first_item,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from dicomvol.dicom.leanmf import LeanBlock, LeanElement, LeanItem
+from dicomvol.dicom.leanitems import LeanBlock, LeanElement, LeanItem
 from dicomvol.dicom.tags import keyword_tag
 
 #: Distinct read patterns kept per function and arguments (beyond: computed each time).

@@ -12,23 +12,27 @@ those values' bytes (:class:`FrameTable`). ``frames.frame_records`` computes
 the repeating fields once per distinct group (:attr:`FrameTable.group_items`)
 and converts the per-frame values from the bytes (:meth:`FrameTable.content`);
 any item is also read whole on demand (``table[i]``, a
-:class:`~dicomvol.dicom.leanmf.LeanItem`, as the plain reader gives it).
+:class:`~dicomvol.dicom.leanitems.LeanItem`, as the plain reader gives it).
 ``tests/dicom/test_frametable.py`` holds the records to the item-by-item ones.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any, overload
 
 from dicomvol.dicom.framegroups import content_fields
-from dicomvol.dicom.leanmf import LeanItem, lean_value, parse_item
+from dicomvol.dicom.leanitems import (
+    ITEM_HEAD,
+    ITEM_TAG,
+    SEQUENCE_END_TAG,
+    UNDEFINED_LENGTH,
+    LeanItem,
+    lean_value,
+    parse_item,
+)
 from dicomvol.dicom.tags import KEYWORD_TAGS
-
-_ITEM, _ITEM_END, _SEQ_END, _UNDEFINED = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD, 0xFFFFFFFF
-_ITEM_HEAD = struct.Struct("<HHI")
 
 _PLANE_POSITION, _FRAME_CONTENT, _UNASSIGNED = (
     KEYWORD_TAGS[k][0] for k in ("PlanePositionSequence", "FrameContentSequence",
@@ -49,6 +53,8 @@ MAX_LAYOUTS = 64
 #: (every item differs outside the per-frame values: parsing is all there is to do).
 GIVE_UP_AFTER = 256
 _EMPTY = slice(0, 0)
+#: An item delimitation item (its tag and a zero length), as it ends an undefined item.
+_ITEM_DELIMITER = ITEM_HEAD.pack(0xFFFE, 0xE00D, 0)
 
 
 class FrameLayout:
@@ -85,7 +91,7 @@ class FrameLayout:
 
 class FrameTable(Sequence[LeanItem]):
     """The items of one PerFrameFunctionalGroupsSequence: a sequence of
-    :class:`~dicomvol.dicom.leanmf.LeanItem` (read on demand) with columns.
+    :class:`~dicomvol.dicom.leanitems.LeanItem` (read on demand) with columns.
 
     Attributes
     ----------
@@ -126,7 +132,7 @@ class FrameTable(Sequence[LeanItem]):
         item = self._items.get(index)
         if item is None:  # read as the plain reader reads it (same bounds, same shared)
             start, length = self._starts[index], self._lengths[index]
-            end = self._end if length == _UNDEFINED else start + length
+            end = self._end if length == UNDEFINED_LENGTH else start + length
             item = self._items[index] = LeanItem(
                 parse_item(self._buf, start, end, self._shared, self._depth)[0], self._buf)
         return item
@@ -164,11 +170,11 @@ _MISSING = object()
 def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[LeanItem]],
                depth: int) -> tuple[FrameTable, int]:
     """The items of the PerFrameFunctionalGroupsSequence whose value starts at ``start``
-    (as ``leanmf``'s ``_sequence`` reads any sequence), and the offset after it.
+    (as ``leanitems.parse_sequence`` reads any sequence), and the offset after it.
 
-    ValueError where ``_sequence`` raises it (not an item, no delimiter, unreadable).
+    ValueError where ``parse_sequence`` raises it (not an item, no delimiter, unreadable).
     """
-    end = len(buf) if length == _UNDEFINED else start + length
+    end = len(buf) if length == UNDEFINED_LENGTH else start + length
     table = FrameTable(buf, shared, depth, end)
     by_length: dict[int, list[FrameLayout]] = {}
     layouts: dict[tuple[Any, ...], FrameLayout] = {}
@@ -177,12 +183,12 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
                                            table._raw, table.group)
     pos = start
     while pos + 8 <= end:
-        group, elem, item_length = _ITEM_HEAD.unpack_from(buf, pos)
+        group, elem, item_length = ITEM_HEAD.unpack_from(buf, pos)
         tag = (group << 16) | elem
         pos += 8
-        if tag == _SEQ_END:
+        if tag == SEQUENCE_END_TAG:
             return table, pos
-        if tag != _ITEM:
+        if tag != ITEM_TAG:
             raise ValueError("not an item")
         for layout in by_length.get(item_length, ()):
             if pos + layout.size > end:
@@ -199,9 +205,9 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
                 pos += layout.size
                 break
         else:
-            item_end = end if item_length == _UNDEFINED else pos + item_length
+            item_end = end if item_length == UNDEFINED_LENGTH else pos + item_length
             values, after = parse_item(buf, pos, item_end, shared, depth)
-            if item_length != _UNDEFINED:
+            if item_length != UNDEFINED_LENGTH:
                 after = item_end
             index = len(starts)
             starts.append(pos)
@@ -223,7 +229,7 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
                 rows.append(learnt)
                 raws.append(learnt.values_of(item))
             pos = after
-    if length == _UNDEFINED:
+    if length == UNDEFINED_LENGTH:
         raise ValueError("sequence without delimiter")
     return table, end
 
@@ -237,11 +243,11 @@ def _learn(buf: bytes, pos: int, after: int, item_length: int, end: int, depth: 
     delimiter, or too many layouts)."""
     if after > end or after <= pos:
         return None
-    if item_length == _UNDEFINED and buf[after - 8:after] != b"\xfe\xff\x0d\xe0\x00\x00\x00\x00":
+    undefined = item_length == UNDEFINED_LENGTH
+    if undefined and buf[after - 8:after] != _ITEM_DELIMITER:
         return None
     # Read again without sharing: every leaf value found lies in this item's bytes.
-    values, _ = parse_item(buf, pos, after if item_length == _UNDEFINED else pos + item_length,
-                           {}, depth)
+    values, _ = parse_item(buf, pos, after if undefined else pos + item_length, {}, depth)
     if _UNASSIGNED in values:
         return None
     fields: list[tuple[str, int, int] | None] = []
