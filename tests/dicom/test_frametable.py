@@ -184,9 +184,9 @@ def test_group_fields_that_read_a_per_frame_sequence_turn_the_table_off(
 
     monkeypatch.setattr(frames, "_frame_group", reading_content)
     used: list[int] = []
-    real_content = FrameTable.content
-    monkeypatch.setattr(FrameTable, "content",
-                        lambda self, i, dims: used.append(i) or real_content(self, i, dims))
+    real_content = FrameTable.contents
+    monkeypatch.setattr(FrameTable, "contents",
+                        lambda self, dims: used.append(1) or real_content(self, dims))
     records = _records(path, _read(path))
     assert not used, "the table's per-frame values were not used"
     assert {r.series_description for r in records} == {"stack 1"}

@@ -296,3 +296,14 @@ def test_pixel_data_bytes_inside_a_value_do_not_end_the_header(
     assert whole is not None and read_on is not None and read_on[1:] == whole[1:]
     assert read_on[0].get((0x0029, 0x1001)).value == fake
     assert len(read_on[0].get("PerFrameFunctionalGroupsSequence")) == 6 * 4
+
+
+def test_the_pixel_data_search_knows_every_pixel_data_tag() -> None:
+    import struct
+
+    from dicomvol.dicom import leanmf
+    from dicomvol.dicom.tags import PIXEL_DATA_TAGS
+
+    for tag in PIXEL_DATA_TAGS:
+        assert leanmf._PIXEL_TAG_BYTES.fullmatch(struct.pack("<HH", tag >> 16, tag & 0xFFFF))
+    assert not leanmf._PIXEL_TAG_BYTES.search(struct.pack("<HH", 0x7FE0, 0x0020))

@@ -67,11 +67,11 @@ def dimension_index(content: Any, dims: tuple[int, tuple[int, ...]] | None
     """The frame's non-spatial DimensionIndexValues (see ``FrameRecord.dimension_index``)
     from its FrameContentSequence item ``content``."""
     values = content.get("DimensionIndexValues") if content is not None and dims else None
-    return None if values is None else _dimension_values(values, dims)
+    return None if values is None else dimension_values(values, dims)
 
 
-def _dimension_values(values: Any, dims: tuple[int, tuple[int, ...]] | None
-                      ) -> tuple[int, ...] | None:
+def dimension_values(values: Any, dims: tuple[int, tuple[int, ...]] | None
+                     ) -> tuple[int, ...] | None:
     """The non-spatial ones of a frame's DimensionIndexValues ``values``."""
     if dims is None:
         return None
@@ -108,9 +108,10 @@ def frame_content(ds: Any, shared: Any, frame_fg: Any,
                 and type(plane[0]) is LeanItem and type(content[0]) is LeanItem
                 and plane[0] and content[0]):
             fc = content[0]
-            return content_fields(plane[0]._value(_IPP), fc._value(_TEMPORAL),
-                                  fc._value(_STACK), fc._value(_ACQ_DT),
-                                  fc._value(_DIMENSION_VALUES) if dims else None, dims)
+            return dict(zip(CONTENT_FIELDS, content_fields(
+                plane[0]._value(_IPP), fc._value(_TEMPORAL), fc._value(_ACQ_DT),
+                fc._value(_STACK), fc._value(_DIMENSION_VALUES) if dims else None, dims),
+                strict=True))
     plane_pos = functional_group(frame_fg, shared, "PlanePositionSequence")
     ipp = plane_pos.get("ImagePositionPatient") if plane_pos else ds.get("ImagePositionPatient")
     content = first_item(frame_fg, "FrameContentSequence")
@@ -123,18 +124,25 @@ def frame_content(ds: Any, shared: Any, frame_fg: Any,
             "dimension_index": dimension_index(content, dims)}
 
 
-def content_fields(ipp: Any, temporal: Any, stack_id: Any, acq_dt: Any, dimension: Any,
-                   dims: tuple[int, tuple[int, ...]] | None) -> dict[str, Any]:
-    """:data:`CONTENT_FIELDS` from the values of ImagePositionPatient (PlanePositionSequence)
-    and of TemporalPositionIndex, StackID, FrameAcquisitionDateTime and
-    DimensionIndexValues (FrameContentSequence), each None where absent."""
-    acq_text = to_str(acq_dt)
-    return {"position": position_of(ipp),
-            "temporal_position": to_int(temporal),
-            "acquisition_time": acq_text[8:] if len(acq_text) > 8 else None,
-            "stack_id": to_str(stack_id) or None,
-            "dimension_index": None if dimension is None else _dimension_values(
-                dimension, dims)}
+def acquisition_time(acq_dt: Any) -> str | None:
+    """The time part of FrameAcquisitionDateTime (after its date), or None."""
+    text = to_str(acq_dt)
+    return text[8:] if len(text) > 8 else None
+
+
+def stack_text(stack_id: Any) -> str | None:
+    """StackID as text, None when absent or empty."""
+    return to_str(stack_id) or None
+
+
+def content_fields(ipp: Any, temporal: Any, acq_dt: Any, stack_id: Any, dimension: Any,
+                   dims: tuple[int, tuple[int, ...]] | None) -> tuple[Any, ...]:
+    """:data:`CONTENT_FIELDS`, in order, from the values of ImagePositionPatient
+    (PlanePositionSequence) and of TemporalPositionIndex, FrameAcquisitionDateTime, StackID
+    and DimensionIndexValues (FrameContentSequence), each None where absent."""
+    return (position_of(ipp), to_int(temporal), acquisition_time(acq_dt),
+            stack_text(stack_id),
+            None if dimension is None else dimension_values(dimension, dims))
 
 
 def group_fields(ds: Dataset, frame_fg: Dataset | None, shared: Dataset | None
@@ -215,3 +223,7 @@ def position_of(value: Any) -> Vec3 | None:
     if vals is None:
         return None
     return (vals[0], vals[1], vals[2])
+
+
+#: Per field of :data:`CONTENT_FIELDS` but the last: the value of its element -> the field.
+CONTENT_CONVERTERS = (position_of, to_int, acquisition_time, stack_text)

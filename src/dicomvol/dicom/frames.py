@@ -112,12 +112,14 @@ def frame_records(
     groups = FrameMemo()  # lean items: each distinct functional-group input computed once
     mr = common["modality"] == "MR"
     group_of = groups.bind(_frame_group, memo, shared, ds, mr, philips)
-    table, table_groups = _table_groups(per_frame, group_of, n_frames, nm_fields, dose)
+    table_groups, contents = _table_groups(per_frame, group_of, n_frames, nm_fields, dose,
+                                           dims)
     templates: dict[int, tuple[Any, list[Any]]] = {}  # per distinct group result
     for index in range(n_frames):
-        if table is not None and table.group[index] >= 0:  # a group of the table: no item
-            group, content, number = (table_groups[table.group[index]],
-                                      table.content(index, dims), None)
+        table_content = contents[index] if contents else None
+        table_group = table_groups[index] if table_content is not None else None
+        if table_content is not None and table_group is not None:  # no item read
+            group, content, number = table_group, table_content, None
         else:
             frame_fg = (per_frame[index] if per_frame is not None and index < len(per_frame)
                         else None)
@@ -125,7 +127,7 @@ def frame_records(
             frame_ds: Any = memo if own is None else Fallback(own, ds)
             group = (group_of(frame_fg) if own is None
                      else _frame_group(frame_ds, frame_fg, shared, ds, mr, philips))
-            content = frame_content(frame_ds, shared, frame_fg, dims)
+            content = tuple(frame_content(frame_ds, shared, frame_fg, dims).values())
             number = to_int(own.get("InstanceNumber")) if own is not None else None
         if nm_fields is None and dose is None and number is None:  # the common case
             held = templates.get(id(group))
@@ -133,14 +135,15 @@ def frame_records(
                 if len(templates) >= _MAX_TEMPLATES:  # groups not memoised (pydicom items)
                     templates.clear()
                 held = templates[id(group)] = (group, record_values(
-                    {**common, **group, "frame": 0, **content}))
+                    {**common, **group, "frame": 0, **dict(zip(CONTENT_FIELDS, content,
+                                                               strict=True))}))
             values = held[1].copy()
             values[_FRAME_AT] = index + 1
-            for at, value in zip(_CONTENT_AT, content.values(), strict=True):
+            for at, value in zip(_CONTENT_AT, content, strict=True):
                 values[at] = value
             records.append(make_record(values))
             continue
-        fields = {**group, **content}
+        fields = {**group, **dict(zip(CONTENT_FIELDS, content, strict=True))}
         if nm_fields is not None:  # NM reconstruction: slices from the frame vectors
             fields.update(nm_fields(index))
         if dose is not None:  # RT dose: one IPP, frames along GridFrameOffsetVector
@@ -154,19 +157,21 @@ def frame_records(
     return records
 
 
-def _table_groups(per_frame: Any, group_of: Bound, n_frames: int, nm_fields: Any, dose: Any
-                  ) -> tuple[FrameTable | None, list[dict[str, Any]]]:
-    """The per-frame items as a :class:`~dicomvol.dicom.frametable.FrameTable` and the
-    repeating fields of each of its groups, or (None, []) to read item by item: items not
-    read as a table, a frame count that differs, or group fields that read a per-frame
-    sequence (a group would then not hold for all its frames)."""
+def _table_groups(per_frame: Any, group_of: Bound, n_frames: int, nm_fields: Any, dose: Any,
+                  dims: tuple[int, tuple[int, ...]] | None
+                  ) -> tuple[list[dict[str, Any] | None], list[tuple[Any, ...] | None]]:
+    """For per-frame items read as a :class:`~dicomvol.dicom.frametable.FrameTable`: each
+    frame's repeating fields (those of its group) and per-frame fields (None: read its
+    item); ([], []) to read every item: items not read as a table, a frame count that
+    differs, or group fields that read a per-frame sequence (a group would then not hold
+    for all its frames)."""
     if (type(per_frame) is not FrameTable or len(per_frame) != n_frames or nm_fields is not None
             or dose is not None):
-        return None, []
+        return [], []
     fields = [group_of(item) for item in per_frame.group_items]
     if group_of.reads_any(PER_FRAME_SEQUENCES):
-        return None, []
-    return per_frame, fields
+        return [], []
+    return [fields[g] if g >= 0 else None for g in per_frame.group], per_frame.contents(dims)
 
 
 def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,

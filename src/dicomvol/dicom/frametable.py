@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any, overload
 
-from dicomvol.dicom.framegroups import content_fields
+from dicomvol.dicom.framegroups import CONTENT_CONVERTERS, dimension_values
 from dicomvol.dicom.leanitems import (
     ITEM_HEAD,
     ITEM_TAG,
@@ -39,13 +39,13 @@ _PLANE_POSITION, _FRAME_CONTENT, _UNASSIGNED = (
                                  "UnassignedPerFrameConvertedAttributesSequence"))
 #: The sequences whose leaf values change from frame to frame (left out of the group key).
 PER_FRAME_SEQUENCES = frozenset({_PLANE_POSITION, _FRAME_CONTENT})
-#: The values read per frame, as (sequence, element): the order of ``FrameTable.content``'s
-#: raw values and of :func:`~dicomvol.dicom.framegroups.content_fields`' arguments.
+#: The values read per frame, as (sequence, element), in the order of the fields they give
+#: (``framegroups.CONTENT_FIELDS``, as :func:`~dicomvol.dicom.framegroups.content_fields`).
 CONTENT_TAGS = tuple((KEYWORD_TAGS[s][0], KEYWORD_TAGS[e][0]) for s, e in (
     ("PlanePositionSequence", "ImagePositionPatient"),
     ("FrameContentSequence", "TemporalPositionIndex"),
-    ("FrameContentSequence", "StackID"),
     ("FrameContentSequence", "FrameAcquisitionDateTime"),
+    ("FrameContentSequence", "StackID"),
     ("FrameContentSequence", "DimensionIndexValues")))
 #: Layouts learnt per file (beyond: further items are parsed one by one).
 MAX_LAYOUTS = 64
@@ -53,6 +53,7 @@ MAX_LAYOUTS = 64
 #: (every item differs outside the per-frame values: parsing is all there is to do).
 GIVE_UP_AFTER = 256
 _EMPTY = slice(0, 0)
+_NO_LAYOUTS: list[FrameLayout] = []
 #: An item delimitation item (its tag and a zero length), as it ends an undefined item.
 _ITEM_DELIMITER = ITEM_HEAD.pack(0xFFFE, 0xE00D, 0)
 
@@ -84,9 +85,16 @@ class FrameLayout:
                                       for f in fields))
         self.vrs = tuple(None if f is None else f[0] for f in fields)
         self.groups: dict[tuple[bytes, ...], int] = {}
-        #: Converted values by raw bytes, for the values that repeat (position, temporal
-        #: index, stack): one dict per field.
-        self.caches: tuple[dict[bytes, Any], ...] = ({}, {}, {})
+        #: Per field but the last (dimension index): its value by raw bytes (positions,
+        #: temporal indices and stacks repeat; acquisition times rarely).
+        self.caches: tuple[dict[bytes, Any], ...] = ({}, {}, {}, {})
+
+    def field(self, at: int, raw: bytes) -> Any:
+        """Field ``at`` of :data:`CONTENT_TAGS` from its raw bytes (kept for the next)."""
+        vr = self.vrs[at]
+        value = self.caches[at][raw] = CONTENT_CONVERTERS[at](
+            None if vr is None else lean_value(vr, raw))
+        return value
 
 
 class FrameTable(Sequence[LeanItem]):
@@ -143,25 +151,35 @@ class FrameTable(Sequence[LeanItem]):
     def __bool__(self) -> bool:
         return bool(self._starts)
 
-    def content(self, index: int, dims: tuple[int, tuple[int, ...]] | None) -> dict[str, Any]:
-        """Frame ``index``'s per-frame fields (``framegroups.CONTENT_FIELDS``), from its raw
-        values: what ``framegroups.frame_content`` reads from its item (the frame has a
-        group: ``group[index] >= 0``)."""
-        layout, raw = self._layouts[index], self._raw[index]
-        assert layout is not None and raw is not None
-        vrs, caches = layout.vrs, layout.caches
-        converted: list[Any] = []
-        for at in range(3):  # position, temporal index, stack: repeated, converted once
-            value = caches[at].get(raw[at], _MISSING)
-            if value is _MISSING:
-                vr = vrs[at]
-                value = caches[at][raw[at]] = None if vr is None else lean_value(vr, raw[at])
-            converted.append(value)
-        vr_dt, vr_dim = vrs[3], vrs[4]
-        acq_dt = None if vr_dt is None else lean_value(vr_dt, raw[3])
-        dimension = None if vr_dim is None or not dims else lean_value(vr_dim, raw[4])
-        return content_fields(converted[0], converted[1], converted[2], acq_dt, dimension,
-                              dims)
+    def contents(self, dims: tuple[int, tuple[int, ...]] | None
+                 ) -> list[tuple[Any, ...] | None]:
+        """Per frame: its per-frame fields (``framegroups.CONTENT_FIELDS``, in order) from
+        its raw values, as ``framegroups.frame_content`` reads them from its item; None for
+        a frame without a group (read item by item)."""
+        out: list[tuple[Any, ...] | None] = []
+        append = out.append
+        for layout, raw in zip(self._layouts, self._raw, strict=True):
+            if layout is None or raw is None:
+                append(None)
+                continue
+            c0, c1, c2, c3 = layout.caches
+            ipp, temporal, acq_dt, stack, dimension = raw
+            position = c0.get(ipp, _MISSING)
+            if position is _MISSING:
+                position = layout.field(0, ipp)
+            index = c1.get(temporal, _MISSING)
+            if index is _MISSING:
+                index = layout.field(1, temporal)
+            time = c2.get(acq_dt, _MISSING)
+            if time is _MISSING:
+                time = layout.field(2, acq_dt)
+            stack_id = c3.get(stack, _MISSING)
+            if stack_id is _MISSING:
+                stack_id = layout.field(3, stack)
+            vr = layout.vrs[4]
+            append((position, index, time, stack_id, None if vr is None or not dims else
+                    dimension_values(lean_value(vr, dimension), dims)))
+        return out
 
 
 _MISSING = object()
@@ -190,12 +208,15 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
             return table, pos
         if tag != ITEM_TAG:
             raise ValueError("not an item")
-        for layout in by_length.get(item_length, ()):
+        candidates = by_length.get(item_length, _NO_LAYOUTS)
+        for at, layout in enumerate(candidates):
             if pos + layout.size > end:
                 continue
             item = buf[pos:pos + layout.size]
             found = layout.groups.get(layout.key_of(item))
             if found is not None:
+                if at:  # the layout last matched is tried first (undefined-length items
+                    candidates[0], candidates[at] = layout, candidates[0]  # share one list)
                 hits += 1
                 starts.append(pos)
                 lengths.append(item_length)

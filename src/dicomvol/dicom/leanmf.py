@@ -15,6 +15,7 @@ on the corpus and on synthetic diffusion files.
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any, BinaryIO
 
@@ -66,11 +67,13 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
         return None
     if transfer_syntax != _EXPLICIT_LE or meta_end is None:
         return None
+    searched = meta_end
     while True:  # the header only: read on until PixelData is reached, then parse it once
-        if any(buf.find(tag, meta_end) >= 0 for tag in _PIXEL_TAG_BYTES):
+        if _PIXEL_TAG_BYTES.search(buf, max(meta_end, searched - 3)):  # in the bytes just read
             parsed = _parse(buf, meta_end)  # its top level reached PixelData: the header
             if parsed is not None:
                 break
+        searched = len(buf)
         try:
             needed = _header_end(buf, meta_end)
         except (ValueError, IndexError):
@@ -80,8 +83,8 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
             if parsed is None:
                 return None
             break
-        # Ends unknown (inside a sequence of undefined length, walked again from the start
-        # after each read): the buffer grows fourfold, so that few walks find the end.
+        # Ends unknown (after a sequence of undefined length): the buffer grows fourfold,
+        # so that few reads (and parses) find the end.
         more = fp.read(3 * len(buf) if needed is None else max(len(buf), needed + 12 - len(buf)))
         if not more:
             return None
@@ -96,8 +99,7 @@ def read_enhanced(fp: BinaryIO) -> tuple[LeanHeaderMF, int, int, int] | None:
 
 #: PixelData's tags as their bytes in the file: a buffer without any of them cannot hold
 #: the header's end (one with them may, when the bytes are the element's, not a value's).
-_PIXEL_TAG_BYTES = tuple(struct.pack("<HH", tag >> 16, tag & 0xFFFF)
-                         for tag in sorted(PIXEL_DATA_TAGS))
+_PIXEL_TAG_BYTES = re.compile(rb"\xe0\x7f[\x08\x09\x10]\x00")  # (7FE0,0008/0009/0010), LE
 
 
 def _parse(buf: bytes, meta_end: int
@@ -172,11 +174,12 @@ def _element_head(buf: bytes, pos: int) -> tuple[int, bytes, int, int]:
 def _header_end(buf: bytes, pos: int) -> int | None:
     """Where the top level's PixelData element ends its header (its tag, VR and length
     fit in ``buf`` up to the returned offset), walking the top level only (a sequence of
-    defined length is skipped by its length, one of undefined length by its delimiters).
+    defined length is skipped by its length).
 
-    An offset past ``len(buf)``: at least that much must be read; None: ``buf`` ends inside
-    a sequence of undefined length, or what follows is malformed (read more; at the end of
-    the file pydicom decides). ValueError or IndexError: malformed at the top level.
+    An offset past ``len(buf)``: at least that much must be read; None: not known before a
+    sequence of undefined length (its end is found by the parse, once a read holds
+    PixelData's tag: read more; at the end of the file pydicom decides). ValueError or
+    IndexError: malformed at the top level.
     """
     n = len(buf)
     while pos + 12 <= n:
@@ -186,10 +189,7 @@ def _header_end(buf: bytes, pos: int) -> int | None:
         if length != UNDEFINED_LENGTH:
             pos = start + length
         elif raw_vr == b"SQ":
-            try:
-                pos = _sequence_end(buf, start, 1)
-            except (struct.error, ValueError):  # cut short inside it (or damaged: once the
-                return None  # whole file is read and still no end, pydicom decides)
+            return None
         else:
             raise ValueError("undefined length outside a sequence before PixelData")
     return pos + 12
