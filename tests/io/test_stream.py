@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from pathlib import Path
 
@@ -220,3 +221,69 @@ def test_a_header_end_that_does_not_reach_pixeldata_reads_the_whole_file(tmp_pat
         path: plan.first.pixel_offset // 2})) == build_metadata(plan)
     right.close()
     wrong.close()
+
+
+def _enhanced_plan(tmp_path: Path, bits_stored: int | None = None) -> object:
+    """The plan of a Philips enhanced DWI file (4 volumes), its BitsStored changed."""
+    import pydicom
+
+    from dicomvol.testing.diffusion import DwiVolume, write_dwi_series
+
+    series = write_dwi_series(tmp_path / "in", "Philips",
+                              [DwiVolume(0.0), *(DwiVolume(1000.0, (0.0, 0.6, 0.8))
+                                                 for _ in range(3))], enhanced=True)
+    if bits_stored is not None:
+        ds = pydicom.dcmread(series.paths[0])
+        ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+        ds.save_as(series.paths[0], enforce_file_format=True)
+    (plan,) = [p for p in dicomvol.scan([tmp_path / "in"]).plans if p.shape[-1] == 4]
+    return plan
+
+
+@pytest.mark.parametrize("bits_stored", [None, 5])
+def test_consecutive_frames_are_read_in_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             bits_stored: int | None) -> None:
+    """Consecutive frames of a native multi-frame file are read and written as one block (up
+    to RUN_BYTES): the bytes of the frames one by one (masked to BitsStored alike), in
+    fewer reads; frames out of order, or a run cut short by the file's end, are read one
+    by one, with the same error."""
+    from dicomvol.dicom.cache import JobSources
+    from dicomvol.io import stream
+    from dicomvol.pixels.assemble import pixel_mode
+
+    plan = _enhanced_plan(tmp_path, bits_stored)
+    frames = plan.all_frames  # type: ignore[attr-defined]
+    mode = pixel_mode(frames)
+    assert mode.kind == "raw" and len(frames) > 8
+    reads: list[int] = []
+    real = JobSources.read_range
+
+    def counted(self: JobSources, path: str, start: int, length: int) -> object:
+        reads.append(length)
+        return real(self, path, start, length)
+
+    monkeypatch.setattr(JobSources, "read_range", counted)
+    one_by_one = b"".join(stream._slice_bytes(f, mode, JobSources()) for f in frames)
+    assert len(reads) == len(frames)
+    if bits_stored is not None:  # the file's values do have bits above BitsStored
+        assert one_by_one != b"".join(stream._slice_bytes(
+            dataclasses.replace(f, bits_stored=16), mode) for f in frames)
+    for run_frames, expected_reads in ((1 << 30, 1), (2, (len(frames) + 1) // 2)):
+        reads.clear()
+        size = frames[0].rows * frames[0].columns * mode.itemsize
+        monkeypatch.setattr(stream, "RUN_BYTES", min(run_frames * size, 1 << 30))
+        assert b"".join(stream._native_runs(frames, mode, JobSources())) == one_by_one
+        assert len(reads) == expected_reads
+    shuffled = [frames[1], frames[0], *frames[2:]]
+    reads.clear()
+    assert b"".join(stream._native_runs(shuffled, mode, JobSources())) == b"".join(
+        stream._slice_bytes(f, mode) for f in shuffled)
+    assert len(reads) == 2 + (len(frames) - 2 + 1) // 2
+    path = Path(frames[0].path)
+    path.write_bytes(path.read_bytes()[:-size // 2])  # the last frame cut short
+    monkeypatch.setattr(stream, "RUN_BYTES", 1 << 30)
+    with pytest.raises(dicomvol.errors.PixelDataError) as in_runs:
+        b"".join(stream._native_runs(frames, mode, JobSources()))
+    with pytest.raises(dicomvol.errors.PixelDataError) as alone:
+        b"".join(stream._slice_bytes(f, mode) for f in frames)
+    assert str(in_runs.value) == str(alone.value) and f"frame {len(frames)}" in str(alone.value)

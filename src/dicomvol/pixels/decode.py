@@ -162,8 +162,28 @@ def native_bytes(frame: FrameRecord, sources: JobSources | None = None) -> bytes
     """
     start, read = (_frame_range if frame.number_of_frames > 1 else _single_range)(frame, sources)
     itemsize = type_itemsize(stored_format(frame))
-    raw = _read_stored(frame, start, itemsize, read)
-    mask = stored_mask(frame)
+    return _masked(_read_stored(frame, start, itemsize, read), stored_mask(frame), itemsize)
+
+
+def native_run(first: FrameRecord, count: int, sources: JobSources | None = None
+               ) -> bytes | None:
+    """``count`` consecutive frames of a native multi-frame file, from ``first`` on, as
+    :func:`native_bytes` gives each of them, joined (one read); None when they cannot all
+    be read whole (read them one by one: each error then names its frame)."""
+    if not 1 <= first.frame <= first.frame + count - 1 <= first.number_of_frames:
+        return None
+    itemsize = type_itemsize(stored_format(first))
+    nbytes = first.rows * first.columns * itemsize * count
+    start, read = _frame_range(first, sources)
+    try:
+        raw = read(first.path, start, nbytes)
+    except OSError:
+        return None
+    return _masked(raw, stored_mask(first), itemsize) if len(raw) == nbytes else None
+
+
+def _masked(raw: bytes | memoryview, mask: int | None, itemsize: int) -> bytes:
+    """Little-endian values of ``itemsize`` bytes with every bit outside ``mask`` cleared."""
     if mask is None:
         return bytes(raw)
     out = bytearray(raw)
