@@ -69,6 +69,8 @@ PRIVATE_TAGS: dict[int, tuple[str, str]] = {
     0x001910BC: ("(0019,10BC)", "DS"), 0x001910BD: ("(0019,10BD)", "DS"),
     0x0043102F: ("(0043,102F)", "SS"),  # GE image type: magnitude/phase/real/imaginary
 }
+#: (group, element) -> the name a private element's value is kept under.
+_PRIVATE_KEYS = tuple(((tag >> 16, tag & 0xFFFF), name) for tag, (name, _) in PRIVATE_TAGS.items())
 _TAGS: dict[int, str] = {TAGS[k][0]: k for k in KEYWORDS}
 _TAGS.update({tag: name for tag, (name, _) in PRIVATE_TAGS.items()})
 #: Siemens (0019,xx0C) diffusion b-value (XA classic): such files go to pydicom.
@@ -86,18 +88,23 @@ class LeanHeader:
     """The subset of a pydicom ``Dataset`` that indexing reads, from raw bytes."""
 
     def __init__(self, values: dict[str, Any], transfer_syntax: str) -> None:
-        self._values = values
+        table: dict[Any, Any] = values
+        for key, name in _PRIVATE_KEYS:  # a private element: also by (group, element)
+            value = table.get(name)
+            if value is not None:
+                table[key] = _Element(value)
+        self._values = table
         self.file_meta = {"TransferSyntaxUID": transfer_syntax}
+        #: The dict's own ``get`` (indexing reads ~80 values per file through it).
+        self.get = table.get  # type: ignore[method-assign,assignment]
 
     def get(self, keyword: str | tuple[int, int], default: Any = None) -> Any:
         """The converted value of ``keyword`` (str, list of str or numbers), or ``default``.
 
         A ``(group, element)`` key of :data:`PRIVATE_TAGS` gives an element-like
-        object with ``.value`` (as pydicom's ``Dataset.get`` of a tag does).
+        object with ``.value`` (as pydicom's ``Dataset.get`` of a tag does). (Each
+        instance answers through its dict's ``get``, which holds both keys.)
         """
-        if isinstance(keyword, tuple):
-            value = self._values.get(f"({keyword[0]:04X},{keyword[1]:04X})")
-            return default if value is None else _Element(value)
         return self._values.get(keyword, default)
 
     def __contains__(self, keyword: str) -> bool:
@@ -248,6 +255,8 @@ _IMPLICIT = struct.Struct("<II")  # swapped tag, 32-bit length
 _U32 = struct.Struct("<I")
 _LONG_VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _LONG_VRS)
 _VR_CODES = frozenset(int.from_bytes(vr, "little") for vr in _VRS)
+#: A VR's code (as ``unpack_from`` reads it) -> its name.
+_VR_NAMES = {int.from_bytes(vr, "little"): vr.decode("ascii") for vr in _VRS}
 #: Markers in a walk table (besides a (keyword, implicit VR) pair).
 _STOP_PIXELS, _STOP_FALLBACK = "pixels", "fallback"
 
@@ -273,7 +282,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
     last = n - 8  # the last offset where an element header fits
     unpack = _EXPLICIT.unpack_from
     u32 = _U32.unpack_from
-    long_vrs, vrs = _LONG_VR_CODES, _VR_CODES
+    long_vrs, vrs, vr_names = _LONG_VR_CODES, _VR_CODES, _VR_NAMES
     get = table.get
     pixels, fallback, undefined = _STOP_PIXELS, _STOP_FALLBACK, _UNDEFINED
     while pos <= last:
@@ -309,7 +318,7 @@ def _walk(buf: bytes, pos: int, implicit: bool,
         end = start + length
         if end > n:
             return None
-        vr_name = buf[pos + 4:pos + 6].decode("ascii", "replace")
+        vr_name = vr_names[vr]
         value = convert_value(buf[start:end], vr_name)
         if value is not None:
             values[action[0]] = value
