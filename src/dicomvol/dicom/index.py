@@ -86,7 +86,7 @@ def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True,
     """
     result = IndexResult()
     try:
-        with nullcontext(stream) if stream is not None else fs.open_input(cand.path) as fp:
+        with nullcontext(stream) if stream is not None else _open(cand.path) as fp:
             _index_stream(fp, cand, tuple(names), result, lean)
     except OSError as exc:
         result.errors.append(FileError(cand.path, cand.rel,
@@ -96,6 +96,19 @@ def index_file(cand: Candidate, names: Sequence[str] = (), lean: bool = True,
         result.errors.append(FileError(cand.path, cand.rel,
                                        f"internal: indexing failed: {type(exc).__name__}: {exc}"))
     return result
+
+
+def _open(path: str) -> BinaryIO:
+    """An input opened for indexing: a local file unbuffered (the lean readers read a few
+    large blocks; :func:`_buffered` wraps it for pydicom's many small reads)."""
+    if fs.is_url(path):
+        return fs.open_input(path)
+    return open(path, "rb", buffering=0)
+
+
+def _buffered(fp: BinaryIO) -> BinaryIO:
+    """``fp`` for many small reads: an unbuffered file wrapped in a buffered reader."""
+    return io.BufferedReader(fp) if isinstance(fp, io.FileIO) else fp
 
 
 def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
@@ -121,8 +134,13 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
         meta = _head_meta(head)
         if is_seg(meta[2]):  # many frames: per-frame groups read apart
             fp.seek(0)
-            if index_split(fp, cand, names, result):
-                return
+            buffered = _buffered(fp)
+            try:
+                if index_split(buffered, cand, names, result):
+                    return
+            finally:
+                if buffered is not fp:  # the file stays open for the readers below
+                    buffered.detach()  # type: ignore[attr-defined]
             fp.seek(len(head))
         size = fs.stream_size(fp)
         if _index_lean(fp, size, cand, names, result, head, meta):
@@ -131,8 +149,10 @@ def _index_stream(fp: BinaryIO, cand: Candidate, names: tuple[str, ...],
         if _index_enhanced(fp, size, cand, names, result):
             return
         fp.seek(0)
+        stream = _buffered(fp)
     else:
         fp.seek(0)
+        stream = _buffered(fp)
     try:
         ds, pixel_info = read_header_from(stream, gzipped)
     except NotDicomError as exc:
