@@ -124,8 +124,10 @@ def first_frame_only(buf: bytes) -> bytes | None:
     (excluded) with PerFrameFunctionalGroupsSequence holding only its first
     item, for readers of one frame's groups (the sidecar: pydicom then parses
     one item, not 5,000). Sequences of undefined length are skipped by their
-    delimiters. None when there is nothing to cut or the top level is not plain
-    (other syntax, damage): read the whole header.
+    delimiters (per-frame items as :func:`~dicomvol.dicom.frametable.read_table`
+    reads them: an item laid out as one read before is not walked again). None when
+    there is nothing to cut or the top level is not plain (other syntax, damage):
+    read the whole header.
     """
     try:
         meta_end, transfer_syntax = read_meta(buf)
@@ -136,8 +138,9 @@ def first_frame_only(buf: bytes) -> bytes | None:
             tag, raw_vr, length, start = _element_head(buf, pos)
             if tag in PIXEL_DATA_TAGS:
                 break
-            if length == UNDEFINED_LENGTH and raw_vr == b"SQ":
-                end = _sequence_end(buf, start, 1)
+            if length == UNDEFINED_LENGTH and raw_vr == b"SQ":  # per-frame items: as a table
+                end = (read_table(buf, start, length, {}, 1)[1] if tag == PER_FRAME_TAG
+                       else _sequence_end(buf, start, 1))  # (most are not parsed)
             elif length == UNDEFINED_LENGTH or start + length > len(buf):
                 return None
             else:
