@@ -162,27 +162,20 @@ class FrameTable(Sequence[LeanItem]):
             if layout is None or raw is None:
                 append(None)
                 continue
-            c0, c1, c2, c3 = layout.caches
-            ipp, temporal, acq_dt, stack, dimension = raw
-            position = c0.get(ipp, _MISSING)
-            if position is _MISSING:
-                position = layout.field(0, ipp)
-            index = c1.get(temporal, _MISSING)
-            if index is _MISSING:
-                index = layout.field(1, temporal)
-            time = c2.get(acq_dt, _MISSING)
-            if time is _MISSING:
-                time = layout.field(2, acq_dt)
-            stack_id = c3.get(stack, _MISSING)
-            if stack_id is _MISSING:
-                stack_id = layout.field(3, stack)
+            fields = list(map(dict.get, layout.caches, raw, _MISSINGS))  # all but the last
+            if _MISSING in fields:
+                for at, value in enumerate(fields):
+                    if value is _MISSING:
+                        fields[at] = layout.field(at, raw[at])
             vr = layout.vrs[4]
-            append((position, index, time, stack_id, None if vr is None or not dims else
-                    dimension_values(lean_value(vr, dimension), dims)))
+            fields.append(None if vr is None or not dims else
+                          dimension_values(lean_value(vr, raw[4]), dims))
+            append(tuple(fields))
         return out
 
 
 _MISSING = object()
+_MISSINGS = (_MISSING,) * 4
 
 
 def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[LeanItem]],
