@@ -329,17 +329,28 @@ def _grid_label(f: FrameRecord) -> str:
 
 
 def _grid_groups(frames: Sequence[FrameRecord]) -> list[list[FrameRecord]]:
+    """Frames by grid: matrix equal, orientation and pixel spacing within tolerance of the
+    group's first frame (each distinct grid compared once)."""
     groups: list[list[FrameRecord]] = []
+    group_of: dict[tuple[Any, ...], list[FrameRecord]] = {}
     for frame in sorted(frames, key=lambda f: (f.instance_number or 0, f.rel, f.frame)):
-        for group in groups:
-            ref = group[0]
-            if (ref.rows == frame.rows and ref.columns == frame.columns
-                    and geometry.same_orientation(ref.orientation or (), frame.orientation or ())
-                    and geometry.same_spacing(ref.pixel_spacing or (), frame.pixel_spacing or ())):
-                group.append(frame)
-                break
-        else:
-            groups.append([frame])
+        grid = (frame.rows, frame.columns, frame.orientation, frame.pixel_spacing)
+        found = group_of.get(grid)
+        if found is None:
+            for group in groups:
+                ref = group[0]
+                if (ref.rows == frame.rows and ref.columns == frame.columns
+                        and geometry.same_orientation(ref.orientation or (),
+                                                      frame.orientation or ())
+                        and geometry.same_spacing(ref.pixel_spacing or (),
+                                                  frame.pixel_spacing or ())):
+                    found = group
+                    break
+            else:
+                found = []
+                groups.append(found)
+            group_of[grid] = found
+        found.append(frame)
     return groups
 
 
