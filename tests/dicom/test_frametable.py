@@ -150,20 +150,25 @@ def test_a_frame_with_converted_attributes_is_read_item_by_item(
     assert not _differences(records, _records(path, _read_plain(path, monkeypatch)))
 
 
-def test_items_that_all_differ_are_no_longer_learnt(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every item has a value of its own outside the per-frame sequences: no item matches
-    another, and after GIVE_UP_AFTER of them the rest are parsed without learning."""
+@pytest.mark.parametrize("repeated", [0, 1])
+def test_items_that_differ_are_no_longer_learnt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                repeated: int) -> None:
+    """Every item has a value of its own outside the per-frame sequences (but for
+    ``repeated`` items equal to the one before): after GIVE_UP_AFTER items learnt, with
+    fewer matching one, the rest are parsed without learning; the same records."""
     def edit(items: Sequence) -> None:
         for n, item in enumerate(items):
             voi = Dataset()
-            voi.WindowCenter, voi.WindowWidth = 100 + n, 400
+            voi.WindowCenter, voi.WindowWidth = 100 + (n if n > repeated else 0), 400
             item.FrameVOILUTSequence = Sequence([voi])
     path = _write(tmp_path, edit=edit)
     monkeypatch.setattr(frametable, "GIVE_UP_AFTER", 3)
     found = _read(path)
     table = _table(found)
-    assert len(table.group_items) == 3 and table.group[3:] == [-1] * (len(table) - 3)
+    learnt = 3  # one match does not keep learning on: it needs as many hits as misses
+    assert len(table.group_items) == learnt
+    assert table.group[learnt + repeated:] == [-1] * (len(table) - learnt - repeated)
+    assert table.group[:2] == ([0, 0] if repeated else [0, 1])
     assert not _differences(_records(path, found), _records(path, _read_plain(path,
                                                                                monkeypatch)))
 

@@ -49,8 +49,9 @@ CONTENT_TAGS = tuple((KEYWORD_TAGS[s][0], KEYWORD_TAGS[e][0]) for s, e in (
     ("FrameContentSequence", "DimensionIndexValues")))
 #: Layouts learnt per file (beyond: further items are parsed one by one).
 MAX_LAYOUTS = 64
-#: Items parsed without any later item matching one, after which no more are learnt
-#: (every item differs outside the per-frame values: parsing is all there is to do).
+#: Items parsed (each one learnt: parsed twice) after which no more are learnt unless
+#: as many items matched one as were learnt (where items differ outside the per-frame
+#: values, e.g. a private value unique per frame, parsing is all there is to do).
 GIVE_UP_AFTER = 256
 _EMPTY = slice(0, 0)
 _NO_LAYOUTS: list[FrameLayout] = []
@@ -228,7 +229,7 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
             lengths.append(item_length)
             table._items[index] = lean = LeanItem(values, buf)
             misses += 1
-            learning = learning and (hits > 0 or misses <= GIVE_UP_AFTER)
+            learning = learning and (misses <= GIVE_UP_AFTER or hits >= misses)
             learnt = (_learn(buf, pos, after, item_length, end, depth, by_length, layouts)
                       if learning else None)
             if learnt is None:
