@@ -146,16 +146,74 @@ def test_memo_calls_once_per_distinct_input() -> None:
     assert calls[-2:] == ["x", "x"]
 
 
-def test_memo_tells_sequences_apart_by_identity() -> None:
-    def fn(ds: Any, item: Any) -> Any:
-        seq = item.get("MRDiffusionSequence")
-        return None if seq is None else seq[0].get("DiffusionBValue")
+def test_memo_tells_sequences_apart_by_what_is_read_in_them() -> None:
+    """A sequence matches on its number of items and the values read inside them (at any
+    depth, private items too), not on the values it holds that are not read."""
+    calls: list[int] = []
 
-    one = [_item({0x00189087: 0.0})]
-    other = [_item({0x00189087: 1000.0})]
+    def fn(ds: Any, item: Any) -> Any:
+        calls.append(1)
+        seq = item.get("MRDiffusionSequence")
+        b = None if not seq else seq[0].get("DiffusionBValue")
+        inner = seq[0].get("DiffusionGradientDirectionSequence") if seq else None
+        direction = inner[0].get("DiffusionGradientOrientation") if inner else None
+        scales = [p.get((0x2005, 0x100E)) for p in item.private_items()]
+        return b, direction, len(seq or ()), [None if s is None else s.value for s in scales]
+
+    def frame(b: float, uid: str, direction: Any = None, scale: float = 1.5,
+              items: int = 1) -> LeanItem:
+        grad = {0x00189089: direction} if direction is not None else {}
+        diffusion = {0x00189087: b, 0x00080018: uid}
+        if direction is not None:
+            diffusion[0x00189076] = [_item(grad)]
+        private = _item({0x2005100E: scale, 0x00080018: uid})
+        return _item({0x00189117: [_item(diffusion) for _ in range(items)],
+                      0x2005140F: [private]})
+
     memo = FrameMemo()
-    results = [memo.call(fn, None, _item({0x00189117: seq})) for seq in (one, other, one)]
-    assert results == [0.0, 1000.0, 0.0]
+    first = memo.call(fn, None, frame(0.0, "1"))
+    assert memo.call(fn, None, frame(0.0, "2")) == first and len(calls) == 1  # UIDs: unread
+    assert memo.call(fn, None, frame(1000.0, "3")) == (1000.0, None, 1, [1.5])
+    assert memo.call(fn, None, frame(0.0, "4", scale=2.0)) == (0.0, None, 1, [2.0])
+    assert memo.call(fn, None, frame(0.0, "5", items=2)) == (0.0, None, 2, [1.5])
+    assert memo.call(fn, None, frame(1000.0, "6", [0.0, 0.6, 0.8])) == (
+        1000.0, [0.0, 0.6, 0.8], 1, [1.5])
+    assert memo.call(fn, None, frame(1000.0, "7", [0.0, 0.6, 0.8])) == (
+        1000.0, [0.0, 0.6, 0.8], 1, [1.5])
+    assert memo.call(fn, None, frame(1000.0, "8", [1.0, 0.0, 0.0]))[1] == [1.0, 0.0, 0.0]
+    assert len(calls) == 6  # frames "2" and "7" matched one before
+    one = [_item({0x00189087: 0.0})]
+    results = [memo.call(fn, None, _item({0x00189117: seq}))[0] for seq in (one, [], one)]
+    assert results == [0.0, None, 0.0]
+
+
+def test_realistic_private_items_are_read_once_per_volume(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Philips writes a private per-frame item holding the frame's own UID and instance
+    number beside the scale factors, and a window per frame: the repeating fields are still
+    computed once per volume (what is read in the items repeats), the records pydicom's."""
+    import dicomvol.dicom.frames as frames_mod
+
+    path = _write(tmp_path)
+
+    def per_frame_values(ds: Dataset) -> None:
+        for n, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+            voi = Dataset()
+            voi.WindowCenter, voi.WindowWidth = 100 + n, 400 + n
+            item.FrameVOILUTSequence = pydicom.Sequence([voi])
+            private = item[0x2005100F].value[0]
+            private.InstanceNumber = n + 1
+            private.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{1000 + n}"
+
+    _edit(path, per_frame_values)
+    calls: list[int] = []
+    real = frames_mod.diffusion_fields
+    monkeypatch.setattr(frames_mod, "diffusion_fields",
+                        lambda *args: calls.append(1) or real(*args))
+    frames = _check(path)
+    assert len(frames) == len(VOLUMES) * 3
+    assert len(calls) == len(VOLUMES) + len(frames)  # once per volume; pydicom per frame
 
 
 def test_memo_gives_up_when_nothing_repeats() -> None:

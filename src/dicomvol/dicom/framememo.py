@@ -3,16 +3,18 @@
 The records of a 5,000-frame Enhanced MR file are built frame by frame by the
 same header code as any file (``frames.frame_records``): diffusion, Philips
 scaling and the functional-group fields. Most functional groups repeat from
-frame to frame, and :mod:`dicomvol.dicom.leanmf` reads an identical sequence
-once (one shared list of items). :class:`FrameMemo` calls such a function with
-a view of the frame's item that records every element it reads (by tag, with
-its value: a shared sequence by identity, other values by type and value; the
-private creators of a group and the set of private sequences as a whole). A
-later frame whose recorded elements all hold the same values gets the stored
-result: the function, deterministic in what it reads, would read and return
-the same. Items that are not lean (pydicom datasets, ``fgroups`` items) are
-passed straight through. ``tests/dicom/test_lean.py`` holds the records to
-pydicom's on the corpus and on synthetic files.
+frame to frame. :class:`FrameMemo` calls such a function with a view of the
+frame's item that records every element it reads (by tag, with its value, by
+type and value; a sequence by its number of items, its items as views that record
+their own reads; the private creators of a group and the private sequences as a
+whole). A later frame whose recorded elements all hold the same values gets the
+stored result: the function, deterministic in what it reads, would read and return
+the same. Values inside a sequence are looked up once per distinct list of items
+(a sequence that repeats byte for byte is one list, :mod:`dicomvol.dicom.leanitems`),
+so a frame whose private per-frame item differs only in what is not read (its own
+UID, a window) still matches. Items that are not lean (pydicom datasets,
+``fgroups`` items) are passed straight through. ``tests/dicom/test_lean.py`` holds
+the records to pydicom's on the corpus and on synthetic files.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ GIVE_UP_AFTER = 512
 
 
 def _identity(value: Any) -> Hashable:
-    """What makes two values of an element the same input (a sequence: the same list)."""
+    """What makes two values of an element the same input (a sequence: its number of
+    items; what is read in them is noted apart, through views of them)."""
     if isinstance(value, list):
         if value and isinstance(value[0], LeanItem):
-            return ("SQ", id(value))
+            return ("SQ", len(value))
         value = tuple(value)
     try:
         hash(value)
@@ -51,15 +54,30 @@ def _creators(item: LeanItem, group: int) -> tuple[int, ...]:
 
 
 def _private(item: LeanItem) -> Hashable:
-    return tuple((tag, id(value)) for tag, value in item._lean_values.items()
+    """The private sequences of an item as :meth:`_Reads.private_items` walks them: their
+    tags and numbers of items."""
+    return tuple((tag, len(value)) for tag, value in item._lean_values.items()
                  if (tag >> 16) % 2 == 1 and isinstance(value, list))
 
 
+#: What a read inside a sequence item finds where that item is not there.
+_GONE = ("gone",)
+
+
 def _probe(item: LeanItem, key: Any) -> Hashable:
-    """The identity of what ``key`` (a tag or a pseudo key) reads from ``item``."""
+    """The identity of what ``key`` (a tag or a pseudo key, or ``("at", steps, key)``:
+    that key read in the item reached by ``steps``, (tag, index) pairs) reads from
+    ``item``."""
     if type(key) is int:
         return _identity(item._value(key))
     kind = key[0]
+    if kind == "at":
+        for tag, index in key[1]:
+            value = item._value(tag)
+            if type(value) is not list or index >= len(value) or type(value[index]) is not LeanItem:
+                return _GONE
+            item = value[index]
+        return _probe(item, key[2])
     if kind == "bool":
         return bool(item)
     if kind == "in":
@@ -70,21 +88,40 @@ def _probe(item: LeanItem, key: Any) -> Hashable:
 
 
 class _Reads:
-    """A lean item as the header code reads it, noting each read and what it found."""
+    """A lean item as the header code reads it, noting each read and what it found.
+
+    A sequence read is noted by its number of items and given as views of them that
+    note their own reads (keys ``("at", steps, key)``, ``steps`` the (tag, index) path
+    from the frame's item): a frame matches on the values read inside its sequences,
+    not on the sequences' whole bytes (e.g. a private per-frame item holding the frame's
+    own UID beside the scale factors that are read).
+    """
 
     #: Marks the class for :func:`dicomvol.dicom.values.is_dataset`.
     lean_dataset = True
 
     _item: LeanItem
     _read: dict[Any, Hashable]
+    _steps: tuple[tuple[int, int], ...]
 
-    def __init__(self, item: LeanItem) -> None:
+    def __init__(self, item: LeanItem, read: dict[Any, Hashable] | None = None,
+                 steps: tuple[tuple[int, int], ...] = ()) -> None:
         object.__setattr__(self, "_item", item)
-        object.__setattr__(self, "_read", {})
+        object.__setattr__(self, "_read", {} if read is None else read)
+        object.__setattr__(self, "_steps", steps)
+
+    def _key(self, key: Any) -> Any:
+        return ("at", self._steps, key) if self._steps else key
+
+    def _views(self, tag: int, items: list[Any]) -> list[Any]:
+        return [_Reads(item, self._read, (*self._steps, (tag, i))) if type(item) is LeanItem
+                else item for i, item in enumerate(items)]
 
     def _note(self, tag: int) -> Any:
         value = self._item._value(tag)
-        self._read[tag] = _identity(value)
+        self._read[self._key(tag)] = _identity(value)
+        if type(value) is list and value and type(value[0]) is LeanItem:
+            return self._views(tag, value)
         return value
 
     @staticmethod
@@ -105,7 +142,7 @@ class _Reads:
         if tag is None:
             return False
         found = key in self._item
-        self._read[("in", tag)] = found  # present, whatever its value (an empty one too)
+        self._read[self._key(("in", tag))] = found  # present, whatever its value
         return found
 
     def __getattr__(self, name: str) -> Any:
@@ -118,21 +155,25 @@ class _Reads:
         return value
 
     def __bool__(self) -> bool:
-        self._read[("bool",)] = bool(self._item)
+        self._read[self._key(("bool",))] = bool(self._item)
         return bool(self._item)
 
     def private_block(self, group: int, private_creator: str, create: bool = False) -> Any:
         """As :meth:`LeanItem.private_block`; the block's elements are read through here."""
-        self._read[("creators", group)] = _creators(self._item, group)
+        self._read[self._key(("creators", group))] = _creators(self._item, group)
         for tag in _creators(self._item, group):
             value = self._note(tag)
             if isinstance(value, str) and value.strip() == private_creator:
                 return LeanBlock(self, (group << 16) | ((tag & 0xFF) << 8))  # type: ignore[arg-type]
         raise KeyError(f"private creator {private_creator!r} not in group {group:04X}")
 
-    def private_items(self) -> list[LeanItem]:
-        self._read[("private",)] = _private(self._item)
-        return self._item.private_items()
+    def private_items(self) -> list[Any]:
+        """As :meth:`LeanItem.private_items`, as views."""
+        self._read[self._key(("private",))] = _private(self._item)
+        values = self._item._lean_values
+        return [view for tag, value in values.items() if (tag >> 16) % 2 == 1
+                and isinstance(value, list) for view in self._views(tag, value)
+                if type(view) is _Reads]
 
 
 def _hashable(value: Any) -> Hashable:
@@ -160,6 +201,55 @@ def _probes(item: LeanItem, reads: tuple[Any, ...]) -> tuple[Hashable, ...]:
     return tuple(out)
 
 
+class _Pattern:
+    """One recorded read pattern, compiled for probing: its top-level keys in order, and the
+    reads inside each sequence it read grouped under the sequence's tag, probed once per
+    distinct list of items (the lists that repeat from frame to frame are one object:
+    their reads are looked up, not read again)."""
+
+    __slots__ = ("nested", "reads", "top")
+
+    def __init__(self, reads: tuple[Any, ...]) -> None:
+        self.reads = reads
+        top: list[Any] = []
+        nested: dict[int, list[tuple[int, tuple[Any, ...], Any]]] = {}
+        for key in reads:
+            if type(key) is tuple and key[0] == "at":
+                (tag, index), rest = key[1][0], key[1][1:]
+                nested.setdefault(tag, []).append((index, rest, key[2]))
+            else:
+                top.append(key)
+        self.top = tuple(top)
+        self.nested = tuple((tag, tuple(inside)) for tag, inside in nested.items())
+
+    def probe(self, item: LeanItem, seen: dict[tuple[int, int], tuple[list[Any],
+                                                                       tuple[Hashable, ...]]]
+              ) -> tuple[Hashable, ...]:
+        """What this pattern reads from ``item`` (``seen``: the reads inside each list of
+        items probed so far, by the list's and the reads' identity, with the list: held,
+        its identity is not another's)."""
+        out = _probes(item, self.top)
+        for tag, inside in self.nested:
+            value = item._value(tag)
+            if type(value) is not list:  # (the tag's own read differs then too)
+                out += (_GONE,) * len(inside)
+                continue
+            key = (id(value), id(inside))
+            held = seen.get(key)
+            if held is None:
+                held = seen[key] = (value, tuple(_inside(value, index, rest, op)
+                                                 for index, rest, op in inside))
+            out += held[1]
+        return out
+
+
+def _inside(items: list[Any], index: int, rest: tuple[Any, ...], op: Any) -> Hashable:
+    """What ``op`` reads in item ``index`` of ``items`` (then through ``rest``)."""
+    if index >= len(items) or type(items[index]) is not LeanItem:
+        return _GONE
+    return _probe(items[index], ("at", rest, op) if rest else op)
+
+
 _NONE = object()
 
 
@@ -167,13 +257,17 @@ class Bound:
     """``fn(ds, item, *rest)`` for one function and arguments, memoised per distinct input
     read from ``item`` (:meth:`FrameMemo.bind`): called once per frame of a file."""
 
-    __slots__ = ("_counts", "_ds", "_fn", "_patterns", "_rest", "_results", "untracked")
+    __slots__ = ("_counts", "_ds", "_fn", "_patterns", "_rest", "_results", "_seen",
+                 "untracked")
 
     def __init__(self, fn: Callable[..., Any], ds: Any, rest: tuple[Any, ...],
                  counts: list[int]) -> None:
         self._fn, self._ds, self._rest = fn, ds, rest
-        self._patterns: list[tuple[Any, ...]] = []
+        self._patterns: list[_Pattern] = []
         self._results: dict[Hashable, Any] = {}
+        #: The reads inside each list of items probed, with the list (kept alive: its
+        #: identity stays its own while the memo lives).
+        self._seen: dict[tuple[int, int], tuple[list[Any], tuple[Hashable, ...]]] = {}
         self._counts = counts  # [calls recorded, matches], shown in FrameMemo.counts
         #: Whether a lean item was passed to the function unrecorded (after giving up).
         self.untracked = False
@@ -185,27 +279,32 @@ class Bound:
         if counts[0] >= GIVE_UP_AFTER and not counts[1]:
             self.untracked = True
             return self._fn(self._ds, item, *self._rest)
-        for reads in self._patterns:
-            found = results.get((reads, _probes(item, reads)), _NONE)
+        seen, patterns = self._seen, self._patterns
+        for at, pattern in enumerate(patterns):
+            found = results.get((pattern.reads, pattern.probe(item, seen)), _NONE)
             if found is not _NONE:
                 counts[1] += 1
+                if at:  # the pattern last matched is tried first
+                    patterns[0], patterns[at] = pattern, patterns[0]
                 return found
         counts[0] += 1
         view = _Reads(item)
         result = self._fn(self._ds, view, *self._rest)
         reads = tuple(view._read)
-        if reads not in self._patterns:
+        known = next((p for p in self._patterns if p.reads == reads), None)
+        if known is None:
             if len(self._patterns) >= MAX_PATTERNS:
                 return result
-            self._patterns.append(reads)
-        results[(reads, tuple(view._read.values()))] = result
+            known = _Pattern(reads)
+            self._patterns.append(known)
+        results[(reads, known.probe(item, seen))] = result
         return result
 
 
     def reads_any(self, tags: frozenset[int]) -> bool:
         """Whether a recorded call read any of ``tags`` of its item (or a call went
         unrecorded: then it may have)."""
-        return self.untracked or any(key in tags for reads in self._patterns for key in reads)
+        return self.untracked or any(key in tags for p in self._patterns for key in p.reads)
 
 
 class FrameMemo:
