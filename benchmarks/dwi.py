@@ -14,7 +14,9 @@ interleaved with 80 unit directions (a deterministic spiral on the sphere), b = 
 * ``enhanced``: Philips Enhanced MR, one file of 5,000 frames (per-frame MRDiffusionSequence
   and the Philips private per-frame items);
 * ``undefined``: the same file with every functional-group sequence and item of undefined
-  length (delimited, as some scanners write them; pydicom writes defined lengths).
+  length (delimited, as some scanners write them; pydicom writes defined lengths);
+* ``perframe``: the same file with what Philips writes per frame besides position and
+  content: a private item holding the frame's own UID and instance number, and a window.
 
 Each tool converts into an empty folder (``-z n``, uncompressed NIfTI), one untimed warm-up
 run first; wall and CPU time (the child and its workers, ``os.wait4``) come from
@@ -87,16 +89,40 @@ def _undefined_lengths(source: Path, out: Path) -> None:
     ds.save_as(out / source.name, enforce_file_format=True)
 
 
+def _per_frame_values(source: Path, out: Path) -> None:
+    """``source`` rewritten as Philips scanners write their per-frame items: a private item
+    holding the frame's own SOPInstanceUID and InstanceNumber beside its scale factors,
+    and a window (FrameVOILUTSequence) per frame."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(source)
+    for n, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        voi = Dataset()
+        voi.WindowCenter, voi.WindowWidth = 500 + (n * 7) % 900, 1000 + (n * 13) % 1700
+        item.FrameVOILUTSequence = Sequence([voi])
+        private = item[0x2005100F].value[0]
+        private.InstanceNumber = n + 1
+        private.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{1000000 + n}"
+    out.mkdir(parents=True)
+    ds.save_as(out / source.name, enforce_file_format=True)
+
+
+#: Cases made from the enhanced file: case -> how.
+DERIVED = {"undefined": _undefined_lengths, "perframe": _per_frame_values}
+
+
 def build(case: str, quick: bool) -> Path:
     """The data set of ``case`` (cached; rebuilt when its spec changed)."""
-    if case == "undefined":
+    if case in DERIVED:
         source = build("enhanced", quick)
-        folder = source.with_name(source.name.replace("enhanced", "undefined"))
+        folder = source.with_name(source.name.replace("enhanced", case))
         marker = folder.with_name(folder.name + ".complete.json")
         spec = {"from": json.loads(source.with_name(source.name + ".complete.json").read_text())}
         if not (marker.is_file() and json.loads(marker.read_text()) == spec):
             shutil.rmtree(folder, ignore_errors=True)
-            _undefined_lengths(source / "ENHANCED.dcm", folder)
+            DERIVED[case](source / "ENHANCED.dcm", folder)
             marker.write_text(json.dumps(spec))
         return folder
     n_dirs, n_b0, slices = (16, 4, 20) if quick else (80, 20, 50)
@@ -124,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tools = bench_run.discover_tools()
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for case in ("classic", "enhanced", "undefined"):
+    for case in ("classic", "enhanced", "undefined", "perframe"):
         folder = build(case, args.quick)
         results[case] = {}
         names = ("dicomvol", "dcm2niix")

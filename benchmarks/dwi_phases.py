@@ -5,6 +5,7 @@ Usage::
 
     python benchmarks/dwi_phases.py                 # the enhanced case of benchmarks/dwi.py
     python benchmarks/dwi_phases.py --case classic  # (add -j 1: the header pass in process)
+    python benchmarks/dwi_phases.py --case perframe # (undefined, perframe: see dwi.py)
     PYTHONPATH=/other/src python benchmarks/dwi_phases.py   # another checkout, same data
 
 Runs ``dicomvol convert DATA -o OUT -z n -q`` in this process with the main steps wrapped
@@ -70,7 +71,8 @@ def _wrap(times: dict[str, list[float]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=("enhanced", "classic"), default="enhanced")
+    parser.add_argument("--case", choices=("enhanced", "classic", "undefined", "perframe"),
+                        default="enhanced")
     parser.add_argument("-j", "--jobs", type=int, default=None)
     parser.add_argument("--data", type=Path, default=None, help="another folder to convert")
     args = parser.parse_args()

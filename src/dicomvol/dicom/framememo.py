@@ -207,7 +207,7 @@ class _Pattern:
     distinct list of items (the lists that repeat from frame to frame are one object:
     their reads are looked up, not read again)."""
 
-    __slots__ = ("nested", "reads", "top")
+    __slots__ = ("nested", "order", "reads", "top")
 
     def __init__(self, reads: tuple[Any, ...]) -> None:
         self.reads = reads
@@ -221,6 +221,10 @@ class _Pattern:
                 top.append(key)
         self.top = tuple(top)
         self.nested = tuple((tag, tuple(inside)) for tag, inside in nested.items())
+        #: The reads in the order :meth:`probe` gives their values.
+        self.order = self.top + tuple(("at", ((tag, index), *rest), op)
+                                      for tag, inside in self.nested
+                                      for index, rest, op in inside)
 
     def probe(self, item: LeanItem, seen: dict[tuple[int, int], tuple[list[Any],
                                                                        tuple[Hashable, ...]]]
@@ -297,7 +301,8 @@ class Bound:
                 return result
             known = _Pattern(reads)
             self._patterns.append(known)
-        results[(reads, known.probe(item, seen))] = result
+        read = view._read  # what probe would find, in its order, as the view noted it
+        results[(reads, tuple(read[key] for key in known.order))] = result
         return result
 
 
