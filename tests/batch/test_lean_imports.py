@@ -27,15 +27,22 @@ HEAVY = ("pydicom", "nibabel", "scipy", "_hashlib", "multiprocessing.pool",
          "concurrent.futures.process", "multiprocessing", "requests", "PIL")
 #: The pool's modules: imported only where a pool starts (batch/executors.open_pool).
 POOL = ("multiprocessing", "multiprocessing.pool", "concurrent.futures.process")
+#: What only some runs use, loaded where they do: the IDC index and completeness check
+#: (an IDC selection or bucket input), fetch threads (objects), manifests (a manifest
+#: given as input), resampling (a resampled plan), the demo's temporary folder.
+ON_DEMAND = ("dicomvol.inputs.idc", "dicomvol.report.completeness", "dicomvol.inputs.fetch",
+             "dicomvol.inputs.manifest", "dicomvol.pixels.resample", "tempfile")
 
 #: stage -> modules that must not be imported at its end.
 NEVER: dict[str, tuple[str, ...]] = {
     # the main process of a pooled run: it plans, the workers read and write
-    "pooled-main": ("pydicom", "nibabel", "scipy", "_hashlib", "requests", "PIL"),
+    # (multiprocessing itself imports tempfile)
+    "pooled-main": ("pydicom", "nibabel", "scipy", "_hashlib", "requests", "PIL",
+                    *(m for m in ON_DEMAND if m != "tempfile")),
     # discovering, indexing and planning a plain series in this process
-    "scan": HEAVY,
+    "scan": HEAVY + ON_DEMAND,
     # a whole conversion in this process (default -j on a small input, or -j 1)
-    "convert": HEAVY,
+    "convert": HEAVY + ON_DEMAND,
 }
 
 _SCRIPT = """
@@ -54,10 +61,11 @@ print(json.dumps({"code": code, "modules": [m for m in HEAVY if m in sys.modules
 
 
 def imported(stage: str, inp: Path, out: Path, *args: str) -> list[str]:
-    """The :data:`HEAVY` modules a fresh interpreter holds after ``stage`` (it must succeed)."""
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(HEAVY), stage, str(inp),
-                           str(out), *args], capture_output=True, text=True, timeout=300,
-                          check=False)
+    """The :data:`HEAVY` and :data:`ON_DEMAND` modules a fresh interpreter holds after
+    ``stage`` (it must succeed)."""
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(HEAVY + ON_DEMAND), stage,
+                           str(inp), str(out), *args], capture_output=True, text=True,
+                          timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["code"] == 0, proc.stderr[-2000:]

@@ -26,10 +26,11 @@ from dicomvol.dicom.leanmf import first_frame_only
 from dicomvol.dicom.tags import PIXEL_DATA_TAGS
 from dicomvol.errors import HeaderError, NotDicomError
 from dicomvol.inputs import fs
-from dicomvol.inputs.fetch import Prefetcher
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom parses what the lean reader declines
     from pydicom.dataset import Dataset
+
+    from dicomvol.inputs.fetch import Prefetcher
 
 #: Bytes a job fetches ahead of what it has consumed (objects only).
 DEFAULT_BYTES_AHEAD = 64 * 1024 * 1024
@@ -55,7 +56,11 @@ class JobSources:
         self._gzipped: dict[str, bool] = {}
         self._open: dict[str, int] = {}  # path -> descriptor (read_range of local files)
         urls = [p for p in prefetch if fs.is_url(p)]
-        self._fetch = Prefetcher(urls, max_bytes) if urls else None
+        self._fetch: Prefetcher | None = None
+        if urls:  # objects only: their fetches run on threads (the module loads with them)
+            from dicomvol.inputs.fetch import Prefetcher
+
+            self._fetch = Prefetcher(urls, max_bytes)
 
     def close(self) -> None:
         """Stop fetching ahead (a job that failed part way) and close open files."""

@@ -83,8 +83,6 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]],
     UsageError
         If an input does not exist.
     """
-    from dicomvol.inputs.manifest import is_manifest, read_manifest
-
     out = Discovered()
     roots: list[str] = []
     for raw in inputs:
@@ -97,7 +95,9 @@ def discover_all(inputs: Iterable[str | os.PathLike[str]],
         if root.name.upper() == "DICOMDIR" and root.is_file():  # media: the files beside it
             log.info("%s: reading the folder of this DICOMDIR", root)
             root = root.parent
-        if is_manifest(root):
+        if root.is_file() and _is_manifest(root):
+            from dicomvol.inputs.manifest import read_manifest
+
             listed = read_manifest(root)
             if listed.missing:
                 raise UsageError(f"manifest {root} lists {len(listed.missing)} missing path(s), "
@@ -201,3 +201,10 @@ def _walk(root: Path, problems: list[tuple[str, str]], skip: Collection[str],
                 continue  # sockets, fifos, devices: not data
             yield path, rel + name, os.path.realpath(path) if link else os.path.join(real, name)
         stack.extend(reversed(folders))
+
+
+def _is_manifest(path: Path) -> bool:
+    """Whether a file given as an input is a manifest (its module loads only for files)."""
+    from dicomvol.inputs.manifest import is_manifest
+
+    return is_manifest(path)

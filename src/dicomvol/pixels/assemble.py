@@ -29,7 +29,6 @@ from dicomvol.pixels.decode import (
     stored_mask,
     type_itemsize,
 )
-from dicomvol.pixels.resample import resample_stack
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -208,6 +207,8 @@ def _assemble_resampled(plan: VolumePlan, workers: int,
     mode = PixelMode("float", "f4", 1.0, 0.0)
     stack = np.empty((first.columns, first.rows, len(frames)), dtype=np.float32, order="F")
     _fill(stack, plan, mode, workers, sources)
+    from dicomvol.pixels.resample import resample_stack  # resampled plans only
+
     result = resample_stack(
         [stack[:, :, k].T for k in range(len(frames))],
         [f.position for f in frames if f.position is not None],
