@@ -89,8 +89,9 @@ def test_table_records_equal_item_by_item_records(tmp_path: Path, vendor: str, u
     path = _write(tmp_path, vendor, undefined=undefined)
     found = _read(path)
     table = _table(found)
-    assert all(g >= 0 for g in table.group), "every frame of a plain file has its group"
-    assert len(table.group_items) < len(table), "frames share their repeating groups"
+    assert all(layout is not None for layout in table.layouts), "no frame read item by item"
+    layouts = {id(layout) for layout in table.layouts}
+    assert len(table._items) == len(layouts) < len(table), "one item parsed per layout"
     assert not _differences(_records(path, found), _records(path, _read_plain(path,
                                                                                monkeypatch)))
 
@@ -121,17 +122,17 @@ def _positions(lengths: list[str]) -> Any:
 
 def test_positions_of_other_lengths_are_layouts_of_their_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    plain = len({id(layout) for layout in _table(_read(_write(tmp_path / "a")))._layouts})
+    plain = len({id(layout) for layout in _table(_read(_write(tmp_path / "a"))).layouts})
     path = _write(tmp_path / "b", edit=_positions(["1", "2.5", "-12.75", "100.125"]))
     found = _read(path)
     table = _table(found)
-    assert len({id(layout) for layout in table._layouts}) == 4 * plain
+    assert len({id(layout) for layout in table.layouts}) == 4 * plain
     records = _records(path, found)
     assert [r.position[2] for r in records[:4]] == pytest.approx([1, 2.5, -12.75, 100.125])
     assert not _differences(records, _records(path, _read_plain(path, monkeypatch)))
     monkeypatch.setattr(frametable, "MAX_LAYOUTS", 2)  # beyond: item by item, same records
     found = _read(path)
-    assert 0 < sum(g < 0 for g in _table(found).group) < len(records)
+    assert 0 < sum(layout is None for layout in _table(found).layouts) < len(records)
     assert not _differences(_records(path, found), records)
 
 
@@ -144,39 +145,65 @@ def test_a_frame_with_converted_attributes_is_read_item_by_item(
     path = _write(tmp_path, edit=edit)
     found = _read(path)
     table = _table(found)
-    assert table.group[3] == -1 and min(table.group[:3] + table.group[4:]) >= 0
+    assert table.layouts[3] is None
+    assert all(layout is not None for layout in table.layouts[:3] + table.layouts[4:])
     records = _records(path, found)
     assert records[3].instance_number == 77 and records[2].instance_number != 77
     assert not _differences(records, _records(path, _read_plain(path, monkeypatch)))
 
 
-@pytest.mark.parametrize("repeated", [0, 1])
-def test_items_that_differ_are_no_longer_learnt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                repeated: int) -> None:
-    """Every item has a value of its own outside the per-frame sequences (but for
-    ``repeated`` items equal to the one before): after GIVE_UP_AFTER items learnt, with
-    fewer matching one, the rest are parsed without learning; the same records."""
+def _count_groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Calls of the repeating fields' function (the memo's misses)."""
+    calls: list[int] = []
+    real = frames._frame_group
+    monkeypatch.setattr(frames, "_frame_group",
+                        lambda *args: calls.append(1) or real(*args))
+    return calls
+
+
+def test_values_no_field_reads_do_not_part_frames(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each frame with a window and a private UID of its own (as Philips writes them): one
+    structure, one item parsed per layout, the repeating fields computed once per distinct
+    value of what they read, not per frame; the same records."""
     def edit(items: Sequence) -> None:
         for n, item in enumerate(items):
             voi = Dataset()
-            voi.WindowCenter, voi.WindowWidth = 100 + (n if n > repeated else 0), 400
+            voi.WindowCenter, voi.WindowWidth = 100 + n, 400 + n
             item.FrameVOILUTSequence = Sequence([voi])
+            private = item[0x2005100F].value[0]
+            private.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{100 + n}"
+    path = _write(tmp_path, edit=edit)
+    expected = _records(path, _read_plain(path, monkeypatch))
+    calls = _count_groups(monkeypatch)
+    found = _read(path)
+    table = _table(found)
+    layouts = {id(layout) for layout in table.layouts}
+    assert None not in table.layouts and len(table._items) == len(layouts)
+    assert not _differences(_records(path, found), expected)
+    assert 0 < len(calls) <= len(VOLUMES) < len(table)
+
+
+def test_items_of_a_structure_of_their_own_are_no_longer_learnt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every item with a private element the others lack: no item matches another, and
+    after GIVE_UP_AFTER of them the rest are parsed without learning; the same records."""
+    def edit(items: Sequence) -> None:
+        for n, item in enumerate(items):
+            item.add_new((0x0009, 0x1000 + n), "LO", "x")
     path = _write(tmp_path, edit=edit)
     monkeypatch.setattr(frametable, "GIVE_UP_AFTER", 3)
     found = _read(path)
     table = _table(found)
-    learnt = 3  # one match does not keep learning on: it needs as many hits as misses
-    assert len(table.group_items) == learnt
-    assert table.group[learnt + repeated:] == [-1] * (len(table) - learnt - repeated)
-    assert table.group[:2] == ([0, 0] if repeated else [0, 1])
+    assert None not in table.layouts[:3] and table.layouts[3:] == [None] * (len(table) - 3)
     assert not _differences(_records(path, found), _records(path, _read_plain(path,
                                                                                monkeypatch)))
 
 
-def test_group_fields_that_read_a_per_frame_sequence_turn_the_table_off(
+def test_group_fields_that_read_per_frame_values_get_each_frames(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A group holds for all its frames only while the group fields read nothing the group
-    key leaves out: where they do, every frame is read item by item."""
+    """What the repeating fields read decides which frames share them, per-frame values
+    too: fields made from InStackPositionNumber follow each frame's."""
     path = _write(tmp_path)
     expected = _records(path, _read(path))
     real = frames._frame_group
@@ -184,16 +211,37 @@ def test_group_fields_that_read_a_per_frame_sequence_turn_the_table_off(
     def reading_content(ds: Any, frame_fg: Any, *rest: Any) -> dict[str, Any]:
         fields = real(ds, frame_fg, *rest)
         content = first_item(frame_fg, "FrameContentSequence")
-        stack = content.get("StackID") if content is not None else None
-        return {**fields, "series_description": f"stack {stack}"}
+        slice_number = content.get("InStackPositionNumber") if content is not None else None
+        return {**fields, "series_description": f"slice {slice_number}"}
 
     monkeypatch.setattr(frames, "_frame_group", reading_content)
-    used: list[int] = []
-    real_content = FrameTable.contents
-    monkeypatch.setattr(FrameTable, "contents",
-                        lambda self, dims: used.append(1) or real_content(self, dims))
-    records = _records(path, _read(path))
-    assert not used, "the table's per-frame values were not used"
-    assert {r.series_description for r in records} == {"stack 1"}
+    found = _read(path)
+    records = _records(path, found)
+    assert None not in _table(found).layouts
+    numbers = [first_item(item, "FrameContentSequence").get("InStackPositionNumber")
+               for item in _table(found)]
+    assert len(set(numbers)) > 1
+    assert [r.series_description for r in records] == [f"slice {n}" for n in numbers]
     assert not _differences([dataclasses.replace(r, series_description=e.series_description)
                              for r, e in zip(records, expected, strict=True)], expected)
+
+
+def test_a_value_of_another_vr_is_another_layout(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """One frame's DiffusionBValue written with another VR of the same length (SH for FD:
+    the same offsets, another value): its own layout, and the records the plain reader
+    gives (a shared layout would hand it the b-value bytes of a frame they equal)."""
+    path = _write(tmp_path)
+    data = bytearray(path.read_bytes())
+    element = b"\x18\x00\x87\x90FD\x08\x00"  # (0018,9087) FD, 8 bytes
+    first = data.find(element)
+    second = data.find(element, first + 1)
+    assert 0 < first < second
+    data[second + 4:second + 6] = b"SH"
+    path.write_bytes(bytes(data))
+    found = _read(path)
+    table = _table(found)
+    assert len({id(layout) for layout in table.layouts}) > len(
+        {id(layout) for layout in _table(_read(_write(tmp_path / "plain"))).layouts})
+    assert not _differences(_records(path, found), _records(path, _read_plain(path,
+                                                                               monkeypatch)))

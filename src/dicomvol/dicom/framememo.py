@@ -277,12 +277,17 @@ class Bound:
         self.untracked = False
 
     def __call__(self, item: Any) -> Any:
+        return self.reading(item)[0]
+
+    def reading(self, item: Any) -> tuple[Any, tuple[Any, ...] | None]:
+        """``fn(ds, item, *rest)`` (memoised) and the reads it depends on: the keys of the
+        pattern it matched or recorded (None: not recorded, e.g. not a lean item)."""
         if type(item) is not LeanItem:
-            return self._fn(self._ds, item, *self._rest)
+            return self._fn(self._ds, item, *self._rest), None
         counts, results = self._counts, self._results
         if counts[0] >= GIVE_UP_AFTER and not counts[1]:
             self.untracked = True
-            return self._fn(self._ds, item, *self._rest)
+            return self._fn(self._ds, item, *self._rest), None
         seen, patterns = self._seen, self._patterns
         for at, pattern in enumerate(patterns):
             found = results.get((pattern.reads, pattern.probe(item, seen)), _NONE)
@@ -290,7 +295,7 @@ class Bound:
                 counts[1] += 1
                 if at:  # the pattern last matched is tried first
                     patterns[0], patterns[at] = pattern, patterns[0]
-                return found
+                return found, pattern.reads
         counts[0] += 1
         view = _Reads(item)
         result = self._fn(self._ds, view, *self._rest)
@@ -298,12 +303,12 @@ class Bound:
         known = next((p for p in self._patterns if p.reads == reads), None)
         if known is None:
             if len(self._patterns) >= MAX_PATTERNS:
-                return result
+                return result, reads
             known = _Pattern(reads)
             self._patterns.append(known)
         read = view._read  # what probe would find, in its order, as the view noted it
         results[(reads, tuple(read[key] for key in known.order))] = result
-        return result
+        return result, reads
 
 
     def reads_any(self, tags: frozenset[int]) -> bool:

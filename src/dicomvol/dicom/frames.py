@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from dicomvol._typing import Vec3
@@ -26,7 +27,7 @@ from dicomvol.dicom.framegroups import (
     required_number,
 )
 from dicomvol.dicom.framememo import Bound, FrameMemo
-from dicomvol.dicom.frametable import PER_FRAME_SEQUENCES, FrameTable
+from dicomvol.dicom.frametable import FrameLayout, FrameTable
 from dicomvol.dicom.header import (
     UNDEFINED_LENGTH,
     Fallback,
@@ -161,17 +162,49 @@ def _table_groups(per_frame: Any, group_of: Bound, n_frames: int, nm_fields: Any
                   dims: tuple[int, tuple[int, ...]] | None
                   ) -> tuple[list[dict[str, Any] | None], list[tuple[Any, ...] | None]]:
     """For per-frame items read as a :class:`~dicomvol.dicom.frametable.FrameTable`: each
-    frame's repeating fields (those of its group) and per-frame fields (None: read its
-    item); ([], []) to read every item: items not read as a table, a frame count that
-    differs, or group fields that read a per-frame sequence (a group would then not hold
-    for all its frames)."""
+    frame's repeating fields and per-frame fields (None: read its item); ([], []) to
+    read every item (items not read as a table, a frame count that differs).
+
+    The repeating fields of a frame are those of an earlier frame of its layout whose
+    item's bytes are equal where the fields read (the values of the memo's read pattern,
+    found by their place in the layout); otherwise its item is read and the fields
+    computed (through the memo)."""
     if (type(per_frame) is not FrameTable or len(per_frame) != n_frames or nm_fields is not None
             or dose is not None):
         return [], []
-    fields = [group_of(item) for item in per_frame.group_items]
-    if group_of.reads_any(PER_FRAME_SEQUENCES):
-        return [], []
-    return [fields[g] if g >= 0 else None for g in per_frame.group], per_frame.contents(dims)
+    # per layout: (reads, getter of the bytes they read, results by those bytes)
+    known: dict[int, list[tuple[tuple[Any, ...], Any, dict[Any, dict[str, Any]]]]] = {}
+    fields: list[dict[str, Any] | None] = []
+    for index, (layout, item) in enumerate(zip(per_frame.layouts, per_frame.item_bytes,
+                                               strict=True)):
+        if layout is None or item is None:
+            fields.append(None)
+            continue
+        entries = known.setdefault(id(layout), [])  # (the layouts live as long as this)
+        found = None
+        for at, (_, read_of, results) in enumerate(entries):
+            found = results.get(read_of(item))
+            if found is not None:
+                if at:  # the pattern last matched is tried first
+                    entries[0], entries[at] = entries[at], entries[0]
+                break
+        if found is None:
+            found, reads = group_of.reading(per_frame[index])
+            if reads is not None:
+                entry = next((e for e in entries if e[0] == reads), None)
+                if entry is None:
+                    entry = (reads, _reader(layout, reads), {})
+                    entries.append(entry)
+                entry[2][entry[1](item)] = found
+        fields.append(found)
+    return fields, per_frame.contents(dims)
+
+
+def _reader(layout: FrameLayout, reads: tuple[Any, ...]) -> Any:
+    """Item bytes -> the bytes of the leaf values ``reads`` reads (what else it reads, the
+    structure, is the layout's own)."""
+    spans = [layout.leaves[r] for r in reads if r in layout.leaves]
+    return itemgetter(*(slice(a, b) for a, b in spans), slice(0, 0))
 
 
 def _common_fields(ds: Dataset, cand: Candidate, info: PixelInfo, gzipped: bool,

@@ -1,19 +1,19 @@
 """The per-frame functional groups of a lean Enhanced MR header, held as a table.
 
-A 5,000-frame diffusion file has 5,000 PerFrameFunctionalGroupsSequence items,
-but only a few layouts of them and a few hundred distinct repeating groups:
-what changes from frame to frame is the position (PlanePositionSequence) and
-the FrameContentSequence values. :func:`read_table` reads the items as
-:mod:`~dicomvol.dicom.leanmf` would, but parses only items it has not seen:
-an item whose bytes equal a parsed item's everywhere but in the leaf values of
-those two sequences has that item's structure (every element and item header,
-every other value is the same) and its repeating groups, and is stored as
-those values' bytes (:class:`FrameTable`). ``frames.frame_records`` computes
-the repeating fields once per distinct group (:attr:`FrameTable.group_items`)
-and converts the per-frame values from the bytes (:meth:`FrameTable.content`);
-any item is also read whole on demand (``table[i]``, a
-:class:`~dicomvol.dicom.leanitems.LeanItem`, as the plain reader gives it).
-``tests/dicom/test_frametable.py`` holds the records to the item-by-item ones.
+A 5,000-frame diffusion file has 5,000 PerFrameFunctionalGroupsSequence items
+but only a few structures of them: what differs from item to item are values.
+:func:`read_table` reads the items as :mod:`~dicomvol.dicom.leanitems` would, but
+parses only items of a structure it has not seen: an item whose bytes equal a
+parsed item's everywhere but in its leaf values (every element and item header
+the same) has that item's structure, its values where that item's lie
+(:class:`FrameLayout`), and is kept as its bytes (:class:`FrameTable`).
+``frames.frame_records`` then computes the repeating fields once per distinct
+value of what they read (the frame memo's read pattern, looked up in the item's
+bytes) and converts the per-frame values (position, FrameContentSequence) from
+the bytes (:meth:`FrameTable.contents`); any item is also read whole on demand
+(``table[i]``, a :class:`~dicomvol.dicom.leanitems.LeanItem`, as the plain reader
+gives it). ``tests/dicom/test_frametable.py`` holds the records to item-by-item
+reading.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dicomvol.dicom.tags import KEYWORD_TAGS
 _PLANE_POSITION, _FRAME_CONTENT, _UNASSIGNED = (
     KEYWORD_TAGS[k][0] for k in ("PlanePositionSequence", "FrameContentSequence",
                                  "UnassignedPerFrameConvertedAttributesSequence"))
-#: The sequences whose leaf values change from frame to frame (left out of the group key).
+#: The sequences that hold the per-frame fields.
 PER_FRAME_SEQUENCES = frozenset({_PLANE_POSITION, _FRAME_CONTENT})
 #: The values read per frame, as (sequence, element), in the order of the fields they give
 #: (``framegroups.CONTENT_FIELDS``, as :func:`~dicomvol.dicom.framegroups.content_fields`).
@@ -50,8 +50,8 @@ CONTENT_TAGS = tuple((KEYWORD_TAGS[s][0], KEYWORD_TAGS[e][0]) for s, e in (
 #: Layouts learnt per file (beyond: further items are parsed one by one).
 MAX_LAYOUTS = 64
 #: Items parsed (each one learnt: parsed twice) after which no more are learnt unless
-#: as many items matched one as were learnt (where items differ outside the per-frame
-#: values, e.g. a private value unique per frame, parsing is all there is to do).
+#: as many items matched one as were learnt (where items differ in structure, e.g. a
+#: private element only some frames hold, parsing is all there is to do).
 GIVE_UP_AFTER = 256
 _EMPTY = slice(0, 0)
 _NO_LAYOUTS: list[FrameLayout] = []
@@ -60,32 +60,37 @@ _ITEM_DELIMITER = ITEM_HEAD.pack(0xFFFE, 0xE00D, 0)
 
 
 class FrameLayout:
-    """Where the per-frame values of items of one structure lie.
+    """Where the values of items of one structure lie.
 
     Attributes
     ----------
     size : int
         Bytes of the item's value (an undefined-length item: through its delimiter).
     key_of : callable
-        Item bytes -> the bytes outside the per-frame leaf values (the group key).
+        Item bytes -> the bytes outside its leaf values (its structure: the layout's key).
     values_of : callable
         Item bytes -> the raw bytes of :data:`CONTENT_TAGS` (empty where absent).
     vrs : tuple of (str or None)
         The VR of each of :data:`CONTENT_TAGS`, None where absent.
-    groups : dict
-        Group key -> index into :attr:`FrameTable.group_items`.
+    leaves : dict
+        Every leaf value's (start, end) in the item's bytes, by its read key as the frame
+        memo notes it (a tag, or ``("at", steps, tag)`` inside sequences).
+    structures : dict
+        The layout's structure key (its one entry): an item of this layout has it.
     """
 
-    __slots__ = ("caches", "groups", "key_of", "size", "values_of", "vrs")
+    __slots__ = ("caches", "key_of", "leaves", "size", "structures", "values_of", "vrs")
 
     def __init__(self, size: int, spans: list[tuple[int, int]],
-                 fields: list[tuple[str, int, int] | None]) -> None:
+                 fields: list[tuple[str, int, int] | None],
+                 leaves: dict[Any, tuple[int, int]]) -> None:
         self.size = size
         self.key_of = itemgetter(*(slice(a, b) for a, b in spans), _EMPTY)
         self.values_of = itemgetter(*(_EMPTY if f is None else slice(f[1], f[2])
                                       for f in fields))
         self.vrs = tuple(None if f is None else f[0] for f in fields)
-        self.groups: dict[tuple[bytes, ...], int] = {}
+        self.leaves = leaves
+        self.structures: dict[tuple[bytes, ...], bool] = {}
         #: Per field but the last (dimension index): its value by raw bytes (positions,
         #: temporal indices and stacks repeat; acquisition times rarely).
         self.caches: tuple[dict[bytes, Any], ...] = ({}, {}, {}, {})
@@ -104,11 +109,10 @@ class FrameTable(Sequence[LeanItem]):
 
     Attributes
     ----------
-    group : list of int
-        Per frame: its index into :attr:`group_items`, or -1 (read item by item).
-    group_items : list of LeanItem
-        The first item read of each distinct group (its repeating groups are every
-        item's of that group).
+    layouts : list of (FrameLayout or None)
+        Per frame: the layout of its item (None: read item by item).
+    item_bytes : list of (bytes or None)
+        Per frame with a layout: its item's bytes.
     """
 
     def __init__(self, buf: bytes, shared: dict[bytes, list[LeanItem]], depth: int,
@@ -116,11 +120,10 @@ class FrameTable(Sequence[LeanItem]):
         self._buf, self._shared, self._depth, self._end = buf, shared, depth, end
         self._starts: list[int] = []
         self._lengths: list[int] = []
-        self._layouts: list[FrameLayout | None] = []
+        self.layouts: list[FrameLayout | None] = []
+        self.item_bytes: list[bytes | None] = []
         self._raw: list[tuple[bytes, ...] | None] = []
         self._items: dict[int, LeanItem] = {}
-        self.group: list[int] = []
-        self.group_items: list[LeanItem] = []
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -159,7 +162,7 @@ class FrameTable(Sequence[LeanItem]):
         a frame without a group (read item by item)."""
         out: list[tuple[Any, ...] | None] = []
         append = out.append
-        for layout, raw in zip(self._layouts, self._raw, strict=True):
+        for layout, raw in zip(self.layouts, self._raw, strict=True):
             if layout is None or raw is None:
                 append(None)
                 continue
@@ -191,8 +194,8 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
     by_length: dict[int, list[FrameLayout]] = {}
     layouts: dict[tuple[Any, ...], FrameLayout] = {}
     learning, misses, hits = True, 0, 0
-    starts, lengths, rows, raws, groups = (table._starts, table._lengths, table._layouts,
-                                           table._raw, table.group)
+    starts, lengths, rows, raws, items = (table._starts, table._lengths, table.layouts,
+                                          table._raw, table.item_bytes)
     pos = start
     while pos + 8 <= end:
         group, elem, item_length = ITEM_HEAD.unpack_from(buf, pos)
@@ -207,8 +210,7 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
             if pos + layout.size > end:
                 continue
             item = buf[pos:pos + layout.size]
-            found = layout.groups.get(layout.key_of(item))
-            if found is not None:
+            if layout.key_of(item) in layout.structures:
                 if at:  # the layout last matched is tried first (undefined-length items
                     candidates[0], candidates[at] = layout, candidates[0]  # share one list)
                 hits += 1
@@ -216,7 +218,7 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
                 lengths.append(item_length)
                 rows.append(layout)
                 raws.append(layout.values_of(item))
-                groups.append(found)
+                items.append(item)
                 pos += layout.size
                 break
         else:
@@ -227,7 +229,7 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
             index = len(starts)
             starts.append(pos)
             lengths.append(item_length)
-            table._items[index] = lean = LeanItem(values, buf)
+            table._items[index] = LeanItem(values, buf)
             misses += 1
             learning = learning and (misses <= GIVE_UP_AFTER or hits >= misses)
             learnt = (_learn(buf, pos, after, item_length, end, depth, by_length, layouts)
@@ -235,14 +237,13 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
             if learnt is None:
                 rows.append(None)
                 raws.append(None)
-                groups.append(-1)
+                items.append(None)
             else:
                 item = buf[pos:after]
-                learnt.groups[learnt.key_of(item)] = len(table.group_items)
-                groups.append(len(table.group_items))
-                table.group_items.append(lean)
+                learnt.structures[learnt.key_of(item)] = True
                 rows.append(learnt)
                 raws.append(learnt.values_of(item))
+                items.append(item)
             pos = after
     if length == UNDEFINED_LENGTH:
         raise ValueError("sequence without delimiter")
@@ -261,8 +262,9 @@ def _learn(buf: bytes, pos: int, after: int, item_length: int, end: int, depth: 
     undefined = item_length == UNDEFINED_LENGTH
     if undefined and buf[after - 8:after] != _ITEM_DELIMITER:
         return None
-    # Read again without sharing: every leaf value found lies in this item's bytes.
-    values, _ = parse_item(buf, pos, after if undefined else pos + item_length, {}, depth)
+    # Read again without sharing: every leaf value found lies in this item's own bytes.
+    values, _ = parse_item(buf, pos, after if undefined else pos + item_length, _NO_SHARING,
+                           depth)
     if _UNASSIGNED in values:
         return None
     fields: list[tuple[str, int, int] | None] = []
@@ -277,8 +279,9 @@ def _learn(buf: bytes, pos: int, after: int, item_length: int, end: int, depth: 
             fields.append((value[0], value[1] - pos, value[2] - pos))
         else:
             return None  # a sequence where a value belongs
-    holes = sorted((s - pos, e - pos) for tag in PER_FRAME_SEQUENCES
-                   for s, e in _leaf_values(values.get(tag)))
+    leaves: dict[Any, tuple[int, int]] = {}
+    _leaf_values(values, (), pos, leaves)
+    holes = sorted(leaves.values())
     spans, at = [], 0
     for s, e in holes:
         if s > at:
@@ -287,24 +290,43 @@ def _learn(buf: bytes, pos: int, after: int, item_length: int, end: int, depth: 
     size = after - pos
     if at < size:
         spans.append((at, size))
-    signature = (item_length, size, tuple(spans), tuple(fields))
+    # One layout per structure: every byte outside the leaf values (tags, VRs, lengths,
+    # delimiters) the same. (Equal offsets are not enough: a VR decides a value.)
+    structure = buf[pos:after]
+    signature = (item_length, tuple(spans), tuple(structure[a:b] for a, b in spans))
     layout = layouts.get(signature)
     if layout is None:
         if len(layouts) >= MAX_LAYOUTS:
             return None
-        layout = layouts[signature] = FrameLayout(size, spans, fields)
+        layout = layouts[signature] = FrameLayout(size, spans, fields, leaves)
         by_length.setdefault(item_length, []).append(layout)
     return layout
 
 
-def _leaf_values(items: Any) -> Iterator[tuple[int, int]]:
-    """The (start, end) of every unconverted leaf value in a sequence's items, at any depth."""
-    if type(items) is not list:
-        return
-    for item in items:
-        for value in item._lean_values.values():
-            if type(value) is tuple:
-                yield value[1], value[2]
-            elif type(value) is list:
-                yield from _leaf_values(value)
+def _leaf_values(values: dict[int, Any], steps: tuple[tuple[int, int], ...], pos: int,
+                 out: dict[Any, tuple[int, int]]) -> None:
+    """Every unconverted leaf value of an item's ``values`` (read at ``pos``), at any depth,
+    into ``out`` by its read key as the frame memo notes it."""
+    for tag, value in values.items():
+        if type(value) is tuple:
+            out[("at", steps, tag) if steps else tag] = (value[1] - pos, value[2] - pos)
+        elif type(value) is list:
+            for index, item in enumerate(value):
+                if type(item) is LeanItem:
+                    _leaf_values(item._lean_values, (*steps, (tag, index)), pos, out)
 
+
+class _NoSharing(dict[bytes, list[LeanItem]]):
+    """A shared-sequences table that shares nothing (each sequence read where it lies)."""
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        return default
+
+    def __setitem__(self, key: bytes, value: list[LeanItem]) -> None:
+        return None
+
+    def setdefault(self, key: bytes, default: Any = None) -> Any:
+        return default
+
+
+_NO_SHARING = _NoSharing()
