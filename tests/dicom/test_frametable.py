@@ -245,3 +245,25 @@ def test_a_value_of_another_vr_is_another_layout(tmp_path: Path,
         {id(layout) for layout in _table(_read(_write(tmp_path / "plain"))).layouts})
     assert not _differences(_records(path, found), _records(path, _read_plain(path,
                                                                                monkeypatch)))
+
+
+def test_more_layouts_of_undefined_items_than_tries(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undefined-length items share one list of layouts: with more layouts than MAX_TRIES
+    in turn, an item beyond the tries is parsed (and its layout tried first next); the
+    records stay the plain reader's."""
+    lengths = ["1", "2.5", "-12.75", "100.125", "7.0625", "-3.03125"]
+
+    def in_pairs(items: Sequence) -> None:  # frames 2k and 2k + 1: one position length
+        for n, item in enumerate(items):
+            z = lengths[(n // 2) % len(lengths)]
+            item.PlanePositionSequence[0].ImagePositionPatient = ["-30", "-25.5", z]
+
+    path = _write(tmp_path, edit=in_pairs, undefined=True)
+    monkeypatch.setattr(frametable, "MAX_TRIES", 2)
+    found = _read(path)
+    table = _table(found)
+    assert len({id(layout) for layout in table.layouts}) >= len(lengths) > 2
+    assert len(table._items) == len(table) // 2  # the second of each pair matches
+    assert not _differences(_records(path, found), _records(path, _read_plain(path,
+                                                                               monkeypatch)))

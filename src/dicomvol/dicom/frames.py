@@ -175,8 +175,9 @@ def _table_groups(per_frame: Any, group_of: Bound, n_frames: int, nm_fields: Any
     # per layout: (reads, getter of the bytes they read, results by those bytes)
     known: dict[int, list[tuple[tuple[Any, ...], Any, dict[Any, dict[str, Any]]]]] = {}
     fields: list[dict[str, Any] | None] = []
-    for index, (layout, item) in enumerate(zip(per_frame.layouts, per_frame.item_bytes,
-                                               strict=True)):
+    item_of = per_frame.item
+    for index, layout in enumerate(per_frame.layouts):
+        item = None if layout is None else item_of(index)
         if layout is None or item is None:
             fields.append(None)
             continue

@@ -111,8 +111,6 @@ class FrameTable(Sequence[LeanItem]):
     ----------
     layouts : list of (FrameLayout or None)
         Per frame: the layout of its item (None: read item by item).
-    item_bytes : list of (bytes or None)
-        Per frame with a layout: its item's bytes.
     """
 
     def __init__(self, buf: bytes, shared: dict[bytes, list[LeanItem]], depth: int,
@@ -121,7 +119,6 @@ class FrameTable(Sequence[LeanItem]):
         self._starts: list[int] = []
         self._lengths: list[int] = []
         self.layouts: list[FrameLayout | None] = []
-        self.item_bytes: list[bytes | None] = []
         self._raw: list[tuple[bytes, ...] | None] = []
         self._items: dict[int, LeanItem] = {}
 
@@ -154,6 +151,14 @@ class FrameTable(Sequence[LeanItem]):
 
     def __bool__(self) -> bool:
         return bool(self._starts)
+
+    def item(self, index: int) -> bytes | None:
+        """The bytes of frame ``index``'s item (None: it has no layout)."""
+        layout = self.layouts[index]
+        if layout is None:
+            return None
+        start = self._starts[index]
+        return self._buf[start:start + layout.size]
 
     def contents(self, dims: tuple[int, tuple[int, ...]] | None
                  ) -> list[tuple[Any, ...] | None]:
@@ -194,8 +199,7 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
     by_length: dict[int, list[FrameLayout]] = {}
     layouts: dict[tuple[Any, ...], FrameLayout] = {}
     learning, misses, hits = True, 0, 0
-    starts, lengths, rows, raws, items = (table._starts, table._lengths, table.layouts,
-                                          table._raw, table.item_bytes)
+    starts, lengths, rows, raws = table._starts, table._lengths, table.layouts, table._raw
     pos = start
     while pos + 8 <= end:
         group, elem, item_length = ITEM_HEAD.unpack_from(buf, pos)
@@ -206,21 +210,15 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
         if tag != ITEM_TAG:
             raise ValueError("not an item")
         candidates = by_length.get(item_length, _NO_LAYOUTS)
-        for at, layout in enumerate(candidates):
-            if pos + layout.size > end:
-                continue
-            item = buf[pos:pos + layout.size]
-            if layout.key_of(item) in layout.structures:
-                if at:  # the layout last matched is tried first (undefined-length items
-                    candidates[0], candidates[at] = layout, candidates[0]  # share one list)
-                hits += 1
-                starts.append(pos)
-                lengths.append(item_length)
-                rows.append(layout)
-                raws.append(layout.values_of(item))
-                items.append(item)
-                pos += layout.size
-                break
+        matched = _match(buf, pos, end, candidates) if candidates else None
+        if matched is not None:
+            layout, item = matched
+            hits += 1
+            starts.append(pos)
+            lengths.append(item_length)
+            rows.append(layout)
+            raws.append(layout.values_of(item))
+            pos += layout.size
         else:
             item_end = end if item_length == UNDEFINED_LENGTH else pos + item_length
             values, after = parse_item(buf, pos, item_end, shared, depth)
@@ -237,17 +235,40 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
             if learnt is None:
                 rows.append(None)
                 raws.append(None)
-                items.append(None)
             else:
                 item = buf[pos:after]
                 learnt.structures[learnt.key_of(item)] = True
                 rows.append(learnt)
                 raws.append(learnt.values_of(item))
-                items.append(item)
+                known = by_length[item_length]  # (learnt is one of them: tried first next)
+                at = known.index(learnt)
+                known[0], known[at] = learnt, known[0]
             pos = after
     if length == UNDEFINED_LENGTH:
         raise ValueError("sequence without delimiter")
     return table, end
+
+
+#: Layouts tried for an item before it is parsed (the one matched last is tried first).
+MAX_TRIES = 4
+
+
+def _match(buf: bytes, pos: int, end: int, candidates: list[FrameLayout]
+           ) -> tuple[FrameLayout, bytes] | None:
+    """The layout among the first :data:`MAX_TRIES` of ``candidates`` whose structure the
+    item at ``pos`` has, with the item's bytes (moved to the front: undefined-length items
+    share one list); None to parse the item."""
+    for at, layout in enumerate(candidates):
+        if at == MAX_TRIES:
+            return None
+        if pos + layout.size > end:
+            continue
+        item = buf[pos:pos + layout.size]
+        if layout.key_of(item) in layout.structures:
+            if at:
+                candidates[0], candidates[at] = layout, candidates[0]
+            return layout, item
+    return None
 
 
 def _learn(buf: bytes, pos: int, after: int, item_length: int, end: int, depth: int,
