@@ -62,14 +62,6 @@ def dimensions(ds: Dataset) -> tuple[int, tuple[int, ...]] | None:
     return len(items), tuple(keep)
 
 
-def dimension_index(content: Any, dims: tuple[int, tuple[int, ...]] | None
-                     ) -> tuple[int, ...] | None:
-    """The frame's non-spatial DimensionIndexValues (see ``FrameRecord.dimension_index``)
-    from its FrameContentSequence item ``content``."""
-    values = content.get("DimensionIndexValues") if content is not None and dims else None
-    return None if values is None else dimension_values(values, dims)
-
-
 def dimension_values(values: Any, dims: tuple[int, tuple[int, ...]] | None
                      ) -> tuple[int, ...] | None:
     """The non-spatial ones of a frame's DimensionIndexValues ``values``."""
@@ -94,9 +86,10 @@ _PLANE_POSITION, _FRAME_CONTENT, _IPP, _TEMPORAL, _STACK, _ACQ_DT, _DIMENSION_VA
 
 
 def frame_content(ds: Any, shared: Any, frame_fg: Any,
-                   dims: tuple[int, tuple[int, ...]] | None) -> dict[str, Any]:
+                   dims: tuple[int, tuple[int, ...]] | None) -> tuple[Any, ...]:
     """The fields of one frame of a multi-frame object that change from frame to frame:
-    its position and its FrameContentSequence values (:data:`CONTENT_FIELDS`, in that order).
+    its position and its FrameContentSequence values (:data:`CONTENT_FIELDS`, in that order,
+    as :func:`content_fields` gives them).
 
     A frame read by :mod:`~dicomvol.dicom.leanmf` with both items present and not empty
     (every Enhanced MR frame) is read from its items' values directly: the same values
@@ -108,20 +101,19 @@ def frame_content(ds: Any, shared: Any, frame_fg: Any,
                 and type(plane[0]) is LeanItem and type(content[0]) is LeanItem
                 and plane[0] and content[0]):
             fc = content[0]
-            return dict(zip(CONTENT_FIELDS, content_fields(
-                plane[0]._value(_IPP), fc._value(_TEMPORAL), fc._value(_ACQ_DT),
-                fc._value(_STACK), fc._value(_DIMENSION_VALUES) if dims else None, dims),
-                strict=True))
+            return content_fields(plane[0]._value(_IPP), fc._value(_TEMPORAL),
+                                  fc._value(_ACQ_DT), fc._value(_STACK),
+                                  fc._value(_DIMENSION_VALUES) if dims else None, dims)
     plane_pos = functional_group(frame_fg, shared, "PlanePositionSequence")
     ipp = plane_pos.get("ImagePositionPatient") if plane_pos else ds.get("ImagePositionPatient")
-    content = first_item(frame_fg, "FrameContentSequence")
-    temporal = to_int(content.get("TemporalPositionIndex")) if content else None
-    stack_id = to_str(content.get("StackID")) if content else ""
-    acq_dt = to_str(content.get("FrameAcquisitionDateTime")) if content else ""
-    return {"position": position_of(ipp), "temporal_position": temporal,
-            "acquisition_time": acq_dt[8:] if len(acq_dt) > 8 else None,
-            "stack_id": stack_id or None,
-            "dimension_index": dimension_index(content, dims)}
+    item = first_item(frame_fg, "FrameContentSequence")
+
+    def value(keyword: str) -> Any:
+        return item.get(keyword) if item else None
+
+    return content_fields(ipp, value("TemporalPositionIndex"), value("FrameAcquisitionDateTime"),
+                          value("StackID"), value("DimensionIndexValues") if dims else None,
+                          dims)
 
 
 def acquisition_time(acq_dt: Any) -> str | None:

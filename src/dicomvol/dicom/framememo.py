@@ -261,8 +261,7 @@ class Bound:
     """``fn(ds, item, *rest)`` for one function and arguments, memoised per distinct input
     read from ``item`` (:meth:`FrameMemo.bind`): called once per frame of a file."""
 
-    __slots__ = ("_counts", "_ds", "_fn", "_patterns", "_rest", "_results", "_seen",
-                 "untracked")
+    __slots__ = ("_counts", "_ds", "_fn", "_patterns", "_rest", "_results", "_seen")
 
     def __init__(self, fn: Callable[..., Any], ds: Any, rest: tuple[Any, ...],
                  counts: list[int]) -> None:
@@ -273,8 +272,6 @@ class Bound:
         #: identity stays its own while the memo lives).
         self._seen: dict[tuple[int, int], tuple[list[Any], tuple[Hashable, ...]]] = {}
         self._counts = counts  # [calls recorded, matches], shown in FrameMemo.counts
-        #: Whether a lean item was passed to the function unrecorded (after giving up).
-        self.untracked = False
 
     def __call__(self, item: Any) -> Any:
         return self.reading(item)[0]
@@ -286,7 +283,6 @@ class Bound:
             return self._fn(self._ds, item, *self._rest), None
         counts, results = self._counts, self._results
         if counts[0] >= GIVE_UP_AFTER and not counts[1]:
-            self.untracked = True
             return self._fn(self._ds, item, *self._rest), None
         seen, patterns = self._seen, self._patterns
         for at, pattern in enumerate(patterns):
@@ -309,12 +305,6 @@ class Bound:
         read = view._read  # what probe would find, in its order, as the view noted it
         results[(reads, tuple(read[key] for key in known.order))] = result
         return result, reads
-
-
-    def reads_any(self, tags: frozenset[int]) -> bool:
-        """Whether a recorded call read any of ``tags`` of its item (or a call went
-        unrecorded: then it may have)."""
-        return self.untracked or any(key in tags for p in self._patterns for key in p.reads)
 
 
 class FrameMemo:

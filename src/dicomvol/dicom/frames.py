@@ -128,7 +128,7 @@ def frame_records(
             frame_ds: Any = memo if own is None else Fallback(own, ds)
             group = (group_of(frame_fg) if own is None
                      else _frame_group(frame_ds, frame_fg, shared, ds, mr, philips))
-            content = tuple(frame_content(frame_ds, shared, frame_fg, dims).values())
+            content = frame_content(frame_ds, shared, frame_fg, dims)
             number = to_int(own.get("InstanceNumber")) if own is not None else None
         if nm_fields is None and dose is None and number is None:  # the common case
             held = templates.get(id(group))
@@ -177,7 +177,7 @@ def _table_groups(per_frame: Any, group_of: Bound, n_frames: int, nm_fields: Any
     fields: list[dict[str, Any] | None] = []
     item_of = per_frame.item
     for index, layout in enumerate(per_frame.layouts):
-        item = None if layout is None else item_of(index)
+        item = item_of(index)  # (None where the frame has no layout)
         if layout is None or item is None:
             fields.append(None)
             continue

@@ -34,11 +34,7 @@ from dicomvol.dicom.leanitems import (
 )
 from dicomvol.dicom.tags import KEYWORD_TAGS
 
-_PLANE_POSITION, _FRAME_CONTENT, _UNASSIGNED = (
-    KEYWORD_TAGS[k][0] for k in ("PlanePositionSequence", "FrameContentSequence",
-                                 "UnassignedPerFrameConvertedAttributesSequence"))
-#: The sequences that hold the per-frame fields.
-PER_FRAME_SEQUENCES = frozenset({_PLANE_POSITION, _FRAME_CONTENT})
+_UNASSIGNED = KEYWORD_TAGS["UnassignedPerFrameConvertedAttributesSequence"][0]
 #: The values read per frame, as (sequence, element), in the order of the fields they give
 #: (``framegroups.CONTENT_FIELDS``, as :func:`~dicomvol.dicom.framegroups.content_fields`).
 CONTENT_TAGS = tuple((KEYWORD_TAGS[s][0], KEYWORD_TAGS[e][0]) for s, e in (
@@ -75,22 +71,22 @@ class FrameLayout:
     leaves : dict
         Every leaf value's (start, end) in the item's bytes, by its read key as the frame
         memo notes it (a tag, or ``("at", steps, tag)`` inside sequences).
-    structures : dict
-        The layout's structure key (its one entry): an item of this layout has it.
+    structure : tuple of bytes
+        ``key_of`` of the item the layout was learnt from: an item of this layout has it.
     """
 
-    __slots__ = ("caches", "key_of", "leaves", "size", "structures", "values_of", "vrs")
+    __slots__ = ("caches", "key_of", "leaves", "size", "structure", "values_of", "vrs")
 
-    def __init__(self, size: int, spans: list[tuple[int, int]],
+    def __init__(self, item: bytes, spans: list[tuple[int, int]],
                  fields: list[tuple[str, int, int] | None],
                  leaves: dict[Any, tuple[int, int]]) -> None:
-        self.size = size
+        self.size = len(item)
         self.key_of = itemgetter(*(slice(a, b) for a, b in spans), _EMPTY)
+        self.structure = self.key_of(item)
         self.values_of = itemgetter(*(_EMPTY if f is None else slice(f[1], f[2])
                                       for f in fields))
         self.vrs = tuple(None if f is None else f[0] for f in fields)
         self.leaves = leaves
-        self.structures: dict[tuple[bytes, ...], bool] = {}
         #: Per field but the last (dimension index): its value by raw bytes (positions,
         #: temporal indices and stacks repeat; acquisition times rarely).
         self.caches: tuple[dict[bytes, Any], ...] = ({}, {}, {}, {})
@@ -164,7 +160,7 @@ class FrameTable(Sequence[LeanItem]):
                  ) -> list[tuple[Any, ...] | None]:
         """Per frame: its per-frame fields (``framegroups.CONTENT_FIELDS``, in order) from
         its raw values, as ``framegroups.frame_content`` reads them from its item; None for
-        a frame without a group (read item by item)."""
+        a frame without a layout (read item by item)."""
         out: list[tuple[Any, ...] | None] = []
         append = out.append
         for layout, raw in zip(self.layouts, self._raw, strict=True):
@@ -236,10 +232,8 @@ def read_table(buf: bytes, start: int, length: int, shared: dict[bytes, list[Lea
                 rows.append(None)
                 raws.append(None)
             else:
-                item = buf[pos:after]
-                learnt.structures[learnt.key_of(item)] = True
                 rows.append(learnt)
-                raws.append(learnt.values_of(item))
+                raws.append(learnt.values_of(buf[pos:after]))
                 known = by_length[item_length]  # (learnt is one of them: tried first next)
                 at = known.index(learnt)
                 known[0], known[at] = learnt, known[0]
@@ -264,7 +258,7 @@ def _match(buf: bytes, pos: int, end: int, candidates: list[FrameLayout]
         if pos + layout.size > end:
             continue
         item = buf[pos:pos + layout.size]
-        if layout.key_of(item) in layout.structures:
+        if layout.key_of(item) == layout.structure:
             if at:
                 candidates[0], candidates[at] = layout, candidates[0]
             return layout, item
@@ -313,13 +307,13 @@ def _learn(buf: bytes, pos: int, after: int, item_length: int, end: int, depth: 
         spans.append((at, size))
     # One layout per structure: every byte outside the leaf values (tags, VRs, lengths,
     # delimiters) the same. (Equal offsets are not enough: a VR decides a value.)
-    structure = buf[pos:after]
-    signature = (item_length, tuple(spans), tuple(structure[a:b] for a, b in spans))
+    item = buf[pos:after]
+    signature = (item_length, tuple(spans), tuple(item[a:b] for a, b in spans))
     layout = layouts.get(signature)
     if layout is None:
         if len(layouts) >= MAX_LAYOUTS:
             return None
-        layout = layouts[signature] = FrameLayout(size, spans, fields, leaves)
+        layout = layouts[signature] = FrameLayout(item, spans, fields, leaves)
         by_length.setdefault(item_length, []).append(layout)
     return layout
 

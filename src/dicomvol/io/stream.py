@@ -114,13 +114,12 @@ def _write(plan: VolumePlan, path: Path, compress: bool, threads: int, mode: Pix
             for chunk in _slices(plan, mode, threads, sources, runs=True):
                 fp.write(chunk)
             return
-        for n, plane in enumerate(_slices(plan, mode, threads, sources)):
-            fp.write(plane)
-            if on_slice is not None:  # the F-order bytes of an (X, Y) slice
-                import numpy as np
+        import numpy as np
 
-                on_slice(n, np.frombuffer(plane, dtype=mode.dtype).reshape(
-                    (columns, rows), order="F"))
+        for n, plane in enumerate(_slices(plan, mode, threads, sources)):
+            fp.write(plane)  # the F-order bytes of an (X, Y) slice
+            on_slice(n, np.frombuffer(plane, dtype=mode.dtype).reshape((columns, rows),
+                                                                          order="F"))
 
 
 def _slice_bytes(frame: FrameRecord, mode: PixelMode,
@@ -136,7 +135,7 @@ def _slice_bytes(frame: FrameRecord, mode: PixelMode,
     :func:`~dicomvol.pixels.assemble.shift_bytes`): a plain series is written by a
     process that never imports numpy (the same bytes, tested).
     """
-    if not frame.pixel_format and frame.samples_per_pixel == 1 and streams_natively(frame):
+    if _native_sample(frame):
         stored = stored_format(frame)
         if mode.kind == "raw" and mode.type_name == stored:
             return native_bytes(frame, sources)
@@ -175,8 +174,8 @@ def _native_runs(frames: list[FrameRecord], mode: PixelMode,
     i, n = 0, len(frames)
     while i < n:
         first, j = frames[i], i + 1
-        if (mode.kind == "raw" and not first.pixel_format and first.samples_per_pixel == 1
-                and is_native_multiframe(first) and mode.type_name == stored_format(first)):
+        if (mode.kind == "raw" and is_native_multiframe(first) and _native_sample(first)
+                and mode.type_name == stored_format(first)):
             limit = i + max(1, RUN_BYTES // (first.rows * first.columns * mode.itemsize))
             while (j < n and j < limit and frames[j].path == first.path
                    and frames[j].frame == frames[j - 1].frame + 1):
@@ -188,6 +187,11 @@ def _native_runs(frames: list[FrameRecord], mode: PixelMode,
             for frame in frames[i:j]:
                 yield _slice_bytes(frame, mode, sources)
         i = j
+
+
+def _native_sample(frame: FrameRecord) -> bool:
+    """Whether a frame's integer samples (one per pixel) are read straight from its file."""
+    return not frame.pixel_format and frame.samples_per_pixel == 1 and streams_natively(frame)
 
 
 def _decoded_apart(frames: list[FrameRecord], threads: int) -> bool:
